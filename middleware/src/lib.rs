@@ -1,0 +1,1 @@
+//! wireloop-middleware

@@ -1,0 +1,397 @@
+//! Input and output buffers.
+//!
+//! A loop owns one [`InBuf`] (the shared read buffer) and one [`OutBuf`] (the staging output
+//! queue). While a handler callback runs for a connection that holds no bytes of its own, its
+//! input is the loop's read buffer and its output goes to the loop's staging queue; after the
+//! callback, whatever is left over (unconsumed input, unsent output) moves into the
+//! connection's own buffers. An idle connection therefore holds no buffer at all, and the
+//! common path (read, answer, write everything) allocates nothing.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+
+use bytes::{Buf, Bytes};
+
+/// Most slices handed to one `writev`.
+const MAX_IOVECS: usize = 64;
+/// Writes smaller than this are copied into the tail chunk instead of queued as their own
+/// `Bytes`: copying a few hundred bytes is cheaper than another iovec.
+const COPY_BELOW: usize = 512;
+/// A copied chunk is not grown beyond this; a new chunk starts instead.
+const CHUNK_MAX: usize = 64 * 1024;
+
+/// Bytes read from a socket and not consumed yet: `buf[pos..end]`.
+///
+/// `buf` is always fully initialised (zeroed when it grows), so reads go straight into it
+/// without `unsafe` and without zeroing on every read.
+#[derive(Debug, Default)]
+pub(crate) struct InBuf {
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+}
+
+impl InBuf {
+    /// An empty buffer with room for `cap` bytes (the loop's shared read buffer).
+    pub(crate) fn with_capacity(cap: usize) -> InBuf {
+        InBuf {
+            buf: vec![0; cap],
+            pos: 0,
+            end: 0,
+        }
+    }
+
+    /// The unconsumed bytes.
+    #[inline]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf[self.pos..self.end]
+    }
+
+    /// Number of unconsumed bytes.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.end - self.pos
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pos == self.end
+    }
+
+    /// Marks `n` bytes as consumed (clamped to what is there).
+    #[inline]
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.end);
+    }
+
+    /// Forgets every byte but keeps the allocation.
+    #[inline]
+    pub(crate) fn clear(&mut self) {
+        self.pos = 0;
+        self.end = 0;
+    }
+
+    /// Replaces the content with `bytes`, allocating only what they need.
+    pub(crate) fn set_from(&mut self, bytes: &[u8]) {
+        if self.buf.len() < bytes.len() {
+            self.buf = bytes.to_vec();
+        } else {
+            self.buf[..bytes.len()].copy_from_slice(bytes);
+        }
+        self.pos = 0;
+        self.end = bytes.len();
+    }
+
+    /// Moves the unconsumed bytes to the front so the allocation can be reused, and frees it
+    /// when nothing is left (a connection without pending input holds no buffer).
+    pub(crate) fn settle(&mut self) {
+        if self.is_empty() {
+            *self = InBuf::default();
+        } else if self.pos > 0 && self.pos >= self.end / 2 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+    }
+
+    /// Bytes currently allocated.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Free bytes after the data.
+    #[inline]
+    pub(crate) fn room(&self) -> usize {
+        self.buf.len() - self.end
+    }
+
+    /// Reads once from `r` into the free space after the data, first growing the buffer so
+    /// at least `min_room` bytes are free. Returns what `read` returned.
+    pub(crate) fn read_from<R: io::Read>(
+        &mut self,
+        r: &mut R,
+        min_room: usize,
+    ) -> io::Result<usize> {
+        if self.pos == self.end {
+            self.pos = 0;
+            self.end = 0;
+        }
+        if self.room() < min_room {
+            let want = (self.end + min_room).max(self.buf.len() * 2);
+            self.buf.resize(want, 0);
+        }
+        let n = r.read(&mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n)
+    }
+}
+
+/// One queued piece of output.
+#[derive(Debug)]
+enum Chunk {
+    /// Bytes copied from `write(&[u8])`.
+    Copied(Vec<u8>),
+    /// A zero-copy buffer from `write_bytes`.
+    Shared(Bytes),
+}
+
+impl Chunk {
+    #[inline]
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Chunk::Copied(v) => v,
+            Chunk::Shared(b) => b,
+        }
+    }
+}
+
+/// Output waiting for the socket, in order. The first chunk is sent from `front_pos`.
+#[derive(Debug, Default)]
+pub(crate) struct OutBuf {
+    chunks: VecDeque<Chunk>,
+    front_pos: usize,
+    len: usize,
+    /// An emptied copy chunk kept for reuse (only the loop's staging queue keeps one).
+    spare: Vec<u8>,
+}
+
+impl OutBuf {
+    /// Bytes queued and not yet written.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queues a copy of `data`.
+    pub(crate) fn write(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        self.len += data.len();
+        if let Some(Chunk::Copied(v)) = self.chunks.back_mut() {
+            if v.len() + data.len() <= CHUNK_MAX.max(v.capacity()) {
+                v.extend_from_slice(data);
+                return;
+            }
+        }
+        let mut v = std::mem::take(&mut self.spare);
+        v.clear();
+        v.extend_from_slice(data);
+        self.chunks.push_back(Chunk::Copied(v));
+    }
+
+    /// Queues `data` without copying it (small buffers are copied: cheaper than an iovec).
+    pub(crate) fn write_bytes(&mut self, data: Bytes) {
+        if data.len() < COPY_BELOW {
+            self.write(&data);
+            return;
+        }
+        self.len += data.len();
+        self.chunks.push_back(Chunk::Shared(data));
+    }
+
+    /// Writes queued bytes to `w` until the queue is empty (`Ok(true)`) or `w` would block
+    /// (`Ok(false)`). Several chunks go out in one vectored write. Returns the bytes written
+    /// through `written`.
+    pub(crate) fn flush_to<W: io::Write>(
+        &mut self,
+        w: &mut W,
+        written: &mut usize,
+    ) -> io::Result<bool> {
+        while self.len > 0 {
+            let res = if self.chunks.len() == 1 {
+                w.write(&self.chunks[0].as_slice()[self.front_pos..])
+            } else {
+                let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+                let mut n = 0;
+                for (i, c) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
+                    let s = c.as_slice();
+                    iov[i] = IoSlice::new(if i == 0 { &s[self.front_pos..] } else { s });
+                    n += 1;
+                }
+                w.write_vectored(&iov[..n])
+            };
+            match res {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    *written += n;
+                    self.advance(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Drops `n` written bytes from the front.
+    fn advance(&mut self, mut n: usize) {
+        self.len -= n;
+        while n > 0 {
+            let front_len = self.chunks[0].as_slice().len() - self.front_pos;
+            if n < front_len {
+                self.front_pos += n;
+                if let Some(Chunk::Shared(b)) = self.chunks.front_mut() {
+                    b.advance(self.front_pos);
+                    self.front_pos = 0;
+                }
+                return;
+            }
+            n -= front_len;
+            self.front_pos = 0;
+            if let Some(Chunk::Copied(v)) = self.chunks.pop_front() {
+                if v.capacity() > self.spare.capacity() && v.capacity() <= CHUNK_MAX {
+                    self.spare = v;
+                }
+            }
+        }
+    }
+
+    /// Frees every allocation (a connection without pending output holds no buffer).
+    pub(crate) fn release(&mut self) {
+        debug_assert!(self.is_empty());
+        *self = OutBuf::default();
+    }
+
+    /// Drops queued output (used when the socket is gone).
+    pub(crate) fn discard(&mut self) {
+        self.chunks.clear();
+        self.front_pos = 0;
+        self.len = 0;
+    }
+
+    /// Bytes allocated by this queue.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.spare.capacity()
+            + self
+                .chunks
+                .iter()
+                .map(|c| match c {
+                    Chunk::Copied(v) => v.capacity(),
+                    Chunk::Shared(b) => b.len(),
+                })
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that accepts at most `limit` bytes per call and then blocks once every
+    /// `block_every` calls.
+    struct Trickle {
+        out: Vec<u8>,
+        limit: usize,
+        calls: usize,
+        block_every: usize,
+    }
+
+    impl io::Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.block_every > 0 && self.calls % self.block_every == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.limit);
+            self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.block_every > 0 && self.calls % self.block_every == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut left = self.limit;
+            let mut n = 0;
+            for b in bufs {
+                let k = b.len().min(left);
+                self.out.extend_from_slice(&b[..k]);
+                n += k;
+                left -= k;
+                if left == 0 {
+                    break;
+                }
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn out_keeps_order_across_partial_writes() {
+        let mut q = OutBuf::default();
+        let mut expect = Vec::new();
+        for i in 0..200u32 {
+            let piece: Vec<u8> = (0..(i * 37 % 3000)).map(|k| (k ^ i) as u8).collect();
+            expect.extend_from_slice(&piece);
+            if i % 3 == 0 {
+                q.write_bytes(Bytes::from(piece));
+            } else {
+                q.write(&piece);
+            }
+        }
+        assert_eq!(q.len(), expect.len());
+        let mut w = Trickle {
+            out: Vec::new(),
+            limit: 777,
+            calls: 0,
+            block_every: 5,
+        };
+        let mut written = 0;
+        let mut rounds = 0;
+        while !q.flush_to(&mut w, &mut written).unwrap() {
+            rounds += 1;
+            assert!(rounds < 100_000);
+        }
+        assert!(q.is_empty());
+        assert_eq!(written, expect.len());
+        assert_eq!(w.out, expect);
+    }
+
+    #[test]
+    fn in_consume_and_settle() {
+        let mut b = InBuf::default();
+        b.set_from(b"hello world");
+        b.consume(6);
+        assert_eq!(b.bytes(), b"world");
+        b.settle();
+        assert_eq!(b.bytes(), b"world");
+        b.consume(100);
+        assert!(b.is_empty());
+        b.settle();
+        assert_eq!(b.capacity(), 0);
+    }
+
+    #[test]
+    fn in_read_appends() {
+        let mut b = InBuf::default();
+        let mut src: &[u8] = b"abcdef";
+        assert_eq!(b.read_from(&mut src, 4).unwrap(), 6);
+        b.consume(2);
+        let mut src2: &[u8] = b"gh";
+        b.read_from(&mut src2, 4).unwrap();
+        assert_eq!(b.bytes(), b"cdefgh");
+    }
+
+    #[test]
+    fn release_frees() {
+        let mut q = OutBuf::default();
+        q.write(b"abc");
+        let mut sink = Vec::new();
+        let mut n = 0;
+        assert!(q.flush_to(&mut sink, &mut n).unwrap());
+        q.release();
+        assert_eq!(q.capacity(), 0);
+    }
+}

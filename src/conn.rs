@@ -1,0 +1,269 @@
+//! A connection as the handler sees it during a callback.
+
+use std::fmt;
+use std::io;
+
+use bytes::Bytes;
+
+use crate::buf::{InBuf, OutBuf};
+use crate::socket::{NetAddr, Stream};
+use crate::Handle;
+
+/// Identifies a connection across threads: the loop that owns it, its slot, and the slot's
+/// generation. An id whose connection is gone (or whose slot was reused) is simply ignored
+/// by [`Handle`] and [`Control`](crate::Control) operations.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct ConnId {
+    pub(crate) loop_index: u32,
+    pub(crate) key: u32,
+    pub(crate) gen: u32,
+}
+
+impl ConnId {
+    /// Index of the loop that owns the connection.
+    pub fn loop_index(&self) -> usize {
+        self.loop_index as usize
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}.{}", self.loop_index, self.key, self.gen)
+    }
+}
+
+/// Connection flags (a `u16` per connection).
+pub(crate) mod flags {
+    /// The socket may have more to read (set by a readable event, cleared on `WouldBlock`).
+    pub(crate) const READABLE: u16 = 1 << 0;
+    /// The socket accepted the last write in full (cleared on `WouldBlock`).
+    pub(crate) const WRITABLE: u16 = 1 << 1;
+    /// The peer closed its sending side.
+    pub(crate) const READ_EOF: u16 = 1 << 2;
+    /// Reading is paused: output is above the high-water mark.
+    pub(crate) const PAUSED: u16 = 1 << 3;
+    /// Closing: no more callbacks but `closed`; flushing output first.
+    pub(crate) const CLOSING: u16 = 1 << 4;
+    /// The handler asked for `shutdown(Write)` once output is flushed.
+    pub(crate) const SHUT_WR_REQ: u16 = 1 << 5;
+    /// `shutdown(Write)` was done.
+    pub(crate) const SHUT_WR_DONE: u16 = 1 << 6;
+    /// The handler asked to close (`Conn::close`).
+    pub(crate) const CLOSE_REQ: u16 = 1 << 7;
+    /// `closed` has fired; the socket lingers only to drain the peer's last bytes so the
+    /// close does not turn into a reset that could destroy the output just sent.
+    pub(crate) const LINGERING: u16 = 1 << 8;
+    /// The connection is in the loop's queue of connections to read again.
+    pub(crate) const QUEUED: u16 = 1 << 9;
+}
+
+/// Buffers a connection holds only while it has pending input or output.
+#[derive(Debug, Default)]
+pub(crate) struct ConnBufs {
+    pub(crate) input: InBuf,
+    pub(crate) out: OutBuf,
+}
+
+/// The socket side of a stored connection.
+#[derive(Debug)]
+pub(crate) struct ConnIo {
+    pub(crate) stream: Stream,
+    pub(crate) flags: u16,
+    pub(crate) addr_index: u16,
+}
+
+impl ConnIo {
+    #[inline]
+    pub(crate) fn has(&self, f: u16) -> bool {
+        self.flags & f != 0
+    }
+    #[inline]
+    pub(crate) fn set(&mut self, f: u16) {
+        self.flags |= f;
+    }
+    #[inline]
+    pub(crate) fn unset(&mut self, f: u16) {
+        self.flags &= !f;
+    }
+}
+
+/// A connection as stored in the loop's slab.
+#[derive(Debug)]
+pub(crate) struct Connection<S> {
+    pub(crate) io: ConnIo,
+    pub(crate) bufs: Option<Box<ConnBufs>>,
+    pub(crate) state: S,
+}
+
+/// Loop-wide facts a connection view can report.
+#[derive(Debug)]
+pub(crate) struct LoopCtx {
+    pub(crate) index: usize,
+    pub(crate) handle: Handle,
+}
+
+/// A connection during a handler callback: its input, its output queue, its state and
+/// its addresses. Valid only for the duration of the callback (it borrows the loop).
+pub struct Conn<'a, S> {
+    pub(crate) id: ConnId,
+    pub(crate) io: &'a mut ConnIo,
+    pub(crate) input: &'a mut InBuf,
+    pub(crate) out: &'a mut OutBuf,
+    pub(crate) ctx: &'a LoopCtx,
+    /// The connection's own state (the handler's `State` type), created with `Default`
+    /// when the connection opened and dropped after `closed`.
+    pub state: &'a mut S,
+}
+
+impl<S> Conn<'_, S> {
+    /// Everything received and not yet consumed.
+    #[inline]
+    pub fn input(&self) -> &[u8] {
+        self.input.bytes()
+    }
+
+    /// Marks the first `n` bytes of [`input`](Conn::input) as used; they are not shown
+    /// again. Bytes not consumed stay for the next `data` call.
+    #[inline]
+    pub fn consume(&mut self, n: usize) {
+        self.input.consume(n);
+    }
+
+    /// Queues a copy of `data` for the peer. It is written when the callback returns;
+    /// what the socket does not take at once stays queued, in order.
+    #[inline]
+    pub fn write(&mut self, data: &[u8]) {
+        if !self.io.has(flags::CLOSING | flags::SHUT_WR_DONE) {
+            self.out.write(data);
+        }
+    }
+
+    /// Queues `data` without copying it (buffers under a few hundred bytes are copied,
+    /// which is cheaper than sending them separately).
+    #[inline]
+    pub fn write_bytes(&mut self, data: Bytes) {
+        if !self.io.has(flags::CLOSING | flags::SHUT_WR_DONE) {
+            self.out.write_bytes(data);
+        }
+    }
+
+    /// The input and a writer for the output at once, so input can be answered without
+    /// copying it first (an echo is `let (i, mut o) = conn.split(); o.write(i);`).
+    #[inline]
+    pub fn split(&mut self) -> (&[u8], Output<'_>) {
+        let open = !self.io.has(flags::CLOSING | flags::SHUT_WR_DONE);
+        (
+            self.input.bytes(),
+            Output {
+                out: self.out,
+                open,
+            },
+        )
+    }
+
+    /// Bytes queued and not yet taken by the socket.
+    #[inline]
+    pub fn output_len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// This connection's id, for [`Handle`] and [`Control`](crate::Control) calls.
+    #[inline]
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Index of the listener that accepted the connection, in the order the addresses were
+    /// given to the builder (with `reuseport`, all of an address's sockets share its index).
+    #[inline]
+    pub fn addr_index(&self) -> usize {
+        self.io.addr_index as usize
+    }
+
+    /// Index of the loop serving this connection.
+    #[inline]
+    pub fn loop_index(&self) -> usize {
+        self.ctx.index
+    }
+
+    /// The local address of the socket.
+    pub fn local_addr(&self) -> io::Result<NetAddr> {
+        self.io.stream.local_addr()
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<NetAddr> {
+        self.io.stream.peer_addr()
+    }
+
+    /// Whether the peer has closed its sending side (see [`Handler::eof`](crate::Handler::eof)).
+    #[inline]
+    pub fn is_eof(&self) -> bool {
+        self.io.has(flags::READ_EOF)
+    }
+
+    /// Closes the connection after this callback, as if it returned [`Action::Close`](crate::Action::Close):
+    /// queued output is flushed first.
+    pub fn close(&mut self) {
+        self.io.set(flags::CLOSE_REQ);
+    }
+
+    /// Sends end-of-file to the peer once the queued output is written (TCP half-close).
+    /// The connection stays open for reading; nothing more can be written.
+    pub fn shutdown_write(&mut self) {
+        self.io.set(flags::SHUT_WR_REQ);
+    }
+
+    /// A handle for cross-thread calls (clone it into other threads).
+    pub fn handle(&self) -> &Handle {
+        &self.ctx.handle
+    }
+}
+
+/// A connection's output queue, from [`Conn::split`].
+pub struct Output<'a> {
+    out: &'a mut OutBuf,
+    open: bool,
+}
+
+impl Output<'_> {
+    /// Queues a copy of `data` (see [`Conn::write`]).
+    #[inline]
+    pub fn write(&mut self, data: &[u8]) {
+        if self.open {
+            self.out.write(data);
+        }
+    }
+
+    /// Queues `data` without copying it (see [`Conn::write_bytes`]).
+    #[inline]
+    pub fn write_bytes(&mut self, data: Bytes) {
+        if self.open {
+            self.out.write_bytes(data);
+        }
+    }
+
+    /// Bytes queued and not yet written.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether nothing is queued.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Conn<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("id", &self.id)
+            .field("addr_index", &self.io.addr_index)
+            .field("input_len", &self.input.len())
+            .field("output_len", &self.out.len())
+            .field("state", &self.state)
+            .finish()
+    }
+}

@@ -1,0 +1,203 @@
+//! The crate's error type: opaque, with predicates that say what went wrong.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::addr::AddrError;
+
+/// Everything that can fail in wireloop: building a server, serving it, and a connection's
+/// life (handed to [`Handler::closed`](crate::Handler::closed)).
+///
+/// The kind is private; ask with the `is_*` predicates, and reach the underlying
+/// [`io::Error`] with [`Error::io_error`].
+pub struct Error {
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// An address did not parse.
+    Addr(AddrError),
+    /// An address parsed but cannot be served (a scheme this build does not serve, say).
+    Unsupported { addr: String, reason: &'static str },
+    /// Resolving, creating, binding or listening on an address failed.
+    Bind { addr: String, source: io::Error },
+    /// A socket operation on a connection or in the loop failed.
+    Io(io::Error),
+    /// A peer sent more unconsumed input than `max_input` allows.
+    InputLimit { limit: usize },
+    /// Output could not be flushed before the close linger or shutdown deadline.
+    FlushTimeout { pending: usize, after: Duration },
+    /// The builder was given an invalid setting.
+    Config(String),
+    /// A loop thread panicked; the server was shut down.
+    LoopPanicked { index: usize },
+}
+
+impl Error {
+    pub(crate) fn addr(e: AddrError) -> Error {
+        Error {
+            kind: Kind::Addr(e),
+        }
+    }
+
+    pub(crate) fn unsupported(addr: &str, reason: &'static str) -> Error {
+        Error {
+            kind: Kind::Unsupported {
+                addr: addr.to_string(),
+                reason,
+            },
+        }
+    }
+
+    pub(crate) fn bind(addr: &str, source: io::Error) -> Error {
+        Error {
+            kind: Kind::Bind {
+                addr: addr.to_string(),
+                source,
+            },
+        }
+    }
+
+    pub(crate) fn io(e: io::Error) -> Error {
+        Error { kind: Kind::Io(e) }
+    }
+
+    pub(crate) fn input_limit(limit: usize) -> Error {
+        Error {
+            kind: Kind::InputLimit { limit },
+        }
+    }
+
+    pub(crate) fn flush_timeout(pending: usize, after: Duration) -> Error {
+        Error {
+            kind: Kind::FlushTimeout { pending, after },
+        }
+    }
+
+    pub(crate) fn config(msg: impl Into<String>) -> Error {
+        Error {
+            kind: Kind::Config(msg.into()),
+        }
+    }
+
+    pub(crate) fn loop_panicked(index: usize) -> Error {
+        Error {
+            kind: Kind::LoopPanicked { index },
+        }
+    }
+
+    /// An address was malformed or names something that cannot be served.
+    pub fn is_addr(&self) -> bool {
+        matches!(self.kind, Kind::Addr(_) | Kind::Unsupported { .. })
+    }
+
+    /// Resolving, binding or listening on an address failed (see also
+    /// [`is_addr_in_use`](Error::is_addr_in_use), [`is_permission_denied`](Error::is_permission_denied)).
+    pub fn is_bind(&self) -> bool {
+        matches!(self.kind, Kind::Bind { .. })
+    }
+
+    /// Binding failed because the address is already in use.
+    pub fn is_addr_in_use(&self) -> bool {
+        self.io_error()
+            .is_some_and(|e| e.kind() == io::ErrorKind::AddrInUse)
+    }
+
+    /// An operation was refused for lack of permission (a privileged port, say).
+    pub fn is_permission_denied(&self) -> bool {
+        self.io_error()
+            .is_some_and(|e| e.kind() == io::ErrorKind::PermissionDenied)
+    }
+
+    /// A socket operation failed (reset by the peer, broken pipe, ...).
+    pub fn is_io(&self) -> bool {
+        matches!(self.kind, Kind::Io(_))
+    }
+
+    /// The peer sent more input than the handler consumed and the limit allows.
+    pub fn is_input_limit(&self) -> bool {
+        matches!(self.kind, Kind::InputLimit { .. })
+    }
+
+    /// Something did not finish in time (output not flushed before a close linger or the
+    /// shutdown deadline ran out).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.kind, Kind::FlushTimeout { .. })
+            || self
+                .io_error()
+                .is_some_and(|e| e.kind() == io::ErrorKind::TimedOut)
+    }
+
+    /// The builder was given an invalid setting.
+    pub fn is_config(&self) -> bool {
+        matches!(self.kind, Kind::Config(_))
+    }
+
+    /// A loop thread panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.kind, Kind::LoopPanicked { .. })
+    }
+
+    /// The operating-system error underneath, if there is one.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match &self.kind {
+            Kind::Bind { source, .. } => Some(source),
+            Kind::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Addr(e) => write!(f, "{e}"),
+            Kind::Unsupported { addr, reason } => write!(f, "cannot serve {addr:?}: {reason}"),
+            Kind::Bind { addr, source } => write!(f, "cannot listen on {addr:?}: {source}"),
+            Kind::Io(e) => write!(f, "i/o error: {e}"),
+            Kind::InputLimit { limit } => {
+                write!(
+                    f,
+                    "input limit exceeded: more than {limit} unconsumed bytes"
+                )
+            }
+            Kind::FlushTimeout { pending, after } => write!(
+                f,
+                "output not flushed within {after:?}: {pending} bytes dropped"
+            ),
+            Kind::Config(msg) => write!(f, "invalid configuration: {msg}"),
+            Kind::LoopPanicked { index } => write!(f, "loop {index} panicked"),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("wireloop::Error").field(&self.kind).finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            Kind::Addr(e) => Some(e),
+            Kind::Bind { source, .. } => Some(source),
+            Kind::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<AddrError> for Error {
+    fn from(e: AddrError) -> Error {
+        Error::addr(e)
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        Error::io(e)
+    }
+}

@@ -1,0 +1,104 @@
+//! The handler contract: what the loop calls, when, and what the return values do.
+
+use std::time::Duration;
+
+use crate::{Conn, Control, Error};
+
+/// What the loop does after a callback returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Carry on.
+    #[default]
+    None,
+    /// Close the connection: stop reading, flush queued output (within the close linger),
+    /// then close. `closed` fires once the connection is gone. Returned from a callback
+    /// that has no connection (`serving`, `tick`), it means nothing.
+    Close,
+    /// Shut the whole server down gracefully: listeners close, every connection's queued
+    /// output is flushed (within the shutdown deadline), `closed` fires for each, and
+    /// [`Server::serve`](crate::Server::serve) returns.
+    Shutdown,
+}
+
+/// Serves connections on one loop. The server makes one handler per loop (through the
+/// factory given to [`serve`](crate::Server::serve)) and calls it only from that loop's
+/// thread, so a handler needs no locks: its fields are the loop's own state.
+///
+/// # Event order for one connection
+///
+/// `opened` → (`data` | `writable` | `woken`)* → [`eof`] → ... → `closed`, and `closed`
+/// exactly once, whatever happened. Every callback but `closed` returns an [`Action`].
+///
+/// # Input
+///
+/// [`Conn::input`] holds everything received and not yet [consumed](Conn::consume). Bytes
+/// you do not consume are kept and shown again, with the next bytes appended, at the next
+/// `data` call, so a framing protocol consumes whole frames and leaves a partial one for
+/// later. Unconsumed input is limited by the server's `max_input`; past it the connection
+/// is closed with an error ([`Error::is_input_limit`]).
+///
+/// # Output and backpressure
+///
+/// [`Conn::write`] queues bytes; the loop writes them when the callback returns and keeps
+/// what the socket does not take. When queued output passes the high-water mark the loop
+/// stops reading from this connection (so a peer that sends without reading cannot grow
+/// the server's memory) and resumes when it drains below the low-water mark, at which
+/// point `writable` is called.
+pub trait Handler: 'static {
+    /// Per-connection state, owned by the loop, created with `Default` when a connection
+    /// opens and reachable as [`Conn::state`].
+    type State: Default;
+
+    /// The loop has started and its listeners are open. Called once on every loop.
+    fn serving(&mut self, ctl: &mut Control<'_, Self::State>) -> Action {
+        let _ = ctl;
+        Action::None
+    }
+
+    /// A connection was accepted.
+    fn opened(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
+        let _ = conn;
+        Action::None
+    }
+
+    /// New input arrived: look at [`Conn::input`], [`Conn::consume`] what you used, and
+    /// [`Conn::write`] answers.
+    fn data(&mut self, conn: &mut Conn<'_, Self::State>) -> Action;
+
+    /// The peer closed its sending side (read returned end-of-file). Unconsumed input is
+    /// still in [`Conn::input`], and the connection can still be written to. The default
+    /// closes the connection (after flushing); a proxy or a protocol with half-close
+    /// overrides this and may call [`Conn::shutdown_write`] when it has answered.
+    fn eof(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
+        let _ = conn;
+        Action::Close
+    }
+
+    /// Output that had backed up has drained below the low-water mark: a producer that
+    /// paused (the other side of a proxy, a streaming body) can resume.
+    fn writable(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
+        let _ = conn;
+        Action::None
+    }
+
+    /// [`Handle::wake`](crate::Handle::wake) was called for this connection.
+    fn woken(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
+        let _ = conn;
+        Action::None
+    }
+
+    /// The connection is gone. `err` is `None` for a clean close (either side closed after
+    /// everything queued was written) and says what failed otherwise. The connection can
+    /// no longer be written to; its state and any unconsumed input are still visible.
+    fn closed(&mut self, conn: &mut Conn<'_, Self::State>, err: Option<Error>) {
+        let _ = (conn, err);
+    }
+
+    /// Called right after `serving`, then again after each returned delay; `None` stops
+    /// the ticks. The default never ticks again.
+    fn tick(&mut self, ctl: &mut Control<'_, Self::State>) -> (Option<Duration>, Action) {
+        let _ = ctl;
+        (None, Action::None)
+    }
+}

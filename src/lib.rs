@@ -1,0 +1,71 @@
+//! # wireloop
+//!
+//! Event-loop networking on [`mio`]: a few threads, each running one loop that owns its
+//! connections and calls your [`Handler`] with plain return values ([`Action`]). No async
+//! runtime on the data path.
+//!
+//! ```no_run
+//! use wireloop::{Action, Conn, Handler, Server};
+//!
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     type State = ();
+//!     fn data(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+//!         let (input, mut output) = conn.split();
+//!         output.write(input);
+//!         let n = input.len();
+//!         conn.consume(n);
+//!         Action::None
+//!     }
+//! }
+//!
+//! fn main() -> Result<(), wireloop::Error> {
+//!     Server::builder()
+//!         .listen("tcp://127.0.0.1:5000")?
+//!         .serve(|_loop_index| Echo)
+//! }
+//! ```
+//!
+//! ## The I/O contract
+//!
+//! Sockets are registered edge-triggered. On every readable event the loop reads until the
+//! socket returns `WouldBlock` (yielding to other connections after
+//! [`MAX_READS_PER_TURN`] reads, and coming back to this one in the same turn of the loop);
+//! output is written until it is all gone or the socket returns `WouldBlock`, and the rest is
+//! written on the next writable event. A connection holds buffers of its own only while it
+//! has unconsumed input or unsent output.
+//!
+//! See `ARCHITECTURE.md` for the layers and how an event flows.
+
+#![warn(missing_docs)]
+
+pub mod addr;
+mod balance;
+mod buf;
+mod conn;
+mod control;
+mod error;
+mod event_loop;
+pub mod fuzzing;
+mod handle;
+mod handler;
+mod listener;
+mod server;
+mod slots;
+mod socket;
+mod timer;
+
+pub use addr::Addr;
+pub use balance::LoadBalance;
+pub use bytes::Bytes;
+pub use conn::{Conn, ConnId, Output};
+pub use control::Control;
+pub use error::Error;
+pub use handle::Handle;
+pub use handler::{Action, Handler};
+pub use server::{Builder, Loops, Server};
+pub use socket::NetAddr;
+
+/// Reads a loop makes on one connection before serving the others.
+pub const MAX_READS_PER_TURN: usize = event_loop::MAX_READS;

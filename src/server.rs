@@ -1,0 +1,386 @@
+//! Building and running a server: addresses, loops, options.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::{Poll, Waker};
+
+use crate::addr::Addr;
+use crate::conn::LoopCtx;
+use crate::event_loop::{EventLoop, LoopListener, WAKER};
+use crate::handle::{Inbox, Mailbox, Shared};
+use crate::listener::{self, ListenOptions};
+use crate::socket::NetAddr;
+use crate::{Error, Handle, Handler, LoadBalance};
+
+/// How many loops (threads) serve connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loops {
+    /// Exactly this many (at least one).
+    Fixed(usize),
+    /// One per available core.
+    PerCore,
+}
+
+impl Default for Loops {
+    fn default() -> Loops {
+        Loops::Fixed(1)
+    }
+}
+
+impl Loops {
+    /// `n > 0` loops, or one per core for `n <= 0` (the examples' `--loops -1`).
+    pub fn from_count(n: i64) -> Loops {
+        if n > 0 {
+            Loops::Fixed(n as usize)
+        } else {
+            Loops::PerCore
+        }
+    }
+
+    fn count(self) -> usize {
+        match self {
+            Loops::Fixed(n) => n.max(1),
+            Loops::PerCore => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// Settings shared by every loop.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) out_high_water: usize,
+    pub(crate) out_low_water: usize,
+    pub(crate) max_input: usize,
+    pub(crate) read_buffer: usize,
+    pub(crate) close_linger: Duration,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) nodelay: bool,
+    pub(crate) backlog: i32,
+    pub(crate) balance: LoadBalance,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            out_high_water: 1 << 20,
+            out_low_water: 256 << 10,
+            max_input: 8 << 20,
+            read_buffer: 64 << 10,
+            close_linger: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(5),
+            nodelay: true,
+            backlog: 1024,
+            balance: LoadBalance::RoundRobin,
+        }
+    }
+}
+
+/// Configures a [`Server`]. Every setting has a sane default; [`build`](Builder::build)
+/// binds the listeners, so bind errors surface there, before any thread starts.
+#[derive(Debug, Default)]
+pub struct Builder {
+    addrs: Vec<Addr>,
+    loops: Loops,
+    cfg: Config,
+}
+
+impl Builder {
+    /// Adds a listener: `tcp://host:port`, `tcp4://`, `tcp6://`, `unix:///path`, or
+    /// `host:port` for TCP; option `?reuseport=true` gives every loop its own socket on the
+    /// address. Connections keep the index of their listener (order of `listen` calls) in
+    /// [`Conn::addr_index`](crate::Conn::addr_index).
+    pub fn listen(mut self, addr: &str) -> Result<Builder, Error> {
+        self.addrs.push(Addr::parse(addr)?);
+        Ok(self)
+    }
+
+    /// Adds a parsed listener address.
+    pub fn listen_addr(mut self, addr: Addr) -> Builder {
+        self.addrs.push(addr);
+        self
+    }
+
+    /// Number of loops (default one).
+    pub fn loops(mut self, loops: Loops) -> Builder {
+        self.loops = loops;
+        self
+    }
+
+    /// How connections on shared listeners are spread over the loops (default round-robin).
+    pub fn load_balance(mut self, lb: LoadBalance) -> Builder {
+        self.cfg.balance = lb;
+        self
+    }
+
+    /// Output queued per connection above which the loop stops reading from it (default
+    /// 1 MiB), and below which it resumes and calls `writable` (default 256 KiB).
+    pub fn output_water_marks(mut self, high: usize, low: usize) -> Builder {
+        self.cfg.out_high_water = high;
+        self.cfg.out_low_water = low;
+        self
+    }
+
+    /// Most unconsumed input a connection may hold (default 8 MiB); past it the connection
+    /// is closed with an [`is_input_limit`](Error::is_input_limit) error.
+    pub fn max_input(mut self, bytes: usize) -> Builder {
+        self.cfg.max_input = bytes;
+        self
+    }
+
+    /// Size of each loop's shared read buffer (default 64 KiB).
+    pub fn read_buffer(mut self, bytes: usize) -> Builder {
+        self.cfg.read_buffer = bytes;
+        self
+    }
+
+    /// How long a closing connection may take to flush its output, and then to drain the
+    /// peer's last bytes (default 5 s each).
+    pub fn close_linger(mut self, d: Duration) -> Builder {
+        self.cfg.close_linger = d;
+        self
+    }
+
+    /// How long a graceful shutdown waits for output to flush before closing what is left
+    /// (default 5 s).
+    pub fn shutdown_timeout(mut self, d: Duration) -> Builder {
+        self.cfg.shutdown_timeout = d;
+        self
+    }
+
+    /// `TCP_NODELAY` on accepted connections (default on).
+    pub fn nodelay(mut self, on: bool) -> Builder {
+        self.cfg.nodelay = on;
+        self
+    }
+
+    /// Listen backlog (default 1024).
+    pub fn backlog(mut self, n: i32) -> Builder {
+        self.cfg.backlog = n;
+        self
+    }
+
+    /// Validates the settings and binds every listener.
+    pub fn build(self) -> Result<Server, Error> {
+        let cfg = self.cfg;
+        if self.addrs.is_empty() {
+            return Err(Error::config("no address to listen on"));
+        }
+        if self.addrs.len() > u16::MAX as usize {
+            return Err(Error::config("too many listeners"));
+        }
+        if cfg.out_low_water > cfg.out_high_water {
+            return Err(Error::config(
+                "output low-water mark above the high-water mark",
+            ));
+        }
+        if cfg.read_buffer < 1024 {
+            return Err(Error::config("read buffer under 1 KiB"));
+        }
+        let n = self.loops.count();
+        let mut polls = Vec::with_capacity(n);
+        let mut mailboxes = Vec::with_capacity(n);
+        let mut inboxes = Vec::with_capacity(n);
+        for _ in 0..n {
+            let poll = Poll::new()?;
+            let waker = Waker::new(poll.registry(), WAKER)?;
+            let (tx, rx) = mpsc::channel();
+            mailboxes.push(Mailbox::new(tx, waker));
+            inboxes.push(rx);
+            polls.push(poll);
+        }
+        let opts = ListenOptions {
+            backlog: cfg.backlog,
+        };
+        let mut per_loop: Vec<Vec<LoopListener>> = (0..n).map(|_| Vec::new()).collect();
+        let mut local_addrs = Vec::with_capacity(self.addrs.len());
+        for (i, addr) in self.addrs.iter().enumerate() {
+            let socks = listener::bind(addr, &opts, n)?;
+            local_addrs.push(
+                socks[0]
+                    .local_addr()
+                    .map_err(|e| Error::bind(addr.as_str(), e))?,
+            );
+            let own_socket_per_loop = socks.len() == n && n > 1;
+            for (j, l) in socks.into_iter().enumerate() {
+                per_loop[j].push(LoopListener {
+                    listener: l,
+                    addr_index: i as u16,
+                    balanced: !own_socket_per_loop,
+                });
+            }
+        }
+        let shared = Arc::new(Shared::new(mailboxes));
+        let loops = polls
+            .into_iter()
+            .zip(inboxes)
+            .zip(per_loop)
+            .map(|((poll, inbox), listeners)| LoopParts {
+                poll,
+                inbox,
+                listeners,
+            })
+            .collect();
+        Ok(Server {
+            handle: Handle { shared },
+            cfg: Arc::new(cfg),
+            loops,
+            local_addrs,
+            addrs: self.addrs,
+        })
+    }
+
+    /// Builds the server and serves it with `factory` (see [`Server::serve`]).
+    pub fn serve<H, F>(self, factory: F) -> Result<(), Error>
+    where
+        H: Handler,
+        F: Fn(usize) -> H + Sync,
+    {
+        self.build()?.serve(factory)
+    }
+}
+
+struct LoopParts {
+    poll: Poll,
+    inbox: Inbox,
+    listeners: Vec<LoopListener>,
+}
+
+/// A bound server, ready to [`serve`](Server::serve).
+pub struct Server {
+    handle: Handle,
+    cfg: Arc<Config>,
+    loops: Vec<LoopParts>,
+    local_addrs: Vec<NetAddr>,
+    addrs: Vec<Addr>,
+}
+
+impl Server {
+    /// Starts configuring a server.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The cross-thread handle (usable before and while serving).
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// The bound address of each listener, in `listen` order (with the real port when the
+    /// address asked for port 0).
+    pub fn local_addrs(&self) -> &[NetAddr] {
+        &self.local_addrs
+    }
+
+    /// The addresses as given to the builder.
+    pub fn addrs(&self) -> &[Addr] {
+        &self.addrs
+    }
+
+    /// Number of loops.
+    pub fn num_loops(&self) -> usize {
+        self.loops.len()
+    }
+
+    /// Runs the loops until shutdown: loop 0 on the calling thread, the others on their own
+    /// threads. `factory(i)` makes loop `i`'s handler on that loop's thread, so handlers need
+    /// not be `Send`. Returns once every loop has stopped and every connection is closed.
+    pub fn serve<H, F>(self, factory: F) -> Result<(), Error>
+    where
+        H: Handler,
+        F: Fn(usize) -> H + Sync,
+    {
+        let Server {
+            handle, cfg, loops, ..
+        } = self;
+        let factory = &factory;
+        let mut errors = Vec::new();
+        std::thread::scope(|scope| {
+            let mut threads = Vec::new();
+            let mut first = None;
+            for (i, parts) in loops.into_iter().enumerate() {
+                if i == 0 {
+                    first = Some(parts);
+                    continue;
+                }
+                let (h, c) = (handle.clone(), cfg.clone());
+                let t = std::thread::Builder::new()
+                    .name(format!("wireloop-{i}"))
+                    .spawn_scoped(scope, move || run_loop(i, parts, h, c, factory));
+                match t {
+                    Ok(t) => threads.push((i, t)),
+                    Err(e) => {
+                        handle.shutdown();
+                        errors.push(Error::io(e));
+                    }
+                }
+            }
+            if let Some(parts) = first {
+                if let Err(e) = run_loop(0, parts, handle.clone(), cfg.clone(), factory) {
+                    errors.push(e);
+                }
+            }
+            for (i, t) in threads {
+                match t.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => errors.push(e),
+                    Err(_) => errors.push(Error::loop_panicked(i)),
+                }
+            }
+        });
+        match errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Shuts the whole server down if a loop unwinds, so `serve` never hangs on a dead loop.
+struct ShutdownOnPanic(Handle);
+
+impl Drop for ShutdownOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.shutdown();
+        }
+    }
+}
+
+fn run_loop<H, F>(
+    index: usize,
+    parts: LoopParts,
+    handle: Handle,
+    cfg: Arc<Config>,
+    factory: &F,
+) -> Result<(), Error>
+where
+    H: Handler,
+    F: Fn(usize) -> H + Sync,
+{
+    let _guard = ShutdownOnPanic(handle.clone());
+    let shared = handle.shared.clone();
+    let ctx = LoopCtx {
+        index,
+        handle: handle.clone(),
+    };
+    let handler = factory(index);
+    let ev = EventLoop::new(
+        handler,
+        ctx,
+        parts.poll,
+        shared,
+        cfg,
+        parts.inbox,
+        parts.listeners,
+    )
+    .map_err(Error::io);
+    let res = match ev {
+        Ok(ev) => ev.run().map_err(Error::io),
+        Err(e) => Err(e),
+    };
+    if res.is_err() {
+        handle.shutdown();
+    }
+    res
+}

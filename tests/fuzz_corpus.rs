@@ -1,0 +1,80 @@
+//! Replays every file of the cargo-fuzz corpora in `fuzz/corpus/<target>/` through the
+//! target bodies in `wireloop::fuzzing`, so a plain `cargo test` catches regressions on
+//! inputs the fuzzer once found (no nightly, no cargo-fuzz needed).
+
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+/// A fuzz target's name (its corpus is `fuzz/corpus/<name>/`) and its body.
+type Target = (&'static str, fn(&[u8]));
+
+/// Fuzz targets and their bodies; add a row for each new target in `fuzz/fuzz_targets/`.
+const TARGETS: &[Target] = &[("addr", wireloop::fuzzing::addr as fn(&[u8]))];
+
+fn corpus_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz")
+        .join("corpus")
+        .join(target)
+}
+
+/// Every regular file under `dir`, recursively, sorted for a stable order.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d)
+            .unwrap_or_else(|e| panic!("cannot read corpus directory {}: {e}", d.display()));
+        for entry in entries {
+            let path = entry
+                .unwrap_or_else(|e| panic!("cannot list {}: {e}", d.display()))
+                .path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.is_file() {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn replay_fuzz_corpora() {
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for &(target, run) in TARGETS {
+        let dir = corpus_dir(target);
+        assert!(
+            dir.is_dir(),
+            "corpus directory {} is missing for fuzz target {target:?}",
+            dir.display()
+        );
+        let inputs = files(&dir);
+        assert!(
+            !inputs.is_empty(),
+            "corpus directory {} is empty",
+            dir.display()
+        );
+        for path in inputs {
+            let data = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            total += 1;
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| run(&data))) {
+                let msg = payload
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| payload.downcast_ref::<&str>().copied())
+                    .unwrap_or("(non-string panic payload)");
+                failures.push(format!("{target}: {}: {msg}", path.display()));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {total} corpus inputs panicked:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
