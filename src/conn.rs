@@ -55,6 +55,8 @@ pub(crate) mod flags {
     pub(crate) const LINGERING: u16 = 1 << 8;
     /// The connection is in the loop's queue of connections to read again.
     pub(crate) const QUEUED: u16 = 1 << 9;
+    /// The peer's FIN (or an error) was signalled: read until EOF even after a short read.
+    pub(crate) const RDHUP: u16 = 1 << 10;
 }
 
 /// Buffers a connection holds only while it has pending input or output.
