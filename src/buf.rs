@@ -377,7 +377,7 @@ mod tests {
     fn in_read_appends() {
         let mut b = InBuf::default();
         let mut src: &[u8] = b"abcdef";
-        assert_eq!(b.read_from(&mut src, 4).unwrap(), 6);
+        assert_eq!(b.read_from(&mut src, 16).unwrap(), 6);
         b.consume(2);
         let mut src2: &[u8] = b"gh";
         b.read_from(&mut src2, 4).unwrap();

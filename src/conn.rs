@@ -2,12 +2,14 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::buf::{InBuf, OutBuf};
+use crate::event_loop::Core;
 use crate::socket::{NetAddr, Stream};
-use crate::Handle;
+use crate::{Control, DialOptions, Error, Handle};
 
 /// Identifies a connection across threads: the loop that owns it, its slot, and the slot's
 /// generation. An id whose connection is gone (or whose slot was reused) is simply ignored
@@ -32,31 +34,43 @@ impl fmt::Display for ConnId {
     }
 }
 
-/// Connection flags (a `u16` per connection).
+/// Connection flags (a `u32` per connection).
 pub(crate) mod flags {
     /// The socket may have more to read (set by a readable event, cleared on `WouldBlock`).
-    pub(crate) const READABLE: u16 = 1 << 0;
+    pub(crate) const READABLE: u32 = 1 << 0;
     /// The socket accepted the last write in full (cleared on `WouldBlock`).
-    pub(crate) const WRITABLE: u16 = 1 << 1;
+    pub(crate) const WRITABLE: u32 = 1 << 1;
     /// The peer closed its sending side.
-    pub(crate) const READ_EOF: u16 = 1 << 2;
+    pub(crate) const READ_EOF: u32 = 1 << 2;
     /// Reading is paused: output is above the high-water mark.
-    pub(crate) const PAUSED: u16 = 1 << 3;
+    pub(crate) const PAUSED: u32 = 1 << 3;
     /// Closing: no more callbacks but `closed`; flushing output first.
-    pub(crate) const CLOSING: u16 = 1 << 4;
+    pub(crate) const CLOSING: u32 = 1 << 4;
     /// The handler asked for `shutdown(Write)` once output is flushed.
-    pub(crate) const SHUT_WR_REQ: u16 = 1 << 5;
+    pub(crate) const SHUT_WR_REQ: u32 = 1 << 5;
     /// `shutdown(Write)` was done.
-    pub(crate) const SHUT_WR_DONE: u16 = 1 << 6;
+    pub(crate) const SHUT_WR_DONE: u32 = 1 << 6;
     /// The handler asked to close (`Conn::close`).
-    pub(crate) const CLOSE_REQ: u16 = 1 << 7;
+    pub(crate) const CLOSE_REQ: u32 = 1 << 7;
     /// `closed` has fired; the socket lingers only to drain the peer's last bytes so the
     /// close does not turn into a reset that could destroy the output just sent.
-    pub(crate) const LINGERING: u16 = 1 << 8;
+    pub(crate) const LINGERING: u32 = 1 << 8;
     /// The connection is in the loop's queue of connections to read again.
-    pub(crate) const QUEUED: u16 = 1 << 9;
+    pub(crate) const QUEUED: u32 = 1 << 9;
     /// The peer's FIN (or an error) was signalled: read until EOF even after a short read.
-    pub(crate) const RDHUP: u16 = 1 << 10;
+    pub(crate) const RDHUP: u32 = 1 << 10;
+    /// Detaching: flushing output, then the socket is handed to `detached`.
+    pub(crate) const DETACHING: u32 = 1 << 11;
+    /// An idle-timeout timer is scheduled for the connection.
+    pub(crate) const IDLE_ARMED: u32 = 1 << 12;
+    /// The idle timeout changed: (re)arm the timer after the callback.
+    pub(crate) const IDLE_CHANGED: u32 = 1 << 13;
+    /// A dialed connection that is not connected yet (resolving or connecting).
+    pub(crate) const CONNECTING: u32 = 1 << 14;
+    /// The connection was dialed, not accepted.
+    pub(crate) const DIALED: u32 = 1 << 15;
+    /// Not read: the linked peer's output is above the high-water mark.
+    pub(crate) const PEER_BLOCKED: u32 = 1 << 16;
 }
 
 /// Buffers a connection holds only while it has pending input or output.
@@ -70,21 +84,30 @@ pub(crate) struct ConnBufs {
 #[derive(Debug)]
 pub(crate) struct ConnIo {
     pub(crate) stream: Stream,
-    pub(crate) flags: u16,
+    pub(crate) flags: u32,
     pub(crate) addr_index: u16,
+    /// Idle timeout in milliseconds; 0 = none.
+    pub(crate) idle_ms: u32,
+    /// Loop clock (milliseconds since the loop started, wrapping) of the last traffic.
+    pub(crate) last_active: u32,
+    /// The linked peer (key, generation); `NO_PEER` when none.
+    pub(crate) peer: (u32, u32),
 }
+
+/// `ConnIo::peer` when no peer is linked.
+pub(crate) const NO_PEER: (u32, u32) = (u32::MAX, 0);
 
 impl ConnIo {
     #[inline]
-    pub(crate) fn has(&self, f: u16) -> bool {
+    pub(crate) fn has(&self, f: u32) -> bool {
         self.flags & f != 0
     }
     #[inline]
-    pub(crate) fn set(&mut self, f: u16) {
+    pub(crate) fn set(&mut self, f: u32) {
         self.flags |= f;
     }
     #[inline]
-    pub(crate) fn unset(&mut self, f: u16) {
+    pub(crate) fn unset(&mut self, f: u32) {
         self.flags &= !f;
     }
 }
@@ -111,7 +134,7 @@ pub struct Conn<'a, S> {
     pub(crate) io: &'a mut ConnIo,
     pub(crate) input: &'a mut InBuf,
     pub(crate) out: &'a mut OutBuf,
-    pub(crate) ctx: &'a LoopCtx,
+    pub(crate) core: &'a mut Core<S>,
     /// The connection's own state (the handler's `State` type), created with `Default`
     /// when the connection opened and dropped after `closed`.
     pub state: &'a mut S,
@@ -135,7 +158,10 @@ impl<S> Conn<'_, S> {
     /// what the socket does not take at once stays queued, in order.
     #[inline]
     pub fn write(&mut self, data: &[u8]) {
-        if !self.io.has(flags::CLOSING | flags::SHUT_WR_DONE) {
+        if !self
+            .io
+            .has(flags::CLOSING | flags::SHUT_WR_REQ | flags::SHUT_WR_DONE)
+        {
             self.out.write(data);
         }
     }
@@ -144,7 +170,10 @@ impl<S> Conn<'_, S> {
     /// which is cheaper than sending them separately).
     #[inline]
     pub fn write_bytes(&mut self, data: Bytes) {
-        if !self.io.has(flags::CLOSING | flags::SHUT_WR_DONE) {
+        if !self
+            .io
+            .has(flags::CLOSING | flags::SHUT_WR_REQ | flags::SHUT_WR_DONE)
+        {
             self.out.write_bytes(data);
         }
     }
@@ -153,7 +182,9 @@ impl<S> Conn<'_, S> {
     /// copying it first (an echo is `let (i, mut o) = conn.split(); o.write(i);`).
     #[inline]
     pub fn split(&mut self) -> (&[u8], Output<'_>) {
-        let open = !self.io.has(flags::CLOSING | flags::SHUT_WR_DONE);
+        let open = !self
+            .io
+            .has(flags::CLOSING | flags::SHUT_WR_REQ | flags::SHUT_WR_DONE);
         (
             self.input.bytes(),
             Output {
@@ -177,15 +208,62 @@ impl<S> Conn<'_, S> {
 
     /// Index of the listener that accepted the connection, in the order the addresses were
     /// given to the builder (with `reuseport`, all of an address's sockets share its index).
+    /// `usize::MAX` for a dialed connection.
     #[inline]
     pub fn addr_index(&self) -> usize {
-        self.io.addr_index as usize
+        if self.io.has(flags::DIALED) {
+            usize::MAX
+        } else {
+            self.io.addr_index as usize
+        }
+    }
+
+    /// Whether this connection was dialed (outbound) rather than accepted.
+    #[inline]
+    pub fn is_dialed(&self) -> bool {
+        self.io.has(flags::DIALED)
     }
 
     /// Index of the loop serving this connection.
     #[inline]
     pub fn loop_index(&self) -> usize {
-        self.ctx.index
+        self.core.ctx.index
+    }
+
+    /// The loop: write to or close other connections of this loop by id, dial, set
+    /// timers. Operations on other connections take effect when this callback returns;
+    /// this connection itself is not reachable through it (use `self`).
+    pub fn control(&mut self) -> Control<'_, S> {
+        Control { core: self.core }
+    }
+
+    /// Opens an outbound connection from this loop, served by the same handler; see
+    /// [`Control::dial`].
+    pub fn dial(&mut self, addr: &str, opts: DialOptions, state: S) -> Result<ConnId, Error> {
+        self.core.dial(addr, opts, state)
+    }
+
+    /// Couples this connection with `peer` (another connection of this loop) both ways,
+    /// as a proxy pairs a client with its upstream: while one side's queued output is
+    /// above the high-water mark, the loop stops reading the other side, and resumes when
+    /// it drains. Returns `false` if `peer` is not open on this loop.
+    pub fn link(&mut self, peer: ConnId) -> bool {
+        let me = (self.id.key, self.id.gen);
+        let Some(p) = self.core.live(peer) else {
+            return false;
+        };
+        p.io.peer = me;
+        self.io.peer = (peer.key, peer.gen);
+        true
+    }
+
+    /// The connection linked with [`link`](Conn::link), if any.
+    pub fn linked(&self) -> Option<ConnId> {
+        (self.io.peer != NO_PEER).then_some(ConnId {
+            loop_index: self.id.loop_index,
+            key: self.io.peer.0,
+            gen: self.io.peer.1,
+        })
     }
 
     /// The local address of the socket.
@@ -218,8 +296,39 @@ impl<S> Conn<'_, S> {
 
     /// A handle for cross-thread calls (clone it into other threads).
     pub fn handle(&self) -> &Handle {
-        &self.ctx.handle
+        &self.core.ctx.handle
     }
+
+    /// Closes the connection when no byte has moved either way for `timeout` (`None`
+    /// turns the idle timeout off). `closed` then gets an error for which
+    /// [`Error::is_idle_timeout`](crate::Error::is_idle_timeout) holds. Overrides the
+    /// server-wide [`Builder::idle_timeout`](crate::Builder::idle_timeout).
+    pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        self.io.idle_ms = timeout.map_or(0, duration_to_ms);
+        self.io.set(flags::IDLE_CHANGED);
+    }
+
+    /// `TCP_NODELAY` on this connection (on by default). No-op on unix sockets.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.io.stream.set_nodelay(on)
+    }
+
+    /// TCP keep-alive probes after `idle` without traffic (and then every `idle`), or off
+    /// with `None`. No-op on unix sockets.
+    pub fn set_keepalive(&self, idle: Option<Duration>) -> io::Result<()> {
+        self.io.stream.set_keepalive(idle)
+    }
+
+    /// The socket's options (read or change `SO_RCVBUF`, `SO_SNDBUF`, `TCP_NODELAY`, ...)
+    /// through socket2. Fails for a dialed connection that is not connected yet.
+    pub fn socket(&self) -> io::Result<socket2::SockRef<'_>> {
+        self.io.stream.sock_ref()
+    }
+}
+
+/// Milliseconds in `d`, at least 1, saturating at `u32::MAX - 1`.
+pub(crate) fn duration_to_ms(d: Duration) -> u32 {
+    d.as_millis().clamp(1, (u32::MAX - 1) as u128) as u32
 }
 
 /// A connection's output queue, from [`Conn::split`].

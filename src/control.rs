@@ -1,10 +1,23 @@
 //! What a handler can do on its own loop outside a connection callback.
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 
 use crate::conn::{flags, ConnId};
-use crate::event_loop::{Core, Deferred};
-use crate::Handle;
+use crate::event_loop::{Core, Deferred, TimerFn, UserTimer};
+use crate::stats::Stats;
+use crate::timer::TimerKind;
+use crate::{DialOptions, Error, Handle};
+
+/// Identifies a timer made with [`Control::after`] or [`Control::every`], to
+/// [cancel](Control::cancel) it. A timer that fired (once) or was cancelled is gone; its
+/// id is then ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TimerId {
+    key: u32,
+    gen: u32,
+}
 
 /// The loop, as seen from [`Handler::serving`](crate::Handler::serving) and
 /// [`Handler::tick`](crate::Handler::tick): write to or close any connection of this loop
@@ -74,8 +87,107 @@ impl<S> Control<'_, S> {
         true
     }
 
+    /// Sends end-of-file on connection `id` once its queued output is written (see
+    /// [`Conn::shutdown_write`](crate::Conn::shutdown_write)). `false` if it is not open here.
+    pub fn shutdown_write(&mut self, id: ConnId) -> bool {
+        if self.core.live(id).is_none() {
+            return false;
+        }
+        self.core
+            .deferred
+            .push(Deferred::ShutdownWrite(id.key, id.gen));
+        true
+    }
+
+    /// Opens an outbound connection from this loop and returns its id at once. The
+    /// connection is served by the same handler as accepted ones and starts with `state`
+    /// (so a proxy can store in it the id of the connection it dials for). When the
+    /// connect completes, `opened` fires ([`Conn::is_dialed`](crate::Conn::is_dialed) is
+    /// true); if it fails — refused, unreachable, name not found, timeout — `opened` never
+    /// fires and `closed` gets the error ([`Error::is_connect`]). Either way `closed`
+    /// fires exactly once. Output written to the id before it connects is sent once it
+    /// does.
+    ///
+    /// `addr` is `tcp://host:port` (also `tcp4`, `tcp6`, plain `host:port`) or
+    /// `unix:///path`. IP literals and unix paths connect at once; host names are resolved
+    /// on the server's resolver thread, never on the loop. The addresses a name resolves
+    /// to are tried in order within the dial's timeout.
+    pub fn dial(&mut self, addr: &str, opts: DialOptions, state: S) -> Result<ConnId, Error> {
+        self.core.dial(addr, opts, state)
+    }
+
+    /// Couples two connections of this loop both ways (see
+    /// [`Conn::link`](crate::Conn::link)). `false` unless both are open here.
+    pub fn link(&mut self, a: ConnId, b: ConnId) -> bool {
+        if a == b || self.core.live(a).is_none() || self.core.live(b).is_none() {
+            return false;
+        }
+        if let Some(c) = self.core.live(a) {
+            c.io.peer = (b.key, b.gen);
+        }
+        if let Some(c) = self.core.live(b) {
+            c.io.peer = (a.key, a.gen);
+        }
+        true
+    }
+
     /// Starts a graceful shutdown of the whole server.
     pub fn shutdown(&mut self) {
         self.core.ctx.handle.shutdown();
+    }
+
+    /// This loop's counters.
+    pub fn stats(&self) -> Stats {
+        self.core.ctx.handle.loop_stats(self.core.ctx.index)
+    }
+
+    /// Runs `f` once on this loop after `delay` (gev's `RunAfter`). `f` gets the loop's
+    /// `Control`, so it can write to or close connections.
+    pub fn after<F>(&mut self, delay: Duration, f: F) -> TimerId
+    where
+        F: FnMut(&mut Control<'_, S>) + 'static,
+    {
+        self.add_timer(delay, None, Box::new(f))
+    }
+
+    /// Runs `f` on this loop every `period` until [cancelled](Control::cancel) (gev's
+    /// `RunEvery`); a period under 1 ms is raised to 1 ms.
+    pub fn every<F>(&mut self, period: Duration, f: F) -> TimerId
+    where
+        F: FnMut(&mut Control<'_, S>) + 'static,
+    {
+        let period = period.max(Duration::from_millis(1));
+        self.add_timer(period, Some(period), Box::new(f))
+    }
+
+    fn add_timer(&mut self, delay: Duration, period: Option<Duration>, f: TimerFn<S>) -> TimerId {
+        let (key, gen) = self
+            .core
+            .user_timers
+            .insert(UserTimer { period, f: Some(f) })
+            .unwrap_or((u32::MAX, 0));
+        self.core
+            .timers
+            .add(Instant::now() + delay, TimerKind::User { key, gen });
+        TimerId { key, gen }
+    }
+
+    /// Cancels a timer. `false` if it already fired (once) or was cancelled.
+    pub fn cancel(&mut self, id: TimerId) -> bool {
+        if self
+            .core
+            .user_timers
+            .get_gen_mut(id.key as usize, id.gen)
+            .is_none()
+        {
+            return false;
+        }
+        self.core.user_timers.remove(id.key as usize);
+        true
+    }
+
+    /// Timers waiting on this loop (made with `after`/`every` and not yet fired or cancelled).
+    pub fn timers(&self) -> usize {
+        self.core.user_timers.len()
     }
 }

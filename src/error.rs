@@ -19,8 +19,6 @@ pub struct Error {
 enum Kind {
     /// An address did not parse.
     Addr(AddrError),
-    /// An address parsed but cannot be served (a scheme this build does not serve, say).
-    Unsupported { addr: String, reason: &'static str },
     /// Resolving, creating, binding or listening on an address failed.
     Bind { addr: String, source: io::Error },
     /// A socket operation on a connection or in the loop failed.
@@ -29,6 +27,19 @@ enum Kind {
     InputLimit { limit: usize },
     /// Output could not be flushed before the close linger or shutdown deadline.
     FlushTimeout { pending: usize, after: Duration },
+    /// An outbound connection could not be made.
+    Connect { addr: String, source: io::Error },
+    /// An outbound connection was not made within its timeout.
+    ConnectTimeout { addr: String, after: Duration },
+    /// A host name could not be resolved.
+    Dns {
+        addr: String,
+        reason: String,
+        not_found: bool,
+        timeout: bool,
+    },
+    /// No traffic for the connection's idle timeout.
+    IdleTimeout { after: Duration },
     /// The builder was given an invalid setting.
     Config(String),
     /// A loop thread panicked; the server was shut down.
@@ -39,15 +50,6 @@ impl Error {
     pub(crate) fn addr(e: AddrError) -> Error {
         Error {
             kind: Kind::Addr(e),
-        }
-    }
-
-    pub(crate) fn unsupported(addr: &str, reason: &'static str) -> Error {
-        Error {
-            kind: Kind::Unsupported {
-                addr: addr.to_string(),
-                reason,
-            },
         }
     }
 
@@ -76,6 +78,41 @@ impl Error {
         }
     }
 
+    pub(crate) fn connect(addr: &str, source: io::Error) -> Error {
+        Error {
+            kind: Kind::Connect {
+                addr: addr.to_string(),
+                source,
+            },
+        }
+    }
+
+    pub(crate) fn connect_timeout(addr: &str, after: Duration) -> Error {
+        Error {
+            kind: Kind::ConnectTimeout {
+                addr: addr.to_string(),
+                after,
+            },
+        }
+    }
+
+    pub(crate) fn dns(addr: &str, reason: String, not_found: bool, timeout: bool) -> Error {
+        Error {
+            kind: Kind::Dns {
+                addr: addr.to_string(),
+                reason,
+                not_found,
+                timeout,
+            },
+        }
+    }
+
+    pub(crate) fn idle_timeout(after: Duration) -> Error {
+        Error {
+            kind: Kind::IdleTimeout { after },
+        }
+    }
+
     pub(crate) fn config(msg: impl Into<String>) -> Error {
         Error {
             kind: Kind::Config(msg.into()),
@@ -90,7 +127,7 @@ impl Error {
 
     /// An address was malformed or names something that cannot be served.
     pub fn is_addr(&self) -> bool {
-        matches!(self.kind, Kind::Addr(_) | Kind::Unsupported { .. })
+        matches!(self.kind, Kind::Addr(_))
     }
 
     /// Resolving, binding or listening on an address failed (see also
@@ -124,10 +161,53 @@ impl Error {
     /// Something did not finish in time (output not flushed before a close linger or the
     /// shutdown deadline ran out).
     pub fn is_timeout(&self) -> bool {
-        matches!(self.kind, Kind::FlushTimeout { .. })
-            || self
-                .io_error()
-                .is_some_and(|e| e.kind() == io::ErrorKind::TimedOut)
+        matches!(
+            self.kind,
+            Kind::FlushTimeout { .. }
+                | Kind::IdleTimeout { .. }
+                | Kind::ConnectTimeout { .. }
+                | Kind::Dns { timeout: true, .. }
+        ) || self
+            .io_error()
+            .is_some_and(|e| e.kind() == io::ErrorKind::TimedOut)
+    }
+
+    /// An outbound connection failed: refused, unreachable, timed out, or its name did not
+    /// resolve (see [`is_dns`](Error::is_dns), [`is_refused`](Error::is_refused),
+    /// [`is_timeout`](Error::is_timeout)).
+    pub fn is_connect(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Connect { .. } | Kind::ConnectTimeout { .. } | Kind::Dns { .. }
+        )
+    }
+
+    /// The peer refused the connection.
+    pub fn is_refused(&self) -> bool {
+        self.io_error()
+            .is_some_and(|e| e.kind() == io::ErrorKind::ConnectionRefused)
+    }
+
+    /// Name resolution failed (no such name, no address of the wanted family, or the
+    /// nameserver did not answer in time).
+    pub fn is_dns(&self) -> bool {
+        matches!(self.kind, Kind::Dns { .. })
+    }
+
+    /// The name does not exist or has no address of the wanted family.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Dns {
+                not_found: true,
+                ..
+            }
+        )
+    }
+
+    /// The connection was closed by its idle timeout (no traffic for the period).
+    pub fn is_idle_timeout(&self) -> bool {
+        matches!(self.kind, Kind::IdleTimeout { .. })
     }
 
     /// The builder was given an invalid setting.
@@ -145,6 +225,7 @@ impl Error {
         match &self.kind {
             Kind::Bind { source, .. } => Some(source),
             Kind::Io(e) => Some(e),
+            Kind::Connect { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -154,7 +235,6 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             Kind::Addr(e) => write!(f, "{e}"),
-            Kind::Unsupported { addr, reason } => write!(f, "cannot serve {addr:?}: {reason}"),
             Kind::Bind { addr, source } => write!(f, "cannot listen on {addr:?}: {source}"),
             Kind::Io(e) => write!(f, "i/o error: {e}"),
             Kind::InputLimit { limit } => {
@@ -167,6 +247,12 @@ impl fmt::Display for Error {
                 f,
                 "output not flushed within {after:?}: {pending} bytes dropped"
             ),
+            Kind::Connect { addr, source } => write!(f, "cannot connect to {addr:?}: {source}"),
+            Kind::ConnectTimeout { addr, after } => {
+                write!(f, "cannot connect to {addr:?}: timed out after {after:?}")
+            }
+            Kind::Dns { addr, reason, .. } => write!(f, "cannot resolve {addr:?}: {reason}"),
+            Kind::IdleTimeout { after } => write!(f, "idle timeout: no traffic for {after:?}"),
             Kind::Config(msg) => write!(f, "invalid configuration: {msg}"),
             Kind::LoopPanicked { index } => write!(f, "loop {index} panicked"),
         }
@@ -185,6 +271,7 @@ impl std::error::Error for Error {
             Kind::Addr(e) => Some(e),
             Kind::Bind { source, .. } => Some(source),
             Kind::Io(e) => Some(e),
+            Kind::Connect { source, .. } => Some(source),
             _ => None,
         }
     }

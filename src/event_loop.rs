@@ -4,15 +4,17 @@
 //!
 //! `epoll_wait` (through `Poll::poll`) returns edge-triggered events. A readable connection
 //! is read until `WouldBlock` (at most [`MAX_READS`] reads per turn; then it goes to the
-//! back of the ready queue so one busy peer cannot starve the others). Each read lands in
-//! the loop's shared read buffer, unless the connection already holds unconsumed input, in
-//! which case it is appended there. The handler's `data` sees the bytes through [`Conn`];
-//! its writes go to the loop's staging queue. When the callback returns, the staged output
-//! is written at once (vectored when several buffers wait) and only what the socket did not
-//! take, and only the input the handler did not consume, move into buffers owned by the
-//! connection. A writable event flushes those; when they drain, they are freed.
+//! back of the ready queue so one busy peer cannot starve the others). A read that leaves
+//! room in the buffer has drained the socket, so the read that would only say `WouldBlock`
+//! is skipped (unless the peer's FIN was signalled). Each read lands in the loop's shared
+//! read buffer, unless the connection already holds unconsumed input, in which case it is
+//! appended there. The handler's `data` sees the bytes through [`Conn`]; its writes go to
+//! the loop's staging queue. When the callback returns, the staged output is written at
+//! once (vectored when several buffers wait) and only what the socket did not take, and
+//! only the input the handler did not consume, move into buffers owned by the connection.
+//! A writable event flushes those; when they drain, they are freed.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::Shutdown;
 use std::sync::atomic::Ordering;
@@ -21,14 +23,22 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
+use crate::addr::{Addr, Host, Scheme, Target};
 use crate::balance::Balancer;
 use crate::buf::{InBuf, OutBuf};
-use crate::conn::{flags, Conn, ConnBufs, ConnId, ConnIo, Connection, LoopCtx};
+use crate::conn::{
+    duration_to_ms, flags, Conn, ConnBufs, ConnId, ConnIo, Connection, LoopCtx, NO_PEER,
+};
+use crate::datagram::Datagram;
+use crate::detach::{Detached, DetachedStream};
+use crate::dial::{self, DialOptions, DialProgress};
 use crate::handle::{Inbox, Msg, Shared};
 use crate::listener::Listener;
+use crate::resolver::{Family, ResolveError};
 use crate::server::Config;
 use crate::slots::Slots;
 use crate::socket::Stream;
+use crate::stats::bump;
 use crate::timer::{TimerKind, Timers};
 use crate::{Action, Control, Error, Handler};
 
@@ -36,8 +46,10 @@ use crate::{Action, Control, Error, Handler};
 pub(crate) const WAKER: Token = Token(usize::MAX);
 /// Listener `i` of a loop has token `LISTENER_BASE + i`; connection keys stay below.
 pub(crate) const LISTENER_BASE: usize = usize::MAX - 1 - 65_536;
-/// Reads per connection per turn before it yields to the others.
+/// Reads per connection (or datagrams per UDP socket) per turn before yielding.
 pub(crate) const MAX_READS: usize = 16;
+/// Flush rounds per connection per turn when `post_write` keeps refilling.
+const MAX_FLUSH_ROUNDS: usize = 16;
 /// Messages taken from the inbox per turn.
 const MAX_MSGS: usize = 4096;
 /// Room reserved when reading into a connection's own input buffer.
@@ -46,6 +58,8 @@ const OWN_READ_CHUNK: usize = 16 * 1024;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Reads spent discarding a closed connection's late input before giving up on it.
 const MAX_DRAIN_READS: usize = 64;
+/// Minimum time between two identical warnings.
+const WARN_EVERY: Duration = Duration::from_secs(5);
 
 /// A listener served by this loop.
 pub(crate) struct LoopListener {
@@ -56,12 +70,25 @@ pub(crate) struct LoopListener {
     pub(crate) balanced: bool,
 }
 
+/// The callback of a user timer.
+pub(crate) type TimerFn<S> = Box<dyn FnMut(&mut Control<'_, S>)>;
+
+/// A timer made with `Control::after` / `every`.
+pub(crate) struct UserTimer<S> {
+    pub(crate) period: Option<Duration>,
+    /// Taken out while it runs.
+    pub(crate) f: Option<TimerFn<S>>,
+}
+
 /// Operations requested through [`Control`] while the handler is borrowed; done after the
 /// callback returns.
 #[derive(Debug)]
 pub(crate) enum Deferred {
     Flush(u32, u32),
     Close(u32, u32),
+    ShutdownWrite(u32, u32),
+    /// Try the next address of a dial.
+    DialStep(u32, u32),
 }
 
 /// Which callback to run for a connection.
@@ -83,11 +110,18 @@ pub(crate) struct Core<S> {
     rbuf: InBuf,
     /// The shared staging output queue.
     stage: OutBuf,
+    /// Receive buffer for datagrams (allocated only if the loop serves UDP).
+    dgram: Vec<u8>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) cfg: Arc<Config>,
-    timers: Timers,
-    /// Connections with more to read, served after the current events.
-    ready: VecDeque<(u32, u32)>,
+    pub(crate) timers: Timers,
+    pub(crate) user_timers: Slots<UserTimer<S>>,
+    /// The loop clock: milliseconds since `epoch`, wrapping; refreshed once per wake-up.
+    now_ms: u32,
+    epoch: Instant,
+    /// Connections (or listeners, above `LISTENER_BASE`) with more to do, served after the
+    /// current events.
+    ready: VecDeque<(usize, u32)>,
     pub(crate) deferred: Vec<Deferred>,
     /// Errors to report in `closed` once a closing connection has flushed.
     close_errors: Vec<(u32, Error)>,
@@ -97,6 +131,11 @@ pub(crate) struct Core<S> {
     pub(crate) shutting_down: bool,
     balancer: Balancer,
     accept_warned: Option<Instant>,
+    refuse_warned: Option<Instant>,
+    /// Listeners with an accept retry scheduled (so failures do not pile up timers).
+    accept_retry: Vec<bool>,
+    /// Dials in progress, by slot key.
+    pub(crate) dialing: HashMap<u32, DialProgress>,
 }
 
 /// A loop and its handler.
@@ -132,6 +171,138 @@ impl<S> Core<S> {
             c.fetch_sub((-delta) as usize, Ordering::Relaxed);
         }
     }
+
+    fn counters(&self) -> &crate::stats::Counters {
+        &self.shared.counters[self.ctx.index]
+    }
+
+    fn tick_clock(&mut self) {
+        self.now_ms = self.epoch.elapsed().as_millis() as u32;
+    }
+
+    /// Starts an outbound connection; see [`Control::dial`].
+    pub(crate) fn dial(
+        &mut self,
+        addr: &str,
+        opts: DialOptions,
+        state: S,
+    ) -> Result<ConnId, Error> {
+        let addr = Addr::parse(addr)?;
+        if self.shutting_down {
+            return Err(Error::config("cannot dial: the server is shutting down"));
+        }
+        if addr.scheme().is_udp() {
+            return Err(Error::config(format!(
+                "cannot dial {:?}: dial makes stream connections (tcp or unix)",
+                addr.as_str()
+            )));
+        }
+        let (candidates, lookup) = match addr.target() {
+            Target::Unix(p) => (vec![dial::Target::Unix(p.clone())], None),
+            Target::Inet {
+                host: Host::Ip(ip),
+                port,
+            } => (
+                vec![dial::Target::Inet(std::net::SocketAddr::new(*ip, *port))],
+                None,
+            ),
+            Target::Inet {
+                host: Host::Name(name),
+                port,
+            } => (Vec::new(), Some((name.clone(), *port))),
+        };
+        let (key, gen) = self.slots.next_key();
+        if key as usize >= LISTENER_BASE {
+            return Err(Error::config("too many connections on this loop"));
+        }
+        let conn = Connection {
+            io: ConnIo {
+                stream: Stream::Unconnected,
+                flags: flags::DIALED | flags::CONNECTING,
+                addr_index: u16::MAX,
+                idle_ms: 0,
+                last_active: self.now_ms,
+                peer: NO_PEER,
+            },
+            bufs: None,
+            state,
+        };
+        if self.slots.insert(conn).is_none() {
+            return Err(Error::config("too many connections on this loop"));
+        }
+        self.open_count_add(1);
+        bump(&self.counters().dialed, 1);
+        let id = ConnId {
+            loop_index: self.ctx.index as u32,
+            key,
+            gen,
+        };
+        self.timers.add(
+            Instant::now() + opts.timeout,
+            TimerKind::Connect { key, gen },
+        );
+        let mut progress = DialProgress {
+            addr: addr.clone(),
+            opts,
+            candidates: candidates.into(),
+            last_err: None,
+            resolving: lookup.is_some(),
+        };
+        match lookup {
+            Some((host, port)) => {
+                let family = match addr.scheme() {
+                    Scheme::Tcp4 => Family::V4,
+                    Scheme::Tcp6 => Family::V6,
+                    _ => Family::Any,
+                };
+                let weak = Arc::downgrade(&self.shared);
+                let index = self.ctx.index;
+                let reply = Box::new(move |result| {
+                    if let Some(shared) = weak.upgrade() {
+                        shared.mailboxes[index].post(Msg::Resolved { id, result });
+                    }
+                });
+                if let Err(e) =
+                    self.shared
+                        .resolve(&host, port, family, progress.opts.timeout, reply)
+                {
+                    progress.resolving = false;
+                    progress.last_err = Some(e);
+                    self.deferred.push(Deferred::DialStep(key, gen));
+                }
+            }
+            None => self.deferred.push(Deferred::DialStep(key, gen)),
+        }
+        self.dialing.insert(key, progress);
+        Ok(id)
+    }
+
+    /// Arms the idle timer of connection `key` if it has a timeout and no timer yet.
+    fn arm_idle(&mut self, key: usize) {
+        let gen = self.slots.gen(key);
+        let now_ms = self.now_ms;
+        let Some(c) = self.slots.get_mut(key) else {
+            return;
+        };
+        c.io.unset(flags::IDLE_CHANGED);
+        if c.io.idle_ms == 0 || c.io.has(flags::CLOSING) {
+            return;
+        }
+        c.io.last_active = now_ms;
+        if !c.io.has(flags::IDLE_ARMED) || c.io.idle_ms < 1000 {
+            // A shortened timeout needs an earlier check; extra timers are harmless (each
+            // one re-checks the real deadline).
+            c.io.set(flags::IDLE_ARMED);
+            let at = Instant::now() + Duration::from_millis(c.io.idle_ms as u64);
+            self.timers.add(
+                at,
+                TimerKind::Idle {
+                    key: key as u32,
+                    gen,
+                },
+            );
+        }
+    }
 }
 
 impl<H: Handler> EventLoop<H> {
@@ -146,8 +317,11 @@ impl<H: Handler> EventLoop<H> {
         listeners: Vec<LoopListener>,
     ) -> io::Result<EventLoop<H>> {
         let mut listeners: Vec<Option<LoopListener>> = listeners.into_iter().map(Some).collect();
+        let nlisteners = listeners.len();
+        let mut udp = false;
         for (i, l) in listeners.iter_mut().enumerate() {
             if let Some(l) = l {
+                udp |= matches!(l.listener, Listener::Udp(_));
                 poll.registry().register(
                     &mut l.listener,
                     Token(LISTENER_BASE + i),
@@ -155,7 +329,9 @@ impl<H: Handler> EventLoop<H> {
                 )?;
             }
         }
-        let seed = Instant::now().elapsed().as_nanos() as u64
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
             ^ (ctx.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ std::process::id() as u64;
         Ok(EventLoop {
@@ -163,8 +339,16 @@ impl<H: Handler> EventLoop<H> {
             core: Core {
                 rbuf: InBuf::with_capacity(cfg.read_buffer),
                 stage: OutBuf::default(),
+                dgram: if udp {
+                    vec![0; cfg.max_datagram + 1]
+                } else {
+                    Vec::new()
+                },
                 slots: Slots::new(),
                 timers: Timers::default(),
+                user_timers: Slots::new(),
+                now_ms: 0,
+                epoch: Instant::now(),
                 ready: VecDeque::new(),
                 deferred: Vec::new(),
                 close_errors: Vec::new(),
@@ -174,6 +358,9 @@ impl<H: Handler> EventLoop<H> {
                 shutting_down: false,
                 balancer: Balancer::new(cfg.balance, seed),
                 accept_warned: None,
+                refuse_warned: None,
+                accept_retry: vec![false; nlisteners],
+                dialing: HashMap::new(),
                 ctx,
                 poll,
                 shared,
@@ -208,10 +395,11 @@ impl<H: Handler> EventLoop<H> {
                 }
                 return Err(e);
             }
+            self.core.tick_clock();
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => self.core.inbox_pending = true,
-                    Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE),
+                    Token(t) if t >= LISTENER_BASE => self.listener_event(t - LISTENER_BASE),
                     Token(key) => {
                         let hup = ev.is_read_closed() || ev.is_error();
                         let readable = ev.is_readable() || hup;
@@ -241,8 +429,17 @@ impl<H: Handler> EventLoop<H> {
         if hup {
             c.io.set(flags::RDHUP);
         }
+        if c.io.has(flags::CONNECTING) {
+            self.connect_event(key);
+            match self.core.slots.get_mut(key) {
+                Some(c) if !c.io.has(flags::CONNECTING) => {}
+                _ => return,
+            }
+        }
         if writable {
-            c.io.set(flags::WRITABLE);
+            if let Some(c) = self.core.slots.get_mut(key) {
+                c.io.set(flags::WRITABLE);
+            }
             self.flush(key);
         }
         if readable {
@@ -262,10 +459,29 @@ impl<H: Handler> EventLoop<H> {
                 return;
             }
             if !c.io.has(flags::READABLE)
-                || c.io.has(flags::PAUSED | flags::CLOSING | flags::READ_EOF)
+                || c.io
+                    .has(flags::PAUSED | flags::CLOSING | flags::READ_EOF | flags::CONNECTING)
             {
                 return;
             }
+            if c.io.peer != NO_PEER {
+                let (pk, pg) = c.io.peer;
+                let hwm = core.cfg.out_high_water;
+                let peer_full = core
+                    .slots
+                    .get_gen_mut(pk as usize, pg)
+                    .and_then(|p| p.bufs.as_ref())
+                    .is_some_and(|b| b.out.len() > hwm);
+                if peer_full {
+                    if let Some(c) = core.slots.get_mut(key) {
+                        c.io.set(flags::PEER_BLOCKED);
+                    }
+                    return;
+                }
+            }
+            let Some(c) = core.slots.get_mut(key) else {
+                return;
+            };
             let (res, room) = match c.bufs.as_deref_mut() {
                 Some(b) if !b.input.is_empty() => {
                     let r = b.input.read_from(&mut c.io.stream, OWN_READ_CHUNK);
@@ -283,7 +499,9 @@ impl<H: Handler> EventLoop<H> {
                     self.dispatch(key, Cb::Eof);
                     return;
                 }
-                Ok(_) => {
+                Ok(n) => {
+                    c.io.last_active = core.now_ms;
+                    bump(&core.shared.counters[core.ctx.index].bytes_in, n as u64);
                     // A read that left room in the buffer drained the socket: the next
                     // bytes will raise a new edge, so skip the read that would only say
                     // WouldBlock, unless the peer's FIN was signalled (then read to EOF).
@@ -306,15 +524,15 @@ impl<H: Handler> EventLoop<H> {
             }
         }
         // Still readable after the per-turn limit: come back after the others.
-        self.queue_read(key);
+        self.queue_ready(key);
     }
 
-    fn queue_read(&mut self, key: usize) {
+    fn queue_ready(&mut self, key: usize) {
         let gen = self.core.slots.gen(key);
         if let Some(c) = self.core.slots.get_mut(key) {
             if !c.io.has(flags::QUEUED) {
                 c.io.set(flags::QUEUED);
-                self.core.ready.push_back((key as u32, gen));
+                self.core.ready.push_back((key, gen));
             }
         }
     }
@@ -324,61 +542,86 @@ impl<H: Handler> EventLoop<H> {
             let Some((key, gen)) = self.core.ready.pop_front() else {
                 break;
             };
-            if let Some(c) = self.core.slots.get_gen_mut(key as usize, gen) {
+            if key >= LISTENER_BASE {
+                self.listener_event(key - LISTENER_BASE);
+                continue;
+            }
+            if let Some(c) = self.core.slots.get_gen_mut(key, gen) {
                 c.io.unset(flags::QUEUED);
-                self.read(key as usize);
+                self.flush(key);
+                self.read(key);
             }
         }
     }
 
-    /// Runs one callback for connection `key`, then settles its buffers and acts on the result.
-    fn dispatch(&mut self, key: usize, cb: Cb) {
+    /// Calls `f` with the handler and a view of connection `key`: its own input if it has
+    /// some (else the shared read buffer), its own output if it has some (else the staging
+    /// queue). The caller deals with what is left in the shared buffers.
+    fn with_conn<R>(
+        &mut self,
+        key: usize,
+        f: impl FnOnce(&mut H, &mut Conn<'_, H::State>) -> R,
+    ) -> Option<R> {
         let id = self.core.conn_id(key);
-        let EventLoop { handler, core } = self;
-        let Core {
-            slots,
-            rbuf,
-            stage,
-            ctx,
-            ..
-        } = core;
-        let Some(Connection { io, bufs, state }) = slots.get_mut(key) else {
-            return;
+        // The connection and the shared buffers leave the loop for the call, so the view
+        // can also reach the rest of the loop (other connections, timers, dial).
+        let mut conn = self.core.slots.take(key)?;
+        let mut rbuf = std::mem::take(&mut self.core.rbuf);
+        let mut stage = std::mem::take(&mut self.core.stage);
+        let r = {
+            let Connection { io, bufs, state } = &mut conn;
+            let (input, out) = match bufs.as_deref_mut() {
+                Some(ConnBufs { input, out }) => (
+                    if input.is_empty() { &mut rbuf } else { input },
+                    if out.is_empty() { &mut stage } else { out },
+                ),
+                None => (&mut rbuf, &mut stage),
+            };
+            let mut view = Conn {
+                id,
+                io,
+                input,
+                out,
+                core: &mut self.core,
+                state,
+            };
+            f(&mut self.handler, &mut view)
         };
-        let (input, out) = match bufs.as_deref_mut() {
-            Some(ConnBufs { input, out }) => (
-                if input.is_empty() { &mut *rbuf } else { input },
-                if out.is_empty() { &mut *stage } else { out },
-            ),
-            None => (&mut *rbuf, &mut *stage),
-        };
-        let mut conn = Conn {
-            id,
-            io,
-            input,
-            out,
-            ctx,
-            state,
-        };
-        let action = match cb {
-            Cb::Opened => handler.opened(&mut conn),
-            Cb::Data => handler.data(&mut conn),
-            Cb::Eof => handler.eof(&mut conn),
-            Cb::Writable => handler.writable(&mut conn),
-            Cb::Woken => handler.woken(&mut conn),
-        };
-        self.settle(key, action);
+        self.core.rbuf = rbuf;
+        self.core.stage = stage;
+        self.core.slots.put_back(key, conn);
+        Some(r)
     }
 
-    /// After a callback: move leftovers into the connection, write staged output, apply
-    /// limits, backpressure and the action.
-    fn settle(&mut self, key: usize, action: Action) {
+    /// Runs one callback for connection `key`, then settles its buffers and acts on the result.
+    fn dispatch(&mut self, key: usize, cb: Cb) {
+        let action = self.with_conn(key, |h, conn| {
+            let action = match cb {
+                Cb::Opened => h.opened(conn),
+                Cb::Data => h.data(conn),
+                Cb::Eof => h.eof(conn),
+                Cb::Writable => h.writable(conn),
+                Cb::Woken => h.woken(conn),
+            };
+            if conn.output_len() > 0 {
+                h.pre_write(conn);
+            }
+            action
+        });
+        if let Some(action) = action {
+            self.settle(key, action);
+        }
+    }
+
+    /// Moves input left in the shared read buffer and output left in the staging queue
+    /// into connection `key`'s own buffers. Returns whether its input is over the limit.
+    fn keep_leftovers(&mut self, key: usize) -> bool {
         let core = &mut self.core;
-        let max_input = core.cfg.max_input;
         let Some(c) = core.slots.get_mut(key) else {
-            return;
+            core.rbuf.clear();
+            core.stage.discard();
+            return false;
         };
-        // Input the handler left in the shared buffer becomes the connection's own.
         if !core.rbuf.is_empty() {
             c.bufs
                 .get_or_insert_with(Box::default)
@@ -386,81 +629,129 @@ impl<H: Handler> EventLoop<H> {
                 .set_from(core.rbuf.bytes());
         }
         core.rbuf.clear();
-        let mut over_limit = false;
-        if let Some(b) = c.bufs.as_deref_mut() {
-            b.input.settle();
-            over_limit = b.input.len() > max_input;
-        }
-        // Staged output goes out now; what the socket does not take stays with the connection.
-        let mut failed = None;
         if !core.stage.is_empty() {
-            let mut written = 0;
-            let res = if c.io.has(flags::WRITABLE) {
-                core.stage.flush_to(&mut c.io.stream, &mut written)
-            } else {
-                Ok(false)
-            };
-            match res {
-                Ok(true) => {}
-                Ok(false) => {
-                    c.io.unset(flags::WRITABLE);
-                    let b = c.bufs.get_or_insert_with(Box::default);
-                    std::mem::swap(&mut b.out, &mut core.stage);
-                }
-                Err(e) => {
-                    core.stage.discard();
-                    failed = Some(e);
-                }
+            let b = c.bufs.get_or_insert_with(Box::default);
+            debug_assert!(b.out.is_empty());
+            std::mem::swap(&mut b.out, &mut core.stage);
+        }
+        match c.bufs.as_deref_mut() {
+            Some(b) => {
+                b.input.settle();
+                b.input.len() > core.cfg.max_input
             }
-        }
-        if let Some(e) = failed {
-            self.fail(key, Error::io(e));
-            return;
-        }
-        if over_limit {
-            log::debug!(
-                "loop {}: connection {} over the input limit",
-                core.ctx.index,
-                key
-            );
-            self.fail(key, Error::input_limit(max_input));
-            return;
-        }
-        let close = c.io.has(flags::CLOSE_REQ);
-        c.io.unset(flags::CLOSE_REQ);
-        self.flush(key);
-        match action {
-            Action::Close => self.begin_close(key, None),
-            Action::Shutdown => self.start_shutdown(),
-            Action::None => {}
-        }
-        if close {
-            self.begin_close(key, None);
+            None => false,
         }
     }
 
-    /// Writes the connection's own queued output, if the socket is writable.
-    fn flush(&mut self, key: usize) {
-        let Some(c) = self.core.slots.get_mut(key) else {
-            return;
-        };
-        if c.io.has(flags::LINGERING) {
-            return;
-        }
-        if let Some(b) = c.bufs.as_deref_mut() {
-            if !b.out.is_empty() && c.io.has(flags::WRITABLE) {
-                let mut written = 0;
-                match b.out.flush_to(&mut c.io.stream, &mut written) {
+    /// After a callback: write staged output, keep leftovers, apply limits, backpressure
+    /// and the action.
+    fn settle(&mut self, key: usize, action: Action) {
+        // Staged output goes out now, straight from the staging queue.
+        let mut written = 0;
+        let core = &mut self.core;
+        if let Some(c) = core.slots.get_mut(key) {
+            if !core.stage.is_empty() && c.io.has(flags::WRITABLE) {
+                match core.stage.flush_to(&mut c.io.stream, &mut written) {
                     Ok(true) => {}
                     Ok(false) => c.io.unset(flags::WRITABLE),
                     Err(e) => {
-                        b.out.discard();
+                        core.stage.discard();
+                        core.rbuf.clear();
                         self.fail(key, Error::io(e));
                         return;
                     }
                 }
             }
         }
+        let over_limit = self.keep_leftovers(key);
+        if written > 0 {
+            self.wrote(key, written);
+        }
+        if over_limit {
+            log::debug!(
+                "loop {}: connection {key} over the input limit",
+                self.core.ctx.index
+            );
+            self.fail(key, Error::input_limit(self.core.cfg.max_input));
+            return;
+        }
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
+        let close = c.io.has(flags::CLOSE_REQ);
+        c.io.unset(flags::CLOSE_REQ);
+        if c.io.has(flags::IDLE_CHANGED) {
+            self.core.arm_idle(key);
+        }
+        self.flush(key);
+        match action {
+            Action::Close => self.begin_close(key, None),
+            Action::Shutdown => self.start_shutdown(),
+            Action::Detach => self.begin_detach(key),
+            Action::None => {}
+        }
+        if close {
+            self.begin_close(key, None);
+        }
+        if !self.core.deferred.is_empty() {
+            self.run_deferred();
+        }
+    }
+
+    /// Bookkeeping after `written` bytes went out: counters, activity, `post_write`.
+    fn wrote(&mut self, key: usize, written: usize) {
+        bump(&self.core.counters().bytes_out, written as u64);
+        let now_ms = self.core.now_ms;
+        if let Some(c) = self.core.slots.get_mut(key) {
+            c.io.last_active = now_ms;
+            if c.io.has(flags::CLOSING) {
+                return;
+            }
+        }
+        self.with_conn(key, |h, conn| h.post_write(conn, written));
+        self.keep_leftovers(key);
+    }
+
+    /// Writes the connection's own queued output while the socket takes it (calling the
+    /// write hooks around each round), then deals with the new queue length.
+    fn flush(&mut self, key: usize) {
+        for _ in 0..MAX_FLUSH_ROUNDS {
+            let Some(c) = self.core.slots.get_mut(key) else {
+                return;
+            };
+            if c.io.has(flags::LINGERING) {
+                return;
+            }
+            let pending = c.bufs.as_ref().map_or(0, |b| b.out.len());
+            if pending == 0 || !c.io.has(flags::WRITABLE) {
+                return self.after_output(key);
+            }
+            if !c.io.has(flags::CLOSING) {
+                self.with_conn(key, |h, conn| h.pre_write(conn));
+                self.keep_leftovers(key);
+            }
+            let Some(c) = self.core.slots.get_mut(key) else {
+                return;
+            };
+            let Some(b) = c.bufs.as_deref_mut() else {
+                return self.after_output(key);
+            };
+            let mut written = 0;
+            match b.out.flush_to(&mut c.io.stream, &mut written) {
+                Ok(true) => {}
+                Ok(false) => c.io.unset(flags::WRITABLE),
+                Err(e) => {
+                    b.out.discard();
+                    self.fail(key, Error::io(e));
+                    return;
+                }
+            }
+            if written > 0 {
+                self.wrote(key, written);
+            }
+        }
+        // A producer that keeps refilling a fast socket: let the others run first.
+        self.queue_ready(key);
         self.after_output(key);
     }
 
@@ -481,6 +772,10 @@ impl<H: Handler> EventLoop<H> {
             }
         }
         if pending == 0 {
+            if c.io.has(flags::DETACHING) {
+                self.finish_detach(key);
+                return;
+            }
             if c.io.has(flags::CLOSING) {
                 let err = self.take_close_error(key);
                 self.finish_close(key, err, true);
@@ -501,6 +796,13 @@ impl<H: Handler> EventLoop<H> {
                 return;
             }
         }
+        let peer = c.io.peer;
+        if pending <= lwm && peer != NO_PEER {
+            self.unblock_peer(peer);
+        }
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
         if pending > hwm && !c.io.has(flags::PAUSED) {
             c.io.set(flags::PAUSED);
         } else if pending <= lwm && c.io.has(flags::PAUSED) {
@@ -510,7 +812,17 @@ impl<H: Handler> EventLoop<H> {
                 self.dispatch(key, Cb::Writable);
             }
             if readable {
-                self.queue_read(key);
+                self.queue_ready(key);
+            }
+        }
+    }
+
+    /// Resumes reading a connection that waited for its linked peer to drain.
+    fn unblock_peer(&mut self, (key, gen): (u32, u32)) {
+        if let Some(p) = self.core.slots.get_gen_mut(key as usize, gen) {
+            if p.io.has(flags::PEER_BLOCKED) {
+                p.io.unset(flags::PEER_BLOCKED);
+                self.queue_ready(key as usize);
             }
         }
     }
@@ -524,7 +836,7 @@ impl<H: Handler> EventLoop<H> {
         Some(self.core.close_errors.swap_remove(i).1)
     }
 
-    // ----- closing ----------------------------------------------------------------------
+    // ----- closing and detaching ----------------------------------------------------------
 
     /// Stops reading and delivering; closes once queued output is flushed (or the linger
     /// runs out). `err` is reported in `closed`.
@@ -562,6 +874,7 @@ impl<H: Handler> EventLoop<H> {
                 b.out.discard();
             }
             c.io.set(flags::CLOSING);
+            c.io.unset(flags::DETACHING);
         }
         let _ = self.take_close_error(key);
         self.finish_close(key, Some(err), false);
@@ -571,41 +884,28 @@ impl<H: Handler> EventLoop<H> {
     /// and draining what the peer still sends, so the close is not a reset that could
     /// destroy the output just written.
     fn finish_close(&mut self, key: usize, err: Option<Error>, graceful: bool) {
-        let id = self.core.conn_id(key);
-        {
-            let EventLoop { handler, core } = self;
-            let Core {
-                slots,
-                rbuf,
-                stage,
-                ctx,
-                ..
-            } = core;
-            let Some(Connection { io, bufs, state }) = slots.get_mut(key) else {
-                return;
-            };
-            if io.has(flags::LINGERING) {
-                return;
-            }
-            io.set(flags::CLOSING | flags::LINGERING);
-            let input = match bufs.as_deref_mut() {
-                Some(b) if !b.input.is_empty() => &mut b.input,
-                _ => &mut *rbuf,
-            };
-            let mut conn = Conn {
-                id,
-                io,
-                input,
-                out: stage,
-                ctx,
-                state,
-            };
-            handler.closed(&mut conn, err);
-            rbuf.clear();
-            stage.discard();
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
+        if c.io.has(flags::LINGERING) {
+            return;
+        }
+        c.io.set(flags::CLOSING | flags::LINGERING);
+        if let Some(b) = c.bufs.as_deref_mut() {
+            b.out.discard();
+        }
+        let peer = c.io.peer;
+        let gen = self.core.slots.gen(key);
+        self.core.dialing.remove(&(key as u32));
+        self.with_conn(key, |h, conn| h.closed(conn, err));
+        if peer != NO_PEER {
+            self.unblock_peer(peer);
         }
         let core = &mut self.core;
+        core.rbuf.clear();
+        core.stage.discard();
         core.open_count_add(-1);
+        bump(&core.counters().closed, 1);
         let shutting_down = core.shutting_down;
         let linger = core.cfg.close_linger;
         let Some(c) = core.slots.get_mut(key) else {
@@ -622,7 +922,7 @@ impl<H: Handler> EventLoop<H> {
                 Instant::now() + linger,
                 TimerKind::DrainLinger {
                     key: key as u32,
-                    gen: id.gen,
+                    gen,
                 },
             );
             self.drain_lingering(key);
@@ -654,7 +954,94 @@ impl<H: Handler> EventLoop<H> {
         core.slots.remove(key);
     }
 
-    // ----- accepting ----------------------------------------------------------------------
+    /// Stops reading; hands the socket out once queued output is flushed.
+    fn begin_detach(&mut self, key: usize) {
+        let linger = self.core.cfg.close_linger;
+        let gen = self.core.slots.gen(key);
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
+        if c.io.has(flags::CLOSING) {
+            return;
+        }
+        c.io.set(flags::CLOSING | flags::DETACHING);
+        if c.bufs.as_ref().map_or(0, |b| b.out.len()) == 0 {
+            self.finish_detach(key);
+            return;
+        }
+        self.core.timers.add(
+            Instant::now() + linger,
+            TimerKind::FlushLinger {
+                key: key as u32,
+                gen,
+            },
+        );
+    }
+
+    /// Takes the socket out of the loop and calls `detached`.
+    fn finish_detach(&mut self, key: usize) {
+        let id = self.core.conn_id(key);
+        let core = &mut self.core;
+        let Some(mut conn) = core.slots.remove(key) else {
+            return;
+        };
+        core.open_count_add(-1);
+        bump(&core.counters().detached, 1);
+        let _ = core.poll.registry().deregister(&mut conn.io.stream);
+        let input = match conn.bufs.take() {
+            Some(b) => b.input.bytes().to_vec(),
+            None => Vec::new(),
+        };
+        let Connection {
+            mut io, mut state, ..
+        } = conn;
+        // The user gets a duplicate descriptor; the loop's copy closes below.
+        let detached = match DetachedStream::dup_from(&io.stream) {
+            Ok(stream) => Detached { stream, input },
+            Err(e) => {
+                log::warn!("loop {}: detach {id}: {e}", core.ctx.index);
+                return;
+            }
+        };
+        let mut empty = InBuf::default();
+        let mut out = OutBuf::default();
+        io.set(flags::CLOSING);
+        let mut view = Conn {
+            id,
+            io: &mut io,
+            input: &mut empty,
+            out: &mut out,
+            core: &mut self.core,
+            state: &mut state,
+        };
+        self.handler.detached(&mut view, detached);
+        if !self.core.deferred.is_empty() {
+            self.run_deferred();
+        }
+    }
+
+    // ----- listeners ----------------------------------------------------------------------
+
+    fn listener_event(&mut self, index: usize) {
+        match self.core.listeners.get(index) {
+            Some(Some(LoopListener {
+                listener: Listener::Udp(_),
+                ..
+            })) => self.receive_datagrams(index),
+            Some(Some(_)) => self.accept(index),
+            _ => {}
+        }
+    }
+
+    fn warn_rate_limited(last: &mut Option<Instant>) -> bool {
+        let now = Instant::now();
+        if last.is_none_or(|t| now.duration_since(t) > WARN_EVERY) {
+            *last = Some(now);
+            true
+        } else {
+            false
+        }
+    }
 
     fn accept(&mut self, index: usize) {
         loop {
@@ -664,8 +1051,27 @@ impl<H: Handler> EventLoop<H> {
             match l.listener.accept() {
                 Ok(stream) => {
                     let (addr_index, balanced) = (l.addr_index, l.balanced);
-                    if let Err(e) = stream.set_nodelay(self.core.cfg.nodelay) {
+                    let cfg = &self.core.cfg;
+                    let open = self.core.ctx.handle.connections();
+                    if open >= cfg.max_connections {
+                        bump(&self.core.counters().refused, 1);
+                        if Self::warn_rate_limited(&mut self.core.refuse_warned) {
+                            log::warn!(
+                                "loop {}: {open} connections open, the limit is {}: refusing new ones (counted in stats.refused)",
+                                self.core.ctx.index,
+                                cfg.max_connections
+                            );
+                        }
+                        drop(stream);
+                        continue;
+                    }
+                    if let Err(e) = stream.set_nodelay(cfg.nodelay) {
                         log::debug!("set TCP_NODELAY: {e}");
+                    }
+                    if cfg.keepalive.is_some() {
+                        if let Err(e) = stream.set_keepalive(cfg.keepalive) {
+                            log::debug!("set SO_KEEPALIVE: {e}");
+                        }
                     }
                     let target = if balanced {
                         self.core.balancer.pick(&self.core.shared.conns)
@@ -689,28 +1095,71 @@ impl<H: Handler> EventLoop<H> {
                         // EMFILE/ENFILE/ENOBUFS/ENOMEM and anything unexpected: leave the
                         // connections in the backlog and try again shortly. No spinning:
                         // the retry is a timer, and the listener is edge-triggered.
-                        let now = Instant::now();
-                        if self
-                            .core
-                            .accept_warned
-                            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(5))
-                        {
-                            self.core.accept_warned = Some(now);
+                        if Self::warn_rate_limited(&mut self.core.accept_warned) {
                             log::warn!(
                                 "loop {}: accept failed: {e}; retrying every {:?}",
                                 self.core.ctx.index,
                                 ACCEPT_BACKOFF
                             );
                         }
-                        self.core.timers.add(
-                            now + ACCEPT_BACKOFF,
-                            TimerKind::AcceptRetry { listener: index },
-                        );
+                        if !self.core.accept_retry[index] {
+                            self.core.accept_retry[index] = true;
+                            self.core.timers.add(
+                                Instant::now() + ACCEPT_BACKOFF,
+                                TimerKind::AcceptRetry { listener: index },
+                            );
+                        }
                         return;
                     }
                 },
             }
         }
+    }
+
+    /// Reads datagrams until `WouldBlock` (at most `MAX_READS` per turn) and hands each to
+    /// the handler.
+    fn receive_datagrams(&mut self, index: usize) {
+        let max = self.core.cfg.max_datagram;
+        for _ in 0..MAX_READS {
+            let EventLoop { handler, core } = self;
+            let Some(Some(LoopListener {
+                listener: Listener::Udp(sock),
+                addr_index,
+                ..
+            })) = core.listeners.get(index)
+            else {
+                return;
+            };
+            let counters = &core.shared.counters[core.ctx.index];
+            let (n, peer) = match sock.recv_from(&mut core.dgram) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ICMP errors from earlier sends surface here (ECONNREFUSED): not fatal.
+                    log::debug!("loop {}: udp receive: {e}", core.ctx.index);
+                    continue;
+                }
+            };
+            bump(&counters.datagrams_in, 1);
+            let truncated = n > max;
+            if truncated {
+                bump(&counters.datagrams_truncated, 1);
+            }
+            let mut d = Datagram {
+                data: &core.dgram[..n.min(max)],
+                peer,
+                addr_index: *addr_index as usize,
+                truncated,
+                socket: sock,
+                counters,
+            };
+            if handler.datagram(&mut d) == Action::Shutdown {
+                self.start_shutdown();
+                return;
+            }
+        }
+        self.core.ready.push_back((LISTENER_BASE + index, 0));
     }
 
     /// Registers an accepted connection (already counted in `shared.conns`) and calls `opened`.
@@ -740,6 +1189,9 @@ impl<H: Handler> EventLoop<H> {
                 // A new socket's send buffer is empty: writes from `opened` go straight out.
                 flags: flags::WRITABLE,
                 addr_index,
+                idle_ms: core.cfg.idle_timeout.map_or(0, duration_to_ms),
+                last_active: core.now_ms,
+                peer: NO_PEER,
             },
             bufs: None,
             state: H::State::default(),
@@ -748,6 +1200,8 @@ impl<H: Handler> EventLoop<H> {
             core.open_count_add(-1);
             return;
         }
+        bump(&core.counters().accepted, 1);
+        core.arm_idle(key as usize);
         self.dispatch(key as usize, Cb::Opened);
     }
 
@@ -784,6 +1238,23 @@ impl<H: Handler> EventLoop<H> {
                     }
                 }
                 Msg::Shutdown => self.start_shutdown(),
+                Msg::Resolved { id, result } => self.resolved(id, result),
+                Msg::Dial {
+                    addr,
+                    opts,
+                    state,
+                    reply,
+                } => {
+                    let state = match state {
+                        None => Ok(H::State::default()),
+                        Some(b) => b.downcast::<H::State>().map(|b| *b).map_err(|_| {
+                            Error::config("Handle::dial_with_state: the state is not the handler's State type")
+                        }),
+                    };
+                    let res = state.and_then(|st| self.core.dial(&addr, opts, st));
+                    let _ = reply.send(res);
+                    self.run_deferred();
+                }
             }
         }
         // More may be waiting: come back after serving the sockets.
@@ -792,29 +1263,154 @@ impl<H: Handler> EventLoop<H> {
 
     /// Carries out what a [`Control`] callback deferred, then its action.
     fn after_control(&mut self, action: Action) {
-        let deferred = std::mem::take(&mut self.core.deferred);
-        for d in &deferred {
-            match *d {
-                Deferred::Flush(key, gen) => {
-                    if self.core.slots.get_gen_mut(key as usize, gen).is_some() {
-                        self.flush(key as usize);
-                    }
-                }
-                Deferred::Close(key, gen) => {
-                    if self.core.slots.get_gen_mut(key as usize, gen).is_some() {
-                        self.begin_close(key as usize, None);
-                    }
-                }
-            }
-        }
-        // Keep the allocation for next time.
-        let mut deferred = deferred;
-        deferred.clear();
-        if self.core.deferred.is_empty() {
-            self.core.deferred = deferred;
-        }
+        self.run_deferred();
         if action == Action::Shutdown {
             self.start_shutdown();
+        }
+    }
+
+    /// Carries out operations deferred by `Control` or by a connection's view of the loop.
+    fn run_deferred(&mut self) {
+        while !self.core.deferred.is_empty() {
+            let mut deferred = std::mem::take(&mut self.core.deferred);
+            for d in deferred.drain(..) {
+                let (key, gen) = match d {
+                    Deferred::Flush(k, g)
+                    | Deferred::Close(k, g)
+                    | Deferred::ShutdownWrite(k, g)
+                    | Deferred::DialStep(k, g) => (k as usize, g),
+                };
+                if self.core.slots.get_gen_mut(key, gen).is_none() {
+                    continue;
+                }
+                match d {
+                    Deferred::Flush(..) => self.flush(key),
+                    Deferred::Close(..) => self.begin_close(key, None),
+                    Deferred::ShutdownWrite(..) => {
+                        if let Some(c) = self.core.slots.get_mut(key) {
+                            c.io.set(flags::SHUT_WR_REQ);
+                        }
+                        self.flush(key);
+                    }
+                    Deferred::DialStep(..) => self.dial_step(key),
+                }
+            }
+            // Keep the allocation for next time.
+            if self.core.deferred.is_empty() {
+                self.core.deferred = deferred;
+            }
+        }
+    }
+
+    // ----- dialing --------------------------------------------------------------------------
+
+    /// Starts connecting to the next candidate address of dial `key`, or fails the dial
+    /// with the last error when none is left.
+    fn dial_step(&mut self, key: usize) {
+        loop {
+            let core = &mut self.core;
+            let Some(p) = core.dialing.get_mut(&(key as u32)) else {
+                return;
+            };
+            if p.resolving {
+                return;
+            }
+            let Some(target) = p.candidates.pop_front() else {
+                let Some(p) = core.dialing.remove(&(key as u32)) else {
+                    return;
+                };
+                let e = p.last_err.unwrap_or_else(|| {
+                    io::Error::new(io::ErrorKind::NotFound, "no address to connect to")
+                });
+                self.fail(key, Error::connect(p.addr.as_str(), e));
+                return;
+            };
+            let mut stream = match dial::connect(&target, &p.opts) {
+                Ok(s) => s,
+                Err(e) => {
+                    p.last_err = Some(e);
+                    continue;
+                }
+            };
+            if let Err(e) = core.poll.registry().register(
+                &mut stream,
+                Token(key),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                p.last_err = Some(e);
+                continue;
+            }
+            let _ = stream.set_nodelay(p.opts.nodelay.unwrap_or(core.cfg.nodelay));
+            if let Some(ka) = p.opts.keepalive.or(core.cfg.keepalive) {
+                let _ = stream.set_keepalive(Some(ka));
+            }
+            if let Some(c) = core.slots.get_mut(key) {
+                c.io.stream = stream;
+            }
+            return;
+        }
+    }
+
+    /// A connecting socket reported readiness: connected, failed, or not yet.
+    fn connect_event(&mut self, key: usize) {
+        let core = &mut self.core;
+        let Some(c) = core.slots.get_mut(key) else {
+            return;
+        };
+        if matches!(c.io.stream, Stream::Unconnected) {
+            return;
+        }
+        let failed = match c.io.stream.take_error() {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) => match c.io.stream.peer_addr() {
+                Ok(_) => None,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => Some(e),
+            },
+        };
+        if let Some(e) = failed {
+            let mut old = std::mem::replace(&mut c.io.stream, Stream::Unconnected);
+            let _ = core.poll.registry().deregister(&mut old);
+            drop(old);
+            if let Some(p) = core.dialing.get_mut(&(key as u32)) {
+                p.last_err = Some(e);
+            }
+            self.dial_step(key);
+            return;
+        }
+        c.io.unset(flags::CONNECTING);
+        c.io.set(flags::WRITABLE);
+        c.io.idle_ms = core.cfg.idle_timeout.map_or(0, duration_to_ms);
+        core.dialing.remove(&(key as u32));
+        core.arm_idle(key);
+        self.dispatch(key, Cb::Opened);
+    }
+
+    /// The resolver answered for dial `id`.
+    fn resolved(&mut self, id: ConnId, result: Result<Vec<std::net::SocketAddr>, ResolveError>) {
+        let key = id.key as usize;
+        if self.core.slots.get_gen_mut(key, id.gen).is_none() {
+            return;
+        }
+        let Some(p) = self.core.dialing.get_mut(&id.key) else {
+            return;
+        };
+        if !p.resolving {
+            return;
+        }
+        p.resolving = false;
+        match result {
+            Ok(addrs) => {
+                p.candidates = addrs.into_iter().map(dial::Target::Inet).collect();
+                self.dial_step(key);
+            }
+            Err(e) => {
+                let addr = p.addr.as_str().to_string();
+                self.core.dialing.remove(&id.key);
+                let not_found = matches!(e, ResolveError::NotFound { .. });
+                let timeout = matches!(e, ResolveError::Timeout { .. });
+                self.fail(key, Error::dns(&addr, e.to_string(), not_found, timeout));
+            }
         }
     }
 
@@ -830,8 +1426,58 @@ impl<H: Handler> EventLoop<H> {
         }
     }
 
+    fn fire_user_timer(&mut self, key: u32, gen: u32) {
+        let Some(t) = self.core.user_timers.get_gen_mut(key as usize, gen) else {
+            return;
+        };
+        let Some(mut f) = t.f.take() else {
+            return;
+        };
+        f(&mut Control {
+            core: &mut self.core,
+        });
+        // Still there (not cancelled by itself) and periodic: run again.
+        match self.core.user_timers.get_gen_mut(key as usize, gen) {
+            Some(t) if t.period.is_some() && !self.core.shutting_down => {
+                let period = t.period.unwrap_or_default();
+                t.f = Some(f);
+                self.core
+                    .timers
+                    .add(Instant::now() + period, TimerKind::User { key, gen });
+            }
+            Some(_) => {
+                self.core.user_timers.remove(key as usize);
+            }
+            None => {}
+        }
+        self.after_control(Action::None);
+    }
+
+    fn check_idle(&mut self, key: u32, gen: u32) {
+        let now_ms = self.core.now_ms;
+        let Some(c) = self.core.slots.get_gen_mut(key as usize, gen) else {
+            return;
+        };
+        if c.io.has(flags::CLOSING) || c.io.idle_ms == 0 {
+            c.io.unset(flags::IDLE_ARMED);
+            return;
+        }
+        let idle = now_ms.wrapping_sub(c.io.last_active);
+        if idle >= c.io.idle_ms {
+            let after = Duration::from_millis(c.io.idle_ms as u64);
+            bump(&self.core.counters().idle_closed, 1);
+            self.begin_close(key as usize, Some(Error::idle_timeout(after)));
+        } else {
+            let left = Duration::from_millis((c.io.idle_ms - idle) as u64);
+            self.core
+                .timers
+                .add(Instant::now() + left, TimerKind::Idle { key, gen });
+        }
+    }
+
     fn run_timers(&mut self) {
         let now = Instant::now();
+        self.core.tick_clock();
         while let Some(kind) = self.core.timers.pop_due(now) {
             match kind {
                 TimerKind::Tick => {
@@ -839,12 +1485,13 @@ impl<H: Handler> EventLoop<H> {
                         self.fire_tick();
                     }
                 }
+                TimerKind::User { key, gen } => self.fire_user_timer(key, gen),
+                TimerKind::Idle { key, gen } => self.check_idle(key, gen),
                 TimerKind::FlushLinger { key, gen } => {
                     let after = self.core.cfg.close_linger;
                     if let Some(c) = self.core.slots.get_gen_mut(key as usize, gen) {
                         if c.io.has(flags::CLOSING) && !c.io.has(flags::LINGERING) {
                             let pending = c.bufs.as_ref().map_or(0, |b| b.out.len());
-                            let _ = self.take_close_error(key as usize);
                             self.fail(key as usize, Error::flush_timeout(pending, after));
                         }
                     }
@@ -870,7 +1517,23 @@ impl<H: Handler> EventLoop<H> {
                         }
                     }
                 }
-                TimerKind::AcceptRetry { listener } => self.accept(listener),
+                TimerKind::AcceptRetry { listener } => {
+                    if let Some(r) = self.core.accept_retry.get_mut(listener) {
+                        *r = false;
+                    }
+                    self.accept(listener);
+                }
+                TimerKind::Connect { key, gen } => {
+                    if let Some(c) = self.core.slots.get_gen_mut(key as usize, gen) {
+                        if c.io.has(flags::CONNECTING) {
+                            let p = self.core.dialing.remove(&key);
+                            let (addr, after) = p.map_or((String::new(), Duration::ZERO), |p| {
+                                (p.addr.as_str().to_string(), p.opts.timeout)
+                            });
+                            self.fail(key as usize, Error::connect_timeout(&addr, after));
+                        }
+                    }
+                }
             }
         }
     }
@@ -891,6 +1554,7 @@ impl<H: Handler> EventLoop<H> {
             let Some(c) = self.core.slots.get_mut(key) else {
                 continue;
             };
+            c.io.unset(flags::QUEUED);
             if c.io.has(flags::LINGERING) {
                 self.core.slots.remove(key);
             } else {

@@ -1,15 +1,34 @@
 //! The cross-thread handle: a queue and a `mio::Waker` per loop.
 
+use std::any::Any;
+use std::cell::Cell;
 use std::fmt;
+use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use mio::Waker;
 
 use crate::conn::ConnId;
+use crate::dial::DialOptions;
+use crate::resolver::{Family, Reply, ResolveError, Resolver, ResolverConfig};
 use crate::socket::Stream;
+use crate::stats::{Counters, Stats};
+use crate::Error;
+
+thread_local! {
+    /// The `Shared` (as an address) of the server whose loop runs on this thread, or 0.
+    static ON_LOOP: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks the current thread as a loop thread of `shared`'s server.
+pub(crate) fn enter_loop(shared: &Arc<Shared>) {
+    ON_LOOP.with(|c| c.set(Arc::as_ptr(shared) as usize));
+}
 
 /// Work posted to a loop from outside it.
 pub(crate) enum Msg {
@@ -23,6 +42,18 @@ pub(crate) enum Msg {
     Close(ConnId),
     /// Shut the loop down.
     Shutdown,
+    /// The resolver's answer for a dial.
+    Resolved {
+        id: ConnId,
+        result: Result<Vec<SocketAddr>, ResolveError>,
+    },
+    /// A dial requested through the handle; the id (or the error) goes back on `reply`.
+    Dial {
+        addr: String,
+        opts: DialOptions,
+        state: Option<Box<dyn Any + Send>>,
+        reply: SyncSender<Result<ConnId, Error>>,
+    },
 }
 
 /// One loop's inbox. `notified` coalesces wake-ups: a burst of messages costs one
@@ -67,16 +98,56 @@ pub(crate) struct Shared {
     pub(crate) shutting_down: AtomicBool,
     /// Open connections per loop (for `LeastConnections` and for statistics).
     pub(crate) conns: Vec<AtomicUsize>,
+    /// Counters per loop.
+    pub(crate) counters: Vec<Counters>,
+    resolver_cfg: ResolverConfig,
+    /// Started on the first dial that needs a name resolved.
+    resolver: Mutex<Option<Resolver>>,
+    /// Round-robin for `Handle::dial`.
+    next_dial_loop: AtomicUsize,
 }
 
 impl Shared {
-    pub(crate) fn new(mailboxes: Vec<Mailbox>) -> Shared {
+    pub(crate) fn new(mailboxes: Vec<Mailbox>, resolver_cfg: ResolverConfig) -> Shared {
         let conns = (0..mailboxes.len()).map(|_| AtomicUsize::new(0)).collect();
+        let counters = (0..mailboxes.len()).map(|_| Counters::default()).collect();
         Shared {
             mailboxes,
             shutting_down: AtomicBool::new(false),
             conns,
+            counters,
+            resolver_cfg,
+            resolver: Mutex::new(None),
+            next_dial_loop: AtomicUsize::new(0),
         }
+    }
+
+    /// Resolves `host` on the resolver thread (started on first use).
+    pub(crate) fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+        family: Family,
+        deadline: Duration,
+        reply: Reply,
+    ) -> io::Result<()> {
+        let mut r = self
+            .resolver
+            .lock()
+            .map_err(|_| io::Error::other("resolver lock poisoned"))?;
+        if r.is_none() {
+            *r = Some(Resolver::start(&self.resolver_cfg)?);
+        }
+        if let Some(r) = r.as_ref() {
+            r.resolve(host, port, family, deadline, reply);
+        }
+        Ok(())
+    }
+
+    /// Stops the resolver thread, if it was started.
+    pub(crate) fn stop_resolver(&self) {
+        let r = self.resolver.lock().ok().and_then(|mut r| r.take());
+        drop(r);
     }
 }
 
@@ -116,6 +187,58 @@ impl Handle {
         self.post(id, Msg::Close(id))
     }
 
+    /// Opens an outbound connection served by the server's handler, like
+    /// [`Control::dial`](crate::Control::dial), with the handler's default `State`. The
+    /// loop is [`DialOptions::on_loop`] or the next one in turn. Returns the id once the
+    /// loop has taken the request (a round trip to that loop, not the connect: `opened`
+    /// or `closed(Some(err))` follows). Must not be called from a loop thread of the same
+    /// server (that would wait on itself): use `Control::dial` or `Conn::dial` there.
+    pub fn dial(&self, addr: &str, opts: DialOptions) -> Result<ConnId, Error> {
+        self.dial_inner(addr, opts, None)
+    }
+
+    /// Like [`dial`](Handle::dial), with the connection's initial state. `S` must be the
+    /// handler's `State` type, or the dial fails with a configuration error.
+    pub fn dial_with_state<S: Send + 'static>(
+        &self,
+        addr: &str,
+        opts: DialOptions,
+        state: S,
+    ) -> Result<ConnId, Error> {
+        self.dial_inner(addr, opts, Some(Box::new(state)))
+    }
+
+    fn dial_inner(
+        &self,
+        addr: &str,
+        opts: DialOptions,
+        state: Option<Box<dyn Any + Send>>,
+    ) -> Result<ConnId, Error> {
+        if ON_LOOP.with(|c| c.get()) == Arc::as_ptr(&self.shared) as usize {
+            return Err(Error::config(
+                "Handle::dial on a loop thread of the same server: use Control::dial or Conn::dial",
+            ));
+        }
+        let n = self.num_loops();
+        let index = match opts.loop_index {
+            Some(i) if i < n => i,
+            Some(i) => return Err(Error::config(format!("no loop {i} (there are {n})"))),
+            None => self.shared.next_dial_loop.fetch_add(1, Ordering::Relaxed) % n.max(1),
+        };
+        let (tx, rx) = mpsc::sync_channel(1);
+        let msg = Msg::Dial {
+            addr: addr.to_string(),
+            opts,
+            state,
+            reply: tx,
+        };
+        if !self.shared.mailboxes[index].post(msg) {
+            return Err(Error::config("the server is not running"));
+        }
+        rx.recv()
+            .unwrap_or_else(|_| Err(Error::config("the server stopped before dialing")))
+    }
+
     /// Shuts the server down gracefully (see [`Action::Shutdown`](crate::Action::Shutdown)).
     /// Safe to call more than once and from any thread, including a signal-handling one.
     pub fn shutdown(&self) {
@@ -142,6 +265,21 @@ impl Handle {
             .conns
             .get(index)
             .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Counters of loop `index` (all zero if there is no such loop).
+    pub fn loop_stats(&self, index: usize) -> Stats {
+        match self.shared.counters.get(index) {
+            Some(c) => c.snapshot(self.loop_connections(index) as u64),
+            None => Stats::default(),
+        }
+    }
+
+    /// Counters of the whole server (the sum over its loops).
+    pub fn stats(&self) -> Stats {
+        (0..self.num_loops())
+            .map(|i| self.loop_stats(i))
+            .fold(Stats::default(), |a, b| a + b)
     }
 
     /// Open connections on all loops.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{Conn, Control, Error};
+use crate::{Conn, Control, Datagram, Detached, Error};
 
 /// What the loop does after a callback returns.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -19,6 +19,10 @@ pub enum Action {
     /// output is flushed (within the shutdown deadline), `closed` fires for each, and
     /// [`Server::serve`](crate::Server::serve) returns.
     Shutdown,
+    /// Take the connection out of the loop: reading stops, queued output is flushed, then
+    /// [`Handler::detached`] receives the socket (blocking again) and any input that was
+    /// read but not consumed. `closed` does not fire for a detached connection.
+    Detach,
 }
 
 /// Serves connections on one loop. The server makes one handler per loop (through the
@@ -48,7 +52,7 @@ pub enum Action {
 pub trait Handler: 'static {
     /// Per-connection state, owned by the loop, created with `Default` when a connection
     /// opens and reachable as [`Conn::state`].
-    type State: Default;
+    type State: Default + 'static;
 
     /// The loop has started and its listeners are open. Called once on every loop.
     fn serving(&mut self, ctl: &mut Control<'_, Self::State>) -> Action {
@@ -93,6 +97,34 @@ pub trait Handler: 'static {
     /// no longer be written to; its state and any unconsumed input are still visible.
     fn closed(&mut self, conn: &mut Conn<'_, Self::State>, err: Option<Error>) {
         let _ = (conn, err);
+    }
+
+    /// The connection left the loop after [`Action::Detach`]: `detached` holds its socket
+    /// and its unconsumed input. The default drops both (closing the socket).
+    fn detached(&mut self, conn: &mut Conn<'_, Self::State>, detached: Detached) {
+        let _ = (conn, detached);
+    }
+
+    /// A datagram arrived on a UDP listener. Answer with [`Datagram::reply`] or
+    /// [`Datagram::send_to`]; nothing is buffered across datagrams. `Action::Close` means
+    /// nothing here; `Action::Shutdown` stops the server.
+    fn datagram(&mut self, dgram: &mut Datagram<'_>) -> Action {
+        let _ = dgram;
+        Action::None
+    }
+
+    /// The loop is about to write this connection's queued output (evio's `PreWrite`):
+    /// a last chance to add to it. Called after any callback that left output queued and
+    /// before each flush on a writable event.
+    fn pre_write(&mut self, conn: &mut Conn<'_, Self::State>) {
+        let _ = conn;
+    }
+
+    /// The loop wrote `written` bytes of this connection's output; `conn.output_len()`
+    /// bytes are still queued. A streaming producer can refill here; what it writes is
+    /// flushed right away while the socket takes it.
+    fn post_write(&mut self, conn: &mut Conn<'_, Self::State>, written: usize) {
+        let _ = (conn, written);
     }
 
     /// Called right after `serving`, then again after each returned delay; `None` stops

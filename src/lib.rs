@@ -45,27 +45,37 @@ mod balance;
 mod buf;
 mod conn;
 mod control;
+mod datagram;
+mod detach;
+mod dial;
 mod error;
 mod event_loop;
 pub mod fuzzing;
 mod handle;
 mod handler;
 mod listener;
+pub(crate) mod resolver;
 mod server;
 mod slots;
 mod socket;
+mod stats;
 mod timer;
 
 pub use addr::Addr;
 pub use balance::LoadBalance;
 pub use bytes::Bytes;
 pub use conn::{Conn, ConnId, Output};
-pub use control::Control;
+pub use control::{Control, TimerId};
+pub use datagram::Datagram;
+pub use detach::{Detached, DetachedStream};
+pub use dial::DialOptions;
 pub use error::Error;
 pub use handle::Handle;
 pub use handler::{Action, Handler};
+pub use resolver::ResolverConfig;
 pub use server::{Builder, Loops, Server};
 pub use socket::NetAddr;
+pub use stats::Stats;
 
 /// Reads a loop makes on one connection before serving the others.
 pub const MAX_READS_PER_TURN: usize = event_loop::MAX_READS;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use mio::event::Source;
-use mio::net::{TcpListener, UnixListener};
+use mio::net::{TcpListener, UdpSocket, UnixListener};
 use mio::{Interest, Registry, Token};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -19,6 +19,8 @@ pub(crate) enum Listener {
     Tcp(TcpListener),
     /// The path is removed when the listener is dropped.
     Unix(UnixListener, PathBuf),
+    /// A bound UDP socket: datagrams, not connections.
+    Udp(UdpSocket),
 }
 
 impl Listener {
@@ -27,6 +29,7 @@ impl Listener {
         match self {
             Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
             Listener::Unix(l, _) => l.accept().map(|(s, _)| Stream::Unix(s)),
+            Listener::Udp(_) => Err(io::ErrorKind::Unsupported.into()),
         }
     }
 
@@ -34,6 +37,7 @@ impl Listener {
         match self {
             Listener::Tcp(l) => l.local_addr().map(NetAddr::Inet),
             Listener::Unix(_, p) => Ok(NetAddr::Unix(Some(p.clone()))),
+            Listener::Udp(u) => u.local_addr().map(NetAddr::Inet),
         }
     }
 }
@@ -51,6 +55,7 @@ impl Source for Listener {
         match self {
             Listener::Tcp(l) => l.register(r, t, i),
             Listener::Unix(l, _) => l.register(r, t, i),
+            Listener::Udp(u) => u.register(r, t, i),
         }
     }
 
@@ -58,6 +63,7 @@ impl Source for Listener {
         match self {
             Listener::Tcp(l) => l.reregister(r, t, i),
             Listener::Unix(l, _) => l.reregister(r, t, i),
+            Listener::Udp(u) => u.reregister(r, t, i),
         }
     }
 
@@ -65,6 +71,7 @@ impl Source for Listener {
         match self {
             Listener::Tcp(l) => l.deregister(r),
             Listener::Unix(l, _) => l.deregister(r),
+            Listener::Udp(u) => u.deregister(r),
         }
     }
 }
@@ -73,6 +80,9 @@ impl Source for Listener {
 #[derive(Clone, Debug)]
 pub(crate) struct ListenOptions {
     pub(crate) backlog: i32,
+    pub(crate) reuseaddr: bool,
+    pub(crate) recv_buffer_size: Option<usize>,
+    pub(crate) send_buffer_size: Option<usize>,
 }
 
 /// Binds `addr`. `count` sockets are made: one, or one per loop with `reuseport`, all on
@@ -85,12 +95,6 @@ pub(crate) fn bind(
     match addr.target() {
         Target::Unix(path) => Ok(vec![bind_unix(addr, path)?]),
         Target::Inet { .. } => {
-            if addr.scheme().is_udp() {
-                return Err(Error::unsupported(
-                    addr.as_str(),
-                    "UDP listeners are not served by this version",
-                ));
-            }
             let resolved = addr.resolve().map_err(|e| Error::bind(addr.as_str(), e))?;
             let mut sa = *resolved.first().ok_or_else(|| {
                 Error::bind(
@@ -101,31 +105,49 @@ pub(crate) fn bind(
             let n = if addr.reuseport() { count.max(1) } else { 1 };
             let mut out = Vec::with_capacity(n);
             for _ in 0..n {
-                let l = bind_tcp(addr, sa, opts).map_err(|e| Error::bind(addr.as_str(), e))?;
-                sa = l.local_addr().map_err(|e| Error::bind(addr.as_str(), e))?;
-                out.push(Listener::Tcp(l));
+                let l = bind_inet(addr, sa, opts).map_err(|e| Error::bind(addr.as_str(), e))?;
+                sa = l
+                    .local_addr()
+                    .map_err(|e| Error::bind(addr.as_str(), e))?
+                    .inet()
+                    .unwrap_or(sa);
+                out.push(l);
             }
             Ok(out)
         }
     }
 }
 
-fn bind_tcp(addr: &Addr, sa: SocketAddr, opts: &ListenOptions) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(sa), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
+fn bind_inet(addr: &Addr, sa: SocketAddr, opts: &ListenOptions) -> io::Result<Listener> {
+    let udp = addr.scheme().is_udp();
+    let (ty, proto) = if udp {
+        (Type::DGRAM, Protocol::UDP)
+    } else {
+        (Type::STREAM, Protocol::TCP)
+    };
+    let socket = Socket::new(Domain::for_address(sa), ty, Some(proto))?;
+    socket.set_reuse_address(opts.reuseaddr)?;
     if addr.reuseport() {
         socket.set_reuse_port(true)?;
     }
-    if sa.is_ipv6() {
-        // tcp6:// is IPv6 only; tcp:// on an IPv6 address keeps the system's dual-stack default.
-        if addr.scheme() == Scheme::Tcp6 {
-            socket.set_only_v6(true)?;
-        }
+    // tcp6:// and udp6:// are IPv6 only; tcp:// on an IPv6 address keeps the system's
+    // dual-stack default.
+    if sa.is_ipv6() && matches!(addr.scheme(), Scheme::Tcp6 | Scheme::Udp6) {
+        socket.set_only_v6(true)?;
+    }
+    if let Some(n) = opts.recv_buffer_size {
+        socket.set_recv_buffer_size(n)?;
+    }
+    if let Some(n) = opts.send_buffer_size {
+        socket.set_send_buffer_size(n)?;
     }
     socket.set_nonblocking(true)?;
     socket.bind(&SockAddr::from(sa))?;
+    if udp {
+        return Ok(Listener::Udp(UdpSocket::from_std(socket.into())));
+    }
     socket.listen(opts.backlog)?;
-    Ok(TcpListener::from_std(socket.into()))
+    Ok(Listener::Tcp(TcpListener::from_std(socket.into())))
 }
 
 fn bind_unix(addr: &Addr, path: &std::path::Path) -> Result<Listener, Error> {

@@ -11,6 +11,7 @@ use crate::conn::LoopCtx;
 use crate::event_loop::{EventLoop, LoopListener, WAKER};
 use crate::handle::{Inbox, Mailbox, Shared};
 use crate::listener::{self, ListenOptions};
+use crate::resolver::ResolverConfig;
 use crate::socket::NetAddr;
 use crate::{Error, Handle, Handler, LoadBalance};
 
@@ -59,6 +60,14 @@ pub(crate) struct Config {
     pub(crate) nodelay: bool,
     pub(crate) backlog: i32,
     pub(crate) balance: LoadBalance,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_connections: usize,
+    pub(crate) keepalive: Option<Duration>,
+    pub(crate) recv_buffer_size: Option<usize>,
+    pub(crate) send_buffer_size: Option<usize>,
+    pub(crate) reuseaddr: bool,
+    pub(crate) max_datagram: usize,
+    pub(crate) resolver: ResolverConfig,
 }
 
 impl Default for Config {
@@ -73,6 +82,14 @@ impl Default for Config {
             nodelay: true,
             backlog: 1024,
             balance: LoadBalance::RoundRobin,
+            idle_timeout: None,
+            max_connections: usize::MAX,
+            keepalive: None,
+            recv_buffer_size: None,
+            send_buffer_size: None,
+            reuseaddr: true,
+            max_datagram: 65_535,
+            resolver: ResolverConfig::default(),
         }
     }
 }
@@ -161,6 +178,63 @@ impl Builder {
         self
     }
 
+    /// Closes connections with no traffic either way for `timeout` (default: never).
+    /// [`Conn::set_idle_timeout`](crate::Conn::set_idle_timeout) overrides it per
+    /// connection. Checking costs a timer per connection per period, never a scan.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Builder {
+        self.cfg.idle_timeout = timeout;
+        self
+    }
+
+    /// Most connections open at once over the whole server (default: unlimited). Past it,
+    /// new connections are accepted and closed at once, logged, and counted in
+    /// [`Stats::refused`](crate::Stats::refused).
+    pub fn max_connections(mut self, n: usize) -> Builder {
+        self.cfg.max_connections = n;
+        self
+    }
+
+    /// TCP keep-alive on accepted connections: probes after `idle` without traffic, then
+    /// every `idle` (default off).
+    pub fn keepalive(mut self, idle: Option<Duration>) -> Builder {
+        self.cfg.keepalive = idle;
+        self
+    }
+
+    /// `SO_RCVBUF` of listening sockets, inherited by accepted connections (default: the
+    /// system's, which auto-tunes).
+    pub fn recv_buffer_size(mut self, bytes: usize) -> Builder {
+        self.cfg.recv_buffer_size = Some(bytes);
+        self
+    }
+
+    /// `SO_SNDBUF` of listening sockets, inherited by accepted connections.
+    pub fn send_buffer_size(mut self, bytes: usize) -> Builder {
+        self.cfg.send_buffer_size = Some(bytes);
+        self
+    }
+
+    /// `SO_REUSEADDR` on listening sockets (default on, so a restarted server can bind
+    /// while old connections are in `TIME_WAIT`).
+    pub fn reuseaddr(mut self, on: bool) -> Builder {
+        self.cfg.reuseaddr = on;
+        self
+    }
+
+    /// Largest UDP datagram delivered whole (default 65,535); longer ones are truncated
+    /// and flagged ([`Datagram::truncated`](crate::Datagram::truncated)).
+    pub fn max_datagram(mut self, bytes: usize) -> Builder {
+        self.cfg.max_datagram = bytes;
+        self
+    }
+
+    /// Where dialed host names are resolved (default: the system's configuration,
+    /// `/etc/resolv.conf` and `/etc/hosts`).
+    pub fn resolver(mut self, cfg: ResolverConfig) -> Builder {
+        self.cfg.resolver = cfg;
+        self
+    }
+
     /// Validates the settings and binds every listener.
     pub fn build(self) -> Result<Server, Error> {
         let cfg = self.cfg;
@@ -178,6 +252,14 @@ impl Builder {
         if cfg.read_buffer < 1024 {
             return Err(Error::config("read buffer under 1 KiB"));
         }
+        if cfg.max_datagram == 0 || cfg.max_datagram > 16 << 20 {
+            return Err(Error::config(
+                "max_datagram must be within 1 byte ..= 16 MiB",
+            ));
+        }
+        if cfg.max_connections == 0 {
+            return Err(Error::config("max_connections is 0"));
+        }
         let n = self.loops.count();
         let mut polls = Vec::with_capacity(n);
         let mut mailboxes = Vec::with_capacity(n);
@@ -192,6 +274,9 @@ impl Builder {
         }
         let opts = ListenOptions {
             backlog: cfg.backlog,
+            reuseaddr: cfg.reuseaddr,
+            recv_buffer_size: cfg.recv_buffer_size,
+            send_buffer_size: cfg.send_buffer_size,
         };
         let mut per_loop: Vec<Vec<LoopListener>> = (0..n).map(|_| Vec::new()).collect();
         let mut local_addrs = Vec::with_capacity(self.addrs.len());
@@ -211,7 +296,7 @@ impl Builder {
                 });
             }
         }
-        let shared = Arc::new(Shared::new(mailboxes));
+        let shared = Arc::new(Shared::new(mailboxes, cfg.resolver.clone()));
         let loops = polls
             .into_iter()
             .zip(inboxes)
@@ -329,6 +414,7 @@ impl Server {
                 }
             }
         });
+        handle.shared.stop_resolver();
         match errors.into_iter().next() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -360,6 +446,7 @@ where
 {
     let _guard = ShutdownOnPanic(handle.clone());
     let shared = handle.shared.clone();
+    crate::handle::enter_loop(&shared);
     let ctx = LoopCtx {
         index,
         handle: handle.clone(),

@@ -5,7 +5,11 @@
 #[derive(Debug)]
 enum Entry<T> {
     Occupied(T),
-    Vacant { next_free: u32 },
+    /// The value is out (being used by a callback) and will be put back.
+    Busy,
+    Vacant {
+        next_free: u32,
+    },
 }
 
 #[derive(Debug)]
@@ -34,7 +38,6 @@ impl<T> Slots<T> {
     }
 
     /// Number of occupied slots.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -123,7 +126,30 @@ impl<T> Slots<T> {
         self.len -= 1;
         match old {
             Entry::Occupied(v) => Some(v),
-            Entry::Vacant { .. } => None,
+            _ => None,
+        }
+    }
+
+    /// Takes the value at `key` out, leaving the slot reserved (same generation) until
+    /// [`put_back`](Slots::put_back). Lookups do not see a taken value.
+    #[inline]
+    pub(crate) fn take(&mut self, key: usize) -> Option<T> {
+        let slot = self.slots.get_mut(key)?;
+        if !matches!(slot.entry, Entry::Occupied(_)) {
+            return None;
+        }
+        match std::mem::replace(&mut slot.entry, Entry::Busy) {
+            Entry::Occupied(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Puts a taken value back.
+    #[inline]
+    pub(crate) fn put_back(&mut self, key: usize, value: T) {
+        if let Some(slot) = self.slots.get_mut(key) {
+            debug_assert!(matches!(slot.entry, Entry::Busy));
+            slot.entry = Entry::Occupied(value);
         }
     }
 
@@ -157,5 +183,19 @@ mod tests {
         assert_eq!(s.get_gen_mut(c as usize, gc), Some(&mut "c"));
         assert_eq!(s.len(), 2);
         assert_eq!(s.keys(), vec![0, 1]);
+    }
+
+    #[test]
+    fn take_and_put_back() {
+        let mut s = Slots::new();
+        let (a, ga) = s.insert(1).unwrap();
+        let v = s.take(a as usize).unwrap();
+        assert!(s.get_mut(a as usize).is_none());
+        assert!(s.take(a as usize).is_none());
+        assert!(s.remove(a as usize).is_none());
+        let (b, _) = s.insert(2).unwrap();
+        assert_ne!(a, b, "a taken slot is not reused");
+        s.put_back(a as usize, v);
+        assert_eq!(s.get_gen_mut(a as usize, ga), Some(&mut 1));
     }
 }

@@ -56,6 +56,12 @@ impl fmt::Display for NetAddr {
 pub(crate) enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// A dialed connection whose address is still being resolved.
+    Unconnected,
+}
+
+fn not_connected<T>() -> io::Result<T> {
+    Err(io::ErrorKind::NotConnected.into())
 }
 
 impl Stream {
@@ -63,6 +69,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.local_addr().map(NetAddr::Inet),
             Stream::Unix(s) => s.local_addr().map(|a| NetAddr::from_unix(&a)),
+            Stream::Unconnected => not_connected(),
         }
     }
 
@@ -70,6 +77,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.peer_addr().map(NetAddr::Inet),
             Stream::Unix(s) => s.peer_addr().map(|a| NetAddr::from_unix(&a)),
+            Stream::Unconnected => not_connected(),
         }
     }
 
@@ -77,13 +85,45 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.shutdown(how),
             Stream::Unix(s) => s.shutdown(how),
+            Stream::Unconnected => Ok(()),
+        }
+    }
+
+    pub(crate) fn sock_ref(&self) -> io::Result<socket2::SockRef<'_>> {
+        match self {
+            Stream::Tcp(s) => Ok(socket2::SockRef::from(s)),
+            Stream::Unix(s) => Ok(socket2::SockRef::from(s)),
+            Stream::Unconnected => not_connected(),
+        }
+    }
+
+    /// The pending error of a connecting socket (`SO_ERROR`).
+    pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match self {
+            Stream::Tcp(s) => s.take_error(),
+            Stream::Unix(s) => s.take_error(),
+            Stream::Unconnected => Ok(None),
+        }
+    }
+
+    pub(crate) fn set_keepalive(&self, idle: Option<std::time::Duration>) -> io::Result<()> {
+        let Stream::Tcp(s) = self else {
+            return Ok(());
+        };
+        let sock = socket2::SockRef::from(s);
+        match idle {
+            None => sock.set_keepalive(false),
+            Some(d) => {
+                let ka = socket2::TcpKeepalive::new().with_time(d).with_interval(d);
+                sock.set_tcp_keepalive(&ka)
+            }
         }
     }
 
     pub(crate) fn set_nodelay(&self, on: bool) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_nodelay(on),
-            Stream::Unix(_) => Ok(()),
+            Stream::Unix(_) | Stream::Unconnected => Ok(()),
         }
     }
 }
@@ -94,6 +134,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Unconnected => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 }
@@ -104,6 +145,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Unconnected => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 
@@ -112,6 +154,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write_vectored(bufs),
             Stream::Unix(s) => s.write_vectored(bufs),
+            Stream::Unconnected => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 
@@ -125,6 +168,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.register(r, t, i),
             Stream::Unix(s) => s.register(r, t, i),
+            Stream::Unconnected => Ok(()),
         }
     }
 
@@ -132,6 +176,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.reregister(r, t, i),
             Stream::Unix(s) => s.reregister(r, t, i),
+            Stream::Unconnected => Ok(()),
         }
     }
 
@@ -139,6 +184,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.deregister(r),
             Stream::Unix(s) => s.deregister(r),
+            Stream::Unconnected => Ok(()),
         }
     }
 }

@@ -19,6 +19,12 @@ pub(crate) enum TimerKind {
     ShutdownDeadline,
     /// Try accepting on a listener again (after descriptor exhaustion or an error).
     AcceptRetry { listener: usize },
+    /// Check a connection's idle timeout.
+    Idle { key: u32, gen: u32 },
+    /// A user timer from `Control::after` / `every`.
+    User { key: u32, gen: u32 },
+    /// A dial's connect timeout.
+    Connect { key: u32, gen: u32 },
 }
 
 #[derive(Debug)]
