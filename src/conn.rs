@@ -243,6 +243,55 @@ impl<S> Conn<'_, S> {
         self.core.dial(addr, opts, state)
     }
 
+    /// Moves all of this connection's input to connection `to` of the same loop: a proxy's
+    /// data path. The bytes are written straight to `to`'s socket when it has nothing
+    /// queued, and only what the socket does not take is copied into `to`'s queue (in
+    /// order after what it already had). Returns `false`, leaving the input in place, if
+    /// `to` is not open on this loop or has shut its writing side.
+    pub fn forward(&mut self, to: ConnId) -> bool {
+        let data = self.input.bytes();
+        if data.is_empty() {
+            return self.core.live(to).is_some();
+        }
+        let now_ms = self.core.now_ms();
+        let Some(p) = self.core.live(to) else {
+            return false;
+        };
+        if p.io.has(flags::SHUT_WR_REQ | flags::SHUT_WR_DONE) {
+            return false;
+        }
+        let mut sent = 0;
+        let idle_out = p.bufs.as_ref().is_none_or(|b| b.out.is_empty());
+        if idle_out && p.io.has(flags::WRITABLE) && !p.io.has(flags::CONNECTING) {
+            while sent < data.len() {
+                match io::Write::write(&mut p.io.stream, &data[sent..]) {
+                    Ok(0) => break,
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        p.io.unset(flags::WRITABLE);
+                        break;
+                    }
+                    // The flush below meets the error again and closes `to` with it.
+                    Err(_) => break,
+                }
+            }
+            if sent > 0 {
+                p.io.last_active = now_ms;
+            }
+        }
+        if sent < data.len() {
+            p.bufs
+                .get_or_insert_with(Box::default)
+                .out
+                .write(&data[sent..]);
+        }
+        let n = data.len();
+        self.core.wrote_elsewhere(to, sent);
+        self.input.consume(n);
+        true
+    }
+
     /// Couples this connection with `peer` (another connection of this loop) both ways,
     /// as a proxy pairs a client with its upstream: while one side's queued output is
     /// above the high-water mark, the loop stops reading the other side, and resumes when

@@ -180,6 +180,18 @@ impl<S> Core<S> {
         self.now_ms = self.epoch.elapsed().as_millis() as u32;
     }
 
+    /// The loop clock.
+    pub(crate) fn now_ms(&self) -> u32 {
+        self.now_ms
+    }
+
+    /// Bookkeeping after a view wrote `sent` bytes straight to connection `to`: count them
+    /// and have the loop flush (or examine) `to` after the callback.
+    pub(crate) fn wrote_elsewhere(&mut self, to: ConnId, sent: usize) {
+        bump(&self.counters().bytes_out, sent as u64);
+        self.deferred.push(Deferred::Flush(to.key, to.gen));
+    }
+
     /// Starts an outbound connection; see [`Control::dial`].
     pub(crate) fn dial(
         &mut self,
@@ -413,6 +425,9 @@ impl<H: Handler> EventLoop<H> {
             }
             self.run_ready();
             self.run_timers();
+            if !self.core.deferred.is_empty() {
+                self.run_deferred();
+            }
         }
         Ok(())
     }
@@ -900,6 +915,9 @@ impl<H: Handler> EventLoop<H> {
         self.with_conn(key, |h, conn| h.closed(conn, err));
         if peer != NO_PEER {
             self.unblock_peer(peer);
+        }
+        if !self.core.deferred.is_empty() {
+            self.run_deferred();
         }
         let core = &mut self.core;
         core.rbuf.clear();

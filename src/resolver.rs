@@ -13,7 +13,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -109,7 +109,7 @@ impl ResolverConfig {
     }
 
     /// Per-query timeout: how long one query waits for a server's answer before it is tried
-    /// again (default 2 s). A lookup's own deadline (see [`Resolver::resolve`]) bounds the
+    /// again (default 2 s). Each lookup also has a deadline of its own, which bounds the
     /// whole lookup regardless.
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = d;
@@ -148,7 +148,7 @@ impl Default for ResolverConfig {
     }
 }
 
-/// Reads `/etc/resolv.conf`, falling back (with a warning) to the local nameserver.
+/// Reads `/etc/resolv.conf`, falling back (with a warning) to [`fallback_conf`].
 fn system_conf() -> (HickoryConfig, ResolverOpts) {
     match hickory_resolver::system_conf::read_system_conf() {
         Ok(conf) => conf,
@@ -157,16 +157,22 @@ fn system_conf() -> (HickoryConfig, ResolverOpts) {
                 "DNS: cannot use /etc/resolv.conf ({e}); using the local nameserver \
                  (127.0.0.1:53, [::1]:53) with default options"
             );
-            let local = [
-                SocketAddr::from(([127, 0, 0, 1], 53)),
-                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 53)),
-            ];
-            let servers = local.into_iter().map(name_server).collect();
-            let mut opts = ResolverOpts::default();
-            opts.use_hosts_file = ResolveHosts::Always;
-            (HickoryConfig::from_name_servers(servers), opts)
+            fallback_conf()
         }
     }
+}
+
+/// What the C library assumes without a usable resolv.conf: the local nameserver, plus
+/// `/etc/hosts`, with hickory's default options.
+fn fallback_conf() -> (HickoryConfig, ResolverOpts) {
+    let local = [
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 53)),
+        SocketAddr::from((Ipv6Addr::LOCALHOST, 53)),
+    ];
+    let servers = local.into_iter().map(name_server).collect();
+    let mut opts = ResolverOpts::default();
+    opts.use_hosts_file = ResolveHosts::Always;
+    (HickoryConfig::from_name_servers(servers), opts)
 }
 
 /// A nameserver at `addr`, over UDP with TCP for truncated answers.
@@ -205,7 +211,10 @@ impl fmt::Display for ResolveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ResolveError::NotFound { host } => {
-                write!(f, "cannot resolve {host:?}: no such host or no address")
+                write!(
+                    f,
+                    "cannot resolve {host:?}: no such host (or no address of the wanted family)"
+                )
             }
             ResolveError::Timeout { host } => {
                 write!(f, "cannot resolve {host:?}: timed out")
@@ -528,7 +537,6 @@ mod test_dns;
 
 #[cfg(test)]
 mod tests {
-    use std::net::{Ipv4Addr, Ipv6Addr};
     use std::sync::mpsc;
 
     use super::test_dns::TestDns;
@@ -641,7 +649,7 @@ mod tests {
             })
         );
         assert!(took >= Duration::from_millis(300), "{took:?}");
-        assert!(took < Duration::from_millis(800), "{took:?}");
+        assert!(took < Duration::from_millis(1300), "{took:?}");
         assert!(dns.queries() >= 1);
     }
 
@@ -690,7 +698,7 @@ mod tests {
                 }),
             );
         }
-        let mut seen = vec![false; 200];
+        let mut seen = [false; 200];
         for _ in 0..200 {
             let (i, answer, thread) = rx.recv_timeout(WAIT).expect("answer");
             let ip = IpAddr::from(Ipv4Addr::new(10, 1, (i / 256) as u8, i as u8));
@@ -725,7 +733,7 @@ mod tests {
         let start = Instant::now();
         drop(r);
         assert!(
-            start.elapsed() < Duration::from_millis(500),
+            start.elapsed() < Duration::from_secs(1),
             "{:?}",
             start.elapsed()
         );
@@ -784,6 +792,27 @@ mod tests {
         assert_eq!((cfg.timeout, cfg.attempts), (Duration::from_secs(2), 2));
         let cfg = ResolverConfig::nameservers([]).attempts(0);
         assert_eq!(cfg.attempts, 1);
+    }
+
+    #[test]
+    fn fallback_is_the_local_nameserver() {
+        let (config, opts) = fallback_conf();
+        let servers: Vec<(IpAddr, Vec<u16>)> = config
+            .name_servers()
+            .iter()
+            .map(|s| (s.ip, s.connections.iter().map(|c| c.port).collect()))
+            .collect();
+        let local4 = IpAddr::from(Ipv4Addr::LOCALHOST);
+        let local6 = IpAddr::from(Ipv6Addr::LOCALHOST);
+        assert_eq!(servers, [(local4, vec![53, 53]), (local6, vec![53, 53])]);
+        assert_eq!(opts.use_hosts_file, ResolveHosts::Always);
+    }
+
+    #[test]
+    fn resolver_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Resolver>();
+        check::<ResolverConfig>();
     }
 
     #[test]

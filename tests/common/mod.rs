@@ -3,6 +3,8 @@
 //! patterned payloads, unique socket paths, and bounded channel waits.
 #![allow(dead_code)]
 
+pub mod dns;
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
