@@ -298,7 +298,7 @@ mod tests {
     impl io::Write for Trickle {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             self.calls += 1;
-            if self.block_every > 0 && self.calls % self.block_every == 0 {
+            if self.block_every > 0 && self.calls.is_multiple_of(self.block_every) {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             let n = buf.len().min(self.limit);
@@ -307,7 +307,7 @@ mod tests {
         }
         fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
             self.calls += 1;
-            if self.block_every > 0 && self.calls % self.block_every == 0 {
+            if self.block_every > 0 && self.calls.is_multiple_of(self.block_every) {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             let mut left = self.limit;
