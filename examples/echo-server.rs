@@ -6,7 +6,9 @@
 
 mod common;
 
-use wireloop::{Action, Conn, Handler, Loops, Server};
+use std::time::{Duration, Instant};
+
+use wireloop::{Action, Conn, Handle, Handler, Loops, Server};
 
 const USAGE: &str = "\
 echo-server: echoes every byte back (wireloop example)
@@ -19,6 +21,10 @@ OPTIONS:
     --unixsocket PATH   also listen on this unix socket
     --loops N           number of loops (default 1; -1 = one per core)
     --reuseport         one listening socket per loop (SO_REUSEPORT)
+    --idle-timeout SECS close connections idle for SECS seconds (default 0 = never)
+    --max-connections N refuse connections past N open at once (default: no limit)
+    --stats-interval SECS
+                        log the server's counters every SECS seconds (default 0 = off)
     -h, --help          print this help
 
 Logging goes to stderr; set WIRELOOP_LOG=debug for more. Ctrl-C stops gracefully.";
@@ -47,6 +53,23 @@ struct Args {
     unixsocket: Option<String>,
     loops: i64,
     reuseport: bool,
+    idle_timeout: Option<Duration>,
+    max_connections: Option<usize>,
+    stats_interval: Option<Duration>,
+}
+
+/// `SECS` as a duration: a non-negative number of seconds (fractions allowed); 0 is `None`.
+fn parse_secs(v: std::ffi::OsString) -> Result<Option<Duration>, lexopt::Error> {
+    let s = v.into_string().map_err(lexopt::Error::NonUnicodeValue)?;
+    let secs: f64 = s.parse().map_err(|e| lexopt::Error::ParsingFailed {
+        value: s.clone(),
+        error: Box::new(e),
+    })?;
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d.is_zero() => Ok(None),
+        Ok(d) => Ok(Some(d)),
+        Err(_) => Err(format!("invalid number of seconds: {s}").into()),
+    }
 }
 
 fn parse_args() -> Result<Args, lexopt::Error> {
@@ -56,6 +79,9 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         unixsocket: None,
         loops: 1,
         reuseport: false,
+        idle_timeout: None,
+        max_connections: None,
+        stats_interval: None,
     };
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
@@ -64,6 +90,15 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("unixsocket") => args.unixsocket = Some(p.value()?.string()?),
             Long("loops") => args.loops = p.value()?.parse()?,
             Long("reuseport") => args.reuseport = true,
+            Long("idle-timeout") => args.idle_timeout = parse_secs(p.value()?)?,
+            Long("max-connections") => {
+                let n: usize = p.value()?.parse()?;
+                if n == 0 {
+                    return Err("--max-connections must be at least 1".into());
+                }
+                args.max_connections = Some(n);
+            }
+            Long("stats-interval") => args.stats_interval = parse_secs(p.value()?)?,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -86,7 +121,12 @@ fn main() {
             ""
         }
     );
-    let mut builder = Server::builder().loops(Loops::from_count(args.loops));
+    let mut builder = Server::builder()
+        .loops(Loops::from_count(args.loops))
+        .idle_timeout(args.idle_timeout);
+    if let Some(n) = args.max_connections {
+        builder = builder.max_connections(n);
+    }
     for addr in std::iter::once(tcp).chain(args.unixsocket.map(|p| format!("unix://{p}"))) {
         builder = builder
             .listen(&addr)
@@ -100,9 +140,44 @@ fn main() {
     for a in server.local_addrs() {
         log::info!("echo server serving {a} on {} loop(s)", server.num_loops());
     }
+    let reporter = args
+        .stats_interval
+        .map(|every| report_stats(server.handle(), every));
     if let Err(e) = server.serve(|_| Echo) {
         log::error!("{e}");
         std::process::exit(1);
     }
+    if let Some(t) = reporter {
+        let _ = t.join();
+    }
     log::info!("stopped");
+}
+
+/// Logs the server's counters every `every` until shutdown begins (checking for it at
+/// least every 100 ms, so the thread ends soon after the server).
+fn report_stats(handle: Handle, every: Duration) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut next = Instant::now() + every;
+        while !handle.is_shutting_down() {
+            let now = Instant::now();
+            if now >= next {
+                let s = handle.stats();
+                log::info!(
+                    "stats: open {} accepted {} closed {} bytes in {} out {} refused {}",
+                    s.open,
+                    s.accepted,
+                    s.closed,
+                    s.bytes_in,
+                    s.bytes_out,
+                    s.refused
+                );
+                next += every;
+                if next < now {
+                    next = now + every;
+                }
+                continue;
+            }
+            std::thread::sleep((next - now).min(Duration::from_millis(100)));
+        }
+    })
 }

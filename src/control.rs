@@ -186,7 +186,8 @@ impl<S> Control<'_, S> {
         true
     }
 
-    /// Timers waiting on this loop (made with `after`/`every` and not yet fired or cancelled).
+    /// Timers on this loop made with `after`/`every` and not yet cancelled, nor fired (a
+    /// one-shot timer counts while its own callback runs).
     pub fn timers(&self) -> usize {
         self.core.user_timers.len()
     }

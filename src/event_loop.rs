@@ -1004,7 +1004,6 @@ impl<H: Handler> EventLoop<H> {
             return;
         };
         core.open_count_add(-1);
-        bump(&core.counters().detached, 1);
         let _ = core.poll.registry().deregister(&mut conn.io.stream);
         let input = match conn.bufs.take() {
             Some(b) => b.input.bytes().to_vec(),
@@ -1014,13 +1013,18 @@ impl<H: Handler> EventLoop<H> {
             mut io, mut state, ..
         } = conn;
         // The user gets a duplicate descriptor; the loop's copy closes below.
-        let detached = match DetachedStream::dup_from(&io.stream) {
-            Ok(stream) => Detached { stream, input },
+        let detached =
+            DetachedStream::dup_from(&io.stream).map(|stream| Detached { stream, input });
+        match &detached {
+            Ok(_) => bump(&core.counters().detached, 1),
             Err(e) => {
-                log::warn!("loop {}: detach {id}: {e}", core.ctx.index);
-                return;
+                log::warn!(
+                    "loop {}: detach {id} failed, closing instead: {e}",
+                    core.ctx.index
+                );
+                bump(&core.counters().closed, 1);
             }
-        };
+        }
         let mut empty = InBuf::default();
         let mut out = OutBuf::default();
         io.set(flags::CLOSING);
@@ -1032,7 +1036,10 @@ impl<H: Handler> EventLoop<H> {
             core: &mut self.core,
             state: &mut state,
         };
-        self.handler.detached(&mut view, detached);
+        match detached {
+            Ok(d) => self.handler.detached(&mut view, d),
+            Err(e) => self.handler.closed(&mut view, Some(Error::io(e))),
+        }
         if !self.core.deferred.is_empty() {
             self.run_deferred();
         }

@@ -188,7 +188,8 @@ impl Builder {
 
     /// Most connections open at once over the whole server (default: unlimited). Past it,
     /// new connections are accepted and closed at once, logged, and counted in
-    /// [`Stats::refused`](crate::Stats::refused).
+    /// [`Stats::refused`](crate::Stats::refused). Exact with shared listeners; with
+    /// `reuseport` the loops accept concurrently and may overshoot by up to `loops - 1`.
     pub fn max_connections(mut self, n: usize) -> Builder {
         self.cfg.max_connections = n;
         self

@@ -44,7 +44,7 @@ impl NetAddr {
 impl fmt::Display for NetAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NetAddr::Inet(a) => write!(f, "tcp://{a}"),
+            NetAddr::Inet(a) => write!(f, "{a}"),
             NetAddr::Unix(Some(p)) => write!(f, "unix://{}", p.display()),
             NetAddr::Unix(None) => f.write_str("unix://(unnamed)"),
         }
