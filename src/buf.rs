@@ -71,6 +71,28 @@ impl InBuf {
         self.end = 0;
     }
 
+    /// Appends `bytes` after the unconsumed ones.
+    pub(crate) fn append(&mut self, bytes: &[u8]) {
+        if self.room() < bytes.len() {
+            self.settle_front();
+            if self.room() < bytes.len() {
+                let want = (self.end + bytes.len()).max(self.buf.len() * 2);
+                self.buf.resize(want, 0);
+            }
+        }
+        self.buf[self.end..self.end + bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
+    }
+
+    /// Moves the unconsumed bytes to the front.
+    fn settle_front(&mut self) {
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+    }
+
     /// Replaces the content with `bytes`, allocating only what they need.
     pub(crate) fn set_from(&mut self, bytes: &[u8]) {
         if self.buf.len() < bytes.len() {
@@ -229,6 +251,18 @@ impl OutBuf {
             }
         }
         Ok(true)
+    }
+
+    /// The first unsent bytes (all of the front chunk), if any.
+    pub(crate) fn front(&self) -> Option<&[u8]> {
+        self.chunks.front().map(|c| &c.as_slice()[self.front_pos..])
+    }
+
+    /// Drops `n` bytes (at most the front chunk's) from the front.
+    pub(crate) fn advance_front(&mut self, n: usize) {
+        if n > 0 {
+            self.advance(n);
+        }
     }
 
     /// Drops `n` written bytes from the front.

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use crate::buf::{InBuf, OutBuf};
 use crate::event_loop::Core;
 use crate::socket::{NetAddr, Stream};
-use crate::{Control, DialOptions, Error, Handle};
+use crate::{Control, DialOptions, Error, Handle, LayerBuffers};
 
 /// Identifies a connection across threads: the loop that owns it, its slot, and the slot's
 /// generation. An id whose connection is gone (or whose slot was reused) is simply ignored
@@ -25,6 +25,13 @@ impl ConnId {
     /// Index of the loop that owns the connection.
     pub fn loop_index(&self) -> usize {
         self.loop_index as usize
+    }
+
+    /// The connection's slot on its loop: small, dense, and reused after the connection
+    /// closes, so a handler can index a per-connection side table by it (and compare the
+    /// whole id to tell a reused slot from the old connection).
+    pub fn slot(&self) -> usize {
+        self.key as usize
     }
 }
 
@@ -216,6 +223,31 @@ impl<S> Conn<'_, S> {
         } else {
             self.io.addr_index as usize
         }
+    }
+
+    /// A view of this connection whose input and output are `bufs`: what a protocol layer
+    /// hands to the handler above it. The handler reads decoded bytes from `bufs` and its
+    /// writes land in `bufs` for the layer to encode; everything else (id, state, addresses,
+    /// close, control) is this connection's.
+    pub fn with_buffers<'b>(&'b mut self, bufs: &'b mut LayerBuffers) -> Conn<'b, S> {
+        Conn {
+            id: self.id,
+            io: self.io,
+            input: &mut bufs.input,
+            out: &mut bufs.out,
+            core: self.core,
+            state: self.state,
+        }
+    }
+
+    /// Whether [`close`](Conn::close) was called during this callback.
+    pub fn close_requested(&self) -> bool {
+        self.io.has(flags::CLOSE_REQ)
+    }
+
+    /// The idle timeout in force for this connection (see [`set_idle_timeout`](Conn::set_idle_timeout)).
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.io.idle_ms > 0).then(|| Duration::from_millis(self.io.idle_ms as u64))
     }
 
     /// Whether this connection was dialed (outbound) rather than accepted.

@@ -40,6 +40,8 @@ enum Kind {
     },
     /// No traffic for the connection's idle timeout.
     IdleTimeout { after: Duration },
+    /// A protocol layer above the socket failed (a TLS alert, a malformed frame, ...).
+    Layer(Box<dyn std::error::Error + Send + Sync>),
     /// The builder was given an invalid setting.
     Config(String),
     /// A loop thread panicked; the server was shut down.
@@ -104,6 +106,15 @@ impl Error {
                 not_found,
                 timeout,
             },
+        }
+    }
+
+    /// An error raised by a protocol layer (TLS, HTTP, WebSocket, a codec) for a
+    /// connection; [`is_layer`](Error::is_layer) holds for it and
+    /// [`layer_error`](Error::layer_error) gives the original back (to downcast).
+    pub fn layer(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+        Error {
+            kind: Kind::Layer(source.into()),
         }
     }
 
@@ -205,6 +216,19 @@ impl Error {
         )
     }
 
+    /// A protocol layer failed (see [`Error::layer`]).
+    pub fn is_layer(&self) -> bool {
+        matches!(self.kind, Kind::Layer(_))
+    }
+
+    /// The protocol layer's own error, if this is one (downcast it to the layer's type).
+    pub fn layer_error(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match &self.kind {
+            Kind::Layer(e) => Some(e.as_ref()),
+            _ => None,
+        }
+    }
+
     /// The connection was closed by its idle timeout (no traffic for the period).
     pub fn is_idle_timeout(&self) -> bool {
         matches!(self.kind, Kind::IdleTimeout { .. })
@@ -252,6 +276,7 @@ impl fmt::Display for Error {
                 write!(f, "cannot connect to {addr:?}: timed out after {after:?}")
             }
             Kind::Dns { addr, reason, .. } => write!(f, "cannot resolve {addr:?}: {reason}"),
+            Kind::Layer(e) => write!(f, "{e}"),
             Kind::IdleTimeout { after } => write!(f, "idle timeout: no traffic for {after:?}"),
             Kind::Config(msg) => write!(f, "invalid configuration: {msg}"),
             Kind::LoopPanicked { index } => write!(f, "loop {index} panicked"),
@@ -272,6 +297,7 @@ impl std::error::Error for Error {
             Kind::Bind { source, .. } => Some(source),
             Kind::Io(e) => Some(e),
             Kind::Connect { source, .. } => Some(source),
+            Kind::Layer(e) => Some(e.as_ref()),
             _ => None,
         }
     }

@@ -55,3 +55,42 @@ pub fn usage_error(msg: impl std::fmt::Display, usage: &str) -> ! {
     eprintln!("error: {msg}\n\n{usage}");
     std::process::exit(2)
 }
+
+/// The TLS certificate for an example: the PEM file given (chain and key in one file), or
+/// a self-signed one generated now for `localhost` and this host's name, whose SHA-256
+/// fingerprint is logged (and whose PEM is written to `cert_out` if given, for clients
+/// to trust).
+pub fn tls_cert(
+    pem_file: Option<&str>,
+    cert_out: Option<&str>,
+) -> Result<wireloop_middleware::CertKey, wireloop::Error> {
+    use wireloop_middleware::CertKey;
+    if let Some(path) = pem_file {
+        let ck = CertKey::from_pem_file(path)?;
+        log::info!("TLS certificate from {path} (SHA-256 {})", ck.fingerprint());
+        return Ok(ck);
+    }
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
+        let h = h.trim();
+        if !h.is_empty() && h != "localhost" {
+            names.push(h.to_string());
+        }
+    }
+    let ck = CertKey::self_signed(&names)?;
+    log::info!(
+        "no --tlscert given: generated a self-signed certificate for {} (SHA-256 {})",
+        names.join(", "),
+        ck.fingerprint()
+    );
+    if let Some(out) = cert_out {
+        std::fs::write(out, ck.leaf_pem())
+            .map_err(|e| wireloop::Error::layer(format!("cannot write {out}: {e}")))?;
+        log::info!("wrote the certificate to {out} (curl --cacert {out})");
+    }
+    Ok(ck)
+}

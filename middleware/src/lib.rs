@@ -1,11 +1,38 @@
 //! # wireloop-middleware
 //!
-//! The translate chain for [`wireloop`]: sans-IO protocol layers (TLS on rustls, HTTP/1.1 on
-//! httparse, WebSocket, framing codecs) stacked between the reactor and a handler, so the
-//! handler sees plaintext frames while the loop still owns the socket.
+//! The translate chain for [`wireloop`]: sans-IO protocol layers stacked between the
+//! reactor and a handler, so the handler sees plaintext while the loop still owns the
+//! socket. No extra threads, no pipes, no copies beyond what the protocol needs.
 //!
-//! This crate is the home of those layers; they land one issue at a time (translate + TLS,
-//! then HTTP/1.1, then WebSocket and codecs). Until then it only re-exports the reactor so
-//! dependants can already name one crate.
+//! ```no_run
+//! use wireloop::{Action, Conn, Handler, Server};
+//! use wireloop_middleware::{translate, CertKey, TlsServer};
+//!
+//! struct Echo;
+//! impl Handler for Echo {
+//!     type State = ();
+//!     fn data(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+//!         let (input, mut out) = conn.split();
+//!         out.write(input);
+//!         let n = input.len();
+//!         conn.consume(n);
+//!         Action::None
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), wireloop::Error> {
+//! let cert = CertKey::self_signed(&["localhost".to_string()])?;
+//! let tls = TlsServer::builder(cert).build()?;
+//! Server::builder()
+//!     .listen("tcp://0.0.0.0:5000")?      // addr_index 0: plaintext
+//!     .listen("tcp://0.0.0.0:5443")?      // addr_index 1: TLS
+//!     .serve(|_| translate(Echo, |c| c.addr_index == 1, tls.clone()))
+//! # }
+//! ```
 
+pub mod tls;
+pub mod translate;
+
+pub use tls::{CertKey, TlsClient, TlsClientBuilder, TlsServer, TlsServerBuilder, TlsSession};
+pub use translate::{translate, ConnInfo, Layer, Session, Translate};
 pub use wireloop;

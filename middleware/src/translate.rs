@@ -1,0 +1,397 @@
+//! The translate pattern: run selected connections through a protocol layer so the handler
+//! above it sees plaintext.
+//!
+//! # The `Layer` / `Session` contract
+//!
+//! A [`Layer`] makes one [`Session`] per selected connection. A session is a sans-IO state
+//! machine in the style of rustls: it owns no socket, thread or clock. The translate wrapper
+//! drives it from the loop's callbacks:
+//!
+//! 1. **Wire in.** When bytes arrive, [`Session::read_wire`] gets everything received and
+//!    not yet consumed. It consumes what it can (returning how much), and appends the
+//!    decoded bytes to the connection's [`LayerBuffers`] input. It may consume less than it
+//!    was given (its own buffers are full, or the handler has not consumed the decoded
+//!    bytes yet): the rest stays queued in the reactor and is offered again, so the
+//!    reactor's `max_input` bounds what a peer can make the server hold.
+//! 2. **Handler.** Once [`Session::is_ready`] (handshake done), the handler above gets
+//!    `opened`, then `data` whenever decoded input is waiting, through a view of the
+//!    connection whose input and output are the session's buffers.
+//! 3. **Wire out.** After every step, [`Session::write_wire`] encodes the handler's queued
+//!    output (as much as it accepts) and writes every wire byte it has to send (handshake
+//!    messages, alerts, records) into the connection. The wrapper stops encoding while the
+//!    connection's queued output is above [`Translate::WIRE_HIGH_WATER`] and resumes after
+//!    the loop's next write (`post_write`), so a handler that writes a lot is held back by
+//!    the socket, not buffered without bound.
+//! 4. **Errors.** An `Err` from `read_wire` is fatal to the connection: the wrapper calls
+//!    `write_wire` once more (so an alert goes out), then closes, and the handler's
+//!    `closed` gets the error (if its `opened` had run).
+//! 5. **Close.** When the handler closes (returns `Action::Close` or calls `close`), the
+//!    wrapper calls [`Session::close`] (TLS queues `close_notify`), writes the wire, and the
+//!    reactor flushes before closing the socket. A peer's clean close at the protocol level
+//!    ([`Session::peer_closed`]) reaches the handler as `eof`.
+//!
+//! Layers stack: a `translate(..)` result is itself a [`Handler`], so HTTP/1.1 or WebSocket
+//! adapters run above TLS the same way.
+
+use std::io;
+
+use wireloop::{Action, Conn, ConnId, Control, Datagram, Detached, Error, Handler, LayerBuffers};
+
+/// What a selector knows about a connection when it opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The connection's id.
+    pub id: ConnId,
+    /// Index of the listener that accepted it (`usize::MAX` for a dialed connection).
+    pub addr_index: usize,
+    /// Whether it was dialed.
+    pub dialed: bool,
+}
+
+impl ConnInfo {
+    fn of<S>(conn: &Conn<'_, S>) -> ConnInfo {
+        ConnInfo {
+            id: conn.id(),
+            addr_index: conn.addr_index(),
+            dialed: conn.is_dialed(),
+        }
+    }
+}
+
+/// A protocol that can sit between the socket and a byte handler: makes a session per
+/// connection.
+pub trait Layer: 'static {
+    /// The per-connection state machine.
+    type Session: Session;
+
+    /// A selected connection opened: make its session. An error closes the connection.
+    fn session(&mut self, info: &ConnInfo) -> Result<Self::Session, Error>;
+
+    /// Longest a session may stay not ready (a TLS handshake) before the connection is
+    /// closed; `None` for no limit.
+    fn handshake_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+}
+
+/// One connection's protocol state (see the module documentation for when each method is
+/// called).
+pub trait Session: 'static {
+    /// Consumes wire bytes from `wire` (returns how many) and appends what they decode to
+    /// `plain`'s input. `Err` is fatal: the connection is closed after a last `write_wire`.
+    fn read_wire(&mut self, wire: &[u8], plain: &mut LayerBuffers) -> Result<usize, Error>;
+
+    /// Encodes queued output from `plain` (as much as the session accepts) and writes all
+    /// pending wire bytes to `wire`.
+    fn write_wire(
+        &mut self,
+        plain: &mut LayerBuffers,
+        wire: &mut dyn io::Write,
+    ) -> Result<(), Error>;
+
+    /// Whether the session carries application data (handshake finished).
+    fn is_ready(&self) -> bool;
+
+    /// The peer ended the session cleanly (TLS `close_notify`): no more input will come.
+    fn peer_closed(&self) -> bool;
+
+    /// The handler is closing: queue the protocol's goodbye (TLS `close_notify`).
+    fn close(&mut self);
+}
+
+/// Runs `handler` above `layer` for the connections `select` picks, and directly for the
+/// others: the same byte handler serves a plain listener and a TLS one.
+pub fn translate<H, L, F>(handler: H, select: F, layer: L) -> Translate<H, L, F>
+where
+    H: Handler,
+    L: Layer,
+    F: Fn(&ConnInfo) -> bool + 'static,
+{
+    Translate {
+        inner: handler,
+        layer,
+        select,
+        sessions: Vec::new(),
+    }
+}
+
+/// A translated connection's session and plaintext buffers.
+struct Entry<T> {
+    id: ConnId,
+    session: T,
+    plain: LayerBuffers,
+    /// The handler's `opened` ran.
+    opened: bool,
+    /// The handler got `eof`.
+    eof_sent: bool,
+    /// The idle timeout to restore after the handshake.
+    saved_idle: Option<std::time::Duration>,
+    /// A fatal layer error waiting to be reported in `closed`.
+    error: Option<Error>,
+}
+
+/// The handler `translate` returns.
+pub struct Translate<H: Handler, L: Layer, F> {
+    inner: H,
+    layer: L,
+    select: F,
+    /// Sessions by connection slot.
+    sessions: Vec<Option<Box<Entry<L::Session>>>>,
+}
+
+/// `io::Write` into a connection's output queue.
+struct ConnWriter<'c, 'a, S>(&'c mut Conn<'a, S>);
+
+impl<S> io::Write for ConnWriter<'_, '_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Which handler callback a step delivers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Data,
+    Writable,
+    Woken,
+    Eof,
+}
+
+impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F> {
+    /// Wire output queued on a connection above which the wrapper stops encoding more of
+    /// the handler's output until the loop has written some.
+    pub const WIRE_HIGH_WATER: usize = 256 * 1024;
+
+    /// The handler above the layer.
+    pub fn inner(&self) -> &H {
+        &self.inner
+    }
+
+    fn entry(&mut self, id: ConnId) -> Option<&mut Box<Entry<L::Session>>> {
+        self.sessions
+            .get_mut(id.slot())
+            .and_then(|e| e.as_mut())
+            .filter(|e| e.id == id)
+    }
+
+    /// Encodes the handler's output and writes the wire bytes, while the connection's queue
+    /// has room.
+    fn pump_out(entry: &mut Entry<L::Session>, conn: &mut Conn<'_, H::State>) -> Result<(), Error> {
+        if conn.output_len() >= Self::WIRE_HIGH_WATER && entry.plain.output_len() > 0 {
+            // Wait for the loop to write some (post_write calls back here).
+            return Ok(());
+        }
+        entry
+            .session
+            .write_wire(&mut entry.plain, &mut ConnWriter(conn))
+    }
+
+    /// One step for a translated connection: wire in, handler, wire out.
+    fn step(&mut self, conn: &mut Conn<'_, H::State>, step: Step) -> Action {
+        let id = conn.id();
+        let Translate {
+            inner, sessions, ..
+        } = self;
+        let Some(entry) = sessions
+            .get_mut(id.slot())
+            .and_then(|e| e.as_mut())
+            .filter(|e| e.id == id)
+        else {
+            return Action::Close;
+        };
+        let mut action = Action::None;
+        if step == Step::Data {
+            match entry.session.read_wire(conn.input(), &mut entry.plain) {
+                Ok(n) => conn.consume(n),
+                Err(e) => {
+                    let _ = entry
+                        .session
+                        .write_wire(&mut entry.plain, &mut ConnWriter(conn));
+                    entry.error = Some(e);
+                    return Action::Close;
+                }
+            }
+        }
+        if entry.session.is_ready() && !entry.opened {
+            entry.opened = true;
+            conn.set_idle_timeout(entry.saved_idle);
+            action = inner.opened(&mut conn.with_buffers(&mut entry.plain));
+        }
+        if entry.opened && action == Action::None {
+            let mut view = conn.with_buffers(&mut entry.plain);
+            action = match step {
+                Step::Data if view.input().is_empty() => Action::None,
+                Step::Data => inner.data(&mut view),
+                Step::Writable => inner.writable(&mut view),
+                Step::Woken => inner.woken(&mut view),
+                Step::Eof => Action::None,
+            };
+            if action == Action::None
+                && !entry.eof_sent
+                && (step == Step::Eof || entry.session.peer_closed())
+            {
+                entry.eof_sent = true;
+                action = inner.eof(&mut view);
+            }
+        } else if !entry.opened && (step == Step::Eof || entry.session.peer_closed()) {
+            // The peer left during the handshake.
+            action = Action::Close;
+        }
+        let closing = matches!(action, Action::Close | Action::Shutdown) || conn.close_requested();
+        if closing {
+            entry.session.close();
+        }
+        if let Err(e) = Self::pump_out(entry, conn) {
+            entry.error = Some(e);
+            return Action::Close;
+        }
+        entry.plain.shrink();
+        action
+    }
+}
+
+impl<H, L, F> Handler for Translate<H, L, F>
+where
+    H: Handler,
+    L: Layer,
+    F: Fn(&ConnInfo) -> bool + 'static,
+{
+    type State = H::State;
+
+    fn serving(&mut self, ctl: &mut Control<'_, H::State>) -> Action {
+        self.inner.serving(ctl)
+    }
+
+    fn opened(&mut self, conn: &mut Conn<'_, H::State>) -> Action {
+        let info = ConnInfo::of(conn);
+        if !(self.select)(&info) {
+            return self.inner.opened(conn);
+        }
+        let session = match self.layer.session(&info) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("connection {}: cannot start the layer: {e}", info.id);
+                return Action::Close;
+            }
+        };
+        let saved_idle = conn.idle_timeout();
+        if let Some(t) = self.layer.handshake_timeout() {
+            conn.set_idle_timeout(Some(t));
+        }
+        let slot = info.id.slot();
+        if self.sessions.len() <= slot {
+            self.sessions.resize_with(slot + 1, || None);
+        }
+        self.sessions[slot] = Some(Box::new(Entry {
+            id: info.id,
+            session,
+            plain: LayerBuffers::new(),
+            opened: false,
+            eof_sent: false,
+            saved_idle,
+            error: None,
+        }));
+        // A client session speaks first (its hello goes out now).
+        self.step(conn, Step::Writable)
+    }
+
+    fn data(&mut self, conn: &mut Conn<'_, H::State>) -> Action {
+        if self.entry(conn.id()).is_none() {
+            return self.inner.data(conn);
+        }
+        self.step(conn, Step::Data)
+    }
+
+    fn eof(&mut self, conn: &mut Conn<'_, H::State>) -> Action {
+        if self.entry(conn.id()).is_none() {
+            return self.inner.eof(conn);
+        }
+        self.step(conn, Step::Eof)
+    }
+
+    fn writable(&mut self, conn: &mut Conn<'_, H::State>) -> Action {
+        if self.entry(conn.id()).is_none() {
+            return self.inner.writable(conn);
+        }
+        self.step(conn, Step::Writable)
+    }
+
+    fn woken(&mut self, conn: &mut Conn<'_, H::State>) -> Action {
+        if self.entry(conn.id()).is_none() {
+            return self.inner.woken(conn);
+        }
+        self.step(conn, Step::Woken)
+    }
+
+    fn pre_write(&mut self, conn: &mut Conn<'_, H::State>) {
+        if self.entry(conn.id()).is_none() {
+            self.inner.pre_write(conn);
+        }
+    }
+
+    fn post_write(&mut self, conn: &mut Conn<'_, H::State>, written: usize) {
+        let id = conn.id();
+        let Translate {
+            inner, sessions, ..
+        } = self;
+        let Some(entry) = sessions
+            .get_mut(id.slot())
+            .and_then(|e| e.as_mut())
+            .filter(|e| e.id == id)
+        else {
+            return inner.post_write(conn, written);
+        };
+        if entry.opened {
+            inner.post_write(&mut conn.with_buffers(&mut entry.plain), written);
+        }
+        if let Err(e) = Self::pump_out(entry, conn) {
+            entry.error = Some(e);
+            conn.close();
+        }
+    }
+
+    fn closed(&mut self, conn: &mut Conn<'_, H::State>, err: Option<Error>) {
+        let id = conn.id();
+        let taken = self
+            .sessions
+            .get_mut(id.slot())
+            .and_then(|e| e.take_if(|e| e.id == id));
+        match taken {
+            None => self.inner.closed(conn, err),
+            Some(mut entry) => {
+                if entry.opened {
+                    let err = entry.error.take().or(err);
+                    self.inner
+                        .closed(&mut conn.with_buffers(&mut entry.plain), err);
+                } else if let Some(e) = entry.error.take().or(err) {
+                    log::debug!("connection {id}: closed during the handshake: {e}");
+                }
+            }
+        }
+    }
+
+    fn detached(&mut self, conn: &mut Conn<'_, H::State>, detached: Detached) {
+        // A translated connection's socket carries the layer's protocol: detaching it hands
+        // out the raw wire, which is what the handler asked for.
+        if let Some(e) = self
+            .sessions
+            .get_mut(conn.id().slot())
+            .and_then(|e| e.take_if(|e| e.id == conn.id()))
+        {
+            drop(e);
+        }
+        self.inner.detached(conn, detached)
+    }
+
+    fn datagram(&mut self, dgram: &mut Datagram<'_>) -> Action {
+        self.inner.datagram(dgram)
+    }
+
+    fn tick(&mut self, ctl: &mut Control<'_, H::State>) -> (Option<std::time::Duration>, Action) {
+        self.inner.tick(ctl)
+    }
+}
