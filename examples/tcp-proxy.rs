@@ -10,6 +10,7 @@ mod common;
 use std::time::Duration;
 
 use wireloop::{Action, Conn, ConnId, DialOptions, Error, Handler, Loops, Server};
+use wireloop_middleware::{translate, TlsClient, TlsServer};
 
 const USAGE: &str = "\
 tcp-proxy: layer-4 reverse proxy (wireloop example)
@@ -25,12 +26,22 @@ OPTIONS:
     --balance MODE          round-robin (default) or least-connections over the upstreams
     --loops N               number of loops (default 1; -1 = one per core)
     --connect-timeout SECS  time to resolve and connect to an upstream (default 5)
+    --tls-listen ADDR       also accept TLS on ADDR (repeatable): TLS is terminated here
+                            and plaintext goes upstream
+    --tlscert PEM           certificate chain and key (one PEM file) for --tls-listen;
+                            without it a self-signed one is generated at start-up
+    --cert-out PATH         write the generated certificate here (for clients to trust)
+    --upstream-tls          originate TLS to the upstreams (verified)
+    --upstream-ca PEM       CA certificate(s) to verify upstreams with (default: the
+                            webpki roots)
+    --upstream-sni NAME     name sent and verified for upstream TLS (default localhost)
     -h, --help              print this help
 
 Each client connection dials an upstream on the same loop. While one side cannot take
 more bytes, the proxy stops reading the other, so memory stays bounded. A half-close on
 one side is passed on to the other; when one side fails, the other is closed after its
-pending output is flushed. Logging goes to stderr (WIRELOOP_LOG=debug for more).";
+pending output is flushed. A TLS side's close ends the pair (after flushing). Logging
+goes to stderr (WIRELOOP_LOG=debug for more).";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Balance {
@@ -40,6 +51,12 @@ enum Balance {
 
 struct Args {
     listen: Vec<String>,
+    tls_listen: Vec<String>,
+    tlscert: Option<String>,
+    cert_out: Option<String>,
+    upstream_tls: bool,
+    upstream_ca: Option<String>,
+    upstream_sni: String,
     upstreams: Vec<String>,
     balance: Balance,
     loops: i64,
@@ -50,6 +67,12 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     use lexopt::prelude::*;
     let mut a = Args {
         listen: Vec::new(),
+        tls_listen: Vec::new(),
+        tlscert: None,
+        cert_out: None,
+        upstream_tls: false,
+        upstream_ca: None,
+        upstream_sni: "localhost".to_string(),
         upstreams: Vec::new(),
         balance: Balance::RoundRobin,
         loops: 1,
@@ -60,6 +83,12 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         match arg {
             Long("listen") => a.listen.push(p.value()?.string()?),
             Long("upstream") => a.upstreams.push(p.value()?.string()?),
+            Long("tls-listen") => a.tls_listen.push(p.value()?.string()?),
+            Long("tlscert") => a.tlscert = Some(p.value()?.string()?),
+            Long("cert-out") => a.cert_out = Some(p.value()?.string()?),
+            Long("upstream-tls") => a.upstream_tls = true,
+            Long("upstream-ca") => a.upstream_ca = Some(p.value()?.string()?),
+            Long("upstream-sni") => a.upstream_sni = p.value()?.string()?,
             Long("balance") => {
                 a.balance = match p.value()?.string()?.as_str() {
                     "round-robin" => Balance::RoundRobin,
@@ -82,8 +111,8 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             _ => return Err(arg.unexpected()),
         }
     }
-    if a.listen.is_empty() {
-        return Err("at least one --listen is needed".into());
+    if a.listen.is_empty() && a.tls_listen.is_empty() {
+        return Err("at least one --listen or --tls-listen is needed".into());
     }
     if a.upstreams.is_empty() {
         return Err("at least one --upstream is needed".into());
@@ -98,6 +127,18 @@ struct Side {
     peer: Option<ConnId>,
     /// For an upstream connection: the index of its upstream.
     upstream: Option<usize>,
+    /// The peer speaks TLS through its own layer: bytes for it are handed over with an
+    /// in-loop wake instead of written straight to its socket.
+    peer_tls: bool,
+}
+
+/// Bytes waiting to be written through a TLS peer's layer.
+#[derive(Default)]
+struct Pending {
+    to: Option<ConnId>,
+    bytes: Vec<u8>,
+    /// The sending side ended: close the peer once the bytes are written.
+    eof: bool,
 }
 
 /// One per loop: chooses upstreams and wires pairs together.
@@ -108,9 +149,32 @@ struct Proxy {
     next: usize,
     /// Open connections per upstream, on this loop.
     active: Vec<usize>,
+    /// Listener indexes that terminate TLS.
+    tls_listeners: Vec<usize>,
+    upstream_tls: bool,
+    /// By the destination connection's slot.
+    pending: Vec<Pending>,
 }
 
 impl Proxy {
+    /// Hands `data` to TLS peer `to` (written by its `woken`, through its layer).
+    fn stage(&mut self, to: ConnId, data: &[u8], eof: bool) -> &mut Pending {
+        let slot = to.slot();
+        if self.pending.len() <= slot {
+            self.pending.resize_with(slot + 1, Pending::default);
+        }
+        let p = &mut self.pending[slot];
+        if p.to != Some(to) {
+            *p = Pending {
+                to: Some(to),
+                ..Pending::default()
+            };
+        }
+        p.bytes.extend_from_slice(data);
+        p.eof |= eof;
+        p
+    }
+
     fn pick(&mut self) -> usize {
         let n = self.upstreams.len();
         let start = self.next % n;
@@ -139,11 +203,13 @@ impl Handler for Proxy {
         let state = Side {
             peer: Some(client),
             upstream: Some(u),
+            peer_tls: self.tls_listeners.contains(&conn.addr_index()),
         };
         match conn.dial(&self.upstreams[u], opts, state) {
             Ok(up) => {
                 self.active[u] += 1;
                 conn.state.peer = Some(up);
+                conn.state.peer_tls = self.upstream_tls;
                 conn.link(up);
                 Action::None
             }
@@ -156,6 +222,16 @@ impl Handler for Proxy {
 
     fn data(&mut self, conn: &mut Conn<'_, Side>) -> Action {
         let peer = conn.state.peer;
+        if let (Some(to), true) = (peer, conn.state.peer_tls) {
+            let n = conn.input().len();
+            self.stage(to, conn.input(), false);
+            conn.consume(n);
+            return if conn.control().wake(to) {
+                Action::None
+            } else {
+                Action::Close
+            };
+        }
         match peer {
             // If the peer is gone, its `closed` has already asked to close this side.
             Some(peer) if conn.forward(peer) => Action::None,
@@ -167,13 +243,37 @@ impl Handler for Proxy {
         // Pass the half-close on; this side stays open for what the peer still sends. The
         // loop closes a connection once both of its directions are finished.
         let peer = conn.state.peer;
+        if let (Some(to), true) = (peer, conn.state.peer_tls) {
+            self.stage(to, &[], true);
+            conn.control().wake(to);
+            return Action::None;
+        }
         match peer {
             Some(peer) if conn.control().shutdown_write(peer) => Action::None,
             _ => Action::Close,
         }
     }
 
+    fn woken(&mut self, conn: &mut Conn<'_, Side>) -> Action {
+        let id = conn.id();
+        let Some(p) = self.pending.get_mut(id.slot()).filter(|p| p.to == Some(id)) else {
+            return Action::None;
+        };
+        conn.write(&p.bytes);
+        p.bytes.clear();
+        if p.eof {
+            p.to = None;
+            // A TLS connection has no half-close worth relying on: finish and close.
+            return Action::Close;
+        }
+        Action::None
+    }
+
     fn closed(&mut self, conn: &mut Conn<'_, Side>, err: Option<Error>) {
+        let id = conn.id();
+        if let Some(p) = self.pending.get_mut(id.slot()).filter(|p| p.to == Some(id)) {
+            *p = Pending::default();
+        }
         if let Some(u) = conn.state.upstream {
             self.active[u] = self.active[u].saturating_sub(1);
             if let Some(e) = &err {
@@ -200,7 +300,7 @@ fn main() {
     common::init_logger();
     let args = parse_args().unwrap_or_else(|e| common::usage_error(e, USAGE));
     let mut builder = Server::builder().loops(Loops::from_count(args.loops));
-    for a in &args.listen {
+    for a in args.listen.iter().chain(&args.tls_listen) {
         builder = builder
             .listen(a)
             .unwrap_or_else(|e| common::usage_error(e, USAGE));
@@ -222,17 +322,78 @@ fn main() {
             server.num_loops()
         );
     }
+    let fail = |e: Error| -> ! {
+        log::error!("{e}");
+        std::process::exit(1)
+    };
+    let tls_listeners: Vec<usize> =
+        (args.listen.len()..args.listen.len() + args.tls_listen.len()).collect();
+    let tls_server = if tls_listeners.is_empty() {
+        None
+    } else {
+        let cert = common::tls_cert(args.tlscert.as_deref(), args.cert_out.as_deref())
+            .unwrap_or_else(|e| fail(e));
+        Some(TlsServer::builder(cert).build().unwrap_or_else(|e| fail(e)))
+    };
+    let tls_client = if args.upstream_tls {
+        let mut b = TlsClient::builder().server_name(&args.upstream_sni);
+        if let Some(ca) = &args.upstream_ca {
+            let pem = std::fs::read(ca)
+                .unwrap_or_else(|e| fail(Error::layer(format!("cannot read {ca}: {e}"))));
+            b = b.root_ca_pem(&pem).unwrap_or_else(|e| fail(e));
+        }
+        Some(b.build().unwrap_or_else(|e| fail(e)))
+    } else {
+        None
+    };
     let n = args.upstreams.len();
-    let res = server.serve(|_| Proxy {
-        upstreams: args.upstreams.clone(),
-        balance: args.balance,
-        connect_timeout: args.connect_timeout,
-        next: 0,
-        active: vec![0; n],
+    let res = server.serve(|_| {
+        let proxy = Proxy {
+            upstreams: args.upstreams.clone(),
+            balance: args.balance,
+            connect_timeout: args.connect_timeout,
+            next: 0,
+            active: vec![0; n],
+            tls_listeners: tls_listeners.clone(),
+            upstream_tls: args.upstream_tls,
+            pending: Vec::new(),
+        };
+        // Layers stack: TLS towards upstreams (dialed connections) inside, TLS for the
+        // TLS listeners outside; plaintext connections pass both untouched.
+        let upstream_layer = tls_client.clone();
+        let inner = translate(
+            proxy,
+            move |c| c.dialed && upstream_layer.is_some(),
+            LayerOpt(tls_client.clone()),
+        );
+        let tls_idx = tls_listeners.clone();
+        translate(
+            inner,
+            move |c| !c.dialed && tls_idx.contains(&c.addr_index),
+            LayerOpt(tls_server.clone()),
+        )
     });
     if let Err(e) = res {
         log::error!("{e}");
         std::process::exit(1);
     }
     log::info!("stopped");
+}
+
+/// A layer that may be absent (its selector then never picks a connection).
+struct LayerOpt<L>(Option<L>);
+
+impl<L: wireloop_middleware::Layer> wireloop_middleware::Layer for LayerOpt<L> {
+    type Session = L::Session;
+
+    fn session(&mut self, info: &wireloop_middleware::ConnInfo) -> Result<L::Session, Error> {
+        match &mut self.0 {
+            Some(l) => l.session(info),
+            None => Err(Error::layer("no such layer configured")),
+        }
+    }
+
+    fn handshake_timeout(&self) -> Option<Duration> {
+        self.0.as_ref().and_then(|l| l.handshake_timeout())
+    }
 }

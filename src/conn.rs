@@ -78,6 +78,8 @@ pub(crate) mod flags {
     pub(crate) const DIALED: u32 = 1 << 15;
     /// Not read: the linked peer's output is above the high-water mark.
     pub(crate) const PEER_BLOCKED: u32 = 1 << 16;
+    /// A wake arrived while connecting: deliver it right after `opened`.
+    pub(crate) const WAKE_PENDING: u32 = 1 << 17;
 }
 
 /// Buffers a connection holds only while it has pending input or output.

@@ -99,6 +99,18 @@ impl<S> Control<'_, S> {
         true
     }
 
+    /// Calls [`Handler::woken`](crate::Handler::woken) for connection `id` right after the
+    /// current callback, on this loop, without a system call (the in-loop counterpart of
+    /// [`Handle::wake`]): how one connection hands work to another, e.g. bytes for a peer
+    /// that must go through the peer's own protocol layer. `false` if it is not open here.
+    pub fn wake(&mut self, id: ConnId) -> bool {
+        if self.core.live(id).is_none() {
+            return false;
+        }
+        self.core.deferred.push(Deferred::Wake(id.key, id.gen));
+        true
+    }
+
     /// Opens an outbound connection from this loop and returns its id at once. The
     /// connection is served by the same handler as accepted ones and starts with `state`
     /// (so a proxy can store in it the id of the connection it dials for). When the

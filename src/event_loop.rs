@@ -87,6 +87,8 @@ pub(crate) enum Deferred {
     Flush(u32, u32),
     Close(u32, u32),
     ShutdownWrite(u32, u32),
+    /// Call `woken` for the connection.
+    Wake(u32, u32),
     /// Try the next address of a dial.
     DialStep(u32, u32),
 }
@@ -796,7 +798,9 @@ impl<H: Handler> EventLoop<H> {
                 self.finish_close(key, err, true);
                 return;
             }
-            if c.io.has(flags::SHUT_WR_REQ) && !c.io.has(flags::SHUT_WR_DONE) {
+            // Not while a dial is still connecting: there is no socket yet, or shutting it
+            // down would abort the connect. The flush after the connect does it.
+            if c.io.has(flags::SHUT_WR_REQ) && !c.io.has(flags::SHUT_WR_DONE | flags::CONNECTING) {
                 c.io.set(flags::SHUT_WR_DONE);
                 if let Err(e) = c.io.stream.shutdown(Shutdown::Write) {
                     if e.kind() != io::ErrorKind::NotConnected {
@@ -930,7 +934,16 @@ impl<H: Handler> EventLoop<H> {
             return;
         };
         c.bufs = None;
-        if graceful && !c.io.has(flags::READ_EOF) && !shutting_down {
+        let virtual_conn = matches!(c.io.stream, Stream::Unconnected);
+        // A dial closed before it connected has no conversation to wind down; left to
+        // linger, its socket would still complete the connect and fire `opened`.
+        let never_connected = c.io.has(flags::CONNECTING);
+        if graceful
+            && !c.io.has(flags::READ_EOF)
+            && !shutting_down
+            && !virtual_conn
+            && !never_connected
+        {
             if !c.io.has(flags::SHUT_WR_DONE) {
                 c.io.set(flags::SHUT_WR_DONE);
                 let _ = c.io.stream.shutdown(Shutdown::Write);
@@ -1187,6 +1200,102 @@ impl<H: Handler> EventLoop<H> {
         self.core.ready.push_back((LISTENER_BASE + index, 0));
     }
 
+    // ----- virtual connections (the `testing` driver) --------------------------------------
+
+    /// Opens a connection with no socket: its output stays queued for `take_output`.
+    pub(crate) fn open_virtual(&mut self, addr_index: u16) -> Option<ConnId> {
+        let core = &mut self.core;
+        let conn = Connection {
+            io: ConnIo {
+                stream: Stream::Unconnected,
+                flags: 0,
+                addr_index,
+                idle_ms: 0,
+                last_active: core.now_ms,
+                peer: NO_PEER,
+            },
+            bufs: None,
+            state: H::State::default(),
+        };
+        let (key, _) = core.slots.insert(conn)?;
+        core.open_count_add(1);
+        bump(&core.counters().accepted, 1);
+        let id = core.conn_id(key as usize);
+        self.dispatch(key as usize, Cb::Opened);
+        Some(id)
+    }
+
+    /// Delivers `data` to a virtual connection as if it had been read.
+    pub(crate) fn feed_virtual(&mut self, id: ConnId, data: &[u8]) -> bool {
+        let Some(c) = self.core.live(id) else {
+            return false;
+        };
+        if c.io.has(flags::READ_EOF) {
+            return false;
+        }
+        c.bufs.get_or_insert_with(Box::default).input.append(data);
+        bump(&self.core.counters().bytes_in, data.len() as u64);
+        self.dispatch(id.key as usize, Cb::Data);
+        self.run_deferred();
+        true
+    }
+
+    /// The peer of a virtual connection closed its sending side.
+    pub(crate) fn eof_virtual(&mut self, id: ConnId) -> bool {
+        let Some(c) = self.core.live(id) else {
+            return false;
+        };
+        if c.io.has(flags::READ_EOF) {
+            return false;
+        }
+        c.io.set(flags::READ_EOF);
+        self.dispatch(id.key as usize, Cb::Eof);
+        self.run_deferred();
+        true
+    }
+
+    /// Takes everything queued on a virtual connection, as if the peer had read it, and
+    /// lets the loop react (a pending close completes, a paused reader resumes).
+    pub(crate) fn take_output_virtual(&mut self, id: ConnId) -> Vec<u8> {
+        let mut out = Vec::new();
+        let Some(c) = self.core.slots.get_gen_mut(id.key as usize, id.gen) else {
+            return out;
+        };
+        if c.io.has(flags::LINGERING) {
+            return out;
+        }
+        if let Some(b) = c.bufs.as_deref_mut() {
+            b.out.flush_to(&mut out, &mut 0).ok();
+        }
+        self.after_output(id.key as usize);
+        self.run_deferred();
+        out
+    }
+
+    /// Whether `id` is still open (not closing or closed).
+    pub(crate) fn is_open(&mut self, id: ConnId) -> bool {
+        self.core.live(id).is_some()
+    }
+
+    /// Closes a virtual connection as if its socket failed.
+    pub(crate) fn reset_virtual(&mut self, id: ConnId) {
+        if self
+            .core
+            .slots
+            .get_gen_mut(id.key as usize, id.gen)
+            .is_some()
+        {
+            let e = io::Error::from(io::ErrorKind::ConnectionReset);
+            self.fail(id.key as usize, Error::io(e));
+            self.run_deferred();
+        }
+    }
+
+    /// The handler.
+    pub(crate) fn handler_mut(&mut self) -> &mut H {
+        &mut self.handler
+    }
+
     /// Registers an accepted connection (already counted in `shared.conns`) and calls `opened`.
     fn open(&mut self, mut stream: Stream, addr_index: u16) {
         let core = &mut self.core;
@@ -1243,7 +1352,7 @@ impl<H: Handler> EventLoop<H> {
                 Msg::Assign { stream, addr_index } => self.open(stream, addr_index),
                 Msg::Wake(id) => {
                     if self.core.live(id).is_some() {
-                        self.dispatch(id.key as usize, Cb::Woken);
+                        self.wake(id.key as usize);
                     }
                 }
                 Msg::Send(id, data) => {
@@ -1303,6 +1412,7 @@ impl<H: Handler> EventLoop<H> {
                     Deferred::Flush(k, g)
                     | Deferred::Close(k, g)
                     | Deferred::ShutdownWrite(k, g)
+                    | Deferred::Wake(k, g)
                     | Deferred::DialStep(k, g) => (k as usize, g),
                 };
                 if self.core.slots.get_gen_mut(key, gen).is_none() {
@@ -1318,6 +1428,7 @@ impl<H: Handler> EventLoop<H> {
                         self.flush(key);
                     }
                     Deferred::DialStep(..) => self.dial_step(key),
+                    Deferred::Wake(..) => self.wake(key),
                 }
             }
             // Keep the allocation for next time.
@@ -1406,9 +1517,37 @@ impl<H: Handler> EventLoop<H> {
         c.io.unset(flags::CONNECTING);
         c.io.set(flags::WRITABLE);
         c.io.idle_ms = core.cfg.idle_timeout.map_or(0, duration_to_ms);
+        // Closed (with output queued) before it connected: no callback but `closed`, once
+        // the output is flushed.
+        let closing = c.io.has(flags::CLOSING);
+        let wake = c.io.has(flags::WAKE_PENDING);
+        c.io.unset(flags::WAKE_PENDING);
         core.dialing.remove(&(key as u32));
         core.arm_idle(key);
-        self.dispatch(key, Cb::Opened);
+        if closing {
+            self.flush(key);
+        } else {
+            self.dispatch(key, Cb::Opened);
+            if wake {
+                self.wake(key);
+            }
+        }
+    }
+
+    /// Calls `woken` for connection `key`, or, while it is still connecting, right after
+    /// its `opened`.
+    fn wake(&mut self, key: usize) {
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
+        if c.io.has(flags::CLOSING) {
+            return;
+        }
+        if c.io.has(flags::CONNECTING) {
+            c.io.set(flags::WAKE_PENDING);
+            return;
+        }
+        self.dispatch(key, Cb::Woken);
     }
 
     /// The resolver answered for dial `id`.

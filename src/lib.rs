@@ -60,6 +60,7 @@ mod server;
 mod slots;
 mod socket;
 mod stats;
+pub mod testing;
 mod timer;
 
 pub use addr::Addr;

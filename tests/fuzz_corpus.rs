@@ -1,5 +1,5 @@
 //! Replays every file of the cargo-fuzz corpora in `fuzz/corpus/<target>/` through the
-//! target bodies in `wireloop::fuzzing`, so a plain `cargo test` catches regressions on
+//! target bodies in `wireloop::fuzzing` and `wireloop_middleware::fuzzing`, so a plain `cargo test` catches regressions on
 //! inputs the fuzzer once found (no nightly, no cargo-fuzz needed).
 
 use std::panic::{self, AssertUnwindSafe};
@@ -9,7 +9,14 @@ use std::path::{Path, PathBuf};
 type Target = (&'static str, fn(&[u8]));
 
 /// Fuzz targets and their bodies; add a row for each new target in `fuzz/fuzz_targets/`.
-const TARGETS: &[Target] = &[("addr", wireloop::fuzzing::addr as fn(&[u8]))];
+const TARGETS: &[Target] = &[
+    ("addr", wireloop::fuzzing::addr as fn(&[u8])),
+    ("tls_server", wireloop_middleware::fuzzing::tls_server),
+    (
+        "translated_stack",
+        wireloop_middleware::fuzzing::translated_stack,
+    ),
+];
 
 fn corpus_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

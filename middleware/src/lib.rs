@@ -30,6 +30,7 @@
 //! # }
 //! ```
 
+pub mod fuzzing;
 pub mod tls;
 pub mod translate;
 

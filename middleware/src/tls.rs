@@ -549,8 +549,9 @@ impl Session for TlsSession {
                 // Nothing after close_notify is data: drop it.
                 return Ok(wire.len());
             }
-            if rd.len() == wire.len() - consumed && consumed < wire.len() && !self.conn.wants_read()
-            {
+            if !self.conn.wants_read() {
+                // rustls holds data it cannot release yet: come back when the handler has
+                // consumed some (the wrapper calls again while it makes progress).
                 break;
             }
         }

@@ -24,10 +24,12 @@
 //!    the socket, not buffered without bound.
 //! 4. **Errors.** An `Err` from `read_wire` is fatal to the connection: the wrapper calls
 //!    `write_wire` once more (so an alert goes out), then closes, and the handler's
-//!    `closed` gets the error (if its `opened` had run).
+//!    `closed` gets the error (if its `opened` had run, and always for a dialed
+//!    connection: a dial's `closed` fires even when the handshake failed).
 //! 5. **Close.** When the handler closes (returns `Action::Close` or calls `close`), the
-//!    wrapper calls [`Session::close`] (TLS queues `close_notify`), writes the wire, and the
-//!    reactor flushes before closing the socket. A peer's clean close at the protocol level
+//!    wrapper encodes all of the handler's queued output, then calls [`Session::close`]
+//!    (TLS queues `close_notify` after that output), writes the wire, and the reactor
+//!    flushes before closing the socket. A peer's clean close at the protocol level
 //!    ([`Session::peer_closed`]) reaches the handler as `eof`.
 //!
 //! Layers stack: a `translate(..)` result is itself a [`Handler`], so HTTP/1.1 or WebSocket
@@ -124,6 +126,8 @@ struct Entry<T> {
     opened: bool,
     /// The handler got `eof`.
     eof_sent: bool,
+    /// A wake arrived before the session was ready: deliver it after `opened`.
+    wake_pending: bool,
     /// The idle timeout to restore after the handshake.
     saved_idle: Option<std::time::Duration>,
     /// A fatal layer error waiting to be reported in `closed`.
@@ -163,8 +167,11 @@ enum Step {
 
 impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F> {
     /// Wire output queued on a connection above which the wrapper stops encoding more of
-    /// the handler's output until the loop has written some.
-    pub const WIRE_HIGH_WATER: usize = 256 * 1024;
+    /// the handler's output until the loop has written some. It equals the reactor's
+    /// default output high-water mark, so a connection whose handler writes faster than
+    /// the socket drains still crosses that mark, and linked peers
+    /// ([`Conn::link`](wireloop::Conn::link)) stop being read.
+    pub const WIRE_HIGH_WATER: usize = 1024 * 1024;
 
     /// The handler above the layer.
     pub fn inner(&self) -> &H {
@@ -185,6 +192,29 @@ impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F
             // Wait for the loop to write some (post_write calls back here).
             return Ok(());
         }
+        entry
+            .session
+            .write_wire(&mut entry.plain, &mut ConnWriter(conn))
+    }
+
+    /// The handler is closing: encodes all its queued output (whatever the wire queue
+    /// holds, since a closing connection gets no `post_write` to encode the rest later),
+    /// then queues the protocol's goodbye after it and writes the wire.
+    fn close_session(
+        entry: &mut Entry<L::Session>,
+        conn: &mut Conn<'_, H::State>,
+    ) -> Result<(), Error> {
+        while entry.plain.output_len() > 0 {
+            let before = entry.plain.output_len();
+            entry
+                .session
+                .write_wire(&mut entry.plain, &mut ConnWriter(conn))?;
+            if entry.plain.output_len() >= before {
+                // The session takes no more (not ready): nothing to send before the goodbye.
+                break;
+            }
+        }
+        entry.session.close();
         entry
             .session
             .write_wire(&mut entry.plain, &mut ConnWriter(conn))
@@ -216,10 +246,22 @@ impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F
                 }
             }
         }
+        if step == Step::Woken && !entry.opened {
+            entry.wake_pending = true;
+        }
+        let mut step = step;
         if entry.session.is_ready() && !entry.opened {
             entry.opened = true;
             conn.set_idle_timeout(entry.saved_idle);
             action = inner.opened(&mut conn.with_buffers(&mut entry.plain));
+            if entry.wake_pending && action == Action::None {
+                entry.wake_pending = false;
+                action = inner.woken(&mut conn.with_buffers(&mut entry.plain));
+                if step == Step::Woken {
+                    // Delivered above.
+                    step = Step::Writable;
+                }
+            }
         }
         if entry.opened && action == Action::None {
             let mut view = conn.with_buffers(&mut entry.plain);
@@ -242,10 +284,12 @@ impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F
             action = Action::Close;
         }
         let closing = matches!(action, Action::Close | Action::Shutdown) || conn.close_requested();
-        if closing {
-            entry.session.close();
-        }
-        if let Err(e) = Self::pump_out(entry, conn) {
+        let out = if closing {
+            Self::close_session(entry, conn)
+        } else {
+            Self::pump_out(entry, conn)
+        };
+        if let Err(e) = out {
             entry.error = Some(e);
             return Action::Close;
         }
@@ -292,6 +336,7 @@ where
             plain: LayerBuffers::new(),
             opened: false,
             eof_sent: false,
+            wake_pending: false,
             saved_idle,
             error: None,
         }));
@@ -367,6 +412,14 @@ where
                     let err = entry.error.take().or(err);
                     self.inner
                         .closed(&mut conn.with_buffers(&mut entry.plain), err);
+                } else if conn.is_dialed() {
+                    // A dial's `closed` fires exactly once, `opened` or not (see
+                    // `Control::dial`): a handshake that failed is the dial failing.
+                    let err = entry.error.take().or(err).unwrap_or_else(|| {
+                        Error::layer("the connection closed before the handshake finished")
+                    });
+                    self.inner
+                        .closed(&mut conn.with_buffers(&mut entry.plain), Some(err));
                 } else if let Some(e) = entry.error.take().or(err) {
                     log::debug!("connection {id}: closed during the handshake: {e}");
                 }
