@@ -242,6 +242,24 @@ impl<S> Conn<'_, S> {
         }
     }
 
+    /// Takes back a [`shutdown_write`](Conn::shutdown_write) request made during this
+    /// callback and not carried out yet, returning whether there was one: a protocol
+    /// layer uses it to write its own last records before passing the request on (by
+    /// calling `shutdown_write` again).
+    pub fn take_shutdown_write(&mut self) -> bool {
+        let requested = self.io.has(flags::SHUT_WR_REQ) && !self.io.has(flags::SHUT_WR_DONE);
+        if requested {
+            self.io.unset(flags::SHUT_WR_REQ);
+        }
+        requested
+    }
+
+    /// The server's output high-water mark: above it the loop stops reading this
+    /// connection (and its linked peer's producer).
+    pub fn output_high_water(&self) -> usize {
+        self.core.cfg.out_high_water
+    }
+
     /// Whether [`close`](Conn::close) was called during this callback.
     pub fn close_requested(&self) -> bool {
         self.io.has(flags::CLOSE_REQ)

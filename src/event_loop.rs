@@ -702,13 +702,13 @@ impl<H: Handler> EventLoop<H> {
         }
         self.flush(key);
         match action {
-            Action::Close => self.begin_close(key, None),
+            Action::Close => self.begin_close_from(key, None, true),
             Action::Shutdown => self.start_shutdown(),
             Action::Detach => self.begin_detach(key),
             Action::None => {}
         }
         if close {
-            self.begin_close(key, None);
+            self.begin_close_from(key, None, true);
         }
         if !self.core.deferred.is_empty() {
             self.run_deferred();
@@ -860,8 +860,24 @@ impl<H: Handler> EventLoop<H> {
     /// Stops reading and delivering; closes once queued output is flushed (or the linger
     /// runs out). `err` is reported in `closed`.
     fn begin_close(&mut self, key: usize, err: Option<Error>) {
+        self.begin_close_from(key, err, false);
+    }
+
+    /// Like `begin_close`; `by_handler` says the handler's own callback asked for it (so
+    /// it already had its chance to write), otherwise `closing` runs first.
+    fn begin_close_from(&mut self, key: usize, err: Option<Error>, by_handler: bool) {
         let linger = self.core.cfg.close_linger;
         let gen = self.core.slots.gen(key);
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
+        if c.io.has(flags::CLOSING) {
+            return;
+        }
+        if !by_handler && !c.io.has(flags::CONNECTING) {
+            self.with_conn(key, |h, conn| h.closing(conn));
+            self.keep_leftovers(key);
+        }
         let Some(c) = self.core.slots.get_mut(key) else {
             return;
         };
@@ -884,6 +900,8 @@ impl<H: Handler> EventLoop<H> {
                 gen,
             },
         );
+        // Output may have been queued just now (by `closing`): write what the socket takes.
+        self.flush(key);
     }
 
     /// The socket failed: close now, output is lost.

@@ -92,6 +92,16 @@ pub trait Handler: 'static {
         Action::None
     }
 
+    /// The loop is about to close this connection for a reason the handler did not give
+    /// in a callback (`Handle::close`, `Control::close`, the idle timeout, a server
+    /// shutdown, the peer finishing a half-closed conversation). The connection can still
+    /// be written to: a protocol layer queues its goodbye here (TLS `close_notify`); it is
+    /// flushed before the socket closes. Not called when a callback returned
+    /// `Action::Close` (that callback could write already), nor when the socket failed.
+    fn closing(&mut self, conn: &mut Conn<'_, Self::State>) {
+        let _ = conn;
+    }
+
     /// The connection is gone. `err` is `None` for a clean close (either side closed after
     /// everything queued was written) and says what failed otherwise. The connection can
     /// no longer be written to; its state and any unconsumed input are still visible.

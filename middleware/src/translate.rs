@@ -19,7 +19,7 @@
 //! 3. **Wire out.** After every step, [`Session::write_wire`] encodes the handler's queued
 //!    output (as much as it accepts) and writes every wire byte it has to send (handshake
 //!    messages, alerts, records) into the connection. The wrapper stops encoding while the
-//!    connection's queued output is above [`Translate::WIRE_HIGH_WATER`] and resumes after
+//!    connection's queued output is above the connection's output high-water mark and resumes after
 //!    the loop's next write (`post_write`), so a handler that writes a lot is held back by
 //!    the socket, not buffered without bound.
 //! 4. **Errors.** An `Err` from `read_wire` is fatal to the connection: the wrapper calls
@@ -166,13 +166,6 @@ enum Step {
 }
 
 impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F> {
-    /// Wire output queued on a connection above which the wrapper stops encoding more of
-    /// the handler's output until the loop has written some. It equals the reactor's
-    /// default output high-water mark, so a connection whose handler writes faster than
-    /// the socket drains still crosses that mark, and linked peers
-    /// ([`Conn::link`](wireloop::Conn::link)) stop being read.
-    pub const WIRE_HIGH_WATER: usize = 1024 * 1024;
-
     /// The handler above the layer.
     pub fn inner(&self) -> &H {
         &self.inner
@@ -188,7 +181,7 @@ impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F
     /// Encodes the handler's output and writes the wire bytes, while the connection's queue
     /// has room.
     fn pump_out(entry: &mut Entry<L::Session>, conn: &mut Conn<'_, H::State>) -> Result<(), Error> {
-        if conn.output_len() >= Self::WIRE_HIGH_WATER && entry.plain.output_len() > 0 {
+        if conn.output_len() >= conn.output_high_water() && entry.plain.output_len() > 0 {
             // Wait for the loop to write some (post_write calls back here).
             return Ok(());
         }
@@ -233,7 +226,9 @@ impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F
         else {
             return Action::Close;
         };
-        let mut action = Action::None;
+        if step == Step::Woken && !entry.opened {
+            entry.wake_pending = true;
+        }
         if step == Step::Data {
             match entry.session.read_wire(conn.input(), &mut entry.plain) {
                 Ok(n) => conn.consume(n),
@@ -246,9 +241,35 @@ impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F
                 }
             }
         }
-        if step == Step::Woken && !entry.opened {
-            entry.wake_pending = true;
+        let action = Self::deliver(inner, entry, conn, step);
+        let shut = conn.take_shutdown_write();
+        let closing = matches!(action, Action::Close | Action::Shutdown) || conn.close_requested();
+        let out = if closing || shut {
+            Self::close_session(entry, conn)
+        } else {
+            Self::pump_out(entry, conn)
+        };
+        if shut {
+            // The goodbye is queued after the last records: now the FIN.
+            conn.shutdown_write();
         }
+        if let Err(e) = out {
+            entry.error = Some(e);
+            return Action::Close;
+        }
+        entry.plain.shrink();
+        action
+    }
+
+    /// Runs the handler for one step: `opened` once the session is ready (then a wake that
+    /// came early), then the step's callback, then `eof` once the peer is done.
+    fn deliver(
+        inner: &mut H,
+        entry: &mut Entry<L::Session>,
+        conn: &mut Conn<'_, H::State>,
+        step: Step,
+    ) -> Action {
+        let mut action = Action::None;
         let mut step = step;
         if entry.session.is_ready() && !entry.opened {
             entry.opened = true;
@@ -283,17 +304,6 @@ impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F
             // The peer left during the handshake.
             action = Action::Close;
         }
-        let closing = matches!(action, Action::Close | Action::Shutdown) || conn.close_requested();
-        let out = if closing {
-            Self::close_session(entry, conn)
-        } else {
-            Self::pump_out(entry, conn)
-        };
-        if let Err(e) = out {
-            entry.error = Some(e);
-            return Action::Close;
-        }
-        entry.plain.shrink();
         action
     }
 }
@@ -396,6 +406,28 @@ where
         if let Err(e) = Self::pump_out(entry, conn) {
             entry.error = Some(e);
             conn.close();
+        }
+    }
+
+    fn closing(&mut self, conn: &mut Conn<'_, H::State>) {
+        let id = conn.id();
+        let Translate {
+            inner, sessions, ..
+        } = self;
+        let Some(entry) = sessions
+            .get_mut(id.slot())
+            .and_then(|e| e.as_mut())
+            .filter(|e| e.id == id)
+        else {
+            return inner.closing(conn);
+        };
+        if !entry.opened {
+            // Never got past the handshake: there is nothing to say goodbye to.
+            return;
+        }
+        inner.closing(&mut conn.with_buffers(&mut entry.plain));
+        if let Err(e) = Self::close_session(entry, conn) {
+            entry.error = Some(e);
         }
     }
 
