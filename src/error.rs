@@ -275,7 +275,7 @@ impl fmt::Display for Error {
             Kind::ConnectTimeout { addr, after } => {
                 write!(f, "cannot connect to {addr:?}: timed out after {after:?}")
             }
-            Kind::Dns { addr, reason, .. } => write!(f, "cannot resolve {addr:?}: {reason}"),
+            Kind::Dns { addr, reason, .. } => write!(f, "cannot dial {addr:?}: {reason}"),
             Kind::Layer(e) => write!(f, "{e}"),
             Kind::IdleTimeout { after } => write!(f, "idle timeout: no traffic for {after:?}"),
             Kind::Config(msg) => write!(f, "invalid configuration: {msg}"),

@@ -1709,10 +1709,19 @@ impl<H: Handler> EventLoop<H> {
                     if let Some(c) = self.core.slots.get_gen_mut(key as usize, gen) {
                         if c.io.has(flags::CONNECTING) {
                             let p = self.core.dialing.remove(&key);
-                            let (addr, after) = p.map_or((String::new(), Duration::ZERO), |p| {
-                                (p.addr.as_str().to_string(), p.opts.timeout)
-                            });
-                            self.fail(key as usize, Error::connect_timeout(&addr, after));
+                            let err = match p {
+                                // Still waiting for the name: a DNS timeout, whichever of the
+                                // two deadlines fired first.
+                                Some(p) if p.resolving => Error::dns(
+                                    p.addr.as_str(),
+                                    format!("name resolution timed out after {:?}", p.opts.timeout),
+                                    false,
+                                    true,
+                                ),
+                                Some(p) => Error::connect_timeout(p.addr.as_str(), p.opts.timeout),
+                                None => Error::connect_timeout("", Duration::ZERO),
+                            };
+                            self.fail(key as usize, err);
                         }
                     }
                 }
