@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     resolver: Mutex<Option<Resolver>>,
     /// Round-robin for `Handle::dial`.
     next_dial_loop: AtomicUsize,
+    /// Loops running now (a dial request to a stopped server must not wait forever).
+    pub(crate) running_loops: AtomicUsize,
 }
 
 impl Shared {
@@ -119,6 +121,7 @@ impl Shared {
             resolver_cfg,
             resolver: Mutex::new(None),
             next_dial_loop: AtomicUsize::new(0),
+            running_loops: AtomicUsize::new(0),
         }
     }
 
@@ -191,7 +194,8 @@ impl Handle {
     /// [`Control::dial`](crate::Control::dial), with the handler's default `State`. The
     /// loop is [`DialOptions::on_loop`] or the next one in turn. Returns the id once the
     /// loop has taken the request (a round trip to that loop, not the connect: `opened`
-    /// or `closed(Some(err))` follows). Must not be called from a loop thread of the same
+    /// or `closed(Some(err))` follows); a request made before `serve` starts waits for it, one
+    /// made after the server stopped fails. Must not be called from a loop thread of the same
     /// server (that would wait on itself): use `Control::dial` or `Conn::dial` there.
     pub fn dial(&self, addr: &str, opts: DialOptions) -> Result<ConnId, Error> {
         self.dial_inner(addr, opts, None)
@@ -235,8 +239,23 @@ impl Handle {
         if !self.shared.mailboxes[index].post(msg) {
             return Err(Error::config("the server is not running"));
         }
-        rx.recv()
-            .unwrap_or_else(|_| Err(Error::config("the server stopped before dialing")))
+        // The request waits in the loop's inbox until the loop takes it (so a dial made
+        // just before `serve` starts is served); it fails once the server has stopped.
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(res) => return res,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::config("the server stopped before dialing"))
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if self.is_shutting_down()
+                        && self.shared.running_loops.load(Ordering::Acquire) == 0
+                    {
+                        return Err(Error::config("the server stopped before dialing"));
+                    }
+                }
+            }
+        }
     }
 
     /// Shuts the server down gracefully (see [`Action::Shutdown`](crate::Action::Shutdown)).

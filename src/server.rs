@@ -463,8 +463,18 @@ where
         parts.listeners,
     )
     .map_err(Error::io);
+    let shared = handle.shared.clone();
     let res = match ev {
-        Ok(ev) => ev.run().map_err(Error::io),
+        Ok(ev) => {
+            shared
+                .running_loops
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            let r = ev.run().map_err(Error::io);
+            shared
+                .running_loops
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            r
+        }
         Err(e) => Err(e),
     };
     if res.is_err() {
