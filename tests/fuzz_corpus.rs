@@ -16,6 +16,14 @@ const TARGETS: &[Target] = &[
         "translated_stack",
         wireloop_middleware::fuzzing::translated_stack,
     ),
+    (
+        "http1_request",
+        wireloop_middleware::http1::fuzzing::request,
+    ),
+    (
+        "http1_chunked",
+        wireloop_middleware::http1::fuzzing::chunked,
+    ),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {

@@ -31,9 +31,11 @@
 //! ```
 
 pub mod fuzzing;
+pub mod http1;
 pub mod tls;
 pub mod translate;
 
+pub use http1::Http1;
 pub use tls::{CertKey, TlsClient, TlsClientBuilder, TlsServer, TlsServerBuilder, TlsSession};
 pub use translate::{translate, ConnInfo, Layer, Session, Translate};
 pub use wireloop;

@@ -1,0 +1,214 @@
+//! Entry points for the cargo-fuzz targets `http1_request` and `http1_chunked` (in
+//! `fuzz/`) and the corpus replay test: arbitrary bytes into the full HTTP/1.1 adapter
+//! through [`wireloop::testing::Driver`], and into the chunked decoder alone.
+
+use wireloop::testing::Driver;
+use wireloop::{Action, Conn};
+
+use super::{
+    App, BodyMode, ChunkedDecoder, ChunkedError, Config, Decoded, Http1, Request, Response,
+    UpgradeEvent,
+};
+
+/// The application the fuzz targets and tests drive: `/echo` streams the body back (one
+/// chunk per byte, so the output does not depend on how the input was cut), `/collect`
+/// returns the collected body, `/reject` answers 403 before reading a streamed body,
+/// `/close` closes after answering, `/upgrade` switches to a raw echo, anything else
+/// answers `Hello World!`.
+#[derive(Debug, Default)]
+pub(crate) struct TestApp {
+    /// Requests answered.
+    pub(crate) requests: usize,
+    /// Most bytes queued on a connection seen while streaming.
+    pub(crate) max_output: usize,
+}
+
+impl App for TestApp {
+    type State = ();
+
+    fn body_mode(&mut self, req: &Request<'_>, _: &mut ()) -> BodyMode {
+        match req.path() {
+            "/echo" | "/reject" => BodyMode::Stream,
+            _ => BodyMode::Collect,
+        }
+    }
+
+    fn request(&mut self, req: &Request<'_>, res: &mut Response<'_>, _: &mut ()) {
+        self.requests += 1;
+        match req.path() {
+            "/echo" => match req.content_length() {
+                Some(n) => res.start_sized(n),
+                None => res.start_chunked(),
+            },
+            "/reject" => res.status(403).body(b"no"),
+            "/collect" => res.body(req.body()),
+            "/close" => res.close().body(b"bye"),
+            "/upgrade" if req.wants_upgrade() => {
+                res.status(101).header("Upgrade", "echo");
+                if !res.upgrade() {
+                    res.body(b"");
+                }
+            }
+            _ => res
+                .header("Content-Type", "text/plain")
+                .body(b"Hello World!\r\n"),
+        }
+    }
+
+    fn body(&mut self, data: &[u8], res: &mut Response<'_>, _: &mut ()) {
+        for b in data.chunks(1) {
+            res.write(b);
+        }
+        self.max_output = self.max_output.max(res.output_len());
+    }
+
+    fn body_end(&mut self, res: &mut Response<'_>, _: &mut ()) {
+        res.finish();
+    }
+
+    fn upgraded(&mut self, conn: &mut Conn<'_, ()>, event: UpgradeEvent, _: &mut ()) -> Action {
+        match event {
+            UpgradeEvent::Data => {
+                let (input, mut out) = conn.split();
+                out.write(input);
+                let n = input.len();
+                conn.consume(n);
+                Action::None
+            }
+            UpgradeEvent::Eof => Action::Close,
+            _ => Action::None,
+        }
+    }
+}
+
+/// Small limits, so short fuzz inputs reach every limit.
+pub(crate) fn small_config() -> Config {
+    Config {
+        max_head: 600,
+        max_headers: 8,
+        max_target: 200,
+        max_body: 300,
+        inline_body: 150,
+        ..Config::default()
+    }
+}
+
+/// A driver around the test application with `cfg` and a fixed `Date`.
+pub(crate) fn driver(cfg: Config) -> Driver<Http1<TestApp>> {
+    let mut h = Http1::with_config(TestApp::default(), cfg);
+    h.freeze_date(784_111_777);
+    Driver::new(h)
+}
+
+/// Feeds `pieces` to a fresh connection, then end-of-file; returns everything written.
+pub(crate) fn run<'a>(cfg: Config, pieces: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut d = driver(cfg);
+    let c = d.open(0);
+    let mut out = Vec::new();
+    for p in pieces {
+        if !d.feed(c, p) {
+            break;
+        }
+        out.extend(d.take_output(c));
+    }
+    d.eof(c);
+    out.extend(d.take_output(c));
+    out
+}
+
+/// The part of `out` before the first error response the adapter wrote itself (its
+/// errors, and only they, carry `Content-Type: text/plain` right before
+/// `Connection: close`), and whether there was one.
+pub(crate) fn before_error(out: &[u8]) -> (&[u8], bool) {
+    const MARK: &[u8] = b"\r\nContent-Type: text/plain\r\nConnection: close\r\n";
+    match out.windows(MARK.len()).position(|w| w == MARK) {
+        Some(i) => {
+            let start = out[..i]
+                .windows(9)
+                .rposition(|w| w == b"HTTP/1.1 ")
+                .unwrap_or(0);
+            (&out[..start], true)
+        }
+        None => (out, false),
+    }
+}
+
+/// Arbitrary bytes (the first one picks how the rest is cut into reads) into the HTTP/1.1
+/// adapter, once in one read and once cut up: must never panic, must write only HTTP
+/// responses, and must answer the same either way — identical output, except that the
+/// status of a final error response may differ when the error is found on a partial head.
+pub fn request(data: &[u8]) {
+    let step = 1 + data.first().map_or(0, |b| *b as usize % 64);
+    let stream = data.get(1..).unwrap_or_default();
+    for cfg in [small_config(), Config::default()] {
+        let whole = run(cfg.clone(), [stream]);
+        let cut = run(cfg, stream.chunks(step));
+        if !whole.is_empty() {
+            assert!(whole.starts_with(b"HTTP/1.1 "), "output must be a response");
+        }
+        if whole != cut {
+            let (a, ea) = before_error(&whole);
+            let (b, eb) = before_error(&cut);
+            assert_eq!(
+                String::from_utf8_lossy(a),
+                String::from_utf8_lossy(b),
+                "answers differ with the input cut into {step}-byte reads"
+            );
+            assert_eq!(ea, eb, "one run ended in an error, the other did not");
+        }
+    }
+}
+
+/// Decodes `data` completely, one read or `step`-byte reads: (body, bytes used, result).
+fn decode(data: &[u8], step: usize) -> (Vec<u8>, usize, Result<bool, ChunkedError>) {
+    let mut dec = ChunkedDecoder::new();
+    let mut body = Vec::new();
+    let mut used = 0;
+    for part in data.chunks(step.max(1)) {
+        let mut pos = 0;
+        while pos < part.len() {
+            match dec.decode(&part[pos..]) {
+                Ok((n, ev)) => {
+                    pos += n;
+                    used += n;
+                    match ev {
+                        Decoded::Data(d) => body.extend_from_slice(d),
+                        Decoded::Done => return (body, used, Ok(true)),
+                        Decoded::NeedMore => {}
+                    }
+                }
+                Err(e) => return (body, used, Err(e)),
+            }
+        }
+    }
+    (body, used, Ok(false))
+}
+
+/// Arbitrary bytes into the chunked decoder alone, in one read and cut up (the first byte
+/// picks the cut): same body, same bytes used, same verdict; a decoded body re-encoded
+/// decodes to itself.
+pub fn chunked(data: &[u8]) {
+    let step = 1 + data.first().map_or(0, |b| *b as usize % 16);
+    let stream = data.get(1..).unwrap_or_default();
+    let (body, used, verdict) = decode(stream, stream.len());
+    let (body2, used2, verdict2) = decode(stream, step);
+    assert_eq!(verdict, verdict2, "verdict depends on the cut");
+    assert_eq!(body, body2, "body depends on the cut");
+    if verdict.is_ok() {
+        assert_eq!(used, used2);
+    }
+    assert!(used <= stream.len());
+    if verdict == Ok(true) {
+        let mut enc = Vec::new();
+        for c in body.chunks(7) {
+            enc.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            enc.extend_from_slice(c);
+            enc.extend_from_slice(b"\r\n");
+        }
+        enc.extend_from_slice(b"0\r\n\r\n");
+        let (again, n, v) = decode(&enc, enc.len());
+        assert_eq!(v, Ok(true));
+        assert_eq!(n, enc.len());
+        assert_eq!(again, body);
+    }
+}

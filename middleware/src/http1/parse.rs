@@ -1,0 +1,788 @@
+//! Sans-IO request head parsing (RFC 9112 §2–§6) on httparse, with the framing and
+//! smuggling checks a server needs before it trusts a request's body length.
+//!
+//! [`parse_request`] takes the bytes received so far and returns `Ok(None)` until a whole
+//! head is there, then the head's length and a [`Request`] whose method, target and headers
+//! borrow the input (nothing is copied). Every rejection is a [`ParseError`] that names the
+//! status to answer with; after any of them the connection's framing is lost and it must be
+//! closed.
+
+use std::fmt;
+use std::mem::MaybeUninit;
+
+use httparse::Header;
+
+use super::Config;
+
+/// Most header lines the adapter parses (the size of its stack array); a request with more
+/// gets 431 ([`Config::max_headers`] can lower it).
+pub const MAX_HEADERS: usize = 128;
+
+/// Uninitialised header storage for [`parse_request`] (lives on the caller's stack).
+pub type HeaderSlots<'b> = [MaybeUninit<Header<'b>>; MAX_HEADERS];
+
+/// Fresh header storage for [`parse_request`].
+#[inline]
+pub fn header_slots<'b>() -> HeaderSlots<'b> {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+}
+
+/// How the request's body is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyLength {
+    /// No body (neither `Content-Length` nor `Transfer-Encoding`).
+    None,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// Why a request head was rejected. [`status`](ParseError::status) is the response to send;
+/// the connection must be closed after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// 400: malformed syntax or framing (the detail says what).
+    BadRequest(&'static str),
+    /// 431: more header lines than allowed.
+    TooManyHeaders,
+    /// 431: the head is larger than allowed.
+    HeadTooLarge,
+    /// 414: the request target is longer than allowed.
+    UriTooLong,
+    /// 505: an HTTP version other than 1.0 and 1.1.
+    VersionNotSupported,
+    /// 501: a transfer coding this server does not implement.
+    NotImplemented(&'static str),
+    /// 417: an `Expect` value other than `100-continue`.
+    ExpectationFailed,
+}
+
+impl ParseError {
+    /// The status code to answer with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ParseError::BadRequest(_) => 400,
+            ParseError::TooManyHeaders | ParseError::HeadTooLarge => 431,
+            ParseError::UriTooLong => 414,
+            ParseError::VersionNotSupported => 505,
+            ParseError::NotImplemented(_) => 501,
+            ParseError::ExpectationFailed => 417,
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::BadRequest(why) => write!(f, "bad request: {why}"),
+            ParseError::TooManyHeaders => f.write_str("too many header fields"),
+            ParseError::HeadTooLarge => f.write_str("request header section too large"),
+            ParseError::UriTooLong => f.write_str("request target too long"),
+            ParseError::VersionNotSupported => f.write_str("HTTP version not supported"),
+            ParseError::NotImplemented(why) => write!(f, "not implemented: {why}"),
+            ParseError::ExpectationFailed => f.write_str("unsupported expectation"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// A parsed request: the head (borrowed from the input) and, once it is known, the body.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    method: &'a str,
+    target: &'a str,
+    minor: u8,
+    headers: &'a [Header<'a>],
+    body: &'a [u8],
+    length: BodyLength,
+    keep_alive: bool,
+    expect_continue: bool,
+    upgrade: bool,
+    streaming: bool,
+}
+
+impl<'a> Request<'a> {
+    /// The method (`GET`, `POST`, ...), case-sensitive as sent.
+    #[inline]
+    pub fn method(&self) -> &'a str {
+        self.method
+    }
+
+    /// Whether the method is `HEAD` (the response then carries no body bytes).
+    #[inline]
+    pub fn is_head(&self) -> bool {
+        self.method == "HEAD"
+    }
+
+    /// The request target as sent (origin-form `/path?query`, absolute-form, `*`, or
+    /// authority-form).
+    #[inline]
+    pub fn target(&self) -> &'a str {
+        self.target
+    }
+
+    /// The target up to `?`.
+    pub fn path(&self) -> &'a str {
+        self.target.split_once('?').map_or(self.target, |(p, _)| p)
+    }
+
+    /// The target after `?`, if any.
+    pub fn query(&self) -> Option<&'a str> {
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+
+    /// The minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    #[inline]
+    pub fn version_minor(&self) -> u8 {
+        self.minor
+    }
+
+    /// All header fields in order, as (name, value) with the value's surrounding
+    /// whitespace removed.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        self.headers.iter().map(|h| (h.name, h.value))
+    }
+
+    /// Number of header field lines.
+    pub fn header_count(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.name.len() == name.len() && h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+
+    /// The body: all of it when it was collected (the default body mode); empty when it
+    /// is streamed to the application in pieces ([`is_streaming`](Request::is_streaming)).
+    #[inline]
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// How the body is delimited.
+    #[inline]
+    pub fn body_length(&self) -> BodyLength {
+        self.length
+    }
+
+    /// `Content-Length`, if the body has one.
+    pub fn content_length(&self) -> Option<u64> {
+        match self.length {
+            BodyLength::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Whether the body is chunked.
+    pub fn is_chunked(&self) -> bool {
+        self.length == BodyLength::Chunked
+    }
+
+    /// Whether the client allows the connection to stay open after this request
+    /// (HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`).
+    #[inline]
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// Whether the client sent `Expect: 100-continue` (HTTP/1.1 only).
+    pub fn expects_continue(&self) -> bool {
+        self.expect_continue
+    }
+
+    /// Whether the client asks for a protocol upgrade (`Connection: upgrade` and an
+    /// `Upgrade` header; see [`header`](Request::header)`("upgrade")` for the protocols).
+    pub fn wants_upgrade(&self) -> bool {
+        self.upgrade
+    }
+
+    /// Whether the body is delivered in pieces after this call rather than in
+    /// [`body`](Request::body).
+    pub fn is_streaming(&self) -> bool {
+        self.streaming
+    }
+
+    /// Whether a body follows the head (a non-zero `Content-Length`, or chunked).
+    pub fn has_body(&self) -> bool {
+        !matches!(self.length, BodyLength::None | BodyLength::Length(0))
+    }
+
+    pub(crate) fn with_body(mut self, body: &'a [u8]) -> Request<'a> {
+        self.body = body;
+        self
+    }
+
+    pub(crate) fn streaming(mut self) -> Request<'a> {
+        self.streaming = true;
+        self
+    }
+}
+
+/// Parses a request head at the start of `buf`. `Ok(None)`: not complete yet (read more);
+/// `Ok(Some((len, request)))`: the head is `buf[..len]` and its body (if any) follows.
+/// Limits come from `cfg` (`max_head`, `max_headers`, `max_target`).
+///
+/// Beyond httparse's syntax checks this rejects, per RFC 9112: bare LF or CR as a line
+/// end, obsolete line folding, a version other than 1.0/1.1 (505), a missing or repeated
+/// `Host` in HTTP/1.1, `Content-Length` with `Transfer-Encoding`, differing or malformed
+/// `Content-Length` values, `Transfer-Encoding` in HTTP/1.0, a `Transfer-Encoding` not
+/// ending in `chunked` (400) or with codings other than `chunked` (501), and `Expect`
+/// values other than `100-continue` (417).
+pub fn parse_request<'a>(
+    buf: &'a [u8],
+    slots: &'a mut [MaybeUninit<Header<'a>>],
+    cfg: &Config,
+) -> Result<Option<(usize, Request<'a>)>, ParseError> {
+    let max_head = cfg.max_head.max(16);
+    let window = &buf[..buf.len().min(max_head)];
+    let n_slots = cfg.max_headers.clamp(1, slots.len());
+    let mut req = httparse::Request::new(&mut []);
+    let parsed = req.parse_with_uninit_headers(window, &mut slots[..n_slots]);
+    let len = match parsed {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            check_line_ends(window, false)?;
+            if window.len() >= max_head {
+                // No end of the head within the limit.
+                return Err(if !window.contains(&b'\n') {
+                    ParseError::UriTooLong
+                } else {
+                    ParseError::HeadTooLarge
+                });
+            }
+            return Ok(None);
+        }
+        Err(e) => return Err(map_httparse_error(e, window)),
+    };
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(ParseError::BadRequest("incomplete request line"));
+    };
+    let headers: &'a [Header<'a>] = req.headers;
+    if !lines_end_in_crlf(&window[..len], method, headers) {
+        return Err(ParseError::BadRequest("bare LF"));
+    }
+    if target.len() > cfg.max_target {
+        return Err(ParseError::UriTooLong);
+    }
+    let facts = scan_headers(headers, minor)?;
+    Ok(Some((
+        len,
+        Request {
+            method,
+            target,
+            minor,
+            headers,
+            body: &[],
+            length: facts.length,
+            keep_alive: facts.keep_alive,
+            expect_continue: facts.expect_continue,
+            upgrade: facts.upgrade,
+            streaming: false,
+        },
+    )))
+}
+
+fn map_httparse_error(e: httparse::Error, window: &[u8]) -> ParseError {
+    match e {
+        httparse::Error::TooManyHeaders => ParseError::TooManyHeaders,
+        httparse::Error::Version => {
+            // 505 for a well-formed HTTP-version naming another version; 400 for garbage.
+            let line_end = window
+                .iter()
+                .position(|&b| b == b'\r' || b == b'\n')
+                .unwrap_or(window.len());
+            let line = &window[..line_end];
+            let mut parts = line.split(|&b| b == b' ');
+            let version = parts.nth(2).unwrap_or_default();
+            let well_formed = parts.next().is_none()
+                && version.len() == 8
+                && version.starts_with(b"HTTP/")
+                && version[5].is_ascii_digit()
+                && version[6] == b'.'
+                && version[7].is_ascii_digit();
+            if well_formed {
+                ParseError::VersionNotSupported
+            } else {
+                ParseError::BadRequest("malformed HTTP version")
+            }
+        }
+        httparse::Error::HeaderName => ParseError::BadRequest("invalid header name or obs-fold"),
+        httparse::Error::HeaderValue => ParseError::BadRequest("invalid header value"),
+        httparse::Error::NewLine => ParseError::BadRequest("invalid line ending"),
+        httparse::Error::Token => ParseError::BadRequest("invalid method or target"),
+        _ => ParseError::BadRequest("malformed request head"),
+    }
+}
+
+/// Every LF must follow a CR and every CR precede an LF (RFC 9112 §2.2: no bare CR, and
+/// this server does not accept a bare LF as a line end). `complete`: `head` is a whole
+/// head, so a CR at its very end is bare too.
+fn check_line_ends(head: &[u8], complete: bool) -> Result<(), ParseError> {
+    let mut i = 0;
+    while i < head.len() {
+        match head[i] {
+            b'\n' => return Err(ParseError::BadRequest("bare LF")),
+            b'\r' => match head.get(i + 1) {
+                Some(b'\n') => i += 2,
+                Some(_) => return Err(ParseError::BadRequest("bare CR")),
+                None if complete => return Err(ParseError::BadRequest("bare CR")),
+                None => return Ok(()),
+            },
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
+
+/// Whether every line of a head httparse accepted ends in CRLF. httparse takes CRLF or a
+/// bare LF as a line end and rejects a CR not followed by LF, and an LF can only be a line
+/// end; so it is enough to look at the byte before each line end: before every header
+/// line, at the end of the last line, at the final empty line, and in the empty lines
+/// skipped before the request line.
+fn lines_end_in_crlf(head: &[u8], method: &str, headers: &[Header<'_>]) -> bool {
+    let base = head.as_ptr() as usize;
+    let offset = |p: *const u8| (p as usize).wrapping_sub(base);
+    let m = offset(method.as_ptr());
+    if m > head.len() || m % 2 != 0 || head[..m].chunks(2).any(|p| p != b"\r\n") {
+        return false;
+    }
+    for h in headers {
+        let at = offset(h.name.as_ptr());
+        if at < 2 || at > head.len() || head[at - 2] != b'\r' {
+            return false;
+        }
+    }
+    let n = head.len();
+    n >= 4 && head[n - 2] == b'\r' && head[n - 4] == b'\r'
+}
+
+/// What the header fields say about framing and the connection.
+struct Facts {
+    length: BodyLength,
+    keep_alive: bool,
+    expect_continue: bool,
+    upgrade: bool,
+}
+
+#[inline]
+fn is_tchar(b: u8) -> bool {
+    matches!(b,
+        b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
+        | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+}
+
+fn trim_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+/// Elements of a comma-separated list, trimmed, empty ones skipped (RFC 9110 §5.6.1).
+fn list(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|e| !e.is_empty())
+}
+
+fn eq(name: &str, lower: &str) -> bool {
+    name.len() == lower.len() && name.eq_ignore_ascii_case(lower)
+}
+
+fn scan_headers(headers: &[Header<'_>], minor: u8) -> Result<Facts, ParseError> {
+    let mut content_length: Option<u64> = None;
+    let mut te_seen = false;
+    let mut te_chunked = 0u32;
+    let mut te_last_chunked = false;
+    let mut te_other = false;
+    let mut hosts = 0u32;
+    let mut close = false;
+    let mut keep_alive_token = false;
+    let mut upgrade_token = false;
+    let mut upgrade_header = false;
+    let mut expect_continue = false;
+    for h in headers {
+        let name = h.name;
+        match name.len() {
+            4 if eq(name, "host") => {
+                hosts += 1;
+                if h.value
+                    .iter()
+                    .any(|&b| matches!(b, b' ' | b'\t' | b'/' | b'?' | b'#' | b'@' | b'\\'))
+                {
+                    return Err(ParseError::BadRequest("invalid Host"));
+                }
+            }
+            // HTTP/1.0 expectations are ignored (RFC 9110 §10.1.1).
+            6 if minor >= 1 && eq(name, "expect") => {
+                for e in list(h.value) {
+                    if e.eq_ignore_ascii_case(b"100-continue") {
+                        expect_continue = true;
+                    } else {
+                        return Err(ParseError::ExpectationFailed);
+                    }
+                }
+            }
+            7 if eq(name, "upgrade") => upgrade_header = true,
+            10 if eq(name, "connection") => {
+                for t in list(h.value) {
+                    if t.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                        keep_alive_token = true;
+                    } else if t.eq_ignore_ascii_case(b"upgrade") {
+                        upgrade_token = true;
+                    }
+                }
+            }
+            14 if eq(name, "content-length") => {
+                let mut any = false;
+                for v in h.value.split(|&b| b == b',').map(trim_ows) {
+                    any = true;
+                    let n =
+                        parse_decimal(v).ok_or(ParseError::BadRequest("invalid Content-Length"))?;
+                    match content_length {
+                        Some(prev) if prev != n => {
+                            return Err(ParseError::BadRequest("differing Content-Length values"))
+                        }
+                        _ => content_length = Some(n),
+                    }
+                }
+                if !any {
+                    return Err(ParseError::BadRequest("empty Content-Length"));
+                }
+            }
+            17 if eq(name, "transfer-encoding") => {
+                te_seen = true;
+                for coding in list(h.value) {
+                    let (name, params) = match coding.iter().position(|&b| b == b';') {
+                        Some(i) => (trim_ows(&coding[..i]), Some(&coding[i..])),
+                        None => (coding, None),
+                    };
+                    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+                        return Err(ParseError::BadRequest("invalid Transfer-Encoding"));
+                    }
+                    if name.eq_ignore_ascii_case(b"chunked") {
+                        if params.is_some() {
+                            return Err(ParseError::BadRequest("parameters on chunked"));
+                        }
+                        te_chunked += 1;
+                        te_last_chunked = true;
+                    } else {
+                        te_other = true;
+                        te_last_chunked = false;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if minor >= 1 && hosts != 1 {
+        return Err(ParseError::BadRequest(if hosts == 0 {
+            "missing Host"
+        } else {
+            "several Host fields"
+        }));
+    }
+    if hosts > 1 {
+        return Err(ParseError::BadRequest("several Host fields"));
+    }
+    let length = if te_seen {
+        if minor == 0 {
+            return Err(ParseError::BadRequest("Transfer-Encoding in HTTP/1.0"));
+        }
+        if content_length.is_some() {
+            return Err(ParseError::BadRequest(
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+        if !te_last_chunked {
+            return Err(ParseError::BadRequest(
+                "Transfer-Encoding does not end in chunked",
+            ));
+        }
+        if te_chunked > 1 {
+            return Err(ParseError::BadRequest("chunked applied more than once"));
+        }
+        if te_other {
+            return Err(ParseError::NotImplemented(
+                "transfer coding other than chunked",
+            ));
+        }
+        BodyLength::Chunked
+    } else {
+        match content_length {
+            Some(n) => BodyLength::Length(n),
+            None => BodyLength::None,
+        }
+    };
+    let keep_alive = !close && (minor >= 1 || keep_alive_token);
+    Ok(Facts {
+        length,
+        keep_alive,
+        expect_continue,
+        upgrade: upgrade_token && upgrade_header && minor >= 1,
+    })
+}
+
+/// `1*DIGIT` as a u64 (no sign, no spaces, no overflow).
+fn parse_decimal(v: &[u8]) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in v {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        Config::default()
+    }
+
+    /// `ok! { name: input => |req, len| { assertions } }`: the head parses.
+    macro_rules! ok {
+        ($($name:ident: $input:expr => |$req:ident, $len:ident| $body:block)*) => {$(
+            #[test]
+            fn $name() {
+                let input: &[u8] = $input;
+                let mut slots = header_slots();
+                let c = cfg();
+                match parse_request(input, &mut slots, &c) {
+                    Ok(Some(($len, $req))) => $body,
+                    other => panic!("expected a request, got {:?}", other.map(|o| o.map(|(l, _)| l))),
+                }
+            }
+        )*};
+    }
+
+    /// `err! { name: input => status; }`: the head is rejected with `status`.
+    macro_rules! err {
+        ($($name:ident: $input:expr => $status:expr;)*) => {$(
+            #[test]
+            fn $name() {
+                let input: &[u8] = $input;
+                let mut slots = header_slots();
+                let c = cfg();
+                match parse_request(input, &mut slots, &c) {
+                    Err(e) => assert_eq!(e.status(), $status, "{e}"),
+                    Ok(o) => panic!("expected {}, got {:?}", $status, o.map(|(l, _)| l)),
+                }
+            }
+        )*};
+    }
+
+    /// `partial! { name: input; }`: the head is not complete yet, and not wrong so far.
+    macro_rules! partial {
+        ($($name:ident: $input:expr;)*) => {$(
+            #[test]
+            fn $name() {
+                let input: &[u8] = $input;
+                let mut slots = header_slots();
+                let c = cfg();
+                match parse_request(input, &mut slots, &c) {
+                    Ok(None) => {}
+                    Ok(Some((l, _))) => panic!("expected partial, got a head of {l}"),
+                    Err(e) => panic!("expected partial, got {e}"),
+                }
+            }
+        )*};
+    }
+
+    ok! {
+        simple_get: b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" => |r, len| {
+            assert_eq!(len, 27);
+            assert_eq!(r.method(), "GET");
+            assert_eq!(r.target(), "/");
+            assert_eq!(r.version_minor(), 1);
+            assert!(r.keep_alive());
+            assert_eq!(r.body_length(), BodyLength::None);
+            assert_eq!(r.header("HOST"), Some(&b"a"[..]));
+        }
+        path_and_query: b"GET /a/b?x=1&y HTTP/1.1\r\nHost: a\r\n\r\n" => |r, _len| {
+            assert_eq!(r.path(), "/a/b");
+            assert_eq!(r.query(), Some("x=1&y"));
+        }
+        body_follows: b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc" => |r, len| {
+            assert_eq!(len, 48);
+            assert_eq!(r.content_length(), Some(3));
+            assert!(r.has_body());
+        }
+        http10_closes: b"GET / HTTP/1.0\r\n\r\n" => |r, _len| {
+            assert_eq!(r.version_minor(), 0);
+            assert!(!r.keep_alive());
+        }
+        http10_keep_alive: b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n" => |r, _len| {
+            assert!(r.keep_alive());
+        }
+        http11_close: b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n" => |r, _len| {
+            assert!(!r.keep_alive());
+        }
+        chunked: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" => |r, _len| {
+            assert!(r.is_chunked());
+        }
+        chunked_case_and_ows: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  ,CHUNKED \r\n\r\n" => |r, _len| {
+            assert!(r.is_chunked());
+        }
+        same_content_lengths: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5, 5\r\n\r\n" => |r, _len| {
+            assert_eq!(r.content_length(), Some(5));
+        }
+        leading_zeros: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n" => |r, _len| {
+            assert_eq!(r.content_length(), Some(7));
+        }
+        expect_continue: b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n" => |r, _len| {
+            assert!(r.expects_continue());
+        }
+        expect_ignored_in_10: b"PUT / HTTP/1.0\r\nExpect: fancy\r\n\r\n" => |r, _len| {
+            assert!(!r.expects_continue());
+        }
+        upgrade: b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n" => |r, _len| {
+            assert!(r.wants_upgrade());
+        }
+        leading_empty_line: b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n" => |r, len| {
+            assert_eq!(len, 29);
+            assert_eq!(r.method(), "GET");
+        }
+        empty_host_value: b"OPTIONS * HTTP/1.1\r\nHost:\r\n\r\n" => |r, _len| {
+            assert_eq!(r.target(), "*");
+        }
+        pipelined_first_only: b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n" => |r, len| {
+            assert_eq!(r.target(), "/1");
+            assert_eq!(len, 28);
+        }
+    }
+
+    err! {
+        bare_lf_request_line: b"GET / HTTP/1.1\nHost: a\r\n\r\n" => 400;
+        bare_lf_header: b"GET / HTTP/1.1\r\nHost: a\n\r\n" => 400;
+        bare_lf_end: b"GET / HTTP/1.1\r\nHost: a\r\n\n" => 400;
+        bare_lf_leading: b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
+        bare_lf_partial: b"GET / HTTP/1.1\nHo" => 400;
+        bare_cr: b"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n" => 400;
+        obs_fold: b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n" => 400;
+        obs_fold_first: b"GET / HTTP/1.1\r\n Host: a\r\n\r\n" => 400;
+        space_before_colon: b"GET / HTTP/1.1\r\nHost : a\r\n\r\n" => 400;
+        no_host: b"GET / HTTP/1.1\r\n\r\n" => 400;
+        two_hosts: b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" => 400;
+        bad_host: b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n" => 400;
+        cl_and_te: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" => 400;
+        te_and_cl: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n" => 400;
+        differing_cl: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n" => 400;
+        differing_cl_list: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 4\r\n\r\n" => 400;
+        negative_cl: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n" => 400;
+        plus_cl: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n" => 400;
+        hex_cl: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n" => 400;
+        empty_cl: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n" => 400;
+        space_in_cl: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n" => 400;
+        overflow_cl: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n" => 400;
+        te_not_final_chunked: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n" => 400;
+        te_unknown_alone: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo\r\n\r\n" => 400;
+        te_double_chunked: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n" => 400;
+        te_gzip_chunked: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" => 501;
+        te_split_fields: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n" => 501;
+        te_in_http10: b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n" => 400;
+        te_garbage: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n" => 400;
+        te_empty: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n" => 400;
+        te_chunked_params: b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n" => 400;
+        version_2: b"GET / HTTP/2.0\r\nHost: a\r\n\r\n" => 505;
+        version_12: b"GET / HTTP/1.2\r\nHost: a\r\n\r\n" => 505;
+        version_09: b"GET / HTTP/0.9\r\n\r\n" => 505;
+        version_garbage: b"GET / HTTX/1.1\r\nHost: a\r\n\r\n" => 400;
+        no_version: b"GET /\r\n\r\n" => 400;
+        expect_other: b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: fancy\r\n\r\n" => 417;
+        nul_in_value: b"GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n" => 400;
+        space_in_target: b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
+        double_space: b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
+        junk: b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" => 400;
+        empty_method: b" / HTTP/1.1\r\n" => 400;
+    }
+
+    partial! {
+        nothing: b"";
+        half_method: b"GE";
+        request_line_only: b"GET / HTTP/1.1\r\n";
+        ends_in_cr: b"GET / HTTP/1.1\r\nHost: a\r\n\r";
+        one_empty_line: b"\r\n";
+    }
+
+    #[test]
+    fn too_many_headers() {
+        let mut req = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+        for i in 0..64 {
+            req.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        req.extend_from_slice(b"\r\n");
+        let mut slots = header_slots();
+        let e = parse_request(&req, &mut slots, &cfg())
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(e.status(), 431);
+    }
+
+    #[test]
+    fn head_too_large() {
+        let mut req = b"GET / HTTP/1.1\r\nHost: a\r\nX: ".to_vec();
+        req.resize(cfg().max_head + 10, b'a');
+        let mut slots = header_slots();
+        let e = parse_request(&req, &mut slots, &cfg())
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(e.status(), 431);
+    }
+
+    #[test]
+    fn uri_too_long_complete() {
+        let long = "a".repeat(cfg().max_target + 1);
+        let req = format!("GET /{long} HTTP/1.1\r\nHost: a\r\n\r\n");
+        let mut slots = header_slots();
+        let e = parse_request(req.as_bytes(), &mut slots, &cfg())
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(e.status(), 414);
+    }
+
+    #[test]
+    fn uri_too_long_never_ends() {
+        let mut req = b"GET /".to_vec();
+        req.resize(cfg().max_head, b'a');
+        let mut slots = header_slots();
+        let e = parse_request(&req, &mut slots, &cfg())
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(e.status(), 414);
+    }
+
+    #[test]
+    fn every_prefix_of_a_valid_head_is_partial() {
+        let req = b"POST /x?y HTTP/1.1\r\nHost: example.com\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n";
+        for cut in 0..req.len() {
+            let mut slots = header_slots();
+            assert!(
+                matches!(parse_request(&req[..cut], &mut slots, &cfg()), Ok(None)),
+                "prefix of {cut} bytes"
+            );
+        }
+        let mut slots = header_slots();
+        let (len, r) = parse_request(req, &mut slots, &cfg()).unwrap().unwrap();
+        assert_eq!(len, req.len());
+        assert!(r.expects_continue());
+    }
+}
