@@ -11,8 +11,11 @@
 //!    not yet consumed. It consumes what it can (returning how much), and appends the
 //!    decoded bytes to the connection's [`LayerBuffers`] input. It may consume less than it
 //!    was given (its own buffers are full, or the handler has not consumed the decoded
-//!    bytes yet): the rest stays queued in the reactor and is offered again, so the
-//!    reactor's `max_input` bounds what a peer can make the server hold.
+//!    bytes yet): the rest stays queued in the reactor, so the reactor's `max_input` bounds
+//!    what a peer can make the server hold. The wrapper offers it again after each of the
+//!    handler's callbacks (the one that consumed decoded bytes may be `woken`, `writable`
+//!    or `post_write`, and the peer may send nothing more that would bring it up) and
+//!    hands what it decodes to the handler's `data`.
 //! 2. **Handler.** Once [`Session::is_ready`] (handshake done), the handler above gets
 //!    `opened`, then `data` whenever decoded input is waiting, through a view of the
 //!    connection whose input and output are the session's buffers.
@@ -163,6 +166,8 @@ enum Step {
     Writable,
     Woken,
     Eof,
+    /// After the handler's `post_write` (already called).
+    Written,
 }
 
 impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F> {
@@ -188,6 +193,30 @@ impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F
         entry
             .session
             .write_wire(&mut entry.plain, &mut ConnWriter(conn))
+    }
+
+    /// Offers the session the wire bytes waiting in the connection's input; returns whether
+    /// it took any.
+    fn pump_in(
+        entry: &mut Entry<L::Session>,
+        conn: &mut Conn<'_, H::State>,
+    ) -> Result<bool, Error> {
+        if conn.input().is_empty() {
+            return Ok(false);
+        }
+        let n = entry.session.read_wire(conn.input(), &mut entry.plain)?;
+        conn.consume(n);
+        Ok(n > 0)
+    }
+
+    /// `read_wire` failed: the session writes what it has (an alert) and the connection
+    /// closes with the error.
+    fn fatal(entry: &mut Entry<L::Session>, conn: &mut Conn<'_, H::State>, e: Error) -> Action {
+        let _ = entry
+            .session
+            .write_wire(&mut entry.plain, &mut ConnWriter(conn));
+        entry.error = Some(e);
+        Action::Close
     }
 
     /// The handler is closing: encodes all its queued output (whatever the wire queue
@@ -229,20 +258,47 @@ impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F
         if step == Step::Woken && !entry.opened {
             entry.wake_pending = true;
         }
-        if step == Step::Data {
-            match entry.session.read_wire(conn.input(), &mut entry.plain) {
-                Ok(n) => conn.consume(n),
-                Err(e) => {
-                    let _ = entry
-                        .session
-                        .write_wire(&mut entry.plain, &mut ConnWriter(conn));
-                    entry.error = Some(e);
-                    return Action::Close;
-                }
-            }
+        // Wire in: what arrived, or (any other step) what the session left in the input.
+        let before = entry.plain.input_len();
+        if let Err(e) = Self::pump_in(entry, conn) {
+            return Self::fatal(entry, conn, e);
         }
-        let action = Self::deliver(inner, entry, conn, step);
-        let shut = conn.take_shutdown_write();
+        let fresh = entry.plain.input_len() > before;
+        // The step's callback, then `data` if wire bytes decoded to new input. `eof` comes
+        // last, after the input has been decoded and offered.
+        let mut action = match step {
+            Step::Data | Step::Eof => Action::None,
+            _ => Self::deliver(inner, entry, conn, step),
+        };
+        if action == Action::None && (step == Step::Data || fresh) {
+            action = Self::deliver(inner, entry, conn, Step::Data);
+        }
+        let mut shut = conn.take_shutdown_write();
+        // Wire bytes the session did not take (its plaintext queue was full, or a handshake
+        // flight had to go out first) are offered again as soon as the handler has made
+        // room: the peer may send nothing more that would bring them up.
+        while action == Action::None
+            && !shut
+            && !conn.close_requested()
+            && !entry.eof_sent
+            && !conn.input().is_empty()
+        {
+            if let Err(e) = Self::pump_out(entry, conn) {
+                entry.error = Some(e);
+                return Action::Close;
+            }
+            match Self::pump_in(entry, conn) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return Self::fatal(entry, conn, e),
+            }
+            action = Self::deliver(inner, entry, conn, Step::Data);
+            shut = conn.take_shutdown_write();
+        }
+        if step == Step::Eof && action == Action::None && !conn.close_requested() {
+            action = Self::deliver(inner, entry, conn, Step::Eof);
+            shut |= conn.take_shutdown_write();
+        }
         let closing = matches!(action, Action::Close | Action::Shutdown) || conn.close_requested();
         let out = if closing || shut {
             Self::close_session(entry, conn)
@@ -291,7 +347,7 @@ impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F
                 Step::Data => inner.data(&mut view),
                 Step::Writable => inner.writable(&mut view),
                 Step::Woken => inner.woken(&mut view),
-                Step::Eof => Action::None,
+                Step::Eof | Step::Written => Action::None,
             };
             if action == Action::None
                 && !entry.eof_sent
@@ -403,9 +459,12 @@ where
         if entry.opened {
             inner.post_write(&mut conn.with_buffers(&mut entry.plain), written);
         }
-        if let Err(e) = Self::pump_out(entry, conn) {
-            entry.error = Some(e);
-            conn.close();
+        // The handler may have consumed decoded input: offer the wire bytes waiting behind
+        // it (and deliver what they decode), then encode its output.
+        match self.step(conn, Step::Written) {
+            Action::Close => conn.close(),
+            Action::Shutdown => conn.handle().shutdown(),
+            _ => {}
         }
     }
 
