@@ -16,6 +16,12 @@ const TARGETS: &[Target] = &[
         "translated_stack",
         wireloop_middleware::fuzzing::translated_stack,
     ),
+    ("resp", wireloop_middleware::codec::fuzzing::resp),
+    (
+        "length_prefixed",
+        wireloop_middleware::codec::fuzzing::length_prefixed,
+    ),
+    ("lines", wireloop_middleware::codec::fuzzing::lines),
     (
         "http1_request",
         wireloop_middleware::http1::fuzzing::request,

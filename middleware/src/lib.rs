@@ -30,11 +30,13 @@
 //! # }
 //! ```
 
+pub mod codec;
 pub mod fuzzing;
 pub mod http1;
 pub mod tls;
 pub mod translate;
 
+pub use codec::{LengthPrefixed, Lines, RespDecoder, Status};
 pub use http1::Http1;
 pub use tls::{CertKey, TlsClient, TlsClientBuilder, TlsServer, TlsServerBuilder, TlsSession};
 pub use translate::{translate, ConnInfo, Layer, Session, Translate};

@@ -1,0 +1,7 @@
+#![no_main]
+//! Arbitrary bytes as RESP commands, decoded in one piece and read by read: both must agree.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    wireloop_middleware::codec::fuzzing::resp(data);
+});
