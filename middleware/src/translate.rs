@@ -137,6 +137,15 @@ struct Entry<T> {
     error: Option<Error>,
 }
 
+/// The session of connection `id` in a table indexed by slot, if it is that connection's
+/// (a slot reused by a later connection holds someone else's).
+fn entry_of<T>(sessions: &mut [Option<Box<Entry<T>>>], id: ConnId) -> Option<&mut Box<Entry<T>>> {
+    sessions
+        .get_mut(id.slot())
+        .and_then(|e| e.as_mut())
+        .filter(|e| e.id == id)
+}
+
 /// The handler `translate` returns.
 pub struct Translate<H: Handler, L: Layer, F> {
     inner: H,
@@ -177,10 +186,7 @@ impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F
     }
 
     fn entry(&mut self, id: ConnId) -> Option<&mut Box<Entry<L::Session>>> {
-        self.sessions
-            .get_mut(id.slot())
-            .and_then(|e| e.as_mut())
-            .filter(|e| e.id == id)
+        entry_of(&mut self.sessions, id)
     }
 
     /// Encodes the handler's output and writes the wire bytes, while the connection's queue
@@ -248,11 +254,7 @@ impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F
         let Translate {
             inner, sessions, ..
         } = self;
-        let Some(entry) = sessions
-            .get_mut(id.slot())
-            .and_then(|e| e.as_mut())
-            .filter(|e| e.id == id)
-        else {
+        let Some(entry) = entry_of(sessions, id) else {
             return Action::Close;
         };
         if step == Step::Woken && !entry.opened {
@@ -449,11 +451,7 @@ where
         let Translate {
             inner, sessions, ..
         } = self;
-        let Some(entry) = sessions
-            .get_mut(id.slot())
-            .and_then(|e| e.as_mut())
-            .filter(|e| e.id == id)
-        else {
+        let Some(entry) = entry_of(sessions, id) else {
             return inner.post_write(conn, written);
         };
         if entry.opened {
@@ -473,11 +471,7 @@ where
         let Translate {
             inner, sessions, ..
         } = self;
-        let Some(entry) = sessions
-            .get_mut(id.slot())
-            .and_then(|e| e.as_mut())
-            .filter(|e| e.id == id)
-        else {
+        let Some(entry) = entry_of(sessions, id) else {
             return inner.closing(conn);
         };
         if !entry.opened {
