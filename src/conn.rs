@@ -68,8 +68,6 @@ pub(crate) mod flags {
     pub(crate) const RDHUP: u32 = 1 << 10;
     /// Detaching: flushing output, then the socket is handed to `detached`.
     pub(crate) const DETACHING: u32 = 1 << 11;
-    /// An idle-timeout timer is scheduled for the connection.
-    pub(crate) const IDLE_ARMED: u32 = 1 << 12;
     /// The idle timeout changed: (re)arm the timer after the callback.
     pub(crate) const IDLE_CHANGED: u32 = 1 << 13;
     /// A dialed connection that is not connected yet (resolving or connecting).
@@ -97,6 +95,10 @@ pub(crate) struct ConnIo {
     pub(crate) addr_index: u16,
     /// Idle timeout in milliseconds; 0 = none.
     pub(crate) idle_ms: u32,
+    /// Which idle timer is current: every re-arm moves it on, so a timer armed before
+    /// (for a longer timeout, say) is recognised as stale and dropped when it fires. Fits
+    /// in the padding after `addr_index`: no extra memory per connection.
+    pub(crate) idle_epoch: u16,
     /// Loop clock (milliseconds since the loop started, wrapping) of the last traffic.
     pub(crate) last_active: u32,
     /// The linked peer (key, generation); `NO_PEER` when none.

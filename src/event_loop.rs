@@ -235,6 +235,7 @@ impl<S> Core<S> {
                 flags: flags::DIALED | flags::CONNECTING,
                 addr_index: u16::MAX,
                 idle_ms: 0,
+                idle_epoch: 0,
                 last_active: self.now_ms,
                 peer: NO_PEER,
             },
@@ -291,7 +292,8 @@ impl<S> Core<S> {
         Ok(id)
     }
 
-    /// Arms the idle timer of connection `key` if it has a timeout and no timer yet.
+    /// (Re)arms the idle timer of connection `key` for its current timeout, counting from
+    /// now. Timers armed before become stale: exactly one check chain per connection.
     fn arm_idle(&mut self, key: usize) {
         let gen = self.slots.gen(key);
         let now_ms = self.now_ms;
@@ -299,23 +301,18 @@ impl<S> Core<S> {
             return;
         };
         c.io.unset(flags::IDLE_CHANGED);
+        c.io.idle_epoch = c.io.idle_epoch.wrapping_add(1);
         if c.io.idle_ms == 0 || c.io.has(flags::CLOSING) {
             return;
         }
         c.io.last_active = now_ms;
-        if !c.io.has(flags::IDLE_ARMED) || c.io.idle_ms < 1000 {
-            // A shortened timeout needs an earlier check; extra timers are harmless (each
-            // one re-checks the real deadline).
-            c.io.set(flags::IDLE_ARMED);
-            let at = Instant::now() + Duration::from_millis(c.io.idle_ms as u64);
-            self.timers.add(
-                at,
-                TimerKind::Idle {
-                    key: key as u32,
-                    gen,
-                },
-            );
-        }
+        let at = Instant::now() + Duration::from_millis(c.io.idle_ms as u64);
+        let kind = TimerKind::Idle {
+            key: key as u32,
+            gen,
+            epoch: c.io.idle_epoch,
+        };
+        self.timers.add(at, kind);
     }
 }
 
@@ -1229,6 +1226,7 @@ impl<H: Handler> EventLoop<H> {
                 flags: 0,
                 addr_index,
                 idle_ms: 0,
+                idle_epoch: 0,
                 last_active: core.now_ms,
                 peer: NO_PEER,
             },
@@ -1342,6 +1340,7 @@ impl<H: Handler> EventLoop<H> {
                 flags: flags::WRITABLE,
                 addr_index,
                 idle_ms: core.cfg.idle_timeout.map_or(0, duration_to_ms),
+                idle_epoch: 0,
                 last_active: core.now_ms,
                 peer: NO_PEER,
             },
@@ -1635,13 +1634,13 @@ impl<H: Handler> EventLoop<H> {
         self.after_control(Action::None);
     }
 
-    fn check_idle(&mut self, key: u32, gen: u32) {
+    fn check_idle(&mut self, key: u32, gen: u32, epoch: u16) {
         let now_ms = self.core.now_ms;
         let Some(c) = self.core.slots.get_gen_mut(key as usize, gen) else {
             return;
         };
-        if c.io.has(flags::CLOSING) || c.io.idle_ms == 0 {
-            c.io.unset(flags::IDLE_ARMED);
+        if c.io.idle_epoch != epoch || c.io.has(flags::CLOSING) || c.io.idle_ms == 0 {
+            // Re-armed since, or no longer wanted.
             return;
         }
         let idle = now_ms.wrapping_sub(c.io.last_active);
@@ -1650,10 +1649,11 @@ impl<H: Handler> EventLoop<H> {
             bump(&self.core.counters().idle_closed, 1);
             self.begin_close(key as usize, Some(Error::idle_timeout(after)));
         } else {
+            // Traffic since: check again when the rest of the period has passed.
             let left = Duration::from_millis((c.io.idle_ms - idle) as u64);
             self.core
                 .timers
-                .add(Instant::now() + left, TimerKind::Idle { key, gen });
+                .add(Instant::now() + left, TimerKind::Idle { key, gen, epoch });
         }
     }
 
@@ -1668,7 +1668,7 @@ impl<H: Handler> EventLoop<H> {
                     }
                 }
                 TimerKind::User { key, gen } => self.fire_user_timer(key, gen),
-                TimerKind::Idle { key, gen } => self.check_idle(key, gen),
+                TimerKind::Idle { key, gen, epoch } => self.check_idle(key, gen, epoch),
                 TimerKind::FlushLinger { key, gen } => {
                     let after = self.core.cfg.close_linger;
                     if let Some(c) = self.core.slots.get_gen_mut(key as usize, gen) {

@@ -979,3 +979,54 @@ fn stats_add_up_over_two_loops() {
     assert_eq!(h.loop_stats(2), Stats::default());
     srv.stop().unwrap();
 }
+
+/// Shortening a connection's idle timeout takes effect at once: the timer armed for the
+/// server's longer timeout must not be the one that decides.
+#[test]
+fn shortened_idle_timeout_closes_on_time() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    use wireloop::{Action, Conn, Handler, Server};
+
+    struct Shorten;
+    impl Handler for Shorten {
+        type State = ();
+        fn data(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+            let n = conn.input().len();
+            conn.consume(n);
+            conn.set_idle_timeout(Some(Duration::from_millis(1200)));
+            conn.write(b"ok");
+            Action::None
+        }
+    }
+
+    let server = Server::builder()
+        .listen("tcp://127.0.0.1:0")
+        .unwrap()
+        .idle_timeout(Some(Duration::from_secs(30)))
+        .build()
+        .unwrap();
+    let addr = server.local_addrs()[0].inet().unwrap();
+    let handle = server.handle();
+    let t = std::thread::spawn(move || server.serve(|_| Shorten));
+
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"s").unwrap();
+    let mut ok = [0u8; 2];
+    c.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"ok");
+    let start = Instant::now();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest)
+        .expect("the server closes the idle connection");
+    let after = start.elapsed();
+    assert!(rest.is_empty(), "unexpected bytes {rest:?}");
+    assert!(
+        after >= Duration::from_millis(900) && after < Duration::from_secs(5),
+        "closed after {after:?}; the shortened timeout is 1.2 s (server-wide 30 s)"
+    );
+
+    handle.shutdown();
+    t.join().unwrap().unwrap();
+}
