@@ -364,13 +364,13 @@ fn main() {
         let inner = translate(
             proxy,
             move |c| c.dialed && upstream_layer.is_some(),
-            LayerOpt(tls_client.clone()),
+            tls_client.clone(),
         );
         let tls_idx = tls_listeners.clone();
         translate(
             inner,
             move |c| !c.dialed && tls_idx.contains(&c.addr_index),
-            LayerOpt(tls_server.clone()),
+            tls_server.clone(),
         )
     });
     if let Err(e) = res {
@@ -378,22 +378,4 @@ fn main() {
         std::process::exit(1);
     }
     log::info!("stopped");
-}
-
-/// A layer that may be absent (its selector then never picks a connection).
-struct LayerOpt<L>(Option<L>);
-
-impl<L: wireloop_middleware::Layer> wireloop_middleware::Layer for LayerOpt<L> {
-    type Session = L::Session;
-
-    fn session(&mut self, info: &wireloop_middleware::ConnInfo) -> Result<L::Session, Error> {
-        match &mut self.0 {
-            Some(l) => l.session(info),
-            None => Err(Error::layer("no such layer configured")),
-        }
-    }
-
-    fn handshake_timeout(&self) -> Option<Duration> {
-        self.0.as_ref().and_then(|l| l.handshake_timeout())
-    }
 }

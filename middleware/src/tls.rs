@@ -19,7 +19,7 @@
 //! not consumed [`PLAIN_INPUT_LIMIT`] of decoded input, and stops encoding after
 //! [`WIRE_BUDGET`] per step, so neither direction buffers without bound.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -593,11 +593,4 @@ impl Session for TlsSession {
     fn close(&mut self) {
         self.conn.send_close_notify();
     }
-}
-
-/// Reads a whole stream into a vector (for PEM files given as readers).
-pub fn read_all(mut r: impl Read) -> io::Result<Vec<u8>> {
-    let mut v = Vec::new();
-    r.read_to_end(&mut v)?;
-    Ok(v)
 }

@@ -79,6 +79,24 @@ pub trait Layer: 'static {
     }
 }
 
+/// A layer that may be absent, for programs whose layers are optional (a proxy with or
+/// without TLS towards its upstreams): with `None` the selector must pick no connection;
+/// if it does, the connection is refused with an error.
+impl<L: Layer> Layer for Option<L> {
+    type Session = L::Session;
+
+    fn session(&mut self, info: &ConnInfo) -> Result<L::Session, Error> {
+        match self {
+            Some(layer) => layer.session(info),
+            None => Err(Error::layer("no layer configured for this connection")),
+        }
+    }
+
+    fn handshake_timeout(&self) -> Option<std::time::Duration> {
+        self.as_ref().and_then(|l| l.handshake_timeout())
+    }
+}
+
 /// One connection's protocol state (see the module documentation for when each method is
 /// called).
 pub trait Session: 'static {
