@@ -403,7 +403,7 @@ pub fn write_request_head<'h>(
     out: &mut Vec<u8>,
     method: &str,
     target: &str,
-    headers: impl IntoIterator<Item = (&'h str, &'h [u8])> + Clone,
+    headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
     body: BodyLength,
 ) -> Result<(), InvalidRequest> {
     if method.is_empty() || !method.bytes().all(is_tchar) {
@@ -412,19 +412,20 @@ pub fn write_request_head<'h>(
     if !valid_target(target) {
         return Err(InvalidRequest("target"));
     }
-    for (name, value) in headers.clone() {
-        if name.is_empty() || !name.bytes().all(is_tchar) {
-            return Err(InvalidRequest("header name"));
-        }
-        if !valid_value(value) {
-            return Err(InvalidRequest("header value"));
-        }
-    }
+    let start = out.len();
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            out.truncate(start);
+            return Err(InvalidRequest("header name"));
+        }
+        if !valid_value(value) {
+            out.truncate(start);
+            return Err(InvalidRequest("header value"));
+        }
         if eq(name, "content-length") || eq(name, "transfer-encoding") {
             continue;
         }
