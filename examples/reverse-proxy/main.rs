@@ -374,7 +374,14 @@ fn main() {
     let upstreams = args.upstreams.clone();
     let res = server.serve(move |_| {
         let map: DialMap = Rc::new(RefCell::new(Vec::new()));
-        let cfg = Config::default();
+        // `App::resume` runs whenever the client's output is at or below the loop's
+        // high-water mark and writes all staged response bytes: a slow client's output
+        // then crosses the mark, and the loop stops reading its linked upstream.
+        let cfg = Config {
+            output_low_water: 1 << 20,
+            output_high_water: 1 << 20,
+            ..Config::default()
+        };
         let proxy = Proxy::new(
             upstreams.clone(),
             settings.clone(),

@@ -447,9 +447,8 @@ impl Proxy {
                     connected: false,
                     reader: ResponseReader::new(c.head_request),
                     req_done: c.req_done,
-                    deadline: Some(
-                        Instant::now() + self.s.connect_timeout + self.s.upstream_timeout,
-                    ),
+                    // Set once connected (the dial has its own timeout).
+                    deadline: None,
                     idle_since: None,
                     tunnel: false,
                     broken: false,
@@ -737,6 +736,7 @@ impl Proxy {
             return Action::Close;
         };
         up.connected = true;
+        up.deadline = Some(Instant::now() + self.s.upstream_timeout);
         let _ = conn.set_nodelay(true);
         if !up.out.is_empty() {
             conn.write(&up.out);
@@ -847,6 +847,7 @@ impl Proxy {
                 ClientEvent::Data(d) => {
                     if c.stage.len() >= STAGE_CAP {
                         c.up_paused = true;
+                        woke = true;
                         break;
                     }
                     c.stage.extend_from_slice(d);
@@ -1215,7 +1216,7 @@ impl App for Proxy {
             Answer::Streaming => {}
         }
         let c = slot_get(&mut self.clients, id, |c| c.id).expect("client");
-        if !c.stage.is_empty() && res.has_room() {
+        if !c.stage.is_empty() {
             c.sent += c.stage.len() as u64;
             res.write(&c.stage);
             c.stage.clear();
