@@ -901,7 +901,16 @@ mod tests {
 
     #[test]
     fn exchanges_at_every_step() {
-        let cases: &[(&[u8], bool, bool, &[u16], u16, &[u8])] = &[
+        /// (input, HEAD request, ends with EOF, interim statuses, status, body)
+        type Case = (
+            &'static [u8],
+            bool,
+            bool,
+            &'static [u16],
+            u16,
+            &'static [u8],
+        );
+        let cases: &[Case] = &[
             (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false, false, &[], 200, b"hello"),
             (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n", false, false, &[100, 103], 201, b"abcde"),
             (b"HTTP/1.1 200 OK\r\n\r\nuntil the end", false, true, &[], 200, b"until the end"),
