@@ -46,13 +46,22 @@ pub enum Balance {
 /// Behaviour settings from the command line.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// `--balance`.
     pub balance: Balance,
+    /// `--connect-timeout`: resolving and connecting to an upstream.
     pub connect_timeout: Duration,
+    /// `--upstream-timeout`: from sending a request (or its last body byte) to the
+    /// response head; then 504.
     pub upstream_timeout: Duration,
+    /// `--idle-timeout`: how long a pooled connection may stay idle.
     pub idle_timeout: Duration,
+    /// `--down-time`: how long an upstream is avoided after a failed connect.
     pub down_time: Duration,
+    /// `--pool-size`: most connections per upstream on one loop.
     pub pool_size: usize,
+    /// `--rewrite-host`: send the upstream's authority as `Host`.
     pub rewrite_host: bool,
+    /// Access log lines on stdout (off with `--no-access-log`).
     pub access_log: bool,
 }
 
@@ -345,6 +354,8 @@ fn named(options: &[&[u8]], name: &str) -> bool {
 }
 
 impl Proxy {
+    /// A proxy for one loop; `map` is shared with the upstream TLS layer, `tls_index`
+    /// is the TLS listener's index (for `X-Forwarded-Proto`).
     pub fn new(
         upstreams: Vec<Upstream>,
         s: Settings,
@@ -731,6 +742,7 @@ impl Proxy {
 
     // ----- upstream side ----------------------------------------------------------------
 
+    /// An upstream connection connected: send what was staged for it.
     pub fn up_opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
         let Some(up) = slot_get(&mut self.ups, conn.id(), |u| u.id) else {
             return Action::Close;
@@ -749,6 +761,8 @@ impl Proxy {
         Action::None
     }
 
+    /// Request bytes were staged for an upstream connection (or its client drained):
+    /// write them, and read on where the response stopped.
     pub fn up_woken(&mut self, conn: &mut Conn<'_, ()>) -> Action {
         let Some(up) = slot_get(&mut self.ups, conn.id(), |u| u.id) else {
             return Action::Close;
@@ -760,6 +774,7 @@ impl Proxy {
         self.up_data(conn)
     }
 
+    /// Response bytes from an upstream: parse, stage for the client, wake it.
     pub fn up_data(&mut self, conn: &mut Conn<'_, ()>) -> Action {
         let id = conn.id();
         let Some(up) = slot_get(&mut self.ups, id, |u| u.id) else {
@@ -891,6 +906,8 @@ impl Proxy {
         Action::None
     }
 
+    /// The upstream closed its side: a body delimited by the close is complete, anything
+    /// else unfinished is a failure.
     pub fn up_eof(&mut self, conn: &mut Conn<'_, ()>) -> Action {
         let id = conn.id();
         let _ = self.up_data(conn);
@@ -922,6 +939,8 @@ impl Proxy {
         Action::Close
     }
 
+    /// An upstream connection is gone: off the pool; its client (if mid-exchange) gets
+    /// 502/504 or is closed; a failed connect marks the upstream down.
     pub fn up_closed(&mut self, conn: &mut Conn<'_, ()>, err: Option<Error>) {
         let id = conn.id();
         let Some(up) = self
