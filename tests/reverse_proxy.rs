@@ -711,8 +711,8 @@ fn keep_alive_reuse_balancing_and_down_marking() {
     assert_eq!(a.accepted.load(Ordering::SeqCst), 1);
     assert_eq!(b.accepted.load(Ordering::SeqCst), 1);
 
-    // least-connections also spreads sequential requests, and a dead upstream is marked
-    // down after its first failure: the rest go to the live one.
+    // A dead upstream is marked down after its first failure (least-connections here):
+    // the rest go to the live one.
     let closed = free_port();
     let px2 = Proxy::start(&[
         "--balance",

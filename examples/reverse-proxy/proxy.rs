@@ -200,6 +200,8 @@ struct Client {
     /// The upstream connection serving the current request.
     up: Option<ConnId>,
     upstream: usize,
+    /// Other upstreams tried for the current request after failed connects.
+    retries: u8,
     /// Request bytes staged while no upstream connection is there yet.
     req_stage: Vec<u8>,
     req_chunked: bool,
@@ -532,6 +534,7 @@ impl Proxy {
                 proto,
                 up: None,
                 upstream: 0,
+                retries: 0,
                 req_stage: Vec::new(),
                 req_chunked: false,
                 req_done: false,
@@ -973,6 +976,9 @@ impl Proxy {
         }
         if let Some(cid) = up.client {
             self.health[u].busy = self.health[u].busy.saturating_sub(1);
+            if connect_failed && !up.connected && self.retry(cid, u, up.out) {
+                return;
+            }
             let status = match (&err, connect_failed) {
                 (_, true) => 502,
                 (Some(e), _) if e.is_timeout() => 504,
@@ -992,6 +998,36 @@ impl Proxy {
                 );
             }
         }
+    }
+
+    /// Client `cid`'s upstream `failed` could not be reached and nothing was sent (`out`
+    /// holds everything staged): try another upstream that is not marked down, at most
+    /// once per upstream. `false` if there is none to try.
+    fn retry(&mut self, cid: ConnId, failed: usize, mut out: Vec<u8>) -> bool {
+        let n = self.upstreams.len();
+        match slot_get(&mut self.clients, cid, |c| c.id) {
+            Some(c) if c.answer == Answer::Pending && (c.retries as usize) + 1 < n => {}
+            _ => return false,
+        }
+        let u = self.pick();
+        let now = Instant::now();
+        if u == failed || self.health[u].down_until.is_some_and(|t| t > now) {
+            return false;
+        }
+        let c = slot_get(&mut self.clients, cid, |c| c.id).expect("client");
+        log::info!(
+            "retrying {} {} on {}",
+            c.method,
+            c.target,
+            self.upstreams[u].url
+        );
+        c.retries += 1;
+        c.upstream = u;
+        c.up = None;
+        out.append(&mut c.req_stage);
+        c.req_stage = out;
+        self.assign(cid);
+        true
     }
 
     /// Timeouts: response heads overdue (504), idle pooled connections expired.
@@ -1113,6 +1149,7 @@ impl App for Proxy {
         c.sent = 0;
         c.status = 0;
         c.upstream = u;
+        c.retries = 0;
         c.answer = Answer::Pending;
         c.complete = false;
         c.up_paused = false;
