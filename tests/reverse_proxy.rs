@@ -823,3 +823,56 @@ fn pipelined_requests_answered_in_order() {
     assert_eq!(read_response(&mut r).1, b"hello");
     assert_eq!(read_response(&mut r).1, b"a /last");
 }
+
+/// A raw upstream answering each connection, in turn, with the next canned response
+/// (after reading the request head), then closing it.
+fn raw_upstream(responses: Vec<&'static [u8]>) -> (SocketAddr, thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let t = thread::spawn(move || {
+        for resp in responses {
+            let Ok((s, _)) = l.accept() else { return };
+            s.set_read_timeout(Some(TIMEOUT)).unwrap();
+            let mut r = BufReader::new(s);
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let mut s = r.into_inner();
+            let _ = s.write_all(resp);
+        }
+    });
+    (addr, t)
+}
+
+#[test]
+fn upstream_responses_interim_until_close_and_malformed() {
+    let (addr, t) = raw_upstream(vec![
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nX-Secret: h\r\nX-Shown: s\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until the close",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+        b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+    ]);
+    let px = Proxy::start(&["--upstream", &format!("http://{addr}")]);
+    let out = text(&curl(&["-i", &px.url("/1")]));
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(!out.contains("100 Continue"), "{out}");
+    assert!(
+        out.contains("X-Shown: s\r\n") && !out.contains("X-Secret"),
+        "{out}"
+    );
+    assert!(out.ends_with("\r\n\r\nok"), "{out}");
+    // A body delimited by the close reaches the client chunked (keep-alive kept).
+    let out = text(&curl(&["-i", &px.url("/2")]));
+    assert!(out.contains("Transfer-Encoding: chunked"), "{out}");
+    assert!(out.ends_with("\r\n\r\nbody until the close"), "{out}");
+    // Smuggling-shaped or malformed responses: 502.
+    for path in ["/3", "/4", "/5"] {
+        let (code, out) = curl_status(&["-o", "/dev/null", "-w", "%{http_code}", &px.url(path)]);
+        assert_eq!((code, text(&out)), (0, "502".to_string()), "{path}");
+    }
+    t.join().unwrap();
+}
