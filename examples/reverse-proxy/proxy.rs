@@ -292,7 +292,10 @@ fn hop_by_hop(name: &str) -> bool {
         "proxy-connection",
     ];
     HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
-        || (name.len() > 6 && name[..6].eq_ignore_ascii_case("proxy-"))
+        || name
+            .as_bytes()
+            .get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"proxy-"))
 }
 
 /// The options of `Connection` fields: the headers they name are hop-by-hop too.
