@@ -876,3 +876,43 @@ fn upstream_responses_interim_until_close_and_malformed() {
     }
     t.join().unwrap();
 }
+
+#[test]
+fn stale_pooled_connection_is_replaced() {
+    // Connection 1 answers one request with keep-alive, then reads the next request and
+    // closes without answering (as a server closing an idle connection does when the
+    // request crosses its FIN); connection 2 answers. The client must not see an error.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let t = thread::spawn(move || {
+        let read_head = |r: &mut BufReader<TcpStream>| loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+        };
+        let (s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut r = BufReader::new(s);
+        read_head(&mut r);
+        r.get_mut()
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none")
+            .unwrap();
+        read_head(&mut r);
+        drop(r);
+        let (s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut r = BufReader::new(s);
+        read_head(&mut r);
+        r.get_mut()
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\ntwo")
+            .unwrap();
+    });
+    let px = Proxy::start(&["--upstream", &format!("http://{addr}")]);
+    assert_eq!(curl(&[&px.url("/1")]), b"one");
+    assert_eq!(curl(&[&px.url("/2")]), b"two");
+    t.join().unwrap();
+    assert!(wait_until(TIMEOUT, || px.log.lock().unwrap().iter().any(
+        |l| l.contains("stale upstream connection: sending GET /2 again")
+    )));
+}

@@ -248,6 +248,13 @@ struct Up {
     tunnel: bool,
     /// Closing: not to be reused.
     broken: bool,
+    /// Exchanges completed on this connection.
+    served: u32,
+    /// Any response byte arrived for the current request.
+    answered: bool,
+    /// A copy of the current request when it may be sent again on another connection
+    /// (idempotent, no body) should this reused connection turn out to be stale.
+    replay: Vec<u8>,
 }
 
 /// The proxy: the inbound side's HTTP application and the upstream side, one per loop.
@@ -468,6 +475,9 @@ impl Proxy {
                     idle_since: None,
                     tunnel: false,
                     broken: false,
+                    served: 0,
+                    answered: false,
+                    replay: Vec::new(),
                 };
                 self.health[u].conns += 1;
                 slot_put(&mut self.ups, id, up);
@@ -682,6 +692,11 @@ impl Proxy {
             up.client = Some(id);
             up.idle_since = None;
             up.reader.reset(head_request);
+            up.answered = false;
+            up.replay.clear();
+            if c.req_done && matches!(c.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
+                up.replay.extend_from_slice(&c.req_stage);
+            }
             up.out.append(&mut c.req_stage);
             up.req_done = c.req_done;
             up.deadline = Some(Instant::now() + self.s.upstream_timeout);
@@ -789,6 +804,7 @@ impl Proxy {
         if conn.input().is_empty() {
             return Action::None;
         }
+        up.answered = true;
         let Some(cid) = up.client else {
             // Bytes from an idle connection: it cannot be trusted any more.
             up.broken = true;
@@ -903,6 +919,7 @@ impl Proxy {
             return Action::Close;
         }
         if end {
+            up.served += 1;
             let reusable = up.reader.keep_alive() && up.req_done && conn.input().is_empty();
             self.release(id, reusable);
             if !reusable {
@@ -928,6 +945,13 @@ impl Proxy {
             self.fail_client(cid, 502);
             return Action::Close;
         }
+        if up.served > 0 && !up.answered && !up.replay.is_empty() {
+            let replay = std::mem::take(&mut up.replay);
+            if self.replay(cid, id, replay) {
+                return Action::Close;
+            }
+        }
+        let up = slot_get(&mut self.ups, id, |u| u.id).expect("upstream");
         match up.reader.eof() {
             Ok(()) => {
                 if let Some(c) = slot_get(&mut self.clients, cid, |c| c.id) {
@@ -982,6 +1006,14 @@ impl Proxy {
             if connect_failed && !up.connected && self.retry(cid, u, up.out) {
                 return;
             }
+            if !connect_failed
+                && up.served > 0
+                && !up.answered
+                && !up.replay.is_empty()
+                && self.replay_detached(cid, up.replay)
+            {
+                return;
+            }
             let status = match (&err, connect_failed) {
                 (_, true) => 502,
                 (Some(e), _) if e.is_timeout() => 504,
@@ -1029,6 +1061,47 @@ impl Proxy {
         c.up = None;
         out.append(&mut c.req_stage);
         c.req_stage = out;
+        self.assign(cid);
+        true
+    }
+
+    /// Reused connection `up_id` ended before any byte of its response: it was stale (the
+    /// server closed it as the request went out). Send the request (`replay`) again on
+    /// another connection, at most twice per request.
+    fn replay(&mut self, cid: ConnId, up_id: ConnId, replay: Vec<u8>) -> bool {
+        if !matches!(
+            slot_get(&mut self.clients, cid, |c| c.id),
+            Some(c) if c.answer == Answer::Pending && c.retries < 2
+        ) {
+            return false;
+        }
+        if let Some(up) = slot_get(&mut self.ups, up_id, |u| u.id) {
+            let u = up.upstream;
+            up.client = None;
+            up.broken = true;
+            self.health[u].busy = self.health[u].busy.saturating_sub(1);
+        }
+        self.replay_detached(cid, replay)
+    }
+
+    fn replay_detached(&mut self, cid: ConnId, mut replay: Vec<u8>) -> bool {
+        let Some(c) = slot_get(&mut self.clients, cid, |c| c.id) else {
+            return false;
+        };
+        if c.answer != Answer::Pending || c.retries >= 2 {
+            return false;
+        }
+        log::info!(
+            "stale upstream connection: sending {} {} again",
+            c.method,
+            c.target
+        );
+        c.retries += 1;
+        c.up = None;
+        replay.append(&mut c.req_stage);
+        c.req_stage = replay;
+        c.req_done = true;
+        // The caller took the request off its connection's count; `assign` counts it again.
         self.assign(cid);
         true
     }
