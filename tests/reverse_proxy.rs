@@ -855,6 +855,7 @@ fn upstream_responses_interim_until_close_and_malformed() {
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
         b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n",
     ]);
     let px = Proxy::start(&["--upstream", &format!("http://{addr}")]);
     let out = text(&curl(&["-i", &px.url("/1")]));
@@ -869,8 +870,8 @@ fn upstream_responses_interim_until_close_and_malformed() {
     let out = text(&curl(&["-i", &px.url("/2")]));
     assert!(out.contains("Transfer-Encoding: chunked"), "{out}");
     assert!(out.ends_with("\r\n\r\nbody until the close"), "{out}");
-    // Smuggling-shaped or malformed responses: 502.
-    for path in ["/3", "/4", "/5"] {
+    // Smuggling-shaped or malformed responses, a 101 nobody asked for: 502.
+    for path in ["/3", "/4", "/5", "/6"] {
         let (code, out) = curl_status(&["-o", "/dev/null", "-w", "%{http_code}", &px.url(path)]);
         assert_eq!((code, text(&out)), (0, "502".to_string()), "{path}");
     }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use wireloop::{Action, Conn, ConnId, Control, DialOptions, Error};
 use wireloop_middleware::http1::{
     header_slots, write_chunk, write_last_chunk, write_request_head, App, BodyMode, ClientEvent,
-    Config, Request, Response, ResponseBody, ResponseReader, UpgradeEvent,
+    Config, Request, Response, ResponseBody, ResponseError, ResponseReader, UpgradeEvent,
 };
 
 use crate::DialMap;
@@ -207,6 +207,8 @@ struct Client {
     req_chunked: bool,
     req_done: bool,
     head_request: bool,
+    /// The request asked for a protocol upgrade (only then is a 101 passed on).
+    upgrade_req: bool,
     // The response, as handed over by the upstream side.
     answer: Answer,
     status: u16,
@@ -552,6 +554,7 @@ impl Proxy {
                 req_chunked: false,
                 req_done: false,
                 head_request: false,
+                upgrade_req: false,
                 answer: Answer::Done,
                 status: 0,
                 resp_head: Vec::new(),
@@ -845,6 +848,10 @@ impl Proxy {
             let mut stop = false;
             match ev {
                 ClientEvent::Interim(_) => {}
+                ClientEvent::Head(h) if h.is_upgrade() && !c.upgrade_req => {
+                    error = Some(ResponseError::Malformed("101 to a request without Upgrade"));
+                    break;
+                }
                 ClientEvent::Head(h) => {
                     c.status = h.status();
                     c.resp_head.clear();
@@ -1234,6 +1241,7 @@ impl App for Proxy {
         c.req_chunked = req.is_chunked();
         c.req_done = !req.has_body();
         c.head_request = req.is_head();
+        c.upgrade_req = req.wants_upgrade();
         let ip = std::mem::take(&mut c.ip);
         let proto = c.proto;
         let mut head = std::mem::take(&mut c.req_stage);
