@@ -589,6 +589,16 @@ fn headers_rewritten_plain_and_tls() {
         out.contains("x-forwarded-for: 127.0.0.1, 127.0.0.1\n"),
         "{out}"
     );
+    // Bodies both ways through both proxies (TLS between them).
+    let dir = TempDir::new("upload");
+    let payload = pattern(3 << 20, 21);
+    let file = dir.path().join("payload");
+    std::fs::write(&file, &payload).unwrap();
+    let at = format!("@{}", file.display());
+    let got = curl(&["--data-binary", &at, &px2.url("/echo")]);
+    common::assert_same_bytes(&got, &payload, "upload echoed over the TLS hop");
+    let got = curl(&[&px2.url("/chunked/2000000")]);
+    common::assert_same_bytes(&got, &pattern(2_000_000, 7), "chunked over the TLS hop");
     drop(be);
 }
 
