@@ -737,6 +737,9 @@ impl Proxy {
             }
         }
         up.deadline = None;
+        if up.out.capacity() > 64 * 1024 {
+            up.out = Vec::new();
+        }
         if reusable && !up.broken && up.out.is_empty() {
             up.idle_since = Some(Instant::now());
             self.health[u].idle.push(up_id);
@@ -1371,6 +1374,13 @@ impl App for Proxy {
         if c.complete && c.stage.is_empty() {
             res.finish();
             c.answer = Answer::Done;
+            // An idle keep-alive client keeps no large buffers.
+            if c.stage.capacity() > 64 * 1024 {
+                c.stage = Vec::new();
+            }
+            if c.req_stage.capacity() > 64 * 1024 {
+                c.req_stage = Vec::new();
+            }
             let status = c.status;
             let c = slot_get(&mut self.clients, id, |c| c.id).expect("client");
             access_log(&self.s, &self.upstreams, c, status);
