@@ -759,7 +759,9 @@ impl Proxy {
         if let Some(c) = slot_get(&mut self.clients, cid, |c| c.id) {
             if c.tunnel {
                 c.tunnel_eof = true;
-            } else if !matches!(c.answer, Answer::Done) {
+            } else if !matches!(c.answer, Answer::Done) && !c.complete {
+                // (A response already received whole is delivered whatever happens to
+                // the connection afterwards.)
                 c.answer = Answer::Fail(status);
             }
             c.up = None;

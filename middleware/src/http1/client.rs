@@ -71,8 +71,6 @@ pub enum ResponseError {
     Chunked(ChunkedError),
     /// The connection ended before the response was complete.
     Truncated,
-    /// Input arrived where none was expected (after the response, before a request).
-    Unexpected,
 }
 
 impl fmt::Display for ResponseError {
@@ -87,7 +85,6 @@ impl fmt::Display for ResponseError {
             ResponseError::NotImplemented(why) => write!(f, "not implemented: {why}"),
             ResponseError::Chunked(e) => write!(f, "response body: {e}"),
             ResponseError::Truncated => f.write_str("response truncated"),
-            ResponseError::Unexpected => f.write_str("unexpected bytes from the server"),
         }
     }
 }
