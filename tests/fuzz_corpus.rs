@@ -30,6 +30,10 @@ const TARGETS: &[Target] = &[
         "http1_chunked",
         wireloop_middleware::http1::fuzzing::chunked,
     ),
+    (
+        "http1_response",
+        wireloop_middleware::http1::fuzzing::response,
+    ),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {

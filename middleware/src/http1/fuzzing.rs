@@ -212,3 +212,73 @@ pub fn chunked(data: &[u8]) {
         assert_eq!(again, body);
     }
 }
+
+/// Arbitrary bytes as a server's answer to the response reader: the first byte picks
+/// whether the request was `HEAD` and how the rest is cut into reads; the reader must
+/// never panic, loop or hand out more body than it was given, and must agree with itself
+/// whatever the cut.
+pub fn response(data: &[u8]) {
+    use super::{header_slots, ClientEvent, ResponseReader};
+    let Some((&ctl, input)) = data.split_first() else {
+        return;
+    };
+    let head = ctl & 1 == 1;
+    let step = usize::from(ctl >> 1).max(1);
+    let cfg = Config {
+        max_head: 512,
+        max_headers: 8,
+        ..Config::default()
+    };
+    let run = |step: usize| -> (Vec<u8>, Option<bool>) {
+        let mut r = ResponseReader::new(head);
+        let mut buf: Vec<u8> = Vec::new();
+        let mut body = Vec::new();
+        let mut fed = 0;
+        loop {
+            let n = step.min(input.len() - fed);
+            buf.extend_from_slice(&input[fed..fed + n]);
+            fed += n;
+            let mut guard = 0;
+            loop {
+                guard += 1;
+                assert!(guard < 1_000_000, "reader does not progress");
+                let mut slots = header_slots();
+                let (used, ev) = match r.read(&buf, &mut slots, &cfg) {
+                    Ok(x) => x,
+                    Err(_) => return (body, Some(false)),
+                };
+                assert!(used <= buf.len());
+                let stop = match ev {
+                    ClientEvent::Data(d) => {
+                        assert!(!d.is_empty());
+                        body.extend_from_slice(d);
+                        false
+                    }
+                    ClientEvent::Interim(h) => {
+                        assert!(h.is_interim());
+                        false
+                    }
+                    ClientEvent::Head(_) => r.is_upgraded(),
+                    ClientEvent::End | ClientEvent::NeedMore => true,
+                };
+                buf.drain(..used);
+                if stop {
+                    break;
+                }
+            }
+            if r.is_done() || r.is_upgraded() {
+                return (body, Some(true));
+            }
+            if fed == input.len() {
+                return (body, Some(r.eof().is_ok()));
+            }
+        }
+    };
+    let (body, ok) = run(step);
+    assert!(body.len() <= input.len());
+    if ok == Some(true) {
+        let (body1, ok1) = run(input.len().max(1));
+        assert_eq!(ok1, Some(true));
+        assert_eq!(body1, body);
+    }
+}

@@ -46,8 +46,17 @@
 //!
 //! The sans-IO parts — [`parse_request`], [`ChunkedDecoder`], [`write_response`] — work
 //! on byte slices alone.
+//!
+//! # Client side
+//!
+//! [`write_request_head`], [`write_chunk`] and [`write_last_chunk`] write requests;
+//! [`parse_response`] and [`ResponseReader`] read responses (interim 1xx, 101, bodies by
+//! length, chunked or until the close, RFC 9112 keep-alive), with the same limits and
+//! smuggling defences as the server side. The `reverse-proxy` example drives them over
+//! dialed connections.
 
 mod chunked;
+mod client;
 mod date;
 pub mod fuzzing;
 mod parse;
@@ -57,6 +66,10 @@ mod server;
 use std::time::Duration;
 
 pub use chunked::{ChunkedDecoder, ChunkedError, Decoded, MAX_CHUNK_LINE, MAX_TRAILERS};
+pub use client::{
+    parse_response, write_chunk, write_last_chunk, write_request_head, BodyDecoder, ClientEvent,
+    InvalidRequest, ResponseBody, ResponseError, ResponseHead, ResponseReader,
+};
 pub use date::{format_imf_fixdate, HttpDate, IMF_FIXDATE_LEN};
 pub use parse::{
     header_slots, parse_request, BodyLength, HeaderSlots, ParseError, Request, MAX_HEADERS,

@@ -324,7 +324,7 @@ fn map_httparse_error(e: httparse::Error, window: &[u8]) -> ParseError {
 /// Every LF must follow a CR and every CR precede an LF (RFC 9112 §2.2: no bare CR, and
 /// this server does not accept a bare LF as a line end). `complete`: `head` is a whole
 /// head, so a CR at its very end is bare too.
-fn check_line_ends(head: &[u8], complete: bool) -> Result<(), ParseError> {
+pub(crate) fn check_line_ends(head: &[u8], complete: bool) -> Result<(), ParseError> {
     let mut i = 0;
     while i < head.len() {
         match head[i] {
@@ -372,13 +372,13 @@ struct Facts {
 }
 
 #[inline]
-fn is_tchar(b: u8) -> bool {
+pub(crate) fn is_tchar(b: u8) -> bool {
     matches!(b,
         b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
         | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
 }
 
-fn trim_ows(mut v: &[u8]) -> &[u8] {
+pub(crate) fn trim_ows(mut v: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = v {
         v = rest;
     }
@@ -389,13 +389,13 @@ fn trim_ows(mut v: &[u8]) -> &[u8] {
 }
 
 /// Elements of a comma-separated list, trimmed, empty ones skipped (RFC 9110 §5.6.1).
-fn list(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(crate) fn list(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|&b| b == b',')
         .map(trim_ows)
         .filter(|e| !e.is_empty())
 }
 
-fn eq(name: &str, lower: &str) -> bool {
+pub(crate) fn eq(name: &str, lower: &str) -> bool {
     name.len() == lower.len() && name.eq_ignore_ascii_case(lower)
 }
 
@@ -536,7 +536,7 @@ fn scan_headers(headers: &[Header<'_>], minor: u8) -> Result<Facts, ParseError> 
 }
 
 /// `1*DIGIT` as a u64 (no sign, no spaces, no overflow).
-fn parse_decimal(v: &[u8]) -> Option<u64> {
+pub(crate) fn parse_decimal(v: &[u8]) -> Option<u64> {
     if v.is_empty() {
         return None;
     }

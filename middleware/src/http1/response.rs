@@ -565,6 +565,16 @@ impl<'a> Response<'a> {
         }
     }
 
+    /// Gives up on the response: the connection is closed once what was written so far is
+    /// flushed, without completing the body (no last chunk, no missing bytes), so the
+    /// client sees a failed response rather than a short one that looks whole — what a
+    /// proxy does when its upstream fails mid-response. With nothing written yet, prefer
+    /// an error status.
+    pub fn abort(&mut self) {
+        self.st.close = true;
+        self.st.phase = Phase::Done;
+    }
+
     /// Answers `101 Switching Protocols` with the headers given so far (set `Upgrade` and
     /// whatever the protocol needs, e.g. `Sec-WebSocket-Accept`), adds
     /// `Connection: Upgrade`, and hands the connection's raw bytes to

@@ -1140,6 +1140,36 @@ mod tests {
     }
 
     #[test]
+    fn aborted_response_closes_without_completing_the_body() {
+        let mut h = Http1::server(|req: &Request<'_>, res: &mut Response<'_>| {
+            if req.path() == "/sized" {
+                res.start_sized(10);
+            } else {
+                res.start_chunked();
+            }
+            res.write(b"part");
+            res.abort();
+        });
+        h.freeze_date(0);
+        let mut d = wireloop::testing::Driver::new(h);
+        for (path, tail) in [
+            ("/sized", "Content-Length: 10\r\n\r\npart"),
+            ("/chunked", "chunked\r\n\r\n4\r\npart\r\n"),
+        ] {
+            let c = d.open(0);
+            d.feed(
+                c,
+                format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                    .as_bytes(),
+            );
+            let out = text(&d.take_output(c));
+            assert!(out.ends_with(tail), "{out}");
+            assert_eq!(out.matches("HTTP/1.1").count(), 1, "{out}");
+            assert!(!d.is_open(c));
+        }
+    }
+
+    #[test]
     fn closure_app() {
         let mut h = Http1::server(|req: &Request<'_>, res: &mut Response<'_>| {
             res.status(201).body(req.method().as_bytes());

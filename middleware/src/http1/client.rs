@@ -1,0 +1,1060 @@
+//! The HTTP/1.1 client side, sans-IO: writing requests ([`write_request_head`],
+//! [`write_chunk`], [`write_last_chunk`]) and reading responses ([`parse_response`] for a
+//! head, [`ResponseReader`] for a whole exchange: interim responses, the head, then the
+//! body by `Content-Length`, chunked or until the close).
+//!
+//! The framing rules are RFC 9112 §6.3 as a client applies them: no body after a `HEAD`
+//! request or in a 1xx, 204 or 304 response; `Transfer-Encoding: chunked`; else
+//! `Content-Length`; else the body runs until the server closes. The smuggling defences
+//! are the server parser's: `Content-Length` with `Transfer-Encoding`, differing or
+//! malformed lengths, bad chunk sizes, bare LF or CR, obsolete line folding — each is a
+//! [`ResponseError`], after which the connection must not be reused.
+//!
+//! ```
+//! use wireloop_middleware::http1::{header_slots, write_request_head, BodyLength, ClientEvent,
+//!     Config, ResponseReader};
+//!
+//! let mut wire = Vec::new();
+//! write_request_head(&mut wire, "GET", "/", [("Host", &b"example.com"[..])], BodyLength::None).unwrap();
+//! assert_eq!(wire, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n");
+//!
+//! let input = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+//! let mut reader = ResponseReader::new(false);
+//! let cfg = Config::default();
+//! let mut slots = header_slots();
+//! let (used, ev) = reader.read(input, &mut slots, &cfg).unwrap();
+//! let ClientEvent::Head(head) = ev else { panic!() };
+//! assert_eq!(head.status(), 200);
+//! let mut slots = header_slots();
+//! let (_, ev) = reader.read(&input[used..], &mut slots, &cfg).unwrap();
+//! assert!(matches!(ev, ClientEvent::Data(b"hi")));
+//! ```
+
+use std::fmt;
+use std::mem::MaybeUninit;
+
+use httparse::Header;
+
+use super::chunked::{ChunkedDecoder, ChunkedError, Decoded};
+use super::parse::{check_line_ends, eq, is_tchar, list, parse_decimal, trim_ows, BodyLength};
+use super::Config;
+
+/// How a response's body is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseBody {
+    /// No body (a response to `HEAD`; 1xx, 204, 304).
+    None,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Neither: the body ends when the server closes the connection.
+    UntilClose,
+}
+
+/// Why a response was rejected. The connection's framing is lost: close it (a proxy
+/// answers its own client 502).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// Malformed syntax or framing (the detail says what).
+    Malformed(&'static str),
+    /// More header lines than allowed.
+    TooManyHeaders,
+    /// The head is larger than allowed.
+    HeadTooLarge,
+    /// An HTTP version other than 1.0 and 1.1.
+    VersionNotSupported,
+    /// A transfer coding other than chunked.
+    NotImplemented(&'static str),
+    /// A malformed chunked body.
+    Chunked(ChunkedError),
+    /// The connection ended before the response was complete.
+    Truncated,
+}
+
+impl fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResponseError::Malformed(why) => write!(f, "malformed response: {why}"),
+            ResponseError::TooManyHeaders => f.write_str("too many response header fields"),
+            ResponseError::HeadTooLarge => f.write_str("response header section too large"),
+            ResponseError::VersionNotSupported => {
+                f.write_str("response HTTP version not supported")
+            }
+            ResponseError::NotImplemented(why) => write!(f, "not implemented: {why}"),
+            ResponseError::Chunked(e) => write!(f, "response body: {e}"),
+            ResponseError::Truncated => f.write_str("response truncated"),
+        }
+    }
+}
+
+impl std::error::Error for ResponseError {}
+
+impl From<ChunkedError> for ResponseError {
+    fn from(e: ChunkedError) -> ResponseError {
+        ResponseError::Chunked(e)
+    }
+}
+
+/// A parsed response head; the reason and headers borrow the input.
+#[derive(Clone, Copy, Debug)]
+pub struct ResponseHead<'a> {
+    status: u16,
+    reason: &'a str,
+    minor: u8,
+    headers: &'a [Header<'a>],
+    body: ResponseBody,
+    keep_alive: bool,
+}
+
+impl<'a> ResponseHead<'a> {
+    /// The status code (100..=999).
+    #[inline]
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The reason phrase as sent (may be empty).
+    #[inline]
+    pub fn reason(&self) -> &'a str {
+        self.reason
+    }
+
+    /// The minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    #[inline]
+    pub fn version_minor(&self) -> u8 {
+        self.minor
+    }
+
+    /// All header fields in order, as (name, value).
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        self.headers.iter().map(|h| (h.name, h.value))
+    }
+
+    /// Number of header field lines.
+    pub fn header_count(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers
+            .iter()
+            .find(|h| eq(h.name, name))
+            .map(|h| h.value)
+    }
+
+    /// How the body is delimited.
+    #[inline]
+    pub fn body(&self) -> ResponseBody {
+        self.body
+    }
+
+    /// `Content-Length`, if the body is delimited by it.
+    pub fn content_length(&self) -> Option<u64> {
+        match self.body {
+            ResponseBody::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Whether the connection can carry another request after this response (HTTP/1.1
+    /// unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`; never when
+    /// the body runs until the close).
+    #[inline]
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// Whether this is an interim (1xx other than 101) response: a final one follows.
+    #[inline]
+    pub fn is_interim(&self) -> bool {
+        self.status < 200 && self.status != 101
+    }
+
+    /// Whether the server switched protocols (101): the connection's bytes after the
+    /// head belong to the new protocol.
+    #[inline]
+    pub fn is_upgrade(&self) -> bool {
+        self.status == 101
+    }
+}
+
+/// Parses a response head at the start of `buf`. `Ok(None)`: not complete yet;
+/// `Ok(Some((len, head)))`: the head is `buf[..len]`. `head_request`: the request was
+/// `HEAD` (no body follows, whatever the headers say). Limits come from `cfg`
+/// (`max_head`, `max_headers`).
+pub fn parse_response<'a>(
+    buf: &'a [u8],
+    slots: &'a mut [MaybeUninit<Header<'a>>],
+    cfg: &Config,
+    head_request: bool,
+) -> Result<Option<(usize, ResponseHead<'a>)>, ResponseError> {
+    let max_head = cfg.max_head.max(16);
+    let window = &buf[..buf.len().min(max_head)];
+    let n_slots = cfg.max_headers.clamp(1, slots.len());
+    let mut res = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut res,
+        window,
+        &mut slots[..n_slots],
+    ) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            check_line_ends(window, false)
+                .map_err(|_| ResponseError::Malformed("bare LF or CR"))?;
+            if window.len() >= max_head {
+                return Err(ResponseError::HeadTooLarge);
+            }
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(match e {
+                httparse::Error::TooManyHeaders => ResponseError::TooManyHeaders,
+                httparse::Error::Version => {
+                    if window.starts_with(b"HTTP/") {
+                        ResponseError::VersionNotSupported
+                    } else {
+                        ResponseError::Malformed("malformed HTTP version")
+                    }
+                }
+                httparse::Error::Status => ResponseError::Malformed("invalid status"),
+                httparse::Error::HeaderName => {
+                    ResponseError::Malformed("invalid header name or obs-fold")
+                }
+                httparse::Error::HeaderValue => ResponseError::Malformed("invalid header value"),
+                httparse::Error::NewLine => ResponseError::Malformed("invalid line ending"),
+                _ => ResponseError::Malformed("malformed response head"),
+            })
+        }
+    };
+    let (Some(minor), Some(code)) = (res.version, res.code) else {
+        return Err(ResponseError::Malformed("incomplete status line"));
+    };
+    if minor > 1 {
+        return Err(ResponseError::VersionNotSupported);
+    }
+    if !(100..=999).contains(&code) {
+        return Err(ResponseError::Malformed("invalid status"));
+    }
+    let reason = res.reason.unwrap_or("");
+    let headers: &'a [Header<'a>] = res.headers;
+    check_line_ends(&window[..len], true).map_err(|_| ResponseError::Malformed("bare LF or CR"))?;
+    let (body, keep_alive) = framing(headers, minor, code, head_request)?;
+    Ok(Some((
+        len,
+        ResponseHead {
+            status: code,
+            reason,
+            minor,
+            headers,
+            body,
+            keep_alive,
+        },
+    )))
+}
+
+fn framing(
+    headers: &[Header<'_>],
+    minor: u8,
+    code: u16,
+    head_request: bool,
+) -> Result<(ResponseBody, bool), ResponseError> {
+    let mut content_length: Option<u64> = None;
+    let mut te_seen = false;
+    let mut te_chunked = 0u32;
+    let mut te_last_chunked = false;
+    let mut te_other = false;
+    let mut close = false;
+    let mut keep_alive_token = false;
+    for h in headers {
+        let name = h.name;
+        match name.len() {
+            10 if eq(name, "connection") => {
+                for t in list(h.value) {
+                    if t.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                        keep_alive_token = true;
+                    }
+                }
+            }
+            14 if eq(name, "content-length") => {
+                let mut any = false;
+                for v in h.value.split(|&b| b == b',').map(trim_ows) {
+                    any = true;
+                    let n = parse_decimal(v)
+                        .ok_or(ResponseError::Malformed("invalid Content-Length"))?;
+                    match content_length {
+                        Some(prev) if prev != n => {
+                            return Err(ResponseError::Malformed("differing Content-Length values"))
+                        }
+                        _ => content_length = Some(n),
+                    }
+                }
+                if !any {
+                    return Err(ResponseError::Malformed("empty Content-Length"));
+                }
+            }
+            17 if eq(name, "transfer-encoding") => {
+                te_seen = true;
+                for coding in list(h.value) {
+                    let (name, params) = match coding.iter().position(|&b| b == b';') {
+                        Some(i) => (trim_ows(&coding[..i]), Some(&coding[i..])),
+                        None => (coding, None),
+                    };
+                    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+                        return Err(ResponseError::Malformed("invalid Transfer-Encoding"));
+                    }
+                    if name.eq_ignore_ascii_case(b"chunked") {
+                        if params.is_some() {
+                            return Err(ResponseError::Malformed("parameters on chunked"));
+                        }
+                        te_chunked += 1;
+                        te_last_chunked = true;
+                    } else {
+                        te_other = true;
+                        te_last_chunked = false;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut keep_alive = !close && (minor >= 1 || keep_alive_token);
+    if head_request || code < 200 || code == 204 || code == 304 {
+        // No body, whatever the fields say (RFC 9112 §6.3 rules 1 and 2); the fields
+        // still must not contradict each other.
+        if te_seen && content_length.is_some() {
+            return Err(ResponseError::Malformed(
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+        return Ok((ResponseBody::None, keep_alive));
+    }
+    let body = if te_seen {
+        if minor == 0 {
+            return Err(ResponseError::Malformed("Transfer-Encoding in HTTP/1.0"));
+        }
+        if content_length.is_some() {
+            return Err(ResponseError::Malformed(
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+        if !te_last_chunked {
+            return Err(ResponseError::NotImplemented(
+                "Transfer-Encoding does not end in chunked",
+            ));
+        }
+        if te_chunked > 1 {
+            return Err(ResponseError::Malformed("chunked applied more than once"));
+        }
+        if te_other {
+            return Err(ResponseError::NotImplemented(
+                "transfer coding other than chunked",
+            ));
+        }
+        ResponseBody::Chunked
+    } else {
+        match content_length {
+            Some(n) => ResponseBody::Length(n),
+            None => {
+                keep_alive = false;
+                ResponseBody::UntilClose
+            }
+        }
+    };
+    Ok((body, keep_alive))
+}
+
+/// Why a request could not be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidRequest(pub &'static str);
+
+impl fmt::Display for InvalidRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid request: {}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidRequest {}
+
+fn valid_target(t: &str) -> bool {
+    !t.is_empty() && t.bytes().all(|b| b > b' ' && b != 0x7f)
+}
+
+fn valid_value(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
+}
+
+/// Appends an HTTP/1.1 request head to `out`: the request line, `headers` in order, and
+/// the framing the writer owns: `Content-Length: n` for [`BodyLength::Length`] (also 0),
+/// `Transfer-Encoding: chunked` for [`BodyLength::Chunked`] (then send the body with
+/// [`write_chunk`] and [`write_last_chunk`]). `Content-Length` and `Transfer-Encoding` in
+/// `headers` are skipped. An invalid method, target, header name or value (CR, LF, NUL)
+/// is refused and nothing is written.
+pub fn write_request_head<'h>(
+    out: &mut Vec<u8>,
+    method: &str,
+    target: &str,
+    headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    body: BodyLength,
+) -> Result<(), InvalidRequest> {
+    if method.is_empty() || !method.bytes().all(is_tchar) {
+        return Err(InvalidRequest("method"));
+    }
+    if !valid_target(target) {
+        return Err(InvalidRequest("target"));
+    }
+    let start = out.len();
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            out.truncate(start);
+            return Err(InvalidRequest("header name"));
+        }
+        if !valid_value(value) {
+            out.truncate(start);
+            return Err(InvalidRequest("header value"));
+        }
+        if eq(name, "content-length") || eq(name, "transfer-encoding") {
+            continue;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    match body {
+        BodyLength::None => {}
+        BodyLength::Length(n) => {
+            out.extend_from_slice(b"Content-Length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        BodyLength::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+/// Appends `data` as one chunk of a chunked body (nothing for empty data, which would
+/// end the body).
+pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    let mut hex = [0u8; 16];
+    let mut n = data.len();
+    let mut i = hex.len();
+    while {
+        i -= 1;
+        hex[i] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        n > 0
+    } {}
+    out.extend_from_slice(&hex[i..]);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the last chunk (and an empty trailer section) of a chunked body.
+pub fn write_last_chunk(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"0\r\n\r\n");
+}
+
+/// Decodes a message body of any framing: by length, chunked (through
+/// [`ChunkedDecoder`]) or until the close. Data pieces are slices of the input.
+#[derive(Clone, Debug)]
+pub enum BodyDecoder {
+    /// This many bytes to go.
+    Length(u64),
+    /// Chunked.
+    Chunked(ChunkedDecoder),
+    /// Everything until the connection closes.
+    UntilClose,
+    /// Complete.
+    Done,
+}
+
+impl BodyDecoder {
+    /// A decoder for a response body delimited as `body`.
+    pub fn for_response(body: ResponseBody) -> BodyDecoder {
+        match body {
+            ResponseBody::None | ResponseBody::Length(0) => BodyDecoder::Done,
+            ResponseBody::Length(n) => BodyDecoder::Length(n),
+            ResponseBody::Chunked => BodyDecoder::Chunked(ChunkedDecoder::new()),
+            ResponseBody::UntilClose => BodyDecoder::UntilClose,
+        }
+    }
+
+    /// Decodes from `input`: how much was used, and at most one piece of data,
+    /// [`Decoded::Done`] at the end of the body, or [`Decoded::NeedMore`].
+    pub fn decode<'a>(&mut self, input: &'a [u8]) -> Result<(usize, Decoded<'a>), ChunkedError> {
+        match self {
+            BodyDecoder::Done => Ok((0, Decoded::Done)),
+            BodyDecoder::Length(left) => {
+                if input.is_empty() {
+                    return Ok((0, Decoded::NeedMore));
+                }
+                let n = (*left).min(input.len() as u64) as usize;
+                *left -= n as u64;
+                if *left == 0 {
+                    *self = BodyDecoder::Done;
+                }
+                Ok((n, Decoded::Data(&input[..n])))
+            }
+            BodyDecoder::Chunked(dec) => {
+                let r = dec.decode(input)?;
+                if r.1 == Decoded::Done {
+                    *self = BodyDecoder::Done;
+                }
+                Ok(r)
+            }
+            BodyDecoder::UntilClose if input.is_empty() => Ok((0, Decoded::NeedMore)),
+            BodyDecoder::UntilClose => Ok((input.len(), Decoded::Data(input))),
+        }
+    }
+
+    /// The connection ended: `Ok` if that completes the body (until-close framing, or
+    /// already complete), else [`ResponseError::Truncated`].
+    pub fn eof(&mut self) -> Result<(), ResponseError> {
+        match self {
+            BodyDecoder::Done | BodyDecoder::UntilClose => {
+                *self = BodyDecoder::Done;
+                Ok(())
+            }
+            _ => Err(ResponseError::Truncated),
+        }
+    }
+
+    /// Whether the body is complete.
+    pub fn is_done(&self) -> bool {
+        matches!(self, BodyDecoder::Done)
+    }
+}
+
+/// What [`ResponseReader::read`] produced.
+#[derive(Debug)]
+pub enum ClientEvent<'a> {
+    /// An interim response (100 Continue, 103 Early Hints, ...): a final one follows.
+    Interim(ResponseHead<'a>),
+    /// The final response head (or a 101: the bytes after it are the new protocol's).
+    Head(ResponseHead<'a>),
+    /// A piece of the body (never empty).
+    Data(&'a [u8]),
+    /// The response is complete.
+    End,
+    /// All input was used; more is needed.
+    NeedMore,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadPhase {
+    Head,
+    Body,
+    Done,
+    Upgraded,
+}
+
+/// Reads one response from a connection's input: interim responses, then the head, then
+/// the body. Make one per request (or [`reset`](ResponseReader::reset) it). Feed the
+/// input from where the previous call stopped; after [`ClientEvent::End`] any further
+/// input belongs to the next response (or is unexpected).
+#[derive(Clone, Debug)]
+pub struct ResponseReader {
+    phase: ReadPhase,
+    head_request: bool,
+    body: BodyDecoder,
+    keep_alive: bool,
+}
+
+impl ResponseReader {
+    /// A reader for the response to a request; `head_request`: it was `HEAD`.
+    pub fn new(head_request: bool) -> ResponseReader {
+        ResponseReader {
+            phase: ReadPhase::Head,
+            head_request,
+            body: BodyDecoder::Done,
+            keep_alive: false,
+        }
+    }
+
+    /// Starts over for the next request on the connection.
+    pub fn reset(&mut self, head_request: bool) {
+        *self = ResponseReader::new(head_request);
+    }
+
+    /// Reads from `input`: how many bytes were used and what they were.
+    pub fn read<'a>(
+        &mut self,
+        input: &'a [u8],
+        slots: &'a mut [MaybeUninit<Header<'a>>],
+        cfg: &Config,
+    ) -> Result<(usize, ClientEvent<'a>), ResponseError> {
+        match self.phase {
+            ReadPhase::Head => {
+                let Some((len, head)) = parse_response(input, slots, cfg, self.head_request)?
+                else {
+                    return Ok((0, ClientEvent::NeedMore));
+                };
+                if head.is_interim() {
+                    return Ok((len, ClientEvent::Interim(head)));
+                }
+                self.keep_alive = head.keep_alive();
+                if head.is_upgrade() {
+                    self.phase = ReadPhase::Upgraded;
+                    self.body = BodyDecoder::Done;
+                } else {
+                    self.body = BodyDecoder::for_response(head.body());
+                    self.phase = if self.body.is_done() {
+                        ReadPhase::Done
+                    } else {
+                        ReadPhase::Body
+                    };
+                }
+                Ok((len, ClientEvent::Head(head)))
+            }
+            ReadPhase::Body => {
+                let (n, d) = self.body.decode(input)?;
+                Ok((
+                    n,
+                    match d {
+                        Decoded::Data(d) => ClientEvent::Data(d),
+                        Decoded::Done => {
+                            self.phase = ReadPhase::Done;
+                            ClientEvent::End
+                        }
+                        Decoded::NeedMore => ClientEvent::NeedMore,
+                    },
+                ))
+            }
+            ReadPhase::Done => Ok((0, ClientEvent::End)),
+            ReadPhase::Upgraded => Ok((0, ClientEvent::End)),
+        }
+    }
+
+    /// The server closed its side: `Ok` if the response is complete with that (a body
+    /// delimited by the close), else [`ResponseError::Truncated`].
+    pub fn eof(&mut self) -> Result<(), ResponseError> {
+        match self.phase {
+            ReadPhase::Done | ReadPhase::Upgraded => Ok(()),
+            ReadPhase::Head => Err(ResponseError::Truncated),
+            ReadPhase::Body => {
+                self.body.eof()?;
+                self.phase = ReadPhase::Done;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the final head has been read.
+    pub fn has_head(&self) -> bool {
+        self.phase != ReadPhase::Head
+    }
+
+    /// Whether the response is complete.
+    pub fn is_done(&self) -> bool {
+        self.phase == ReadPhase::Done
+    }
+
+    /// Whether the response was a 101 (the connection now speaks another protocol).
+    pub fn is_upgraded(&self) -> bool {
+        self.phase == ReadPhase::Upgraded
+    }
+
+    /// Whether the connection may carry another request once the response is complete.
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive && self.phase == ReadPhase::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse::header_slots;
+    use super::*;
+
+    fn cfg() -> Config {
+        Config::default()
+    }
+
+    /// `ok! { name: input, head_request => |res, len| { assertions } }`: the head parses.
+    macro_rules! ok {
+        ($($name:ident: $input:expr, $head:expr => |$res:ident, $len:ident| $body:block)*) => {$(
+            #[test]
+            fn $name() {
+                let input: &[u8] = $input;
+                let mut slots = header_slots();
+                let c = cfg();
+                match parse_response(input, &mut slots, &c, $head) {
+                    Ok(Some(($len, $res))) => $body,
+                    other => panic!("expected a response, got {:?}", other.map(|o| o.map(|(l, _)| l))),
+                }
+            }
+        )*};
+    }
+
+    /// `err! { name: input; }`: the head is rejected.
+    macro_rules! err {
+        ($($name:ident: $input:expr;)*) => {$(
+            #[test]
+            fn $name() {
+                let input: &[u8] = $input;
+                let mut slots = header_slots();
+                let c = cfg();
+                match parse_response(input, &mut slots, &c, false) {
+                    Err(_) => {}
+                    Ok(o) => panic!("expected an error, got {:?}", o.map(|(l, _)| l)),
+                }
+            }
+        )*};
+    }
+
+    /// `partial! { name: input; }`: not complete yet, and not wrong so far.
+    macro_rules! partial {
+        ($($name:ident: $input:expr;)*) => {$(
+            #[test]
+            fn $name() {
+                let input: &[u8] = $input;
+                let mut slots = header_slots();
+                let c = cfg();
+                match parse_response(input, &mut slots, &c, false) {
+                    Ok(None) => {}
+                    Ok(Some((l, _))) => panic!("expected partial, got a head of {l}"),
+                    Err(e) => panic!("expected partial, got {e}"),
+                }
+            }
+        )*};
+    }
+
+    ok! {
+        simple: b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false => |r, len| {
+            assert_eq!(len, 38);
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.reason(), "OK");
+            assert_eq!(r.body(), ResponseBody::Length(5));
+            assert!(r.keep_alive());
+            assert_eq!(r.header("content-LENGTH"), Some(&b"5"[..]));
+        }
+        chunked: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false => |r, _len| {
+            assert_eq!(r.body(), ResponseBody::Chunked);
+            assert!(r.keep_alive());
+        }
+        until_close: b"HTTP/1.1 200 OK\r\n\r\n", false => |r, _len| {
+            assert_eq!(r.body(), ResponseBody::UntilClose);
+            assert!(!r.keep_alive());
+        }
+        http10_closes: b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false => |r, _len| {
+            assert_eq!(r.version_minor(), 0);
+            assert!(!r.keep_alive());
+        }
+        http10_keep_alive: b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", false => |r, _len| {
+            assert!(r.keep_alive());
+        }
+        connection_close: b"HTTP/1.1 200 OK\r\nConnection: x, close\r\nContent-Length: 0\r\n\r\n", false => |r, _len| {
+            assert!(!r.keep_alive());
+        }
+        head_has_no_body: b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true => |r, _len| {
+            assert_eq!(r.body(), ResponseBody::None);
+            assert!(r.keep_alive());
+        }
+        no_content: b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", false => |r, _len| {
+            assert_eq!(r.body(), ResponseBody::None);
+        }
+        not_modified: b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", false => |r, _len| {
+            assert_eq!(r.body(), ResponseBody::None);
+        }
+        interim: b"HTTP/1.1 100 Continue\r\n\r\n", false => |r, len| {
+            assert_eq!(len, 25);
+            assert!(r.is_interim());
+            assert_eq!(r.body(), ResponseBody::None);
+        }
+        switching: b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nraw", false => |r, len| {
+            assert!(r.is_upgrade());
+            assert!(!r.is_interim());
+            assert_eq!(len, 77);
+        }
+        empty_reason: b"HTTP/1.1 599 \r\nContent-Length: 0\r\n\r\n", false => |r, _len| {
+            assert_eq!(r.status(), 599);
+            assert_eq!(r.reason(), "");
+        }
+        same_lengths: b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\n", false => |r, _len| {
+            assert_eq!(r.content_length(), Some(3));
+        }
+    }
+
+    err! {
+        bare_lf: b"HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n";
+        bare_lf_end: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\n";
+        bare_cr: b"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n";
+        obs_fold: b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n";
+        cl_and_te: b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        differing_cl: b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n";
+        bad_cl: b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n";
+        overflow_cl: b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n";
+        te_gzip: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+        te_not_last: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n";
+        te_twice: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n";
+        te_http10: b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        version_2: b"HTTP/2.0 200 OK\r\n\r\n";
+        garbage: b"SSH-2.0-OpenSSH\r\n\r\n";
+        bad_status: b"HTTP/1.1 20 OK\r\n\r\n";
+        no_status: b"HTTP/1.1 OK\r\n\r\n";
+        nul_value: b"HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n";
+    }
+
+    partial! {
+        nothing: b"";
+        half: b"HTTP/1.";
+        status_line: b"HTTP/1.1 200 OK\r\n";
+        ends_in_cr: b"HTTP/1.1 200 OK\r\n\r";
+    }
+
+    #[test]
+    fn head_too_large() {
+        let mut r = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
+        r.resize(cfg().max_head + 1, b'a');
+        let mut slots = header_slots();
+        let e = parse_response(&r, &mut slots, &cfg(), false)
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(e, ResponseError::HeadTooLarge);
+    }
+
+    #[test]
+    fn too_many_headers() {
+        let mut r = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..100 {
+            r.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        r.extend_from_slice(b"\r\n");
+        let mut slots = header_slots();
+        let e = parse_response(&r, &mut slots, &cfg(), false)
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(e, ResponseError::TooManyHeaders);
+    }
+
+    /// Reads a whole exchange from `input` cut into `step`-byte reads: (interim statuses,
+    /// final status, body, completed, bytes left over).
+    fn exchange(
+        input: &[u8],
+        step: usize,
+        head: bool,
+        eof: bool,
+    ) -> Result<(Vec<u16>, u16, Vec<u8>, bool), ResponseError> {
+        let mut r = ResponseReader::new(head);
+        let (mut interim, mut status, mut body, mut done) = (Vec::new(), 0, Vec::new(), false);
+        let mut buf = Vec::new();
+        let mut fed = 0;
+        loop {
+            if fed < input.len() {
+                let n = step.min(input.len() - fed);
+                buf.extend_from_slice(&input[fed..fed + n]);
+                fed += n;
+            }
+            loop {
+                let mut slots = header_slots();
+                let (used, ev) = r.read(&buf, &mut slots, &cfg())?;
+                let mut stop = false;
+                match ev {
+                    ClientEvent::Interim(h) => interim.push(h.status()),
+                    ClientEvent::Head(h) => {
+                        status = h.status();
+                        if h.is_upgrade() {
+                            done = true;
+                            stop = true;
+                        }
+                    }
+                    ClientEvent::Data(d) => body.extend_from_slice(d),
+                    ClientEvent::End => {
+                        done = true;
+                        stop = true;
+                    }
+                    ClientEvent::NeedMore => stop = true,
+                }
+                buf.drain(..used);
+                if stop {
+                    break;
+                }
+            }
+            if done || fed == input.len() {
+                break;
+            }
+        }
+        if !done && eof {
+            r.eof()?;
+            done = r.is_done();
+        }
+        Ok((interim, status, body, done))
+    }
+
+    #[test]
+    fn exchanges_at_every_step() {
+        /// (input, HEAD request, ends with EOF, interim statuses, status, body)
+        type Case = (
+            &'static [u8],
+            bool,
+            bool,
+            &'static [u16],
+            u16,
+            &'static [u8],
+        );
+        let cases: &[Case] = &[
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false, false, &[], 200, b"hello"),
+            (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n", false, false, &[100, 103], 201, b"abcde"),
+            (b"HTTP/1.1 200 OK\r\n\r\nuntil the end", false, true, &[], 200, b"until the end"),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true, false, &[], 200, b""),
+            (b"HTTP/1.1 304 Not Modified\r\n\r\n", false, false, &[], 304, b""),
+            (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n", false, false, &[], 101, b""),
+        ];
+        for &(input, head, eof, interim, status, body) in cases {
+            for step in 1..=input.len() {
+                let (i, s, b, done) = exchange(input, step, head, eof).unwrap_or_else(|e| {
+                    panic!("step {step}: {e}: {:?}", String::from_utf8_lossy(input))
+                });
+                assert_eq!(
+                    (i.as_slice(), s, b.as_slice(), done),
+                    (interim, status, body, true),
+                    "step {step}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_bodies_are_errors() {
+        for input in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-",
+        ] {
+            assert_eq!(
+                exchange(input, 7, false, true).unwrap_err(),
+                ResponseError::Truncated
+            );
+        }
+    }
+
+    #[test]
+    fn bad_chunks_are_errors() {
+        for input in [
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\nx\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nxx\r\n0\r\n\r\n",
+        ] {
+            assert!(matches!(
+                exchange(input, 3, false, true),
+                Err(ResponseError::Chunked(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn keep_alive_after_complete_only() {
+        let input = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+        let mut r = ResponseReader::new(false);
+        let mut slots = header_slots();
+        let (n, _) = r.read(input, &mut slots, &cfg()).unwrap();
+        assert!(!r.keep_alive());
+        let mut slots = header_slots();
+        let (m, ev) = r.read(&input[n..], &mut slots, &cfg()).unwrap();
+        assert!(matches!(ev, ClientEvent::Data(b"hi")));
+        assert_eq!(n + m, input.len());
+        let mut slots = header_slots();
+        assert!(matches!(
+            r.read(b"", &mut slots, &cfg()).unwrap().1,
+            ClientEvent::End
+        ));
+        assert!(r.keep_alive());
+    }
+
+    #[test]
+    fn request_writer() {
+        let mut out = Vec::new();
+        write_request_head(
+            &mut out,
+            "POST",
+            "/up?x=1",
+            [
+                ("Host", &b"a"[..]),
+                ("Content-Length", b"9"),
+                ("X-A", b"b c"),
+            ],
+            BodyLength::Chunked,
+        )
+        .unwrap();
+        write_chunk(&mut out, b"hello world, this is more than 16 bytes");
+        write_chunk(&mut out, b"");
+        write_last_chunk(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "POST /up?x=1 HTTP/1.1\r\nHost: a\r\nX-A: b c\r\nTransfer-Encoding: chunked\r\n\r\n27\r\nhello world, this is more than 16 bytes\r\n0\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        write_request_head(
+            &mut out,
+            "PUT",
+            "/",
+            [("Host", &b"a"[..])],
+            BodyLength::Length(0),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            b"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"
+        );
+        for (m, t, n, v) in [
+            ("GE T", "/", "X", &b"v"[..]),
+            ("GET", "/a b", "X", b"v"),
+            ("GET", "/", "X:", b"v"),
+            ("GET", "/", "X", b"a\r\nInjected: 1"),
+        ] {
+            let mut out = Vec::new();
+            assert!(write_request_head(&mut out, m, t, [(n, v)], BodyLength::None).is_err());
+            assert!(out.is_empty());
+        }
+    }
+
+    #[test]
+    fn written_requests_parse_back() {
+        let mut out = Vec::new();
+        write_request_head(
+            &mut out,
+            "POST",
+            "/p",
+            [("Host", &b"h"[..])],
+            BodyLength::Chunked,
+        )
+        .unwrap();
+        write_chunk(&mut out, &[7u8; 300]);
+        write_last_chunk(&mut out);
+        let mut slots = header_slots();
+        let (len, req) = super::super::parse::parse_request(&out, &mut slots, &cfg())
+            .unwrap()
+            .unwrap();
+        assert!(req.is_chunked());
+        let mut dec = ChunkedDecoder::new();
+        let mut rest = &out[len..];
+        let mut body = Vec::new();
+        loop {
+            let (n, d) = dec.decode(rest).unwrap();
+            rest = &rest[n..];
+            match d {
+                Decoded::Data(d) => body.extend_from_slice(d),
+                Decoded::Done => break,
+                Decoded::NeedMore => panic!("short"),
+            }
+        }
+        assert_eq!(body, vec![7u8; 300]);
+        assert!(rest.is_empty());
+    }
+}
