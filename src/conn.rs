@@ -350,14 +350,35 @@ impl<S> Conn<'_, S> {
     /// as a proxy pairs a client with its upstream: while one side's queued output is
     /// above the high-water mark, the loop stops reading the other side, and resumes when
     /// it drains. Returns `false` if `peer` is not open on this loop.
+    ///
+    /// A connection has at most one link: linking either side to a new partner ends its
+    /// former link (the former partner is unlinked and read again if it waited), so a
+    /// pooled upstream that moves on to another client leaves the previous one free.
     pub fn link(&mut self, peer: ConnId) -> bool {
         let me = (self.id.key, self.id.gen);
-        let Some(p) = self.core.live(peer) else {
+        let them = (peer.key, peer.gen);
+        if them == me || self.core.live(peer).is_none() {
             return false;
-        };
-        p.io.peer = me;
-        self.io.peer = (peer.key, peer.gen);
+        }
+        self.unlink();
+        self.core.unlink(them);
+        if let Some(p) = self.core.live(peer) {
+            p.io.peer = me;
+        }
+        self.io.peer = them;
         true
+    }
+
+    /// Ends this connection's link (see [`link`](Conn::link)), both ways: neither side's
+    /// output holds back reading the other any more. Nothing happens without a link.
+    pub fn unlink(&mut self) {
+        let me = (self.id.key, self.id.gen);
+        let old = std::mem::replace(&mut self.io.peer, NO_PEER);
+        if self.io.has(flags::PEER_BLOCKED) {
+            self.io.unset(flags::PEER_BLOCKED);
+            self.core.requeue(me);
+        }
+        self.core.drop_link(me, old);
     }
 
     /// The connection linked with [`link`](Conn::link), if any.

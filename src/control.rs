@@ -134,12 +134,17 @@ impl<S> Control<'_, S> {
         if a == b || self.core.live(a).is_none() || self.core.live(b).is_none() {
             return false;
         }
-        if let Some(c) = self.core.live(a) {
-            c.io.peer = (b.key, b.gen);
+        self.core.set_link((a.key, a.gen), (b.key, b.gen));
+        true
+    }
+
+    /// Ends `id`'s link (see [`Conn::unlink`](crate::Conn::unlink)). `false` unless `id`
+    /// is open on this loop.
+    pub fn unlink(&mut self, id: ConnId) -> bool {
+        if self.core.live(id).is_none() {
+            return false;
         }
-        if let Some(c) = self.core.live(b) {
-            c.io.peer = (a.key, a.gen);
-        }
+        self.core.unlink((id.key, id.gen));
         true
     }
 

@@ -156,6 +156,75 @@ impl<S> Core<S> {
     }
 
     /// The connection `id` names, if it is this loop's, alive, and not closing.
+    /// Puts a stored connection in the queue of connections to read again.
+    pub(crate) fn queue_ready(&mut self, key: usize) {
+        let gen = self.slots.gen(key);
+        if let Some(c) = self.slots.get_mut(key) {
+            if !c.io.has(flags::QUEUED) {
+                c.io.set(flags::QUEUED);
+                self.ready.push_back((key, gen));
+            }
+        }
+    }
+
+    /// Queues the connection being served by a callback (out of the slab meanwhile) to
+    /// be read again once it is back.
+    pub(crate) fn requeue(&mut self, (key, gen): (u32, u32)) {
+        self.ready.push_back((key as usize, gen));
+    }
+
+    /// Ends the link of `me` with its former peer `old` (stored in the slab): `old` is
+    /// unlinked if it still points at `me`, and read again if it waited on `me`'s output.
+    /// Called before `me` is linked elsewhere or unlinked, so a connection is never left
+    /// coupled to one that moved on (a pooled upstream serving another client).
+    pub(crate) fn drop_link(&mut self, me: (u32, u32), old: (u32, u32)) {
+        if old == NO_PEER || old == me {
+            return;
+        }
+        let Some(p) = self.slots.get_gen_mut(old.0 as usize, old.1) else {
+            return;
+        };
+        if p.io.peer == me {
+            p.io.peer = NO_PEER;
+            if p.io.has(flags::PEER_BLOCKED) {
+                p.io.unset(flags::PEER_BLOCKED);
+                self.queue_ready(old.0 as usize);
+            }
+        }
+    }
+
+    /// Links two stored connections both ways, ending their former links first.
+    pub(crate) fn set_link(&mut self, a: (u32, u32), b: (u32, u32)) {
+        for (me, other) in [(a, b), (b, a)] {
+            let Some(c) = self.slots.get_gen_mut(me.0 as usize, me.1) else {
+                continue;
+            };
+            let old = c.io.peer;
+            c.io.peer = other;
+            if c.io.has(flags::PEER_BLOCKED) {
+                // Re-checked against the new peer on the next read.
+                c.io.unset(flags::PEER_BLOCKED);
+                self.queue_ready(me.0 as usize);
+            }
+            if old != other {
+                self.drop_link(me, old);
+            }
+        }
+    }
+
+    /// Unlinks a stored connection from its peer (both ways).
+    pub(crate) fn unlink(&mut self, me: (u32, u32)) {
+        let Some(c) = self.slots.get_gen_mut(me.0 as usize, me.1) else {
+            return;
+        };
+        let old = std::mem::replace(&mut c.io.peer, NO_PEER);
+        if c.io.has(flags::PEER_BLOCKED) {
+            c.io.unset(flags::PEER_BLOCKED);
+            self.queue_ready(me.0 as usize);
+        }
+        self.drop_link(me, old);
+    }
+
     pub(crate) fn live(&mut self, id: ConnId) -> Option<&mut Connection<S>> {
         if id.loop_index as usize != self.ctx.index {
             return None;
@@ -542,13 +611,7 @@ impl<H: Handler> EventLoop<H> {
     }
 
     fn queue_ready(&mut self, key: usize) {
-        let gen = self.core.slots.gen(key);
-        if let Some(c) = self.core.slots.get_mut(key) {
-            if !c.io.has(flags::QUEUED) {
-                c.io.set(flags::QUEUED);
-                self.core.ready.push_back((key, gen));
-            }
-        }
+        self.core.queue_ready(key);
     }
 
     fn run_ready(&mut self) {

@@ -974,3 +974,116 @@ fn control_writes_then_close_are_all_delivered() {
     assert_eq!(closed, Some(None), "the close was not clean");
     srv.stop();
 }
+
+// ----- links -------------------------------------------------------------------------------
+
+/// Line commands: `link N` links this connection with the N-th one opened, `unlink` ends
+/// its link, `flood` queues 4 MiB to it; any other line is echoed.
+#[derive(Default)]
+struct Linker {
+    opened: Vec<ConnId>,
+}
+
+impl Handler for Linker {
+    type State = ();
+
+    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        self.opened.push(conn.id());
+        let n = (self.opened.len() - 1).to_string();
+        conn.write(format!("{n}\n").as_bytes());
+        Action::None
+    }
+
+    fn data(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        while let Some(end) = conn.input().iter().position(|&b| b == b'\n') {
+            let line = String::from_utf8_lossy(&conn.input()[..=end]).into_owned();
+            conn.consume(end + 1);
+            let cmd = line.trim_end();
+            if let Some(n) = cmd.strip_prefix("link ") {
+                let peer = n
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| self.opened.get(i).copied());
+                let ok = peer.is_some_and(|p| conn.link(p));
+                conn.write(if ok { b"linked\n" } else { b"no\n" });
+            } else if cmd == "unlink" {
+                conn.unlink();
+                conn.write(b"unlinked\n");
+            } else if cmd == "flood" {
+                conn.write(&vec![b'x'; 4 << 20]);
+            } else {
+                conn.write(line.as_bytes());
+            }
+        }
+        Action::None
+    }
+}
+
+/// Opens a client of the `Linker` server and reads its index line.
+fn linker_client(srv: &TestServer) -> (TcpStream, BufReader<TcpStream>) {
+    let s = srv.connect();
+    SockRef::from(&s)
+        .set_recv_buffer_size(64 << 10)
+        .expect("SO_RCVBUF");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    read_line(&mut r);
+    (s, r)
+}
+
+/// Asserts that nothing arrives within a short bounded window (the connection is held back).
+fn assert_silent(s: &TcpStream) {
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("read timeout");
+    let mut b = [0u8; 1];
+    match (&*s).read(&mut b) {
+        Err(e) if is_timeout(&e) => {}
+        other => panic!("expected no answer while held back, got {other:?}"),
+    }
+    s.set_read_timeout(Some(WAIT)).expect("read timeout");
+}
+
+/// A connection whose linked partner moves on (links elsewhere, or unlinks) is released:
+/// it is read again even though its former partner's output is still backed up, exactly
+/// what a proxy needs when a pooled upstream connection passes from one client to another.
+#[test]
+fn relinking_releases_the_former_partner() {
+    let srv = TestServer::start(builder().output_water_marks(256 << 10, 64 << 10), |_| {
+        Linker::default()
+    });
+    let (mut up, mut up_r) = linker_client(&srv); // 0: the "upstream"
+    let (mut a, mut a_r) = linker_client(&srv); // 1: a client that stops reading
+    let (mut b, mut b_r) = linker_client(&srv); // 2: the next client
+
+    a.write_all(b"link 0\n").unwrap();
+    assert_eq!(read_line(&mut a_r), "linked\n");
+    a.write_all(b"flood\n").unwrap(); // a never reads it: its output stays backed up
+    up.write_all(b"ping\n").unwrap();
+    assert_silent(&up); // held back by a's backlog
+
+    b.write_all(b"link 0\n").unwrap();
+    assert_eq!(read_line(&mut b_r), "linked\n");
+    assert_eq!(
+        read_line(&mut up_r),
+        "ping\n",
+        "released when relinked to b"
+    );
+
+    // And an explicit unlink releases too: link again to a, then unlink from a's side.
+    up.write_all(b"link 1\n").unwrap();
+    assert_eq!(read_line(&mut up_r), "linked\n");
+    up.write_all(b"pong\n").unwrap();
+    assert_silent(&up);
+    drop(a_r);
+    let mut c = BufReader::new(b.try_clone().unwrap());
+    b.write_all(b"link 1\n").unwrap(); // b takes a: up loses its link
+    assert_eq!(read_line(&mut c), "linked\n");
+    assert_eq!(
+        read_line(&mut up_r),
+        "pong\n",
+        "released when its partner relinked"
+    );
+    up.write_all(b"unlink\n").unwrap();
+    assert_eq!(read_line(&mut up_r), "unlinked\n");
+    drop(a);
+    srv.stop();
+}
