@@ -158,6 +158,8 @@ enum Op {
     Wake(ConnId),
     Close(ConnId),
     Link(ConnId, ConnId),
+    /// End the connection's link (a pooled upstream no longer serves its client).
+    Unlink(ConnId),
 }
 
 /// How an upstream is doing on this loop.
@@ -414,6 +416,10 @@ impl Proxy {
                     conn.control().close(id);
                 }
                 Op::Link(a, b) => link(conn, a, b),
+                Op::Unlink(id) if id == me => conn.unlink(),
+                Op::Unlink(id) => {
+                    conn.control().unlink(id);
+                }
                 Op::Dial { client, upstream } => {
                     if let Some(up) = self.dial(&mut conn.control(), client, upstream) {
                         link(conn, client, up);
@@ -439,6 +445,9 @@ impl Proxy {
                 }
                 Op::Link(a, b) => {
                     ctl.link(a, b);
+                }
+                Op::Unlink(id) => {
+                    ctl.unlink(id);
                 }
                 Op::Dial { client, upstream } => {
                     if let Some(up) = self.dial(ctl, client, upstream) {
@@ -741,6 +750,8 @@ impl Proxy {
             up.out = Vec::new();
         }
         if reusable && !up.broken && up.out.is_empty() {
+            // Its former client must not be held back by (or hold back) its next one.
+            push_op(&mut self.ops, Op::Unlink(up_id));
             up.idle_since = Some(Instant::now());
             self.health[u].idle.push(up_id);
             if let Some(w) = self.health[u].waiting.pop_front() {
