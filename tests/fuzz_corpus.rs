@@ -30,6 +30,7 @@ const TARGETS: &[Target] = &[
         "http1_chunked",
         wireloop_middleware::http1::fuzzing::chunked,
     ),
+    ("ws_frames", wireloop_middleware::ws::fuzzing::frames),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {

@@ -66,6 +66,7 @@
 
 mod client;
 pub mod frame;
+pub mod fuzzing;
 pub mod handshake;
 pub mod protocol;
 mod server;
