@@ -26,9 +26,9 @@
 
 mod common;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::collections::VecDeque;
 
 use wireloop::{ConnId, Handle, Loops, Server};
 use wireloop_middleware::http1::{Http1, Request, Response};
@@ -144,7 +144,10 @@ impl Chat {
         }
         let start = (c.next - first) as usize;
         if c.skipped > 0 {
-            ws.send_text(&format!("* {} messages skipped (your connection is too slow)", c.skipped));
+            ws.send_text(&format!(
+                "* {} messages skipped (your connection is too slow)",
+                c.skipped
+            ));
             c.skipped = 0;
         }
         for (_, text) in h.log.range(start..) {
@@ -166,11 +169,17 @@ impl WsHandler for Chat {
     }
 
     fn open(&mut self, ws: &mut Ws<'_, '_>, c: &mut Client) {
-        c.name = format!("guest-{}", self.hub.names.fetch_add(1, Ordering::Relaxed) + 1);
+        c.name = format!(
+            "guest-{}",
+            self.hub.names.fetch_add(1, Ordering::Relaxed) + 1
+        );
         {
             let mut h = self.hub.inner.lock().unwrap_or_else(|e| e.into_inner());
             // Recent history first.
-            c.next = h.next_seq.saturating_sub(20).max(h.log.front().map_or(0, |m| m.0));
+            c.next = h
+                .next_seq
+                .saturating_sub(20)
+                .max(h.log.front().map_or(0, |m| m.0));
             h.members.push(Member {
                 id: ws.id(),
                 waiting: c.waiting.clone(),
@@ -211,7 +220,8 @@ impl WsHandler for Chat {
             let mut h = self.hub.inner.lock().unwrap_or_else(|e| e.into_inner());
             h.members.retain(|m| !Arc::ptr_eq(&m.waiting, &c.waiting));
         }
-        self.hub.publish(format!("* {} left", c.name), &mut self.wake);
+        self.hub
+            .publish(format!("* {} left", c.name), &mut self.wake);
     }
 }
 
