@@ -467,6 +467,8 @@ fn wireloop_client_refused_handshake_is_an_error() {
 
 /// tungstenite's own server in a thread, dialed by the wireloop client.
 #[test]
+// tungstenite's handshake callback returns its own (large) error response type.
+#[allow(clippy::result_large_err)]
 fn wireloop_client_dials_tungstenite_server() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");

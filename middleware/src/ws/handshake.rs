@@ -72,7 +72,7 @@ pub fn base64_encode(data: &[u8], out: &mut String) {
 
 /// Decodes standard padded base64; `None` if `s` is not exactly that.
 pub fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return None;
     }
     let val = |c: u8| B64.iter().position(|&x| x == c).map(|v| v as u32);
