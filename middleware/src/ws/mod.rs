@@ -128,9 +128,10 @@ impl Accept {
 /// but [`message`](WsHandler::message) has a default.
 ///
 /// Order of calls for one connection: `accept` (server only) → `open` →
-/// (`message` | `chunk` | `pong` | `woken` | `writable`)* → `closed`, and `closed` exactly
-/// once for every connection that reached `accept`'s yes (or, for a client, every
-/// connection, even when the handshake failed).
+/// (`message` | `chunk` | `pong` | `woken` | `writable`)* → `closed`. On a server,
+/// `closed` comes exactly once for every connection that was upgraded (a request that
+/// `accept` refused, or whose handshake was malformed, never becomes one); on a client,
+/// exactly once for every connection, even when the dial or the handshake failed.
 pub trait WsHandler: 'static {
     /// Per-connection state, created with `Default` for each upgrade request.
     type State: Default + 'static;

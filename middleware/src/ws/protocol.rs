@@ -363,9 +363,11 @@ impl Protocol {
         self.off = 0;
         self.frame_fin = h.fin;
         self.msg_len += h.len;
-        if !self.stream && self.buf.capacity() < self.msg_len as usize {
-            // Grow once to the announced size (bounded by `max`).
-            let want = self.msg_len as usize - self.buf.len();
+        if !self.stream {
+            // Room for the announced frame, but never more than RETAIN ahead of the bytes
+            // that actually arrived: a 14-byte header must not make the server allocate
+            // `max` bytes.
+            let want = (self.msg_len as usize - self.buf.len()).min(RETAIN);
             self.buf.reserve(want);
         }
         Ok(Some((hl, None)))
@@ -580,6 +582,27 @@ mod tests {
         bad_utf8_fragment: [frame(false, 1, b"ok\xff")] => ["error 1007"];
         length_msb: [b"\x82\xff\x80\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00".to_vec()] => ["error 1002"];
         too_big: [b"\x82\xff\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00".to_vec()] => ["error 1009"];
+    }
+
+    #[test]
+    fn announced_length_does_not_allocate_ahead() {
+        let mut p = Protocol::new(Role::Server, 16 << 20, false);
+        let mut scratch = Vec::new();
+        // A 10 MiB binary frame header (masked), and only 100 payload bytes.
+        let mut input = vec![0x82, 0xFF];
+        input.extend_from_slice(&(10u64 << 20).to_be_bytes());
+        input.extend_from_slice(&[1, 2, 3, 4]);
+        input.extend_from_slice(&[0; 100]);
+        let (n, ev) = p.step(&input, &mut scratch).unwrap().unwrap();
+        assert_eq!((n, ev), (14, None));
+        let (n, ev) = p.step(&input[14..], &mut scratch).unwrap().unwrap();
+        assert_eq!((n, ev), (100, None));
+        assert!(
+            p.buffered_capacity() <= 2 * RETAIN,
+            "{}",
+            p.buffered_capacity()
+        );
+        assert!(scratch.is_empty());
     }
 
     #[test]
