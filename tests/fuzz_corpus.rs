@@ -34,6 +34,7 @@ const TARGETS: &[Target] = &[
         "http1_response",
         wireloop_middleware::http1::fuzzing::response,
     ),
+    ("ws_frames", wireloop_middleware::ws::fuzzing::frames),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {

@@ -35,9 +35,11 @@ pub mod fuzzing;
 pub mod http1;
 pub mod tls;
 pub mod translate;
+pub mod ws;
 
 pub use codec::{LengthPrefixed, Lines, RespDecoder, Status};
 pub use http1::Http1;
 pub use tls::{CertKey, TlsClient, TlsClientBuilder, TlsServer, TlsServerBuilder, TlsSession};
 pub use translate::{translate, ConnInfo, Layer, Session, Translate};
 pub use wireloop;
+pub use ws::{Accept, ClientConfig, WebSocket, Ws, WsClient, WsHandler};

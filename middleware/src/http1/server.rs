@@ -29,6 +29,10 @@ pub enum BodyMode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UpgradeEvent {
+    /// The connection has just switched (the 101 is queued): the first event, delivered
+    /// once, before any `Data`. A protocol that speaks first (a WebSocket server's
+    /// greeting) writes here.
+    Opened,
     /// Input arrived (or was left over after the upgrade request): read
     /// [`Conn::input`] and [`Conn::consume`] it.
     Data,
@@ -174,6 +178,8 @@ struct Entry<S> {
     since: u64,
     expired: bool,
     served: u64,
+    /// `App::upgraded` got `UpgradeEvent::Opened`.
+    upgrade_opened: bool,
     state: S,
 }
 
@@ -347,6 +353,13 @@ fn drive<A: App>(
         let step = match e.phase {
             Phase::Dead => Step::Close,
             Phase::Upgraded => {
+                if !e.upgrade_opened {
+                    e.upgrade_opened = true;
+                    let a = cx.app.upgraded(conn, UpgradeEvent::Opened, &mut e.state);
+                    if a != Action::None {
+                        return a;
+                    }
+                }
                 if conn.input().is_empty() {
                     return Action::None;
                 }
@@ -725,6 +738,7 @@ impl<A: App> Handler for Http1<A> {
             since: self.now,
             expired: false,
             served: 0,
+            upgrade_opened: false,
             state: A::State::default(),
         });
         Action::None
