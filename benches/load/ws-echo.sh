@@ -7,15 +7,17 @@
 # Interleaved rounds (ROUNDS, default 3: anchor, wireloop, anchor, ...), medians over rounds
 # by aggregate.sh, then compare.sh. Run from the repository root after
 # `cargo build --release --examples`.
-set -eu
+set -u
 BENCH=${BENCH:-$(cd "$(dirname "$0")/../../../shared/bench" && pwd)}
 HERE=$(cd "$(dirname "$0")" && pwd)
 RES=${RES:-/tmp/wireloop-bench/results/ws-echo-$(date +%m%d-%H%M)/results.csv}
 ROUNDS=${ROUNDS:-3}
+mkdir -p "$(dirname "$RES")"
+RESULTS=$RES LOGDIR=$(dirname "$RES")/logs
 source "$BENCH/lib.sh"
 SIZE=${SIZE:-64}
 WS_TARGET=${WS_TARGET:-$BENCH_HOME/ws-target}
-CARGO_TARGET_DIR=$WS_TARGET cargo build --release --quiet --manifest-path "$HERE/ws/Cargo.toml"
+CARGO_TARGET_DIR=$WS_TARGET cargo build --release --quiet --manifest-path "$HERE/ws/Cargo.toml" || exit 1
 WSLOAD=$WS_TARGET/release/wsload
 SERVERS="tungstenite-tokio|9301|$WS_TARGET/release/ws-echo-tungstenite 9301
 wireloop|9302|target/release/examples/websocket-echo --port 9302"
@@ -24,7 +26,7 @@ rounds=()
 for r in $(seq 1 "$ROUNDS"); do
   RESULTS="$RES.round$r"; rounds+=("$RESULTS")
   echo "scenario,server,metric,median,min,max,runs,values" > "$RESULTS"
-  while IFS='|' read -r name port cmd; do
+  while IFS="|" read -r name port cmd <&3; do
     start_server "$name" "$port" "$cmd" || exit 1
     for d in 1 16; do
       sc="wsecho_c${CONNS}_s${SIZE}_d$d"
@@ -42,7 +44,7 @@ for r in $(seq 1 "$ROUNDS"); do
       record "$sc" "$name" load_core_busy_pct "$SMP_LOAD_CORE"
     done
     stop_server
-  done <<< "$SERVERS"
+  done 3<<< "$SERVERS"
 done
 "$BENCH/aggregate.sh" "$RES" "${rounds[@]}"
 for d in 1 16; do "$BENCH/compare.sh" "$RES" "wsecho_c${CONNS}_s${SIZE}_d$d" wireloop tungstenite-tokio; done
