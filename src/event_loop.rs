@@ -733,8 +733,12 @@ impl<H: Handler> EventLoop<H> {
                     Ok(false) => c.io.unset(flags::WRITABLE),
                     Err(e) => {
                         core.stage.discard();
-                        core.rbuf.clear();
-                        self.fail(key, Error::io(e));
+                        self.keep_leftovers(key);
+                        let gen = self.core.slots.gen(key);
+                        self.read_before_failing(key);
+                        if self.core.slots.get_gen_mut(key, gen).is_some() {
+                            self.fail(key, Error::io(e));
+                        }
                         return;
                     }
                 }
@@ -819,7 +823,11 @@ impl<H: Handler> EventLoop<H> {
                 Ok(false) => c.io.unset(flags::WRITABLE),
                 Err(e) => {
                     b.out.discard();
-                    self.fail(key, Error::io(e));
+                    let gen = self.core.slots.gen(key);
+                    self.read_before_failing(key);
+                    if self.core.slots.get_gen_mut(key, gen).is_some() {
+                        self.fail(key, Error::io(e));
+                    }
                     return;
                 }
             }
@@ -962,6 +970,21 @@ impl<H: Handler> EventLoop<H> {
         );
         // Output may have been queued just now (by `closing`): write what the socket takes.
         self.flush(key);
+    }
+
+    /// A write failed (the peer reset or closed the connection): before the connection
+    /// fails, deliver what the peer sent and is still readable, such as an early answer to
+    /// an upload the peer stopped reading. The read ends in the failure itself, or leaves
+    /// the connection for the caller to fail.
+    fn read_before_failing(&mut self, key: usize) {
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
+        if c.io.has(flags::CLOSING | flags::LINGERING) {
+            return;
+        }
+        c.io.set(flags::READABLE | flags::RDHUP);
+        self.read(key);
     }
 
     /// The socket failed: close now, output is lost.
