@@ -104,6 +104,9 @@ struct Client {
     stage: Vec<u8>,
     /// The upstream's response is complete (all of it is in `stage` or written).
     complete: bool,
+    /// The upstream failed after the response head arrived: what arrived is passed on,
+    /// then the response is cut off (`Response::abort`).
+    cut_off: bool,
     /// The upstream left input unread because `stage` was full.
     up_paused: bool,
     // Tunnel (after a 101).

@@ -52,6 +52,7 @@ impl Proxy {
                 resp_cl: None,
                 stage: Vec::new(),
                 complete: false,
+                cut_off: false,
                 up_paused: false,
                 tunnel: false,
                 tunnel_eof: false,
@@ -117,6 +118,7 @@ impl Proxy {
                 up.deadline = Some(Instant::now() + self.s.upstream_timeout);
                 if last {
                     up.req_done = true;
+                    c.req_done = true;
                 }
                 if !up.connected && up.out.len() > CONNECTING_CAP {
                     log::warn!("request body backed up while connecting; giving up");
@@ -133,7 +135,14 @@ impl Proxy {
             // No connection yet (dial queued or waiting for the pool), or the exchange
             // already ended (an early answer): stage or drop.
             _ => {
-                if c.answer != Answer::Pending || c.req_stage.len() > CONNECTING_CAP {
+                if c.answer != Answer::Pending {
+                    // The rest of the body is not forwarded.
+                    if last {
+                        c.req_done = true;
+                    }
+                    return;
+                }
+                if c.req_stage.len() > CONNECTING_CAP {
                     return;
                 }
                 if last {
@@ -181,6 +190,7 @@ impl App for Proxy {
         c.retries = 0;
         c.answer = Answer::Pending;
         c.complete = false;
+        c.cut_off = false;
         c.up_paused = false;
         c.stage.clear();
         c.resp_head.clear();
@@ -288,6 +298,11 @@ impl App for Proxy {
                     access_log(&self.s, &self.upstreams, c, 101);
                     return;
                 }
+                if !c.req_done && (c.complete || c.up.is_none()) {
+                    // An early answer: the upstream is done before the request body was
+                    // forwarded whole. The rest is not read; the client connection closes.
+                    res.close();
+                }
                 match (c.resp_body, c.head_request) {
                     (ResponseBody::Length(n), _) => res.start_sized(n),
                     (ResponseBody::Chunked | ResponseBody::UntilClose, _) => res.start_chunked(),
@@ -314,7 +329,23 @@ impl App for Proxy {
             }
         }
         let c = slot_get(&mut self.clients, id, |c| c.id).expect("client");
+        if c.cut_off && !c.complete && c.stage.is_empty() {
+            // The upstream failed after its head: what arrived is passed on, then the
+            // response is cut off.
+            log::debug!("client {id}: upstream failed mid-response; closing");
+            res.abort();
+            c.answer = Answer::Done;
+            let status = c.status;
+            let c = slot_get(&mut self.clients, id, |c| c.id).expect("client");
+            access_log(&self.s, &self.upstreams, c, status);
+            return;
+        }
         if c.complete && c.stage.is_empty() {
+            if !c.req_done {
+                // The response ends before the request body was read whole: the rest is
+                // not read; the client connection closes after the response.
+                res.close();
+            }
             res.finish();
             c.answer = Answer::Done;
             // An idle keep-alive client keeps no large buffers.

@@ -14,12 +14,17 @@ use super::{push_op, slot_get, Answer, Op, Proxy};
 const STAGE_CAP: usize = 256 * 1024;
 
 impl Proxy {
-    /// The upstream side failed for client `cid`: 502/504 if nothing was sent yet, else
-    /// the client connection is closed without completing the response.
+    /// The upstream side failed for client `cid`: 502/504 if no response head arrived,
+    /// else what arrived is passed on and the client connection is closed without
+    /// completing the response (a response received whole is delivered).
     pub(super) fn fail_client(&mut self, cid: ConnId, status: u16) {
         if let Some(c) = slot_get(&mut self.clients, cid, |c| c.id) {
             if c.tunnel {
                 c.tunnel_eof = true;
+            } else if matches!(c.answer, Answer::Head | Answer::Streaming) && !c.complete {
+                // The head arrived (an early answer to an upload whose body could then not
+                // be written, say): the response is passed on as far as it came.
+                c.cut_off = true;
             } else if !matches!(c.answer, Answer::Done) && !c.complete {
                 // (A response already received whole is delivered whatever happens to
                 // the connection afterwards.)
