@@ -127,6 +127,9 @@ pub(crate) struct Core<S> {
     pub(crate) deferred: Vec<Deferred>,
     /// Errors to report in `closed` once a closing connection has flushed.
     close_errors: Vec<(u32, Error)>,
+    /// The connection whose write failed and whose remaining input is being read before
+    /// it fails: its end of input or read error ends that read, not the connection.
+    salvaging: Option<usize>,
     listeners: Vec<Option<LoopListener>>,
     inbox: Inbox,
     inbox_pending: bool,
@@ -432,6 +435,7 @@ impl<H: Handler> EventLoop<H> {
                 ready: VecDeque::new(),
                 deferred: Vec::new(),
                 close_errors: Vec::new(),
+                salvaging: None,
                 listeners,
                 inbox,
                 inbox_pending: false,
@@ -579,7 +583,9 @@ impl<H: Handler> EventLoop<H> {
                 Ok(0) => {
                     c.io.set(flags::READ_EOF);
                     c.io.unset(flags::READABLE);
-                    self.dispatch(key, Cb::Eof);
+                    if core.salvaging != Some(key) {
+                        self.dispatch(key, Cb::Eof);
+                    }
                     return;
                 }
                 Ok(n) => {
@@ -600,6 +606,7 @@ impl<H: Handler> EventLoop<H> {
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) if core.salvaging == Some(key) => return,
                 Err(e) => {
                     self.fail(key, Error::io(e));
                     return;
@@ -733,8 +740,12 @@ impl<H: Handler> EventLoop<H> {
                     Ok(false) => c.io.unset(flags::WRITABLE),
                     Err(e) => {
                         core.stage.discard();
-                        core.rbuf.clear();
-                        self.fail(key, Error::io(e));
+                        self.keep_leftovers(key);
+                        let gen = self.core.slots.gen(key);
+                        self.read_before_failing(key);
+                        if self.core.slots.get_gen_mut(key, gen).is_some() {
+                            self.fail(key, Error::io(e));
+                        }
                         return;
                     }
                 }
@@ -819,7 +830,11 @@ impl<H: Handler> EventLoop<H> {
                 Ok(false) => c.io.unset(flags::WRITABLE),
                 Err(e) => {
                     b.out.discard();
-                    self.fail(key, Error::io(e));
+                    let gen = self.core.slots.gen(key);
+                    self.read_before_failing(key);
+                    if self.core.slots.get_gen_mut(key, gen).is_some() {
+                        self.fail(key, Error::io(e));
+                    }
                     return;
                 }
             }
@@ -962,6 +977,23 @@ impl<H: Handler> EventLoop<H> {
         );
         // Output may have been queued just now (by `closing`): write what the socket takes.
         self.flush(key);
+    }
+
+    /// A write failed (the peer reset or closed the connection): before the connection
+    /// fails, deliver what the peer sent and is still readable, such as an early answer to
+    /// an upload the peer stopped reading. The caller then fails the connection with the
+    /// write's error (if the handler did not close it meanwhile).
+    fn read_before_failing(&mut self, key: usize) {
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
+        if c.io.has(flags::CLOSING | flags::LINGERING) || self.core.salvaging.is_some() {
+            return;
+        }
+        c.io.set(flags::READABLE | flags::RDHUP);
+        self.core.salvaging = Some(key);
+        self.read(key);
+        self.core.salvaging = None;
     }
 
     /// The socket failed: close now, output is lost.

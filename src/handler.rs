@@ -31,7 +31,7 @@ pub enum Action {
 ///
 /// # Event order for one connection
 ///
-/// `opened` → (`data` | `writable` | `woken`)* → [`eof`] → ... → `closed`, and `closed`
+/// `opened` → (`data` | `writable` | `woken`)* → \[`eof`\] → ... → `closed`, and `closed`
 /// exactly once, whatever happened. Every callback but `closed` returns an [`Action`].
 ///
 /// # Input

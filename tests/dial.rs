@@ -1291,3 +1291,24 @@ fn close_before_connect_closes_once_and_never_opens() {
         assert!(late.is_empty(), "{id}: events after closed: {late:?}");
     }
 }
+
+#[test]
+fn answer_before_a_reset_is_delivered_though_a_write_fails() {
+    // The target reads a little of a large upload, answers and closes with the rest unread
+    // (so its kernel resets the connection) while the loop still has output queued: the
+    // write fails, but the answer, already received, reaches the handler before `closed`.
+    let mut rig = Rig::start(1, None, Vec::new());
+    let target = TcpListener::bind("127.0.0.1:0").expect("bind target");
+    let taddr = target.local_addr().unwrap();
+    let id = rig.dial(&DialSpec::new(&format!("tcp4://{taddr}"), 9));
+    let mut peer = accept_tcp(&target);
+    rig.ev.opened(id);
+    assert!(rig.server.handle.send(id, pattern(16 << 20, 5)));
+    let mut first = [0u8; 1024];
+    peer.read_exact(&mut first).expect("the upload starts");
+    peer.write_all(b"no thanks").expect("the target answers");
+    drop(peer);
+    assert_eq!(rig.ev.data(id, 9), b"no thanks");
+    assert!(rig.ev.closed(id).is_some(), "the reset is an error");
+    rig.stop();
+}

@@ -927,3 +927,56 @@ fn stale_pooled_connection_is_replaced() {
         |l| l.contains("stale upstream connection: sending GET /2 again")
     )));
 }
+
+#[test]
+fn early_upstream_answer_during_an_upload_is_delivered() {
+    // The upstream reads the request head only, answers 413 and closes (with the body
+    // still arriving, so its kernel resets the connection): the client must get that
+    // answer, not a 502 from the failed write of the rest of the body.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let t = thread::spawn(move || {
+        for _ in 0..2 {
+            let Ok((s, _)) = l.accept() else { return };
+            s.set_read_timeout(Some(TIMEOUT)).unwrap();
+            let mut r = BufReader::new(s);
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let _ = r.get_mut().write_all(
+                b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 15\r\n\r\nbody too large\n",
+            );
+        }
+    });
+    let dir = TempDir::new("upload");
+    let file = dir.path().join("big.bin");
+    std::fs::write(&file, pattern(4 << 20, 3)).unwrap();
+    let at = format!("@{}", file.display());
+    let px = Proxy::start(&["--upstream", &format!("http://{addr}")]);
+    // With curl's `Expect: 100-continue` and without it (the body streams at once). (Whether
+    // the proxy had read the whole body by then, and so whether it keeps the client
+    // connection, depends on how much the kernel's buffers took.)
+    for expect in ["Expect: 100-continue", "Expect:"] {
+        let (code, out) = curl_status(&["-i", "-H", expect, "--data-binary", &at, &px.url("/up")]);
+        let out = text(&out);
+        let out = out
+            .strip_prefix("HTTP/1.1 100 Continue\r\n\r\n")
+            .unwrap_or(&out);
+        assert!(
+            out.starts_with("HTTP/1.1 413 "),
+            "{expect}: curl exit {code}: {out}; proxy log: {:?}",
+            px.log.lock().unwrap()
+        );
+        assert!(out.ends_with("\r\n\r\nbody too large\n"), "{expect}: {out}");
+    }
+    t.join().unwrap();
+    assert!(wait_until(TIMEOUT, || px
+        .access
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("\"POST /up\" 413 15"))));
+}

@@ -3,7 +3,7 @@
 //!
 //! [`Http1::server(app)`](Http1::server) turns an [`App`] — a request/response callback
 //! with optional per-connection state — into a handler, so it runs on a plain listener or
-//! stacks under [`translate`](crate::translate) for TLS exactly like a byte handler:
+//! stacks under [`translate`](fn@crate::translate) for TLS exactly like a byte handler:
 //!
 //! ```no_run
 //! use wireloop::Server;

@@ -199,7 +199,7 @@ struct Cx<'h, A> {
 }
 
 /// The HTTP/1.1 server adapter: a [`Handler`] serving an [`App`]. Stacks under
-/// [`translate`](crate::translate) like any byte handler, so the same value serves plain
+/// [`translate`](fn@crate::translate) like any byte handler, so the same value serves plain
 /// and TLS listeners.
 pub struct Http1<A: App> {
     app: A,
