@@ -35,6 +35,8 @@ OPTIONS:
     --listen-host ADDR       address to listen on (default 0.0.0.0)
     --tlscert PEM            certificate chain and key (one PEM file) for --tlsport;
                              without it a self-signed one is generated at start-up
+    --no-resumption          no TLS session tickets or cache on --tlsport: every
+                             handshake is a full one (for measuring)
     --cert-out PATH          write the generated certificate here (curl --cacert PATH)
     --upstream URL           http://host:port or https://host:port (repeatable); host
                              names are resolved off the loop when dialing
@@ -64,6 +66,7 @@ struct Args {
     host: String,
     tlscert: Option<String>,
     cert_out: Option<String>,
+    resumption: bool,
     upstreams: Vec<Upstream>,
     upstream_ca: Option<String>,
     settings: Settings,
@@ -85,6 +88,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         host: "0.0.0.0".into(),
         tlscert: None,
         cert_out: None,
+        resumption: true,
         upstreams: Vec::new(),
         upstream_ca: None,
         settings: Settings::default(),
@@ -98,6 +102,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("listen-host") => a.host = p.value()?.string()?,
             Long("tlscert") => a.tlscert = Some(p.value()?.string()?),
             Long("cert-out") => a.cert_out = Some(p.value()?.string()?),
+            Long("no-resumption") => a.resumption = false,
             Long("upstream") => {
                 let url = p.value()?.string()?;
                 a.upstreams
@@ -330,6 +335,7 @@ fn main() {
             Some(
                 TlsServer::builder(cert)
                     .alpn(&[b"http/1.1"])
+                    .resumption(args.resumption)
                     .build()
                     .unwrap_or_else(|e| fail(e)),
             )
