@@ -36,7 +36,7 @@ use std::mem::MaybeUninit;
 use httparse::Header;
 
 use super::chunked::{ChunkedDecoder, ChunkedError, Decoded};
-use super::parse::{check_line_ends, eq, is_tchar, list, parse_decimal, trim_ows, BodyLength};
+use super::parse::{check_line_ends, eq, is_tchar, list, BodyLength, FramingFields, TeError};
 use super::Config;
 
 /// How a response's body is delimited (RFC 9112 §6.3).
@@ -261,15 +261,17 @@ fn framing(
     code: u16,
     head_request: bool,
 ) -> Result<(ResponseBody, bool), ResponseError> {
-    let mut content_length: Option<u64> = None;
-    let mut te_seen = false;
-    let mut te_chunked = 0u32;
-    let mut te_last_chunked = false;
-    let mut te_other = false;
+    let mut fields = FramingFields::default();
     let mut close = false;
     let mut keep_alive_token = false;
     for h in headers {
         let name = h.name;
+        if fields
+            .field(name, h.value)
+            .map_err(ResponseError::Malformed)?
+        {
+            continue;
+        }
         match name.len() {
             10 if eq(name, "connection") => {
                 for t in list(h.value) {
@@ -280,45 +282,6 @@ fn framing(
                     }
                 }
             }
-            14 if eq(name, "content-length") => {
-                let mut any = false;
-                for v in h.value.split(|&b| b == b',').map(trim_ows) {
-                    any = true;
-                    let n = parse_decimal(v)
-                        .ok_or(ResponseError::Malformed("invalid Content-Length"))?;
-                    match content_length {
-                        Some(prev) if prev != n => {
-                            return Err(ResponseError::Malformed("differing Content-Length values"))
-                        }
-                        _ => content_length = Some(n),
-                    }
-                }
-                if !any {
-                    return Err(ResponseError::Malformed("empty Content-Length"));
-                }
-            }
-            17 if eq(name, "transfer-encoding") => {
-                te_seen = true;
-                for coding in list(h.value) {
-                    let (name, params) = match coding.iter().position(|&b| b == b';') {
-                        Some(i) => (trim_ows(&coding[..i]), Some(&coding[i..])),
-                        None => (coding, None),
-                    };
-                    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-                        return Err(ResponseError::Malformed("invalid Transfer-Encoding"));
-                    }
-                    if name.eq_ignore_ascii_case(b"chunked") {
-                        if params.is_some() {
-                            return Err(ResponseError::Malformed("parameters on chunked"));
-                        }
-                        te_chunked += 1;
-                        te_last_chunked = true;
-                    } else {
-                        te_other = true;
-                        te_last_chunked = false;
-                    }
-                }
-            }
             _ => {}
         }
     }
@@ -326,44 +289,24 @@ fn framing(
     if head_request || code < 200 || code == 204 || code == 304 {
         // No body, whatever the fields say (RFC 9112 §6.3 rules 1 and 2); the fields
         // still must not contradict each other.
-        if te_seen && content_length.is_some() {
-            return Err(ResponseError::Malformed(
-                "both Content-Length and Transfer-Encoding",
-            ));
+        if fields.te_seen && fields.content_length.is_some() {
+            return Err(ResponseError::Malformed(TeError::WithContentLength.text()));
         }
         return Ok((ResponseBody::None, keep_alive));
     }
-    let body = if te_seen {
-        if minor == 0 {
-            return Err(ResponseError::Malformed("Transfer-Encoding in HTTP/1.0"));
-        }
-        if content_length.is_some() {
-            return Err(ResponseError::Malformed(
-                "both Content-Length and Transfer-Encoding",
-            ));
-        }
-        if !te_last_chunked {
-            return Err(ResponseError::NotImplemented(
-                "Transfer-Encoding does not end in chunked",
-            ));
-        }
-        if te_chunked > 1 {
-            return Err(ResponseError::Malformed("chunked applied more than once"));
-        }
-        if te_other {
-            return Err(ResponseError::NotImplemented(
-                "transfer coding other than chunked",
-            ));
-        }
-        ResponseBody::Chunked
-    } else {
-        match content_length {
+    let body = match fields.chunked(minor) {
+        Ok(true) => ResponseBody::Chunked,
+        Ok(false) => match fields.content_length {
             Some(n) => ResponseBody::Length(n),
             None => {
                 keep_alive = false;
                 ResponseBody::UntilClose
             }
+        },
+        Err(e @ (TeError::NotEndingInChunked | TeError::OtherCoding)) => {
+            return Err(ResponseError::NotImplemented(e.text()))
         }
+        Err(e) => return Err(ResponseError::Malformed(e.text())),
     };
     Ok((body, keep_alive))
 }

@@ -399,12 +399,120 @@ pub(crate) fn eq(name: &str, lower: &str) -> bool {
     name.len() == lower.len() && name.eq_ignore_ascii_case(lower)
 }
 
+/// The framing fields of a message head (`Content-Length`, `Transfer-Encoding`) as read
+/// so far, with the checks RFC 9112 §6 asks of both requests and responses.
+#[derive(Default)]
+pub(crate) struct FramingFields {
+    /// The agreed `Content-Length` (all values equal).
+    pub(crate) content_length: Option<u64>,
+    /// A `Transfer-Encoding` field was present.
+    pub(crate) te_seen: bool,
+    te_chunked: u32,
+    te_last_chunked: bool,
+    te_other: bool,
+}
+
+/// Why the `Transfer-Encoding` of a head cannot frame its body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TeError {
+    /// HTTP/1.0 has no transfer codings.
+    InHttp10,
+    /// Both `Content-Length` and `Transfer-Encoding` (a smuggling vector).
+    WithContentLength,
+    /// The last coding is not `chunked`.
+    NotEndingInChunked,
+    /// `chunked` applied more than once.
+    ChunkedTwice,
+    /// A coding other than `chunked`.
+    OtherCoding,
+}
+
+impl TeError {
+    pub(crate) fn text(self) -> &'static str {
+        match self {
+            TeError::InHttp10 => "Transfer-Encoding in HTTP/1.0",
+            TeError::WithContentLength => "both Content-Length and Transfer-Encoding",
+            TeError::NotEndingInChunked => "Transfer-Encoding does not end in chunked",
+            TeError::ChunkedTwice => "chunked applied more than once",
+            TeError::OtherCoding => "transfer coding other than chunked",
+        }
+    }
+}
+
+impl FramingFields {
+    /// Takes one header field: `Ok(true)` if it was a framing field (and valid so far),
+    /// `Ok(false)` for any other field.
+    pub(crate) fn field(&mut self, name: &str, value: &[u8]) -> Result<bool, &'static str> {
+        match name.len() {
+            14 if eq(name, "content-length") => {
+                let mut any = false;
+                for v in value.split(|&b| b == b',').map(trim_ows) {
+                    any = true;
+                    let n = parse_decimal(v).ok_or("invalid Content-Length")?;
+                    match self.content_length {
+                        Some(prev) if prev != n => return Err("differing Content-Length values"),
+                        _ => self.content_length = Some(n),
+                    }
+                }
+                if !any {
+                    return Err("empty Content-Length");
+                }
+                Ok(true)
+            }
+            17 if eq(name, "transfer-encoding") => {
+                self.te_seen = true;
+                for coding in list(value) {
+                    let (name, params) = match coding.iter().position(|&b| b == b';') {
+                        Some(i) => (trim_ows(&coding[..i]), Some(&coding[i..])),
+                        None => (coding, None),
+                    };
+                    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+                        return Err("invalid Transfer-Encoding");
+                    }
+                    if name.eq_ignore_ascii_case(b"chunked") {
+                        if params.is_some() {
+                            return Err("parameters on chunked");
+                        }
+                        self.te_chunked += 1;
+                        self.te_last_chunked = true;
+                    } else {
+                        self.te_other = true;
+                        self.te_last_chunked = false;
+                    }
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Whether the body is chunked: `Ok(false)` without `Transfer-Encoding`, `Ok(true)`
+    /// for exactly `chunked`, an error for anything else (checked in this order).
+    pub(crate) fn chunked(&self, minor: u8) -> Result<bool, TeError> {
+        if !self.te_seen {
+            return Ok(false);
+        }
+        if minor == 0 {
+            return Err(TeError::InHttp10);
+        }
+        if self.content_length.is_some() {
+            return Err(TeError::WithContentLength);
+        }
+        if !self.te_last_chunked {
+            return Err(TeError::NotEndingInChunked);
+        }
+        if self.te_chunked > 1 {
+            return Err(TeError::ChunkedTwice);
+        }
+        if self.te_other {
+            return Err(TeError::OtherCoding);
+        }
+        Ok(true)
+    }
+}
+
 fn scan_headers(headers: &[Header<'_>], minor: u8) -> Result<Facts, ParseError> {
-    let mut content_length: Option<u64> = None;
-    let mut te_seen = false;
-    let mut te_chunked = 0u32;
-    let mut te_last_chunked = false;
-    let mut te_other = false;
+    let mut framing = FramingFields::default();
     let mut hosts = 0u32;
     let mut close = false;
     let mut keep_alive_token = false;
@@ -413,6 +521,12 @@ fn scan_headers(headers: &[Header<'_>], minor: u8) -> Result<Facts, ParseError> 
     let mut expect_continue = false;
     for h in headers {
         let name = h.name;
+        if framing
+            .field(name, h.value)
+            .map_err(ParseError::BadRequest)?
+        {
+            continue;
+        }
         match name.len() {
             4 if eq(name, "host") => {
                 hosts += 1;
@@ -445,45 +559,6 @@ fn scan_headers(headers: &[Header<'_>], minor: u8) -> Result<Facts, ParseError> 
                     }
                 }
             }
-            14 if eq(name, "content-length") => {
-                let mut any = false;
-                for v in h.value.split(|&b| b == b',').map(trim_ows) {
-                    any = true;
-                    let n =
-                        parse_decimal(v).ok_or(ParseError::BadRequest("invalid Content-Length"))?;
-                    match content_length {
-                        Some(prev) if prev != n => {
-                            return Err(ParseError::BadRequest("differing Content-Length values"))
-                        }
-                        _ => content_length = Some(n),
-                    }
-                }
-                if !any {
-                    return Err(ParseError::BadRequest("empty Content-Length"));
-                }
-            }
-            17 if eq(name, "transfer-encoding") => {
-                te_seen = true;
-                for coding in list(h.value) {
-                    let (name, params) = match coding.iter().position(|&b| b == b';') {
-                        Some(i) => (trim_ows(&coding[..i]), Some(&coding[i..])),
-                        None => (coding, None),
-                    };
-                    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-                        return Err(ParseError::BadRequest("invalid Transfer-Encoding"));
-                    }
-                    if name.eq_ignore_ascii_case(b"chunked") {
-                        if params.is_some() {
-                            return Err(ParseError::BadRequest("parameters on chunked"));
-                        }
-                        te_chunked += 1;
-                        te_last_chunked = true;
-                    } else {
-                        te_other = true;
-                        te_last_chunked = false;
-                    }
-                }
-            }
             _ => {}
         }
     }
@@ -497,34 +572,14 @@ fn scan_headers(headers: &[Header<'_>], minor: u8) -> Result<Facts, ParseError> 
     if hosts > 1 {
         return Err(ParseError::BadRequest("several Host fields"));
     }
-    let length = if te_seen {
-        if minor == 0 {
-            return Err(ParseError::BadRequest("Transfer-Encoding in HTTP/1.0"));
-        }
-        if content_length.is_some() {
-            return Err(ParseError::BadRequest(
-                "both Content-Length and Transfer-Encoding",
-            ));
-        }
-        if !te_last_chunked {
-            return Err(ParseError::BadRequest(
-                "Transfer-Encoding does not end in chunked",
-            ));
-        }
-        if te_chunked > 1 {
-            return Err(ParseError::BadRequest("chunked applied more than once"));
-        }
-        if te_other {
-            return Err(ParseError::NotImplemented(
-                "transfer coding other than chunked",
-            ));
-        }
-        BodyLength::Chunked
-    } else {
-        match content_length {
+    let length = match framing.chunked(minor) {
+        Ok(true) => BodyLength::Chunked,
+        Ok(false) => match framing.content_length {
             Some(n) => BodyLength::Length(n),
             None => BodyLength::None,
-        }
+        },
+        Err(e @ TeError::OtherCoding) => return Err(ParseError::NotImplemented(e.text())),
+        Err(e) => return Err(ParseError::BadRequest(e.text())),
     };
     let keep_alive = !close && (minor >= 1 || keep_alive_token);
     Ok(Facts {
