@@ -27,48 +27,10 @@ use wireloop_middleware::http1::{App, BodyMode, Http1, Request, Response, Upgrad
 // ----- the proxy process ----------------------------------------------------------------
 
 fn proxy_bin() -> PathBuf {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
-        .get_or_init(build_proxy)
+        .get_or_init(|| common::example_bin("reverse-proxy"))
         .clone()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn build_proxy() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let deps = exe.parent().ok_or("no deps dir")?;
-    let profile_dir = deps.parent().ok_or("no profile dir")?;
-    let bin = profile_dir.join("examples").join("reverse-proxy");
-    let target_dir = profile_dir.parent().ok_or("no target dir")?;
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("");
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "build",
-            "--quiet",
-            "--example",
-            "reverse-proxy",
-            "--target-dir",
-        ])
-        .arg(target_dir)
-        .stdin(Stdio::null());
-    match profile {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        _ => return Ok(bin),
-    }
-    let status = cmd
-        .status()
-        .map_err(|e| format!("run cargo build --example reverse-proxy: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo build --example reverse-proxy: {status}"));
-    }
-    Ok(bin)
 }
 
 fn free_port() -> u16 {

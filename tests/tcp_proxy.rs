@@ -30,46 +30,10 @@ use wireloop::{Action, Bytes, Conn, Handler, Server};
 /// call brings the binary up to date with `cargo build --example tcp-proxy` (a no-op when
 /// it is fresh), so the tests never run a stale proxy.
 fn proxy_bin() -> PathBuf {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
-        .get_or_init(build_proxy)
+        .get_or_init(|| common::example_bin("tcp-proxy"))
         .clone()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn build_proxy() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let deps = exe.parent().ok_or("no deps dir")?;
-    let profile_dir = deps.parent().ok_or("no profile dir")?;
-    let bin = profile_dir.join("examples").join("tcp-proxy");
-    let target_dir = profile_dir.parent().ok_or("no target dir")?;
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("");
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "--quiet", "--example", "tcp-proxy", "--target-dir"])
-        .arg(target_dir)
-        .stdin(Stdio::null());
-    match profile {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        // Some other profile or layout: use what `cargo test` built.
-        _ => return Ok(bin),
-    }
-    let status = cmd
-        .status()
-        .map_err(|e| format!("run cargo build --example tcp-proxy: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo build --example tcp-proxy: {status}"));
-    }
-    if !bin.exists() {
-        return Err(format!("{} not found after building it", bin.display()));
-    }
-    Ok(bin)
 }
 
 /// A running `tcp-proxy`; killed and reaped on drop.

@@ -4,6 +4,10 @@
 #![allow(dead_code)]
 
 pub mod dns;
+mod example;
+
+#[allow(unused_imports)]
+pub use example::example_bin;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
