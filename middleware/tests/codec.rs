@@ -361,33 +361,7 @@ fn length_prefixed_over_limit_closes_socket() {
 
 /// Builds an example of the `wireloop` package and returns its path.
 fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> → target/<profile>/examples/<name>
-    let profile_dir = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .expect("target directory");
-    let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
-    let mut build = Process::new(cargo);
-    build.args([
-        "build",
-        "--quiet",
-        "--manifest-path",
-        manifest,
-        "-p",
-        "wireloop",
-    ]);
-    build.args(["--example", name]);
-    if release {
-        build.arg("--release");
-    }
-    let st = build.status().expect("run cargo build");
-    assert!(st.success(), "cargo build --example {name} failed");
-    let path = profile_dir.join("examples").join(name);
-    assert!(path.is_file(), "{} missing after the build", path.display());
-    path
+    common::example_bin(name)
 }
 
 /// A child whose stderr lines are collected by a thread; the `serving` line gives its port.

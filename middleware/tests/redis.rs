@@ -22,39 +22,10 @@ use common::{ChildGuard, TIMEOUT};
 
 // ----- harness -------------------------------------------------------------------------------
 
-/// The example binary, built once per test process (`cargo test --test redis` alone does
-/// not rebuild examples).
+/// The example binary, built once per test process.
 fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(|p| p.parent())
-            .expect("target directory")
-            .to_path_buf();
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
-        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
-        let mut build = Command::new(cargo);
-        build.args([
-            "build",
-            "--quiet",
-            "--manifest-path",
-            manifest,
-            "-p",
-            "wireloop",
-        ]);
-        build.args(["--example", "redis-server"]);
-        if release {
-            build.arg("--release");
-        }
-        let st = build.status().expect("run cargo build");
-        assert!(st.success(), "cargo build --example redis-server failed");
-        let path = profile_dir.join("examples").join("redis-server");
-        assert!(path.is_file(), "{} missing after the build", path.display());
-        path
-    })
+    BIN.get_or_init(|| common::example_bin("redis-server"))
 }
 
 /// Fails with an install hint if a Redis tool is missing.

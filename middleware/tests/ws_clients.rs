@@ -31,54 +31,7 @@ use common::{ChildGuard, TempFile, TestServer, TIMEOUT};
 /// The example binary, built once per test process.
 fn chat_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(|p| p.parent())
-            .expect("target directory")
-            .to_path_buf();
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
-        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
-        let mut build = Command::new(cargo);
-        // The variables cargo set for this test (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...)
-        // would look like a changed environment to build scripts that track them (ring's),
-        // forcing a rebuild on every run.
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if [
-                "CARGO_PKG_",
-                "CARGO_MANIFEST_",
-                "CARGO_CRATE_",
-                "CARGO_PRIMARY_",
-                "CARGO_TARGET_TMPDIR",
-                "CARGO_BIN_",
-            ]
-            .iter()
-            .any(|p| k.starts_with(p))
-            {
-                build.env_remove(k);
-            }
-        }
-        build.args([
-            "build",
-            "--quiet",
-            "--manifest-path",
-            manifest,
-            "-p",
-            "wireloop",
-        ]);
-        build.args(["--example", "websocket-chat"]);
-        if release {
-            build.arg("--release");
-        }
-        let st = build.status().expect("run cargo build");
-        assert!(st.success(), "cargo build --example websocket-chat failed");
-        let path = profile_dir.join("examples").join("websocket-chat");
-        assert!(path.is_file(), "{} missing after the build", path.display());
-        path
-    })
+    BIN.get_or_init(|| common::example_bin("websocket-chat"))
 }
 
 /// A port that was free a moment ago.

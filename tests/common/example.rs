@@ -1,10 +1,11 @@
-//! Building and finding the example binaries the end-to-end tests run.
+//! Building and finding the example binaries the end-to-end tests run. Shared by the
+//! integration tests of both crates (`middleware/tests/common` includes this file).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// Builds example `name` into the target directory of this test (same profile) with
-/// `$CARGO build --example`, and returns its path. `cargo test` builds examples, but
+/// `$CARGO build -p wireloop --example`, and returns its path. `cargo test` builds examples, but
 /// `cargo test --test X` does not, so the test builds what it runs; a second call for the
 /// same example is a fast no-op for cargo.
 ///
@@ -43,7 +44,15 @@ fn build(name: &str) -> Result<PathBuf, String> {
         }
     }
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "--quiet", "--example", name, "--target-dir"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "wireloop",
+            "--example",
+            name,
+            "--target-dir",
+        ])
         .arg(target_dir)
         .stdin(Stdio::null());
     match profile {

@@ -3,6 +3,11 @@
 //! patterned payloads, bounded channel waits, and temporary files that remove themselves.
 #![allow(dead_code)]
 
+#[path = "../../../tests/common/example.rs"]
+mod example;
+#[allow(unused_imports)]
+pub use example::example_bin;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
