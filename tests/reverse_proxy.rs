@@ -15,7 +15,6 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -80,28 +79,9 @@ impl Proxy {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("spawn: {e}"))?;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let access = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel::<String>();
-        let stderr = child.stderr.take().expect("piped stderr");
-        let stdout = child.stdout.take().expect("piped stdout");
-        {
-            let log = log.clone();
-            thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    log.lock().unwrap().push(line.clone());
-                    let _ = tx.send(line);
-                }
-            });
-            let access = access.clone();
-            thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    access.lock().unwrap().push(line);
-                }
-            });
-        }
+        let stderr = common::ChildLog::spawn(child.stderr.take().expect("piped stderr"));
+        let stdout = common::ChildLog::spawn(child.stdout.take().expect("piped stdout"));
+        let (log, access) = (stderr.lines.clone(), stdout.lines.clone());
         let mut proxy = Proxy {
             child,
             port,
@@ -110,20 +90,9 @@ impl Proxy {
             access,
             _dir: Some(dir),
         };
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.contains("reverse-proxy forwarding to") => break,
-                Ok(_) => {}
-                Err(_) => {
-                    let status = proxy.child.try_wait().ok().flatten();
-                    return Err(format!(
-                        "no \"forwarding\" line (exit status {status:?}); stderr: {:?}",
-                        proxy.log.lock().unwrap()
-                    ));
-                }
-            }
+        if let Err(why) = stderr.wait_for("reverse-proxy forwarding to", TIMEOUT) {
+            let status = proxy.child.try_wait().ok().flatten();
+            return Err(format!("exit status {status:?}: {why}"));
         }
         Ok(proxy)
     }

@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -69,37 +69,14 @@ impl Proxy {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("spawn: {e}"))?;
-        // Drain stderr for the proxy's whole life (so it never blocks on a full pipe), and
-        // pass lines on until the one that says it is listening.
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel::<String>();
-        let stderr = child.stderr.take().expect("piped stderr");
-        {
-            let log = log.clone();
-            thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    log.lock().unwrap().push(line.clone());
-                    let _ = tx.send(line);
-                }
-            });
-        }
+        // Drain stderr for the proxy's whole life (so it never blocks on a full pipe). The
+        // "serving" line is logged after the listener is bound, so connects queue from then.
+        let stderr = common::ChildLog::spawn(child.stderr.take().expect("piped stderr"));
+        let log = stderr.lines.clone();
         let mut proxy = Proxy { child, addr, log };
-        // The line is logged after the listener is bound, so connects are queued from then.
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line.contains("tcp-proxy serving") => break,
-                Ok(_) => {}
-                Err(_) => {
-                    let status = proxy.child.try_wait().ok().flatten();
-                    return Err(format!(
-                        "no \"serving\" line (exit status {status:?}); stderr: {:?}",
-                        proxy.log.lock().unwrap()
-                    ));
-                }
-            }
+        if let Err(why) = stderr.wait_for("tcp-proxy serving", TIMEOUT) {
+            let status = proxy.child.try_wait().ok().flatten();
+            return Err(format!("exit status {status:?}: {why}"));
         }
         Ok(proxy)
     }

@@ -74,3 +74,49 @@ fn build(name: &str) -> Result<PathBuf, String> {
     }
     Ok(bin)
 }
+
+/// The lines a child process writes to one of its pipes, collected by a thread for the
+/// child's whole life (so it never blocks on a full pipe) and passed on, so a test can wait
+/// for the line that says the child is ready.
+pub struct ChildLog {
+    /// Every line so far.
+    pub lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    rx: std::sync::mpsc::Receiver<String>,
+}
+
+impl ChildLog {
+    /// Starts reading `pipe` (a child's stderr or stdout) line by line.
+    pub fn spawn(pipe: impl std::io::Read + Send + 'static) -> ChildLog {
+        use std::io::BufRead;
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let all = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                all.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        ChildLog { lines, rx }
+    }
+
+    /// Waits until a line containing `needle` arrives, up to `timeout`; on failure the
+    /// error holds every line so far.
+    pub fn wait_for(&self, needle: &str, timeout: std::time::Duration) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Ok(()),
+                Ok(_) => {}
+                Err(_) => {
+                    return Err(format!(
+                        "no line with {needle:?} within {timeout:?}; output: {:?}",
+                        self.lines.lock().unwrap()
+                    ))
+                }
+            }
+        }
+    }
+}

@@ -7,7 +7,7 @@ pub mod dns;
 mod example;
 
 #[allow(unused_imports)]
-pub use example::example_bin;
+pub use example::{example_bin, ChildLog};
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

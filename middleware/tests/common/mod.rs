@@ -6,7 +6,7 @@
 #[path = "../../../tests/common/example.rs"]
 mod example;
 #[allow(unused_imports)]
-pub use example::example_bin;
+pub use example::{example_bin, ChildLog};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
