@@ -19,7 +19,7 @@
 //! not consumed [`PLAIN_INPUT_LIMIT`] of decoded input, and stops encoding after
 //! [`WIRE_BUDGET`] per step, so neither direction buffers without bound.
 
-use std::io::{self, Write};
+use std::io::{self, BufRead, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -515,16 +515,22 @@ impl TlsSession {
 
     /// Moves decrypted plaintext from rustls into the handler's input.
     fn pull_plaintext(&mut self, plain: &mut LayerBuffers) -> Result<(), Error> {
+        // Copies each decrypted chunk where rustls keeps it (no read into a zeroed buffer).
         loop {
-            match plain.read_input_from(&mut self.conn.reader(), 16 * 1024) {
-                Ok(0) => {
+            let mut reader = self.conn.reader();
+            let taken = match reader.fill_buf() {
+                Ok([]) => {
                     self.peer_closed = true;
                     return Ok(());
                 }
-                Ok(_) => {}
+                Ok(chunk) => {
+                    plain.push_input(chunk);
+                    chunk.len()
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(Error::layer(e)),
-            }
+            };
+            reader.consume(taken);
         }
     }
 }
