@@ -80,19 +80,22 @@ impl Handler for FrameEcho {
             }
         }
         conn.consume(used);
-        match result {
-            Ok(()) => Action::None,
-            Err(e) => {
-                let peer = conn.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-                log::warn!("closing the connection from {peer}: {e}");
-                Action::Close
-            }
+        if let Err(e) = result {
+            // The echoes of the frames before it still go out; `closed` gets the reason.
+            conn.close_with(Error::layer(e));
         }
+        Action::None
     }
 
     fn closed(&mut self, conn: &mut Conn<'_, ()>, err: Option<Error>) {
-        if let Some(e) = err {
-            log::debug!("connection {} failed: {e}", conn.id());
+        match err {
+            // The peer broke the protocol (the codec's error, given to `close_with`).
+            Some(e) if e.is_layer() => {
+                let peer = conn.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+                log::warn!("closed the connection from {peer}: {e}");
+            }
+            Some(e) => log::debug!("connection {} failed: {e}", conn.id()),
+            None => {}
         }
     }
 }

@@ -412,6 +412,17 @@ impl<S> Conn<'_, S> {
         self.io.set(flags::CLOSE_REQ);
     }
 
+    /// Closes the connection after this callback, like [`close`](Conn::close), and hands
+    /// `err` to [`Handler::closed`](crate::Handler::closed) instead of `None`: for a handler
+    /// that ends a conversation because of what the peer sent (a codec error, a frame over
+    /// its limit), so the reason reaches `closed` like the loop's own errors do. Make one
+    /// with [`Error::layer`]. Queued output is still flushed first; should the socket fail
+    /// meanwhile, `closed` gets that failure instead. A later call replaces the error.
+    pub fn close_with(&mut self, err: Error) {
+        self.io.set(flags::CLOSE_REQ);
+        self.core.set_close_error(self.id.key, err);
+    }
+
     /// Sends end-of-file to the peer once the queued output is written (TCP half-close).
     /// The connection stays open for reading; nothing more can be written.
     pub fn shutdown_write(&mut self) {

@@ -228,6 +228,13 @@ impl<S> Core<S> {
         self.drop_link(me, old);
     }
 
+    /// Remembers the error a closing connection reports to `closed` (replacing an earlier
+    /// one): taken by `begin_close_from`, or on a failure, by `fail`.
+    pub(crate) fn set_close_error(&mut self, key: u32, err: Error) {
+        self.close_errors.retain(|(k, _)| *k != key);
+        self.close_errors.push((key, err));
+    }
+
     pub(crate) fn live(&mut self, id: ConnId) -> Option<&mut Connection<S>> {
         if id.loop_index as usize != self.ctx.index {
             return None;
@@ -961,12 +968,15 @@ impl<H: Handler> EventLoop<H> {
         }
         c.io.set(flags::CLOSING);
         let pending = c.bufs.as_ref().map_or(0, |b| b.out.len());
+        // The handler's own reason (`Conn::close_with`), unless the loop has one.
+        let own = self.take_close_error(key);
+        let err = err.or(own);
         if pending == 0 {
             self.finish_close(key, err, true);
             return;
         }
         if let Some(e) = err {
-            self.core.close_errors.push((key as u32, e));
+            self.core.set_close_error(key as u32, e);
         }
         self.core.timers.add(
             Instant::now() + linger,
@@ -1027,6 +1037,8 @@ impl<H: Handler> EventLoop<H> {
         let gen = self.core.slots.gen(key);
         self.core.dialing.remove(&(key as u32));
         self.with_conn(key, |h, conn| h.closed(conn, err));
+        // A reason given too late (`close_with` in `closed`) must not outlive its connection.
+        let _ = self.take_close_error(key);
         if peer != NO_PEER {
             self.unblock_peer(peer);
         }

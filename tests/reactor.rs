@@ -52,7 +52,8 @@ fn open_info<S>(conn: &Conn<'_, S>) -> OpenInfo {
 }
 
 /// Echoes and reports `opened` and `closed`; with `close_on_c`, returns `Action::Close`
-/// when the input holds a `C` instead of echoing.
+/// when the input holds a `C`, and answers `bad input` then closes with an error
+/// (`Conn::close_with`) when it holds an `E`, instead of echoing.
 struct Probe {
     tx: Sender<Ev>,
     close_on_c: bool,
@@ -67,6 +68,13 @@ impl Handler for Probe {
     }
 
     fn data(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        if self.close_on_c && conn.input().contains(&b'E') {
+            let n = conn.input().len();
+            conn.consume(n);
+            conn.write(b"bad input\n");
+            conn.close_with(Error::layer("the peer sent E"));
+            return Action::None;
+        }
         if self.close_on_c && conn.input().contains(&b'C') {
             let n = conn.input().len();
             conn.consume(n);
@@ -726,26 +734,43 @@ fn half_close_from_server() {
 
 const BLAST: usize = 8 << 20;
 
+/// How [`Blast`] closes.
+#[derive(Clone, Copy)]
+enum CloseBy {
+    /// A copy of the payload, then `Action::Close`.
+    Action,
+    /// Zero-copy output, then `conn.close()`.
+    Method,
+    /// Zero-copy output, then `conn.close_with(err)`.
+    WithError,
+}
+
 /// Writes a big payload on `opened` and closes at once.
 struct Blast {
     tx: Sender<(ConnId, Option<String>)>,
     payload: Bytes,
-    /// Close with `conn.close()` and zero-copy output instead of `Action::Close` and a copy.
-    via_method: bool,
+    by: CloseBy,
 }
 
 impl Handler for Blast {
     type State = ();
 
     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
-        if self.via_method {
-            conn.write_bytes(self.payload.clone());
-            conn.close();
-            Action::None
-        } else {
-            conn.write(&self.payload);
-            Action::Close
+        match self.by {
+            CloseBy::Action => {
+                conn.write(&self.payload);
+                return Action::Close;
+            }
+            CloseBy::Method => {
+                conn.write_bytes(self.payload.clone());
+                conn.close();
+            }
+            CloseBy::WithError => {
+                conn.write_bytes(self.payload.clone());
+                conn.close_with(Error::layer("blast over"));
+            }
         }
+        Action::None
     }
 
     fn data(&mut self, _conn: &mut Conn<'_, ()>) -> Action {
@@ -757,7 +782,7 @@ impl Handler for Blast {
     }
 }
 
-fn close_flushes(via_method: bool) {
+fn close_flushes(by: CloseBy) {
     let payload = Bytes::from(pattern(BLAST, 0xB1A57));
     let server = Server::builder()
         .listen("tcp://127.0.0.1:0")
@@ -769,7 +794,7 @@ fn close_flushes(via_method: bool) {
     let srv = TestServer::start(server, move |_| Blast {
         tx: tx.clone(),
         payload: p.clone(),
-        via_method,
+        by,
     });
     let mut c = small_window_client(srv.tcp_addr(0));
 
@@ -795,19 +820,62 @@ fn close_flushes(via_method: bool) {
     got.extend(c.read_to_eof(BLAST).expect("rest of the payload, then EOF"));
     assert_same_bytes(&got, &payload, "payload written before close");
     let (_, err) = recv(&rx, TIMEOUT, "closed");
-    assert_eq!(err, None, "close after flushing is clean");
+    let want = matches!(by, CloseBy::WithError).then(|| "blast over".to_string());
+    assert_eq!(
+        err, want,
+        "close after flushing: clean, or the handler's own error"
+    );
     assert_eq!(srv.stop(), Ok(()));
     assert_eq!(rx.try_iter().count(), 0, "closed fired once");
 }
 
 #[test]
 fn close_action_flushes_pending_output() {
-    close_flushes(false);
+    close_flushes(CloseBy::Action);
 }
 
 #[test]
 fn close_method_flushes_pending_zero_copy_output() {
-    close_flushes(true);
+    close_flushes(CloseBy::Method);
+}
+
+#[test]
+fn close_with_flushes_then_reports_the_handlers_error() {
+    close_flushes(CloseBy::WithError);
+}
+
+/// `close_with` with nothing queued closes at once, reports the error once, and leaves
+/// nothing behind for the next connection in the same slot (which closes clean).
+#[test]
+fn close_with_reports_the_error_once_and_not_to_the_next_connection() {
+    let server = Server::builder()
+        .listen("tcp://127.0.0.1:0")
+        .unwrap()
+        .build()
+        .unwrap();
+    let (srv, rx) = probe_server(server, true);
+    let addr = srv.tcp_addr(0);
+
+    let mut c = Client::from_tcp(TcpStream::connect(addr).expect("connect")).expect("client");
+    let first = expect_opened(&rx).id;
+    c.write_all(b"E").expect("write");
+    assert_eq!(c.read_to_eof(64).expect("reply, then EOF"), b"bad input\n");
+    let (id, err) = expect_closed(&rx);
+    assert_eq!(id, first);
+    assert_eq!(err.as_deref(), Some("the peer sent E"));
+
+    // The next connection (often in the same slot) closes with `C`: clean.
+    let mut c = Client::from_tcp(TcpStream::connect(addr).expect("connect")).expect("client");
+    let second = expect_opened(&rx).id;
+    c.write_all(b"C").expect("write");
+    assert_eq!(c.read_to_eof(64).expect("EOF"), b"");
+    let (id, err) = expect_closed(&rx);
+    assert_eq!(id, second);
+    assert_eq!(
+        err, None,
+        "no error carried over from the slot's last connection"
+    );
+    assert_eq!(srv.stop(), Ok(()));
 }
 
 // ----- 7. closed fires exactly once --------------------------------------------------------
