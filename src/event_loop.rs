@@ -552,13 +552,18 @@ impl<H: Handler> EventLoop<H> {
                 self.drain_lingering(key);
                 return;
             }
+            // Backpressure (own output over the high-water mark, or the linked peer's) does
+            // not hold back the read before a failure: that output is lost anyway, and what
+            // the peer sent (an answer to an upload it refused) must not be.
+            let salvaging = core.salvaging == Some(key);
             if !c.io.has(flags::READABLE)
                 || c.io
-                    .has(flags::PAUSED | flags::CLOSING | flags::READ_EOF | flags::CONNECTING)
+                    .has(flags::CLOSING | flags::READ_EOF | flags::CONNECTING)
+                || (c.io.has(flags::PAUSED) && !salvaging)
             {
                 return;
             }
-            if c.io.peer != NO_PEER {
+            if c.io.peer != NO_PEER && !salvaging {
                 let (pk, pg) = c.io.peer;
                 let hwm = core.cfg.out_high_water;
                 let peer_full = core

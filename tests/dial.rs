@@ -85,6 +85,11 @@ enum Ev {
     Eof {
         id: ConnId,
     },
+    /// `woken`, with the output the connection still held.
+    Woken {
+        id: ConnId,
+        queued: usize,
+    },
     Closed {
         id: ConnId,
         tag: Tag,
@@ -104,6 +109,7 @@ impl Ev {
             Ev::Opened { id, .. }
             | Ev::Data { id, .. }
             | Ev::Eof { id }
+            | Ev::Woken { id, .. }
             | Ev::Closed { id, .. } => Some(*id),
             Ev::Dialed { .. } | Ev::HandleDialOnLoop { .. } => None,
         }
@@ -316,6 +322,14 @@ impl Handler for Dialer {
         Action::Close
     }
 
+    fn woken(&mut self, conn: &mut Conn<'_, Tag>) -> Action {
+        let _ = self.tx.send(Ev::Woken {
+            id: conn.id(),
+            queued: conn.output_len(),
+        });
+        Action::None
+    }
+
     fn closed(&mut self, conn: &mut Conn<'_, Tag>, err: Option<Error>) {
         let _ = self.tx.send(Ev::Closed {
             id: conn.id(),
@@ -406,6 +420,17 @@ impl Events {
 
     /// `closed` of `id` (after whatever else happened to it).
     #[track_caller]
+    /// The output connection `id` held when `woken` fired.
+    fn woken(&mut self, id: ConnId) -> usize {
+        match self.take(
+            "woken",
+            |e| matches!(e, Ev::Woken { id: i, .. } | Ev::Closed { id: i, .. } if *i == id),
+        ) {
+            Ev::Woken { queued, .. } => queued,
+            other => panic!("{id}: expected woken, got {other:?}"),
+        }
+    }
+
     fn closed(&mut self, id: ConnId) -> Option<ErrInfo> {
         match self.take(
             "closed",
@@ -1297,13 +1322,22 @@ fn answer_before_a_reset_is_delivered_though_a_write_fails() {
     // The target reads a little of a large upload, answers and closes with the rest unread
     // (so its kernel resets the connection) while the loop still has output queued: the
     // write fails, but the answer, already received, reaches the handler before `closed`.
+    // The loop has stopped reading that connection by then (its output is over the
+    // high-water mark), which must not keep the answer from it.
     let mut rig = Rig::start(1, None, Vec::new());
     let target = TcpListener::bind("127.0.0.1:0").expect("bind target");
     let taddr = target.local_addr().unwrap();
     let id = rig.dial(&DialSpec::new(&format!("tcp4://{taddr}"), 9));
     let mut peer = accept_tcp(&target);
     rig.ev.opened(id);
-    assert!(rig.server.handle.send(id, pattern(16 << 20, 5)));
+    assert!(rig.server.handle.send(id, pattern(64 << 20, 5)));
+    // The wake is handled after the send: by then the loop wrote what the kernel took.
+    assert!(rig.server.handle.wake(id));
+    let queued = rig.ev.woken(id);
+    assert!(
+        queued > 1 << 20,
+        "64 MiB do not fit in the socket buffers: {queued} bytes still queued"
+    );
     let mut first = [0u8; 1024];
     peer.read_exact(&mut first).expect("the upload starts");
     peer.write_all(b"no thanks").expect("the target answers");
