@@ -351,6 +351,11 @@ impl<S> Conn<'_, S> {
     /// above the high-water mark, the loop stops reading the other side, and resumes when
     /// it drains. Returns `false` if `peer` is not open on this loop.
     ///
+    /// While linked, a connection is not paused by its own output (it still gets
+    /// `writable` when that drains): what it reads goes to its partner, so the partner's
+    /// output decides. Pausing on both would deadlock a proxy whose far side also stops
+    /// reading while its output is full, such as an echo server.
+    ///
     /// A connection has at most one link: linking either side to a new partner ends its
     /// former link (the former partner is unlinked and read again if it waited), so a
     /// pooled upstream that moves on to another client leaves the previous one free.

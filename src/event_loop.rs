@@ -556,10 +556,15 @@ impl<H: Handler> EventLoop<H> {
             // not hold back the read before a failure: that output is lost anyway, and what
             // the peer sent (an answer to an upload it refused) must not be.
             let salvaging = core.salvaging == Some(key);
+            // A linked connection's input goes to its peer, so the peer's output (checked
+            // below) holds back its reads, not its own: pausing on its own output too would
+            // deadlock a proxy whose far side also stops reading while its output is full
+            // (an echo upstream), each side waiting for the other to read.
+            let own_pause = c.io.has(flags::PAUSED) && c.io.peer == NO_PEER;
             if !c.io.has(flags::READABLE)
                 || c.io
                     .has(flags::CLOSING | flags::READ_EOF | flags::CONNECTING)
-                || (c.io.has(flags::PAUSED) && !salvaging)
+                || (own_pause && !salvaging)
             {
                 return;
             }

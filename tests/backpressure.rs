@@ -978,7 +978,8 @@ fn control_writes_then_close_are_all_delivered() {
 // ----- links -------------------------------------------------------------------------------
 
 /// Line commands: `link N` links this connection with the N-th one opened, `unlink` ends
-/// its link, `flood` queues 4 MiB to it; any other line is echoed.
+/// its link, `flood` queues 4 MiB to it, `tell TEXT` writes `TEXT` to its linked partner;
+/// any other line is echoed.
 #[derive(Default)]
 struct Linker {
     opened: Vec<ConnId>,
@@ -1011,6 +1012,10 @@ impl Handler for Linker {
                 conn.write(b"unlinked\n");
             } else if cmd == "flood" {
                 conn.write(&vec![b'x'; 4 << 20]);
+            } else if let Some(text) = cmd.strip_prefix("tell ") {
+                if let Some(p) = conn.linked() {
+                    conn.control().write(p, format!("{text}\n").as_bytes());
+                }
             } else {
                 conn.write(line.as_bytes());
             }
@@ -1085,5 +1090,40 @@ fn relinking_releases_the_former_partner() {
     up.write_all(b"unlink\n").unwrap();
     assert_eq!(read_line(&mut up_r), "unlinked\n");
     drop(a);
+    srv.stop();
+}
+
+/// A linked connection is read while its own output is over the high-water mark: what it
+/// reads goes to its partner, whose output decides. Pausing it on its own output too
+/// deadlocked tcp-proxy in front of an echo upstream (the proxy stopped reading the
+/// upstream because the upstream did not read, and the upstream did not read because the
+/// proxy did not read its echo; tests/tcp_proxy.rs hit it about one run in three).
+#[test]
+fn linked_connection_reads_while_its_own_output_is_backed_up() {
+    let srv = TestServer::start(
+        builder()
+            .output_water_marks(256 << 10, 64 << 10)
+            .send_buffer_size(64 << 10),
+        |_| Linker::default(),
+    );
+    let (mut up, mut up_r) = linker_client(&srv); // 0: an upstream that stops reading
+    let (mut a, mut a_r) = linker_client(&srv); // 1: the client, which reads
+
+    a.write_all(b"link 0\n").unwrap();
+    assert_eq!(read_line(&mut a_r), "linked\n");
+    // 4 MiB for `up`, which reads one byte only: its connection's output stays far above
+    // the high-water mark (socket buffers of 64 KiB each way), so on its own it would be
+    // paused.
+    up.write_all(b"flood\n").unwrap();
+    let mut first = [0u8; 1];
+    up_r.read_exact(&mut first).expect("the flood starts");
+    assert_eq!(&first, b"x");
+    up.write_all(b"tell hello\n").unwrap();
+    assert_eq!(
+        read_line(&mut a_r),
+        "hello\n",
+        "the linked connection was not read while its own output was backed up"
+    );
+    drop((up, up_r, a));
     srv.stop();
 }
