@@ -4,6 +4,12 @@ use bytes::Bytes;
 
 use crate::buf::{InBuf, OutBuf};
 
+thread_local! {
+    /// Where [`LayerBuffers::read_input_from`] reads when the input buffer holds nothing
+    /// (grown once per thread to the largest `min_room` asked for).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The plaintext side of a protocol layer (TLS, say) for one connection: bytes the layer
 /// decoded for the handler above it (`input`), and bytes that handler wrote for the layer
 /// to encode (`output`). [`Conn::with_buffers`](crate::Conn::with_buffers) shows them to
@@ -35,14 +41,34 @@ impl LayerBuffers {
         }
     }
 
-    /// Reads decoded bytes straight into the input buffer from `r` (one call to `read`,
-    /// with room for at least `min_room` bytes); returns what `read` returned.
+    /// Reads decoded bytes into the input buffer from `r` (one call to `read`, with room
+    /// for at least `min_room` bytes); returns what `read` returned.
+    ///
+    /// An empty input buffer holds no memory, so instead of allocating and zeroing
+    /// `min_room` bytes for every call, the read goes through a per-thread scratch buffer
+    /// and only the bytes read are kept. A layer that can lend out its decoded bytes (as
+    /// rustls's `Reader::fill_buf` does) should copy them with
+    /// [`push_input`](LayerBuffers::push_input) instead.
     pub fn read_input_from<R: std::io::Read>(
         &mut self,
         r: &mut R,
         min_room: usize,
     ) -> std::io::Result<usize> {
-        self.input.read_from(r, min_room)
+        if !self.input.is_empty() || self.input.room() >= min_room {
+            return self.input.read_from(r, min_room);
+        }
+        SCRATCH.with(|scratch| {
+            let Ok(mut scratch) = scratch.try_borrow_mut() else {
+                // A reader that reads into layer buffers itself: no scratch to share.
+                return self.input.read_from(r, min_room);
+            };
+            if scratch.len() < min_room {
+                scratch.resize(min_room, 0);
+            }
+            let n = r.read(&mut scratch[..min_room])?;
+            self.input.set_from(&scratch[..n]);
+            Ok(n)
+        })
     }
 
     /// Number of decoded bytes not consumed yet.
@@ -79,5 +105,37 @@ impl LayerBuffers {
         if self.out.is_empty() {
             self.out.release();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LayerBuffers;
+
+    #[test]
+    fn read_input_from_keeps_only_what_was_read_and_appends_after_leftovers() {
+        let mut b = LayerBuffers::new();
+        let mut src: &[u8] = b"hello world";
+        assert_eq!(b.read_input_from(&mut src, 16 * 1024).unwrap(), 11);
+        assert_eq!(b.input(), b"hello world");
+        assert!(
+            b.input.capacity() < 1024,
+            "an empty buffer grew to {} bytes for 11",
+            b.input.capacity()
+        );
+        // With input left over, the next read appends to it.
+        let mut more: &[u8] = b"!!";
+        assert_eq!(b.read_input_from(&mut more, 16).unwrap(), 2);
+        assert_eq!(b.input(), b"hello world!!");
+        // End of input reads 0 and keeps what is there.
+        let mut end: &[u8] = b"";
+        assert_eq!(b.read_input_from(&mut end, 16).unwrap(), 0);
+        assert_eq!(b.input(), b"hello world!!");
+        b.input.consume(13);
+        b.shrink();
+        assert_eq!(b.input.capacity(), 0, "an emptied buffer is freed");
+        let mut again: &[u8] = b"x";
+        assert_eq!(b.read_input_from(&mut again, 4096).unwrap(), 1);
+        assert_eq!(b.input(), b"x");
     }
 }
