@@ -856,21 +856,23 @@ fn close_with_reports_the_error_once_and_not_to_the_next_connection() {
     let (srv, rx) = probe_server(server, true);
     let addr = srv.tcp_addr(0);
 
-    let mut c = Client::from_tcp(TcpStream::connect(addr).expect("connect")).expect("client");
-    let first = expect_opened(&rx).id;
-    c.write_all(b"E").expect("write");
-    assert_eq!(c.read_to_eof(64).expect("reply, then EOF"), b"bad input\n");
-    let (id, err) = expect_closed(&rx);
-    assert_eq!(id, first);
+    // Sends `byte` on a new connection; returns what came back before EOF and `closed`'s
+    // error, checking it was this connection's.
+    let exchange = |byte: &[u8]| {
+        let mut c = Client::from_tcp(TcpStream::connect(addr).expect("connect")).expect("client");
+        let opened = expect_opened(&rx).id;
+        c.write_all(byte).expect("write");
+        let got = c.read_to_eof(64).expect("reply, then EOF");
+        let (id, err) = expect_closed(&rx);
+        assert_eq!(id, opened);
+        (got, err)
+    };
+    let (got, err) = exchange(b"E");
+    assert_eq!(got, b"bad input\n");
     assert_eq!(err.as_deref(), Some("the peer sent E"));
-
     // The next connection (often in the same slot) closes with `C`: clean.
-    let mut c = Client::from_tcp(TcpStream::connect(addr).expect("connect")).expect("client");
-    let second = expect_opened(&rx).id;
-    c.write_all(b"C").expect("write");
-    assert_eq!(c.read_to_eof(64).expect("EOF"), b"");
-    let (id, err) = expect_closed(&rx);
-    assert_eq!(id, second);
+    let (got, err) = exchange(b"C");
+    assert_eq!(got, b"");
     assert_eq!(
         err, None,
         "no error carried over from the slot's last connection"
