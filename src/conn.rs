@@ -422,7 +422,8 @@ impl<S> Conn<'_, S> {
     /// that ends a conversation because of what the peer sent (a codec error, a frame over
     /// its limit), so the reason reaches `closed` like the loop's own errors do. Make one
     /// with [`Error::layer`]. Queued output is still flushed first; should the socket fail
-    /// meanwhile, `closed` gets that failure instead. A later call replaces the error.
+    /// meanwhile, `closed` gets that failure instead. A later call replaces the error;
+    /// a connection detached after all (no `closed`) drops it.
     pub fn close_with(&mut self, err: Error) {
         self.io.set(flags::CLOSE_REQ);
         self.core.set_close_error(self.id.key, err);

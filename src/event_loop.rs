@@ -1143,6 +1143,9 @@ impl<H: Handler> EventLoop<H> {
 
     /// Takes the socket out of the loop and calls `detached`.
     fn finish_detach(&mut self, key: usize) {
+        // A reason from `close_with` has no `closed` to go to: it ends with the connection,
+        // as in `finish_close`, or the slot's next connection would report it.
+        let _ = self.take_close_error(key);
         let id = self.core.conn_id(key);
         let core = &mut self.core;
         let Some(mut conn) = core.slots.remove(key) else {

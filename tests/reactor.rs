@@ -52,8 +52,10 @@ fn open_info<S>(conn: &Conn<'_, S>) -> OpenInfo {
 }
 
 /// Echoes and reports `opened` and `closed`; with `close_on_c`, returns `Action::Close`
-/// when the input holds a `C`, and answers `bad input` then closes with an error
-/// (`Conn::close_with`) when it holds an `E`, instead of echoing.
+/// when the input holds a `C`, answers `bad input` then closes with an error
+/// (`Conn::close_with`) when it holds an `E`, and gives a reason with `close_with` but
+/// detaches (the default `detached` drops the socket) when it holds a `D`, instead of
+/// echoing.
 struct Probe {
     tx: Sender<Ev>,
     close_on_c: bool,
@@ -68,6 +70,12 @@ impl Handler for Probe {
     }
 
     fn data(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        if self.close_on_c && conn.input().contains(&b'D') {
+            let n = conn.input().len();
+            conn.consume(n);
+            conn.close_with(Error::layer("detached instead"));
+            return Action::Detach;
+        }
         if self.close_on_c && conn.input().contains(&b'E') {
             let n = conn.input().len();
             conn.consume(n);
@@ -876,6 +884,22 @@ fn close_with_reports_the_error_once_and_not_to_the_next_connection() {
     assert_eq!(
         err, None,
         "no error carried over from the slot's last connection"
+    );
+    // A reason given before detaching instead of closing is dropped with the connection
+    // (no `closed` for it), not handed to the slot's next one.
+    let mut c = Client::from_tcp(TcpStream::connect(addr).expect("connect")).expect("client");
+    expect_opened(&rx);
+    c.write_all(b"D").expect("write");
+    assert_eq!(c.read_to_eof(64).expect("EOF once detached"), b"");
+    let (got, err) = exchange(b"C");
+    assert_eq!(got, b"");
+    assert_eq!(
+        err, None,
+        "the detached connection's reason was carried over"
+    );
+    assert!(
+        rx.try_recv().is_err(),
+        "no closed for the detached connection"
     );
     assert_eq!(srv.stop(), Ok(()));
 }
