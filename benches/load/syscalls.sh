@@ -9,10 +9,12 @@
 #   syscalls.sh NAME PORT 'SERVER CMD' redis TEST P       redis-benchmark -t TEST -P P -c 50
 #
 # env: BACKEND='PORT|CMD' (a backend on LOAD_CPU, for proxies), SECS (default 5),
-#      SCHEME=https (wrk over TLS), plus the knobs of ../shared/bench/lib.sh. Needs perf (linux-perf) and nstat (iproute2).
-# Run it with nothing else busy; it prints one block per run and writes nothing else.
+#      SCHEME=https (wrk over TLS), REDIS_RATE (expected commands/s at -P 1, default 60000:
+#      sizes -n so a redis run lasts about SECS), plus the knobs of ../shared/bench/lib.sh.
+# Needs perf (linux-perf) and nstat (iproute2). Run it with nothing else busy; it prints
+# one block per run and writes nothing else.
 set -u   # no -e: lib.sh's stop_pid relies on commands that may fail
-[ $# -ge 4 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+[ $# -ge 4 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
 BENCH=${BENCH:-$(cd "$(dirname "$0")/../../../shared/bench" && pwd)}
 source "$BENCH/lib.sh"
 name=$1; port=$2; cmd=$3; mode=$4; shift 4
