@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::buf::{InBuf, OutBuf};
 use crate::event_loop::Core;
 use crate::socket::{NetAddr, Stream};
+use crate::timeouts::{self, Timeouts};
 use crate::{Control, DialOptions, Error, Handle, LayerBuffers};
 
 /// Identifies a connection across threads: the loop that owns it, its slot, and the slot's
@@ -68,8 +69,10 @@ pub(crate) mod flags {
     pub(crate) const RDHUP: u32 = 1 << 10;
     /// Detaching: flushing output, then the socket is handed to `detached`.
     pub(crate) const DETACHING: u32 = 1 << 11;
-    /// The idle timeout changed: (re)arm the timer after the callback.
-    pub(crate) const IDLE_CHANGED: u32 = 1 << 13;
+    /// A watch timer is live (see `timeouts.rs`); `Timeouts::watch_at` says when it fires.
+    pub(crate) const WATCHING: u32 = 1 << 12;
+    /// A timeout changed: (re)arm the watch after the callback.
+    pub(crate) const TIMEOUTS_CHANGED: u32 = 1 << 13;
     /// A dialed connection that is not connected yet (resolving or connecting).
     pub(crate) const CONNECTING: u32 = 1 << 14;
     /// The connection was dialed, not accepted.
@@ -78,6 +81,10 @@ pub(crate) mod flags {
     pub(crate) const PEER_BLOCKED: u32 = 1 << 16;
     /// A wake arrived while connecting: deliver it right after `opened`.
     pub(crate) const WAKE_PENDING: u32 = 1 << 17;
+    /// Output is queued that the socket did not take: the send timeout's clock runs.
+    pub(crate) const SEND_CLOCK: u32 = 1 << 18;
+    /// `read_closed` was delivered (the peer's FIN seen while reading was held back).
+    pub(crate) const READ_CLOSED_TOLD: u32 = 1 << 19;
 }
 
 /// Buffers a connection holds only while it has pending input or output.
@@ -93,14 +100,12 @@ pub(crate) struct ConnIo {
     pub(crate) stream: Stream,
     pub(crate) flags: u32,
     pub(crate) addr_index: u16,
-    /// Idle timeout in milliseconds; 0 = none.
-    pub(crate) idle_ms: u32,
-    /// Which idle timer is current: every re-arm moves it on, so a timer armed before
-    /// (for a longer timeout, say) is recognised as stale and dropped when it fires. Fits
-    /// in the padding after `addr_index`: no extra memory per connection.
-    pub(crate) idle_epoch: u16,
-    /// Loop clock (milliseconds since the loop started, wrapping) of the last traffic.
-    pub(crate) last_active: u32,
+    /// Which watch timer is current: every re-arm moves it on, so a timer armed before
+    /// is recognised as stale and dropped when it fires. Fits in the padding after
+    /// `addr_index`: no extra memory per connection.
+    pub(crate) watch_epoch: u16,
+    /// Idle, read and send limits and their clocks.
+    pub(crate) timeouts: Timeouts,
     /// The linked peer (key, generation); `NO_PEER` when none.
     pub(crate) peer: (u32, u32),
 }
@@ -269,13 +274,29 @@ impl<S> Conn<'_, S> {
 
     /// The idle timeout in force for this connection (see [`set_idle_timeout`](Conn::set_idle_timeout)).
     pub fn idle_timeout(&self) -> Option<Duration> {
-        (self.io.idle_ms > 0).then(|| Duration::from_millis(self.io.idle_ms as u64))
+        timeouts::limit(self.io.timeouts.idle_ms)
+    }
+
+    /// The read timeout in force for this connection (see [`set_read_timeout`](Conn::set_read_timeout)).
+    pub fn read_timeout(&self) -> Option<Duration> {
+        timeouts::limit(self.io.timeouts.read_ms)
+    }
+
+    /// The send timeout in force for this connection (see [`set_send_timeout`](Conn::set_send_timeout)).
+    pub fn send_timeout(&self) -> Option<Duration> {
+        timeouts::limit(self.io.timeouts.send_ms)
     }
 
     /// Whether this connection was dialed (outbound) rather than accepted.
     #[inline]
     pub fn is_dialed(&self) -> bool {
         self.io.has(flags::DIALED)
+    }
+
+    /// The loop's clock (see [`Control::now`](crate::Control::now)).
+    #[inline]
+    pub fn now(&self) -> std::time::Instant {
+        self.core.now()
     }
 
     /// Index of the loop serving this connection.
@@ -331,7 +352,8 @@ impl<S> Conn<'_, S> {
                 }
             }
             if sent > 0 {
-                p.io.last_active = now_ms;
+                p.io.timeouts.last_active = now_ms;
+                p.io.timeouts.last_write = now_ms;
             }
         }
         if sent < data.len() {
@@ -381,6 +403,7 @@ impl<S> Conn<'_, S> {
         let old = std::mem::replace(&mut self.io.peer, NO_PEER);
         if self.io.has(flags::PEER_BLOCKED) {
             self.io.unset(flags::PEER_BLOCKED);
+            self.io.timeouts.last_read = self.core.now_ms();
             self.core.requeue(me);
         }
         self.core.drop_link(me, old);
@@ -445,8 +468,42 @@ impl<S> Conn<'_, S> {
     /// [`Error::is_idle_timeout`](crate::Error::is_idle_timeout) holds. Overrides the
     /// server-wide [`Builder::idle_timeout`](crate::Builder::idle_timeout).
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
-        self.io.idle_ms = timeout.map_or(0, duration_to_ms);
-        self.io.set(flags::IDLE_CHANGED);
+        self.io.timeouts.idle_ms = timeout.map_or(0, duration_to_ms);
+        self.io.timeouts.last_active = self.core.now_ms();
+        self.io.set(flags::TIMEOUTS_CHANGED);
+    }
+
+    /// Closes the connection when no input arrives for `timeout` while the loop is ready
+    /// to read it (`None` turns the read timeout off), counting from now and from every
+    /// read: what a protocol sets while it awaits an answer (nginx's
+    /// `proxy_read_timeout`, between two reads of an upstream's response). Time during
+    /// which backpressure holds reading back does not count, and the clock stops once the
+    /// peer has ended its input. Output queued is flushed first; `closed` then gets an
+    /// error for which [`Error::is_read_timeout`](crate::Error::is_read_timeout) holds.
+    /// Overrides the server-wide [`Builder::read_timeout`](crate::Builder::read_timeout).
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.io.timeouts.read_ms = timeout.map_or(0, duration_to_ms);
+        self.io.timeouts.last_read = self.core.now_ms();
+        self.io.set(flags::TIMEOUTS_CHANGED);
+    }
+
+    /// Closes the connection when output is queued and the socket takes none of it for
+    /// `timeout`, counting from now and from every write (`None` turns it off): the peer
+    /// stopped reading. The output is dropped; `closed` gets an error for which
+    /// [`Error::is_send_timeout`](crate::Error::is_send_timeout) holds. Overrides the
+    /// server-wide [`Builder::send_timeout`](crate::Builder::send_timeout) (60 s by
+    /// default).
+    pub fn set_send_timeout(&mut self, timeout: Option<Duration>) {
+        self.io.timeouts.send_ms = timeout.map_or(0, duration_to_ms);
+        self.io.timeouts.last_write = self.core.now_ms();
+        self.io.set(flags::TIMEOUTS_CHANGED);
+    }
+
+    /// Whether the peer has closed its sending side, as far as the loop knows: its end of
+    /// input was read ([`is_eof`](Conn::is_eof)), or the socket signalled it while input
+    /// before it is still unread (see [`Handler::read_closed`](crate::Handler::read_closed)).
+    pub fn is_read_closed(&self) -> bool {
+        self.io.has(flags::READ_EOF | flags::READ_CLOSED_TOLD)
     }
 
     /// `TCP_NODELAY` on this connection (on by default). No-op on unix sockets.

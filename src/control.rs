@@ -1,6 +1,6 @@
 //! What a handler can do on its own loop outside a connection callback.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -31,6 +31,14 @@ impl<S> Control<'_, S> {
     /// Index of this loop (`0..num_loops`).
     pub fn loop_index(&self) -> usize {
         self.core.ctx.index
+    }
+
+    /// The loop's clock: the time its timers and timeouts run on. The real time, except
+    /// under [`testing::Driver`](crate::testing::Driver), whose clock moves only when the
+    /// test advances it; a handler or layer that keeps deadlines of its own reads the time
+    /// here so that it can be tested the same way.
+    pub fn now(&self) -> std::time::Instant {
+        self.core.now()
     }
 
     /// Number of loops in the server.
@@ -185,7 +193,7 @@ impl<S> Control<'_, S> {
             .unwrap_or((u32::MAX, 0));
         self.core
             .timers
-            .add(Instant::now() + delay, TimerKind::User { key, gen });
+            .add(self.core.now() + delay, TimerKind::User { key, gen });
         TimerId { key, gen }
     }
 

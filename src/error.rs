@@ -40,6 +40,11 @@ enum Kind {
     },
     /// No traffic for the connection's idle timeout.
     IdleTimeout { after: Duration },
+    /// No input arrived for the connection's read timeout while the loop was reading it.
+    ReadTimeout { after: Duration },
+    /// Queued output made no progress for the connection's send timeout (the peer stopped
+    /// reading).
+    SendTimeout { pending: usize, after: Duration },
     /// A protocol layer above the socket failed (a TLS alert, a malformed frame, ...).
     Layer(Box<dyn std::error::Error + Send + Sync>),
     /// The builder was given an invalid setting.
@@ -124,6 +129,18 @@ impl Error {
         }
     }
 
+    pub(crate) fn read_timeout(after: Duration) -> Error {
+        Error {
+            kind: Kind::ReadTimeout { after },
+        }
+    }
+
+    pub(crate) fn send_timeout(pending: usize, after: Duration) -> Error {
+        Error {
+            kind: Kind::SendTimeout { pending, after },
+        }
+    }
+
     pub(crate) fn config(msg: impl Into<String>) -> Error {
         Error {
             kind: Kind::Config(msg.into()),
@@ -169,13 +186,16 @@ impl Error {
         matches!(self.kind, Kind::InputLimit { .. })
     }
 
-    /// Something did not finish in time (output not flushed before a close linger or the
-    /// shutdown deadline ran out).
+    /// Something did not finish in time: output not flushed before a close linger or the
+    /// shutdown deadline ran out, or an idle, read, send, connect or name-resolution
+    /// timeout expired.
     pub fn is_timeout(&self) -> bool {
         matches!(
             self.kind,
             Kind::FlushTimeout { .. }
                 | Kind::IdleTimeout { .. }
+                | Kind::ReadTimeout { .. }
+                | Kind::SendTimeout { .. }
                 | Kind::ConnectTimeout { .. }
                 | Kind::Dns { timeout: true, .. }
         ) || self
@@ -234,6 +254,20 @@ impl Error {
         matches!(self.kind, Kind::IdleTimeout { .. })
     }
 
+    /// The connection was closed by its read timeout: no input arrived for the period
+    /// while the loop was ready to read (see
+    /// [`Conn::set_read_timeout`](crate::Conn::set_read_timeout)).
+    pub fn is_read_timeout(&self) -> bool {
+        matches!(self.kind, Kind::ReadTimeout { .. })
+    }
+
+    /// The connection was closed by its send timeout: queued output made no progress for
+    /// the period, the peer having stopped reading (see
+    /// [`Conn::set_send_timeout`](crate::Conn::set_send_timeout)).
+    pub fn is_send_timeout(&self) -> bool {
+        matches!(self.kind, Kind::SendTimeout { .. })
+    }
+
     /// The builder was given an invalid setting.
     pub fn is_config(&self) -> bool {
         matches!(self.kind, Kind::Config(_))
@@ -278,6 +312,11 @@ impl fmt::Display for Error {
             Kind::Dns { addr, reason, .. } => write!(f, "cannot dial {addr:?}: {reason}"),
             Kind::Layer(e) => write!(f, "{e}"),
             Kind::IdleTimeout { after } => write!(f, "idle timeout: no traffic for {after:?}"),
+            Kind::ReadTimeout { after } => write!(f, "read timeout: no input for {after:?}"),
+            Kind::SendTimeout { pending, after } => write!(
+                f,
+                "send timeout: the peer took no output for {after:?}; {pending} bytes dropped"
+            ),
             Kind::Config(msg) => write!(f, "invalid configuration: {msg}"),
             Kind::LoopPanicked { index } => write!(f, "loop {index} panicked"),
         }

@@ -26,9 +26,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::addr::{Addr, Host, Scheme, Target};
 use crate::balance::Balancer;
 use crate::buf::{InBuf, OutBuf};
-use crate::conn::{
-    duration_to_ms, flags, Conn, ConnBufs, ConnId, ConnIo, Connection, LoopCtx, NO_PEER,
-};
+use crate::conn::{flags, Conn, ConnBufs, ConnId, ConnIo, Connection, LoopCtx, NO_PEER};
 use crate::datagram::Datagram;
 use crate::detach::{Detached, DetachedStream};
 use crate::dial::{self, DialOptions, DialProgress};
@@ -39,6 +37,7 @@ use crate::server::Config;
 use crate::slots::Slots;
 use crate::socket::Stream;
 use crate::stats::bump;
+use crate::timeouts::Timeouts;
 use crate::timer::{TimerKind, Timers};
 use crate::{Action, Control, Error, Handler};
 
@@ -101,6 +100,7 @@ enum Cb {
     Eof,
     Writable,
     Woken,
+    ReadClosed,
 }
 
 /// Everything a loop owns except the handler (so a callback can borrow both).
@@ -121,6 +121,8 @@ pub(crate) struct Core<S> {
     /// The loop clock: milliseconds since `epoch`, wrapping; refreshed once per wake-up.
     now_ms: u32,
     epoch: Instant,
+    /// The manual clock of the test driver (`None`: the real one).
+    manual_now: Option<Instant>,
     /// Connections (or listeners, above `LISTENER_BASE`) with more to do, served after the
     /// current events.
     ready: VecDeque<(usize, u32)>,
@@ -145,8 +147,8 @@ pub(crate) struct Core<S> {
 
 /// A loop and its handler.
 pub(crate) struct EventLoop<H: Handler> {
-    handler: H,
-    core: Core<H::State>,
+    pub(crate) handler: H,
+    pub(crate) core: Core<H::State>,
 }
 
 impl<S> Core<S> {
@@ -191,6 +193,7 @@ impl<S> Core<S> {
             p.io.peer = NO_PEER;
             if p.io.has(flags::PEER_BLOCKED) {
                 p.io.unset(flags::PEER_BLOCKED);
+                p.io.timeouts.last_read = self.now_ms;
                 self.queue_ready(old.0 as usize);
             }
         }
@@ -207,6 +210,7 @@ impl<S> Core<S> {
             if c.io.has(flags::PEER_BLOCKED) {
                 // Re-checked against the new peer on the next read.
                 c.io.unset(flags::PEER_BLOCKED);
+                c.io.timeouts.last_read = self.now_ms;
                 self.queue_ready(me.0 as usize);
             }
             if old != other {
@@ -223,6 +227,7 @@ impl<S> Core<S> {
         let old = std::mem::replace(&mut c.io.peer, NO_PEER);
         if c.io.has(flags::PEER_BLOCKED) {
             c.io.unset(flags::PEER_BLOCKED);
+            c.io.timeouts.last_read = self.now_ms;
             self.queue_ready(me.0 as usize);
         }
         self.drop_link(me, old);
@@ -258,7 +263,27 @@ impl<S> Core<S> {
     }
 
     fn tick_clock(&mut self) {
-        self.now_ms = self.epoch.elapsed().as_millis() as u32;
+        self.now_ms = self.now().saturating_duration_since(self.epoch).as_millis() as u32;
+    }
+
+    /// The loop's time: the real clock, or the test driver's manual one. Deadlines of the
+    /// loop's timers are on this clock.
+    pub(crate) fn now(&self) -> Instant {
+        self.manual_now.unwrap_or_else(Instant::now)
+    }
+
+    /// Switches to a manual clock (the test driver), starting at the real time.
+    pub(crate) fn use_manual_clock(&mut self) {
+        self.manual_now = Some(Instant::now());
+        self.tick_clock();
+    }
+
+    /// Moves the manual clock on by `by`.
+    pub(crate) fn advance_manual_clock(&mut self, by: Duration) {
+        if let Some(t) = self.manual_now.as_mut() {
+            *t += by;
+        }
+        self.tick_clock();
     }
 
     /// The loop clock.
@@ -313,9 +338,8 @@ impl<S> Core<S> {
                 stream: Stream::Unconnected,
                 flags: flags::DIALED | flags::CONNECTING,
                 addr_index: u16::MAX,
-                idle_ms: 0,
-                idle_epoch: 0,
-                last_active: self.now_ms,
+                watch_epoch: 0,
+                timeouts: Timeouts::none(self.now_ms),
                 peer: NO_PEER,
             },
             bufs: None,
@@ -331,10 +355,8 @@ impl<S> Core<S> {
             key,
             gen,
         };
-        self.timers.add(
-            Instant::now() + opts.timeout,
-            TimerKind::Connect { key, gen },
-        );
+        self.timers
+            .add(self.now() + opts.timeout, TimerKind::Connect { key, gen });
         let mut progress = DialProgress {
             addr: addr.clone(),
             opts,
@@ -369,29 +391,6 @@ impl<S> Core<S> {
         }
         self.dialing.insert(key, progress);
         Ok(id)
-    }
-
-    /// (Re)arms the idle timer of connection `key` for its current timeout, counting from
-    /// now. Timers armed before become stale: exactly one check chain per connection.
-    fn arm_idle(&mut self, key: usize) {
-        let gen = self.slots.gen(key);
-        let now_ms = self.now_ms;
-        let Some(c) = self.slots.get_mut(key) else {
-            return;
-        };
-        c.io.unset(flags::IDLE_CHANGED);
-        c.io.idle_epoch = c.io.idle_epoch.wrapping_add(1);
-        if c.io.idle_ms == 0 || c.io.has(flags::CLOSING) {
-            return;
-        }
-        c.io.last_active = now_ms;
-        let at = Instant::now() + Duration::from_millis(c.io.idle_ms as u64);
-        let kind = TimerKind::Idle {
-            key: key as u32,
-            gen,
-            epoch: c.io.idle_epoch,
-        };
-        self.timers.add(at, kind);
     }
 }
 
@@ -439,6 +438,7 @@ impl<H: Handler> EventLoop<H> {
                 user_timers: Slots::new(),
                 now_ms: 0,
                 epoch: Instant::now(),
+                manual_now: None,
                 ready: VecDeque::new(),
                 deferred: Vec::new(),
                 close_errors: Vec::new(),
@@ -564,8 +564,11 @@ impl<H: Handler> EventLoop<H> {
             if !c.io.has(flags::READABLE)
                 || c.io
                     .has(flags::CLOSING | flags::READ_EOF | flags::CONNECTING)
-                || (own_pause && !salvaging)
             {
+                return;
+            }
+            if own_pause && !salvaging {
+                self.hangup_while_held(key);
                 return;
             }
             if c.io.peer != NO_PEER && !salvaging {
@@ -580,6 +583,7 @@ impl<H: Handler> EventLoop<H> {
                     if let Some(c) = core.slots.get_mut(key) {
                         c.io.set(flags::PEER_BLOCKED);
                     }
+                    self.hangup_while_held(key);
                     return;
                 }
             }
@@ -606,7 +610,8 @@ impl<H: Handler> EventLoop<H> {
                     return;
                 }
                 Ok(n) => {
-                    c.io.last_active = core.now_ms;
+                    c.io.timeouts.last_active = core.now_ms;
+                    c.io.timeouts.last_read = core.now_ms;
                     bump(&core.shared.counters[core.ctx.index].bytes_in, n as u64);
                     // A read that left room in the buffer drained the socket: the next
                     // bytes will raise a new edge, so skip the read that would only say
@@ -632,6 +637,33 @@ impl<H: Handler> EventLoop<H> {
         }
         // Still readable after the per-turn limit: come back after the others.
         self.queue_ready(key);
+    }
+
+    /// Reading `key` is held back by backpressure: if the peer has meanwhile hung up, say
+    /// so now rather than when the input before its end has been read (which may be
+    /// never, if what holds reading back never drains). A reset fails the connection (after
+    /// delivering what is still readable); a FIN calls `read_closed` once.
+    fn hangup_while_held(&mut self, key: usize) {
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
+        if !c.io.has(flags::RDHUP) || c.io.has(flags::CLOSING | flags::READ_EOF) {
+            return;
+        }
+        // Only a hang-up pays for this system call.
+        if let Ok(Some(e)) = c.io.stream.take_error() {
+            let gen = self.core.slots.gen(key);
+            self.read_before_failing(key);
+            if self.core.slots.get_gen_mut(key, gen).is_some() {
+                self.fail(key, Error::io(e));
+            }
+            return;
+        }
+        if c.io.has(flags::READ_CLOSED_TOLD) {
+            return;
+        }
+        c.io.set(flags::READ_CLOSED_TOLD);
+        self.dispatch(key, Cb::ReadClosed);
     }
 
     fn queue_ready(&mut self, key: usize) {
@@ -703,6 +735,7 @@ impl<H: Handler> EventLoop<H> {
                 Cb::Eof => h.eof(conn),
                 Cb::Writable => h.writable(conn),
                 Cb::Woken => h.woken(conn),
+                Cb::ReadClosed => h.read_closed(conn),
             };
             if conn.output_len() > 0 {
                 h.pre_write(conn);
@@ -785,8 +818,8 @@ impl<H: Handler> EventLoop<H> {
         };
         let close = c.io.has(flags::CLOSE_REQ);
         c.io.unset(flags::CLOSE_REQ);
-        if c.io.has(flags::IDLE_CHANGED) {
-            self.core.arm_idle(key);
+        if c.io.has(flags::TIMEOUTS_CHANGED) {
+            self.core.arm_watch(key);
         }
         self.flush(key);
         match action {
@@ -808,7 +841,8 @@ impl<H: Handler> EventLoop<H> {
         bump(&self.core.counters().bytes_out, written as u64);
         let now_ms = self.core.now_ms;
         if let Some(c) = self.core.slots.get_mut(key) {
-            c.io.last_active = now_ms;
+            c.io.timeouts.last_active = now_ms;
+            c.io.timeouts.last_write = now_ms;
             if c.io.has(flags::CLOSING) {
                 return;
             }
@@ -872,6 +906,13 @@ impl<H: Handler> EventLoop<H> {
             return;
         };
         let pending = c.bufs.as_ref().map_or(0, |b| b.out.len());
+        if (pending > 0) != c.io.has(flags::SEND_CLOCK) {
+            // Output just backed up (the send timeout's clock starts) or drained.
+            self.core.output_clock(key, pending > 0);
+        }
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
         if let Some(b) = c.bufs.as_deref_mut() {
             if b.out.is_empty() {
                 b.out.release();
@@ -918,6 +959,7 @@ impl<H: Handler> EventLoop<H> {
             c.io.set(flags::PAUSED);
         } else if pending <= lwm && c.io.has(flags::PAUSED) {
             c.io.unset(flags::PAUSED);
+            c.io.timeouts.last_read = self.core.now_ms;
             let readable = c.io.has(flags::READABLE);
             if !c.io.has(flags::CLOSING) {
                 self.dispatch(key, Cb::Writable);
@@ -933,6 +975,7 @@ impl<H: Handler> EventLoop<H> {
         if let Some(p) = self.core.slots.get_gen_mut(key as usize, gen) {
             if p.io.has(flags::PEER_BLOCKED) {
                 p.io.unset(flags::PEER_BLOCKED);
+                p.io.timeouts.last_read = self.core.now_ms;
                 self.queue_ready(key as usize);
             }
         }
@@ -951,7 +994,7 @@ impl<H: Handler> EventLoop<H> {
 
     /// Stops reading and delivering; closes once queued output is flushed (or the linger
     /// runs out). `err` is reported in `closed`.
-    fn begin_close(&mut self, key: usize, err: Option<Error>) {
+    pub(crate) fn begin_close(&mut self, key: usize, err: Option<Error>) {
         self.begin_close_from(key, err, false);
     }
 
@@ -989,7 +1032,7 @@ impl<H: Handler> EventLoop<H> {
             self.core.set_close_error(key as u32, e);
         }
         self.core.timers.add(
-            Instant::now() + linger,
+            self.core.now() + linger,
             TimerKind::FlushLinger {
                 key: key as u32,
                 gen,
@@ -1017,7 +1060,7 @@ impl<H: Handler> EventLoop<H> {
     }
 
     /// The socket failed: close now, output is lost.
-    fn fail(&mut self, key: usize, err: Error) {
+    pub(crate) fn fail(&mut self, key: usize, err: Error) {
         if let Some(c) = self.core.slots.get_mut(key) {
             if let Some(b) = c.bufs.as_deref_mut() {
                 b.out.discard();
@@ -1082,7 +1125,7 @@ impl<H: Handler> EventLoop<H> {
             }
             c.io.set(flags::READABLE);
             core.timers.add(
-                Instant::now() + linger,
+                core.now() + linger,
                 TimerKind::DrainLinger {
                     key: key as u32,
                     gen,
@@ -1133,7 +1176,7 @@ impl<H: Handler> EventLoop<H> {
             return;
         }
         self.core.timers.add(
-            Instant::now() + linger,
+            self.core.now() + linger,
             TimerKind::FlushLinger {
                 key: key as u32,
                 gen,
@@ -1278,7 +1321,7 @@ impl<H: Handler> EventLoop<H> {
                         if !self.core.accept_retry[index] {
                             self.core.accept_retry[index] = true;
                             self.core.timers.add(
-                                Instant::now() + ACCEPT_BACKOFF,
+                                self.core.now() + ACCEPT_BACKOFF,
                                 TimerKind::AcceptRetry { listener: index },
                             );
                         }
@@ -1345,9 +1388,8 @@ impl<H: Handler> EventLoop<H> {
                 stream: Stream::Unconnected,
                 flags: 0,
                 addr_index,
-                idle_ms: 0,
-                idle_epoch: 0,
-                last_active: core.now_ms,
+                watch_epoch: 0,
+                timeouts: Timeouts::from_config(&core.cfg, core.now_ms),
                 peer: NO_PEER,
             },
             bufs: None,
@@ -1357,12 +1399,14 @@ impl<H: Handler> EventLoop<H> {
         core.open_count_add(1);
         bump(&core.counters().accepted, 1);
         let id = core.conn_id(key as usize);
+        core.arm_watch(key as usize);
         self.dispatch(key as usize, Cb::Opened);
         Some(id)
     }
 
     /// Delivers `data` to a virtual connection as if it had been read.
     pub(crate) fn feed_virtual(&mut self, id: ConnId, data: &[u8]) -> bool {
+        let now_ms = self.core.now_ms;
         let Some(c) = self.core.live(id) else {
             return false;
         };
@@ -1370,6 +1414,8 @@ impl<H: Handler> EventLoop<H> {
             return false;
         }
         c.bufs.get_or_insert_with(Box::default).input.append(data);
+        c.io.timeouts.last_read = now_ms;
+        c.io.timeouts.last_active = now_ms;
         bump(&self.core.counters().bytes_in, data.len() as u64);
         self.dispatch(id.key as usize, Cb::Data);
         self.run_deferred();
@@ -1403,9 +1449,21 @@ impl<H: Handler> EventLoop<H> {
         if let Some(b) = c.bufs.as_deref_mut() {
             b.out.flush_to(&mut out, &mut 0).ok();
         }
+        if !out.is_empty() {
+            c.io.timeouts.last_write = self.core.now_ms;
+            c.io.timeouts.last_active = self.core.now_ms;
+        }
         self.after_output(id.key as usize);
         self.run_deferred();
         out
+    }
+
+    /// Calls `woken` for a connection, as a wake from the inbox does.
+    pub(crate) fn wake_virtual(&mut self, id: ConnId) {
+        if self.core.live(id).is_some() {
+            self.wake(id.key as usize);
+            self.run_deferred();
+        }
     }
 
     /// Whether `id` is still open (not closing or closed).
@@ -1425,6 +1483,29 @@ impl<H: Handler> EventLoop<H> {
             self.fail(id.key as usize, Error::io(e));
             self.run_deferred();
         }
+    }
+
+    /// Starts a loop driven by hand (the test driver): a manual clock, then `serving` and
+    /// the first `tick`, as `run` does.
+    pub(crate) fn start_driven(&mut self) {
+        self.core.use_manual_clock();
+        let a = self.handler.serving(&mut Control {
+            core: &mut self.core,
+        });
+        self.after_control(a);
+        self.fire_tick();
+    }
+
+    /// Moves the manual clock on and fires every timer that came due, in order.
+    pub(crate) fn advance(&mut self, by: std::time::Duration) {
+        self.core.advance_manual_clock(by);
+        self.run_timers();
+        self.run_deferred();
+    }
+
+    /// The loop's clock.
+    pub(crate) fn now(&self) -> Instant {
+        self.core.now()
     }
 
     /// The handler.
@@ -1459,9 +1540,8 @@ impl<H: Handler> EventLoop<H> {
                 // A new socket's send buffer is empty: writes from `opened` go straight out.
                 flags: flags::WRITABLE,
                 addr_index,
-                idle_ms: core.cfg.idle_timeout.map_or(0, duration_to_ms),
-                idle_epoch: 0,
-                last_active: core.now_ms,
+                watch_epoch: 0,
+                timeouts: Timeouts::from_config(&core.cfg, core.now_ms),
                 peer: NO_PEER,
             },
             bufs: None,
@@ -1472,7 +1552,7 @@ impl<H: Handler> EventLoop<H> {
             return;
         }
         bump(&core.counters().accepted, 1);
-        core.arm_idle(key as usize);
+        core.arm_watch(key as usize);
         self.dispatch(key as usize, Cb::Opened);
     }
 
@@ -1653,14 +1733,14 @@ impl<H: Handler> EventLoop<H> {
         }
         c.io.unset(flags::CONNECTING);
         c.io.set(flags::WRITABLE);
-        c.io.idle_ms = core.cfg.idle_timeout.map_or(0, duration_to_ms);
+        c.io.timeouts = Timeouts::from_config(&core.cfg, core.now_ms);
         // Closed (with output queued) before it connected: no callback but `closed`, once
         // the output is flushed.
         let closing = c.io.has(flags::CLOSING);
         let wake = c.io.has(flags::WAKE_PENDING);
         c.io.unset(flags::WAKE_PENDING);
         core.dialing.remove(&(key as u32));
-        core.arm_idle(key);
+        core.arm_watch(key);
         if closing {
             self.flush(key);
         } else {
@@ -1722,7 +1802,7 @@ impl<H: Handler> EventLoop<H> {
         self.after_control(action);
         if let Some(d) = next {
             if !self.core.shutting_down {
-                self.core.timers.add(Instant::now() + d, TimerKind::Tick);
+                self.core.timers.add(self.core.now() + d, TimerKind::Tick);
             }
         }
     }
@@ -1744,7 +1824,7 @@ impl<H: Handler> EventLoop<H> {
                 t.f = Some(f);
                 self.core
                     .timers
-                    .add(Instant::now() + period, TimerKind::User { key, gen });
+                    .add(self.core.now() + period, TimerKind::User { key, gen });
             }
             Some(_) => {
                 self.core.user_timers.remove(key as usize);
@@ -1754,32 +1834,9 @@ impl<H: Handler> EventLoop<H> {
         self.after_control(Action::None);
     }
 
-    fn check_idle(&mut self, key: u32, gen: u32, epoch: u16) {
-        let now_ms = self.core.now_ms;
-        let Some(c) = self.core.slots.get_gen_mut(key as usize, gen) else {
-            return;
-        };
-        if c.io.idle_epoch != epoch || c.io.has(flags::CLOSING) || c.io.idle_ms == 0 {
-            // Re-armed since, or no longer wanted.
-            return;
-        }
-        let idle = now_ms.wrapping_sub(c.io.last_active);
-        if idle >= c.io.idle_ms {
-            let after = Duration::from_millis(c.io.idle_ms as u64);
-            bump(&self.core.counters().idle_closed, 1);
-            self.begin_close(key as usize, Some(Error::idle_timeout(after)));
-        } else {
-            // Traffic since: check again when the rest of the period has passed.
-            let left = Duration::from_millis((c.io.idle_ms - idle) as u64);
-            self.core
-                .timers
-                .add(Instant::now() + left, TimerKind::Idle { key, gen, epoch });
-        }
-    }
-
     fn run_timers(&mut self) {
-        let now = Instant::now();
         self.core.tick_clock();
+        let now = self.core.now();
         while let Some(kind) = self.core.timers.pop_due(now) {
             match kind {
                 TimerKind::Tick => {
@@ -1788,7 +1845,7 @@ impl<H: Handler> EventLoop<H> {
                     }
                 }
                 TimerKind::User { key, gen } => self.fire_user_timer(key, gen),
-                TimerKind::Idle { key, gen, epoch } => self.check_idle(key, gen, epoch),
+                TimerKind::Watch { key, gen, epoch } => self.check_watch(key, gen, epoch),
                 TimerKind::FlushLinger { key, gen } => {
                     let after = self.core.cfg.close_linger;
                     if let Some(c) = self.core.slots.get_gen_mut(key as usize, gen) {
@@ -1872,7 +1929,7 @@ impl<H: Handler> EventLoop<H> {
                 self.begin_close(key, None);
             }
         }
-        let deadline = Instant::now() + self.core.cfg.shutdown_timeout;
+        let deadline = self.core.now() + self.core.cfg.shutdown_timeout;
         self.core.timers.add(deadline, TimerKind::ShutdownDeadline);
     }
 }

@@ -31,7 +31,7 @@ pub enum Action {
 ///
 /// # Event order for one connection
 ///
-/// `opened` → (`data` | `writable` | `woken`)* → \[`eof`\] → ... → `closed`, and `closed`
+/// `opened` → (`data` | `writable` | `woken` | `read_closed`)* → \[`eof`\] → ... → `closed`, and `closed`
 /// exactly once, whatever happened. Every callback but `closed` returns an [`Action`].
 ///
 /// # Input
@@ -77,6 +77,19 @@ pub trait Handler: 'static {
     fn eof(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
         let _ = conn;
         Action::Close
+    }
+
+    /// The peer closed its sending side (or reset the connection) while backpressure holds
+    /// back reading this connection, so [`eof`](Handler::eof) cannot come until the input
+    /// before the end has been read, which may be never if what holds reading back never
+    /// drains. Called at most once; `eof` still follows if reading resumes. A peer that
+    /// closed its sending side may still be reading (a half-close), so the default does
+    /// nothing; a proxy whose client gave up aborts the exchange here instead of waiting
+    /// for the other side (nginx's "client prematurely closed connection").
+    /// [`Conn::is_read_closed`] holds from now on.
+    fn read_closed(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
+        let _ = conn;
+        Action::None
     }
 
     /// Output that had backed up has drained below the low-water mark: a producer that

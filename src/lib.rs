@@ -61,6 +61,7 @@ mod slots;
 mod socket;
 mod stats;
 pub mod testing;
+mod timeouts;
 mod timer;
 
 pub use addr::Addr;
@@ -76,7 +77,7 @@ pub use handle::Handle;
 pub use handler::{Action, Handler};
 pub use layer_buf::LayerBuffers;
 pub use resolver::ResolverConfig;
-pub use server::{Builder, Loops, Server};
+pub use server::{Builder, Loops, Server, DEFAULT_SEND_TIMEOUT};
 pub use socket::NetAddr;
 pub use stats::Stats;
 

@@ -48,6 +48,9 @@ impl Loops {
     }
 }
 
+/// The default of [`Builder::send_timeout`] (nginx's `send_timeout` has the same).
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Settings shared by every loop.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
@@ -61,6 +64,8 @@ pub(crate) struct Config {
     pub(crate) backlog: i32,
     pub(crate) balance: LoadBalance,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) read_timeout: Option<Duration>,
+    pub(crate) send_timeout: Option<Duration>,
     pub(crate) max_connections: usize,
     pub(crate) keepalive: Option<Duration>,
     pub(crate) recv_buffer_size: Option<usize>,
@@ -83,6 +88,8 @@ impl Default for Config {
             backlog: 1024,
             balance: LoadBalance::RoundRobin,
             idle_timeout: None,
+            read_timeout: None,
+            send_timeout: Some(DEFAULT_SEND_TIMEOUT),
             max_connections: usize::MAX,
             keepalive: None,
             recv_buffer_size: None,
@@ -186,6 +193,29 @@ impl Builder {
         self
     }
 
+    /// Closes a connection that was ready to read and got no input for `timeout` (default:
+    /// never); reading held back by backpressure does not count. Mostly set per connection
+    /// while an answer is awaited, with
+    /// [`Conn::set_read_timeout`](crate::Conn::set_read_timeout); this is the value new
+    /// connections (accepted and dialed) start with. `closed` then gets an error for which
+    /// [`Error::is_read_timeout`](crate::Error::is_read_timeout) holds.
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Builder {
+        self.cfg.read_timeout = timeout;
+        self
+    }
+
+    /// Closes a connection whose queued output took no byte for `timeout`: the peer
+    /// stopped reading (default [`DEFAULT_SEND_TIMEOUT`], 60 s; `None` never). A peer that
+    /// reads slowly but steadily is not affected: the clock restarts with every write.
+    /// The output is dropped and `closed` gets an error for which
+    /// [`Error::is_send_timeout`](crate::Error::is_send_timeout) holds.
+    /// [`Conn::set_send_timeout`](crate::Conn::set_send_timeout) overrides it per
+    /// connection.
+    pub fn send_timeout(mut self, timeout: Option<Duration>) -> Builder {
+        self.cfg.send_timeout = timeout;
+        self
+    }
+
     /// Most connections open at once over the whole server (default: unlimited). Past it,
     /// new connections are accepted and closed at once, logged, and counted in
     /// [`Stats::refused`](crate::Stats::refused). Exact with shared listeners; with
@@ -234,6 +264,11 @@ impl Builder {
     pub fn resolver(mut self, cfg: ResolverConfig) -> Builder {
         self.cfg.resolver = cfg;
         self
+    }
+
+    /// The settings (for the test driver, which has no listeners).
+    pub(crate) fn config(&self) -> Config {
+        self.cfg.clone()
     }
 
     /// Validates the settings and binds every listener.

@@ -120,6 +120,14 @@ impl Stream {
         }
     }
 
+    /// Makes the coming close a reset (`SO_LINGER` 0): the kernel drops unsent output at
+    /// once instead of keeping an orphan socket probing a peer that does not read.
+    pub(crate) fn reset_on_close(&self) {
+        if let Stream::Tcp(s) = self {
+            let _ = socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO));
+        }
+    }
+
     pub(crate) fn set_nodelay(&self, on: bool) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_nodelay(on),

@@ -23,6 +23,10 @@ pub struct Stats {
     pub refused: u64,
     /// Connections closed by the idle timeout.
     pub idle_closed: u64,
+    /// Connections closed by their read timeout (no input while one was awaited).
+    pub read_timeouts: u64,
+    /// Connections closed by their send timeout (the peer stopped taking output).
+    pub send_timeouts: u64,
     /// Bytes read from stream sockets.
     pub bytes_in: u64,
     /// Bytes written to stream sockets.
@@ -46,6 +50,8 @@ impl Add for Stats {
             detached: self.detached + o.detached,
             refused: self.refused + o.refused,
             idle_closed: self.idle_closed + o.idle_closed,
+            read_timeouts: self.read_timeouts + o.read_timeouts,
+            send_timeouts: self.send_timeouts + o.send_timeouts,
             bytes_in: self.bytes_in + o.bytes_in,
             bytes_out: self.bytes_out + o.bytes_out,
             datagrams_in: self.datagrams_in + o.datagrams_in,
@@ -64,6 +70,8 @@ pub(crate) struct Counters {
     pub(crate) detached: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) idle_closed: AtomicU64,
+    pub(crate) read_timeouts: AtomicU64,
+    pub(crate) send_timeouts: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
     pub(crate) datagrams_in: AtomicU64,
@@ -88,6 +96,8 @@ impl Counters {
             detached: r(&self.detached),
             refused: r(&self.refused),
             idle_closed: r(&self.idle_closed),
+            read_timeouts: r(&self.read_timeouts),
+            send_timeouts: r(&self.send_timeouts),
             bytes_in: r(&self.bytes_in),
             bytes_out: r(&self.bytes_out),
             datagrams_in: r(&self.datagrams_in),

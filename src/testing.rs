@@ -4,7 +4,10 @@
 //! A [`Driver`] runs the real loop code (dispatch, buffers, limits, close) on virtual
 //! connections: [`feed`](Driver::feed) delivers bytes as if they had been read,
 //! [`take_output`](Driver::take_output) returns what the handler wrote, as if the peer
-//! had read it. Timers and ticks are not driven.
+//! had read it. Time is a manual clock: it moves only when [`advance`](Driver::advance)
+//! moves it, which fires the timers that came due (idle, read and send timeouts, close
+//! lingers, the handler's `tick`, `Control::after` / `every`), so timeout behaviour is
+//! tested in microseconds and never depends on how busy the machine is.
 //!
 //! ```
 //! use wireloop::testing::Driver;
@@ -29,14 +32,14 @@
 
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mio::{Poll, Waker};
 
 use crate::conn::LoopCtx;
 use crate::event_loop::{EventLoop, WAKER};
 use crate::handle::{Mailbox, Shared};
-use crate::server::Config;
-use crate::{ConnId, Handle, Handler};
+use crate::{Builder, ConnId, Handle, Handler};
 
 /// One loop, no listeners, connections without sockets.
 pub struct Driver<H: Handler> {
@@ -48,10 +51,17 @@ impl<H: Handler> Driver<H> {
     /// A driver for `handler` with the default limits. Panics only if the system cannot
     /// create an epoll instance (the loop keeps one for its waker).
     pub fn new(handler: H) -> Driver<H> {
+        Driver::with_settings(handler, &Builder::default())
+    }
+
+    /// A driver for `handler` with the limits and timeouts of `settings` (a server
+    /// builder; its listeners and loop count are ignored): water marks, `max_input`, idle,
+    /// read and send timeouts, close linger.
+    pub fn with_settings(handler: H, settings: &Builder) -> Driver<H> {
         let poll = Poll::new().expect("epoll instance for the test driver");
         let waker = Waker::new(poll.registry(), WAKER).expect("waker for the test driver");
         let (tx, rx) = mpsc::channel();
-        let cfg = Config::default();
+        let cfg = settings.config();
         let shared = Arc::new(Shared::new(
             vec![Mailbox::new(tx, waker)],
             cfg.resolver.clone(),
@@ -63,9 +73,22 @@ impl<H: Handler> Driver<H> {
             index: 0,
             handle: handle.clone(),
         };
-        let ev = EventLoop::new(handler, ctx, poll, shared, Arc::new(cfg), rx, Vec::new())
+        let mut ev = EventLoop::new(handler, ctx, poll, shared, Arc::new(cfg), rx, Vec::new())
             .expect("test driver loop");
+        ev.start_driven();
         Driver { ev, handle }
+    }
+
+    /// Moves the driver's clock on by `by`, firing every timer that came due meanwhile
+    /// (timeouts, lingers, ticks, user timers), earliest first.
+    pub fn advance(&mut self, by: Duration) {
+        self.ev.advance(by);
+    }
+
+    /// The driver's clock (what [`Control::now`](crate::Control::now) returns to the
+    /// handler).
+    pub fn now(&self) -> Instant {
+        self.ev.now()
     }
 
     /// Opens a connection as if listener `addr_index` had accepted it (`opened` runs).
@@ -89,6 +112,11 @@ impl<H: Handler> Driver<H> {
     /// Everything the handler wrote since the last call, as the peer would read it.
     pub fn take_output(&mut self, id: ConnId) -> Vec<u8> {
         self.ev.take_output_virtual(id)
+    }
+
+    /// Wakes the connection (`woken` runs), as [`Handle::wake`] would.
+    pub fn wake(&mut self, id: ConnId) {
+        self.ev.wake_virtual(id)
     }
 
     /// Whether the connection is still open (not closing or closed).

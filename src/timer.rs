@@ -19,8 +19,9 @@ pub(crate) enum TimerKind {
     ShutdownDeadline,
     /// Try accepting on a listener again (after descriptor exhaustion or an error).
     AcceptRetry { listener: usize },
-    /// Check a connection's idle timeout (if `epoch` is still its current one).
-    Idle { key: u32, gen: u32, epoch: u16 },
+    /// Check a connection's idle, read and send timeouts (if `epoch` is still its current
+    /// one).
+    Watch { key: u32, gen: u32, epoch: u16 },
     /// A user timer from `Control::after` / `every`.
     User { key: u32, gen: u32 },
     /// A dial's connect timeout.
