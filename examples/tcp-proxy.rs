@@ -26,6 +26,10 @@ OPTIONS:
     --balance MODE          round-robin (default) or least-connections over the upstreams
     --loops N               number of loops (default 1; -1 = one per core)
     --connect-timeout SECS  time to resolve and connect to an upstream (default 5)
+    --idle-timeout SECS     close a connection (and so its pair) with no byte either way
+                            this long (default 600; 0 = never), nginx's proxy_timeout
+    --send-timeout SECS     close a connection that takes none of the bytes queued for
+                            it this long (default 60; 0 = never)
     --tls-listen ADDR       also accept TLS on ADDR (repeatable): TLS is terminated here
                             and plaintext goes upstream
     --tlscert PEM           certificate chain and key (one PEM file) for --tls-listen;
@@ -40,7 +44,9 @@ OPTIONS:
 Each client connection dials an upstream on the same loop. While one side cannot take
 more bytes, the proxy stops reading the other, so memory stays bounded. A half-close on
 one side is passed on to the other; when one side fails, the other is closed after its
-pending output is flushed. A TLS side's close ends the pair (after flushing). Logging
+pending output is flushed. A TLS side's close ends the pair (after flushing). A pair
+where one side went quiet ends with the idle timeout, a peer that stops reading with the
+send timeout. Logging
 goes to stderr (WIRELOOP_LOG=debug for more).";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -61,6 +67,16 @@ struct Args {
     balance: Balance,
     loops: i64,
     connect_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    send_timeout: Option<Duration>,
+}
+
+/// `SECS` of an optional timeout: 0 is off.
+fn timeout_arg(secs: f64, what: &str) -> Result<Option<Duration>, lexopt::Error> {
+    if !(0.0..86_400.0).contains(&secs) {
+        return Err(format!("{what} must be within [0, 86400) seconds").into());
+    }
+    Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
 }
 
 fn parse_args() -> Result<Args, lexopt::Error> {
@@ -77,6 +93,8 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         balance: Balance::RoundRobin,
         loops: 1,
         connect_timeout: Duration::from_secs(5),
+        idle_timeout: Some(Duration::from_secs(600)),
+        send_timeout: Some(wireloop::DEFAULT_SEND_TIMEOUT),
     };
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
@@ -103,6 +121,12 @@ fn parse_args() -> Result<Args, lexopt::Error> {
                     return Err("--connect-timeout must be within (0, 86400) seconds".into());
                 }
                 a.connect_timeout = Duration::from_secs_f64(secs);
+            }
+            Long("idle-timeout") => {
+                a.idle_timeout = timeout_arg(p.value()?.parse()?, "--idle-timeout")?
+            }
+            Long("send-timeout") => {
+                a.send_timeout = timeout_arg(p.value()?.parse()?, "--send-timeout")?
             }
             Short('h') | Long("help") => {
                 println!("{USAGE}");
@@ -299,7 +323,10 @@ impl Handler for Proxy {
 fn main() {
     common::init_logger();
     let args = parse_args().unwrap_or_else(|e| common::usage_error(e, USAGE));
-    let mut builder = Server::builder().loops(Loops::from_count(args.loops));
+    let mut builder = Server::builder()
+        .loops(Loops::from_count(args.loops))
+        .idle_timeout(args.idle_timeout)
+        .send_timeout(args.send_timeout);
     for a in args.listen.iter().chain(&args.tls_listen) {
         builder = builder
             .listen(a)

@@ -45,6 +45,10 @@ OPTIONS:
     --loops N                number of loops (default 1; -1 = one per core)
     --connect-timeout SECS   time to resolve and connect to an upstream (default 5)
     --upstream-timeout SECS  time from sending a request to the response head (default 60)
+    --read-timeout SECS      longest pause between two reads of an upstream's response
+                             (default 60); then the client's response is cut off
+    --send-timeout SECS      close a client or upstream that takes none of the bytes
+                             queued for it this long (default 60)
     --pool-size N            most connections per upstream per loop (default 64)
     --idle-timeout SECS      close pooled upstream connections idle this long (default 30)
     --down-time SECS         after a failed connect, avoid that upstream this long
@@ -56,7 +60,8 @@ OPTIONS:
 
 Hop-by-hop headers are removed, X-Forwarded-For, X-Forwarded-Proto and Via are added.
 Upstream connect failure answers 502, no response head within --upstream-timeout 504;
-an upstream failing mid-response closes the client connection. One access log line per
+an upstream failing or stalling mid-response closes the client connection. A client that
+closes its side while its request is in flight aborts the upstream exchange. One access log line per
 request goes to stdout: client, method, target, status, body bytes sent, upstream,
 duration. Logging goes to stderr (WIRELOOP_LOG=debug for more).";
 
@@ -122,6 +127,12 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             }
             Long("upstream-timeout") => {
                 a.settings.upstream_timeout = secs(p.value()?.parse()?, "--upstream-timeout")?
+            }
+            Long("read-timeout") => {
+                a.settings.read_timeout = secs(p.value()?.parse()?, "--read-timeout")?
+            }
+            Long("send-timeout") => {
+                a.settings.send_timeout = secs(p.value()?.parse()?, "--send-timeout")?
             }
             Long("idle-timeout") => {
                 a.settings.idle_timeout = secs(p.value()?.parse()?, "--idle-timeout")?
@@ -256,6 +267,16 @@ impl Handler for Outer {
         a
     }
 
+    fn read_closed(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        if conn.is_dialed() {
+            // An upstream's end is noticed when its response is read (or times out).
+            return Action::None;
+        }
+        let a = self.http.read_closed(conn);
+        self.after(conn);
+        a
+    }
+
     fn writable(&mut self, conn: &mut Conn<'_, ()>) -> Action {
         let a = if conn.is_dialed() {
             self.http.app_mut().up_data(conn)
@@ -311,7 +332,9 @@ fn main() {
         log::error!("{e}");
         std::process::exit(1)
     };
-    let mut builder = Server::builder().loops(Loops::from_count(args.loops));
+    let mut builder = Server::builder()
+        .loops(Loops::from_count(args.loops))
+        .send_timeout(Some(args.settings.send_timeout));
     let mut plain_index = None;
     let mut tls_index = None;
     let mut n = 0;

@@ -193,6 +193,8 @@ enum Step {
     Writable,
     Woken,
     Eof,
+    /// The peer hung up while reading is held back (see `Handler::read_closed`).
+    ReadClosed,
     /// After the handler's `post_write` (already called).
     Written,
 }
@@ -367,6 +369,7 @@ impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F
                 Step::Data => inner.data(&mut view),
                 Step::Writable => inner.writable(&mut view),
                 Step::Woken => inner.woken(&mut view),
+                Step::ReadClosed => inner.read_closed(&mut view),
                 Step::Eof | Step::Written => Action::None,
             };
             if action == Action::None
@@ -376,7 +379,9 @@ impl<H: Handler, L: Layer, F: Fn(&ConnInfo) -> bool + 'static> Translate<H, L, F
                 entry.eof_sent = true;
                 action = inner.eof(&mut view);
             }
-        } else if !entry.opened && (step == Step::Eof || entry.session.peer_closed()) {
+        } else if !entry.opened
+            && (matches!(step, Step::Eof | Step::ReadClosed) || entry.session.peer_closed())
+        {
             // The peer left during the handshake.
             action = Action::Close;
         }
@@ -456,6 +461,13 @@ where
             return self.inner.woken(conn);
         }
         self.step(conn, Step::Woken)
+    }
+
+    fn read_closed(&mut self, conn: &mut Conn<'_, H::State>) -> Action {
+        if self.entry(conn.id()).is_none() {
+            return self.inner.read_closed(conn);
+        }
+        self.step(conn, Step::ReadClosed)
     }
 
     fn pre_write(&mut self, conn: &mut Conn<'_, H::State>) {

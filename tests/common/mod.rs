@@ -5,6 +5,7 @@
 
 pub mod dns;
 mod example;
+pub mod process;
 mod server;
 
 #[allow(unused_imports)]

@@ -361,6 +361,24 @@ impl App for Proxy {
         }
     }
 
+    fn client_eof(&mut self, res: &mut Response<'_>, _: &mut ()) {
+        // The client gave up while its upstream exchange is in flight (nginx: "client
+        // prematurely closed connection", 499): stop here rather than hold both
+        // connections until the upstream finishes, which may be never. Closing the client
+        // ends the exchange: `client_closed` closes the upstream connection.
+        let Some(id) = res.conn_id() else {
+            return;
+        };
+        let Some(c) = slot_get(&mut self.clients, id, |c| c.id) else {
+            return;
+        };
+        if !c.complete && matches!(c.answer, Answer::Pending | Answer::Head | Answer::Streaming) {
+            log::debug!("client {id}: closed its side mid-exchange; aborting");
+            c.status = 499;
+            res.abort();
+        }
+    }
+
     fn upgraded(&mut self, conn: &mut Conn<'_, ()>, event: UpgradeEvent, _: &mut ()) -> Action {
         let id = conn.id();
         let Some(c) = slot_get(&mut self.clients, id, |c| c.id) else {

@@ -21,6 +21,12 @@ pub struct Settings {
     /// `--upstream-timeout`: from sending a request (or its last body byte) to the
     /// response head; then 504.
     pub upstream_timeout: Duration,
+    /// `--read-timeout`: longest wait for the next bytes of an upstream's response once
+    /// its head arrived (nginx's `proxy_read_timeout`); then the client is cut off.
+    pub read_timeout: Duration,
+    /// `--send-timeout`: longest a client (or upstream) may take no output while some is
+    /// queued for it (nginx's `send_timeout`); then it is closed.
+    pub send_timeout: Duration,
     /// `--idle-timeout`: how long a pooled connection may stay idle.
     pub idle_timeout: Duration,
     /// `--down-time`: how long an upstream is avoided after a failed connect.
@@ -39,6 +45,8 @@ impl Default for Settings {
             balance: Balance::RoundRobin,
             connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(30),
             down_time: Duration::from_secs(10),
             pool_size: 64,

@@ -43,6 +43,8 @@ impl Proxy {
         up.connected = true;
         up.deadline = Some(Instant::now() + self.s.upstream_timeout);
         let _ = conn.set_nodelay(true);
+        // Between two reads of the response (the head has its own deadline, above).
+        conn.set_read_timeout(Some(self.s.read_timeout));
         if !up.out.is_empty() {
             conn.write(&up.out);
             up.out.clear();
@@ -63,6 +65,9 @@ impl Proxy {
         if !up.out.is_empty() {
             conn.write(&up.out);
             up.out.clear();
+            // Request bytes went out: the wait for the answer starts now (a pooled
+            // connection's clock would still count from its previous exchange).
+            conn.set_read_timeout(Some(self.s.read_timeout));
         }
         self.up_data(conn)
     }
@@ -163,6 +168,10 @@ impl Proxy {
                 break;
             }
         }
+        if up.tunnel && conn.read_timeout().is_some() {
+            // A tunnel may rightly stay quiet (a WebSocket between messages).
+            conn.set_read_timeout(None);
+        }
         if up.tunnel && !conn.input().is_empty() {
             c.stage.extend_from_slice(conn.input());
             let n = conn.input().len();
@@ -181,6 +190,8 @@ impl Proxy {
         if end {
             up.served += 1;
             let reusable = up.reader.keep_alive() && up.req_done && conn.input().is_empty();
+            // Idle in the pool, it awaits nothing (the pool's idle timeout applies).
+            conn.set_read_timeout(None);
             self.release(id, reusable);
             if !reusable {
                 return Action::Close;

@@ -44,6 +44,10 @@ pub enum UpgradeEvent {
     Woken,
     /// The peer closed its sending side.
     Eof,
+    /// The peer closed its sending side (or reset) while backpressure holds back reading
+    /// the connection (see [`wireloop::Handler::read_closed`]); `Eof` follows if reading
+    /// resumes.
+    ReadClosed,
 }
 
 /// An HTTP/1.1 application: answers requests. One value per loop (made by the server's
@@ -85,6 +89,17 @@ pub trait App: 'static {
     /// woken): write more of a streamed body, or the answer once it is ready. Check
     /// [`Response::has_room`] to stop before the output backs up.
     fn resume(&mut self, res: &mut Response<'_>, state: &mut Self::State) {
+        let _ = (res, state);
+    }
+
+    /// The client closed its sending side while the current response is still being
+    /// produced (`request` ran and the response is not complete): its end of input was
+    /// read, or it hung up while backpressure held back reading. Most clients do this only
+    /// when they give up (a timeout, a closed tab), so a proxy aborts its upstream
+    /// exchange here ([`Response::abort`]; nginx logs such a request as 499). The default
+    /// carries on: the response completes and the connection closes after it (a client
+    /// that half-closed after its request still gets its answer).
+    fn client_eof(&mut self, res: &mut Response<'_>, state: &mut Self::State) {
         let _ = (res, state);
     }
 
@@ -277,8 +292,10 @@ impl<A: App> Http1<A> {
         .clamp(Duration::from_millis(10), Duration::from_secs(1))
     }
 
-    fn now_ms(&self) -> u64 {
-        self.base.elapsed().as_millis() as u64
+    /// Milliseconds of the loop's clock (`Control::now`, manual under the test driver)
+    /// since this adapter was made.
+    fn now_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.base).as_millis() as u64
     }
 
     /// The entry of `id` and the rest of the adapter.
@@ -658,6 +675,14 @@ fn body_step<A: App>(cx: &mut Cx<'_, A>, e: &mut Entry<A::State>, conn: &mut Con
     Step::Continue
 }
 
+/// The client ended its input: tell the application if a response is still in progress.
+fn client_eof<A: App>(cx: &mut Cx<'_, A>, e: &mut Entry<A::State>, conn: &mut Conn<'_, ()>) {
+    if e.answering && !e.resp.is_done() {
+        let (_, mut out) = conn.split();
+        cx.app.client_eof(&mut response!(cx, e, out), &mut e.state);
+    }
+}
+
 /// A timeout fired for this connection (found by `tick`, delivered through `woken`).
 fn expire<A: App>(cx: &mut Cx<'_, A>, e: &mut Entry<A::State>, conn: &mut Conn<'_, ()>) -> Action {
     e.expired = false;
@@ -687,8 +712,8 @@ fn expire<A: App>(cx: &mut Cx<'_, A>, e: &mut Entry<A::State>, conn: &mut Conn<'
 impl<A: App> Handler for Http1<A> {
     type State = ();
 
-    fn serving(&mut self, _ctl: &mut Control<'_, ()>) -> Action {
-        self.now = self.now_ms();
+    fn serving(&mut self, ctl: &mut Control<'_, ()>) -> Action {
+        self.now = self.now_ms(ctl.now());
         if !self.date_frozen {
             self.date.refresh();
         }
@@ -696,7 +721,7 @@ impl<A: App> Handler for Http1<A> {
     }
 
     fn tick(&mut self, ctl: &mut Control<'_, ()>) -> (Option<Duration>, Action) {
-        self.now = self.now_ms();
+        self.now = self.now_ms(ctl.now());
         if !self.date_frozen {
             self.date.refresh();
         }
@@ -760,8 +785,24 @@ impl<A: App> Handler for Http1<A> {
             Phase::Upgraded => cx.app.upgraded(conn, UpgradeEvent::Eof, &mut e.state),
             // An incomplete request will not complete.
             Phase::Inline | Phase::Body => Action::Close,
-            _ => drive(&mut cx, e, conn, false),
+            _ => {
+                client_eof(&mut cx, e, conn);
+                drive(&mut cx, e, conn, false)
+            }
         }
+    }
+
+    fn read_closed(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        let Some((mut cx, e)) = self.parts(conn.id()) else {
+            return Action::Close;
+        };
+        if e.phase == Phase::Upgraded {
+            return cx
+                .app
+                .upgraded(conn, UpgradeEvent::ReadClosed, &mut e.state);
+        }
+        client_eof(&mut cx, e, conn);
+        drive(&mut cx, e, conn, false)
     }
 
     fn writable(&mut self, conn: &mut Conn<'_, ()>) -> Action {
@@ -1151,6 +1192,55 @@ mod tests {
         d.eof(c);
         assert_eq!(text(&d.take_output(c)), HELLO);
         assert!(!d.is_open(c));
+    }
+
+    #[test]
+    fn client_eof_mid_response_reaches_the_app() {
+        /// Starts a chunked response and continues only when woken; aborts if the client
+        /// ends its input first when `abort` is set.
+        struct Slow {
+            abort: bool,
+            eofs: usize,
+        }
+        impl App for Slow {
+            type State = ();
+            fn request(&mut self, _req: &Request<'_>, res: &mut Response<'_>, _: &mut ()) {
+                res.start_chunked();
+                res.write(b"first");
+            }
+            fn resume(&mut self, res: &mut Response<'_>, _: &mut ()) {
+                res.write(b"last");
+                res.finish();
+            }
+            fn client_eof(&mut self, res: &mut Response<'_>, _: &mut ()) {
+                self.eofs += 1;
+                if self.abort {
+                    res.abort();
+                }
+            }
+        }
+        for abort in [false, true] {
+            let mut h = Http1::server(Slow { abort, eofs: 0 });
+            h.freeze_date(0);
+            let mut d = wireloop::testing::Driver::new(h);
+            let c = d.open(0);
+            d.feed(c, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+            let head = text(&d.take_output(c));
+            assert!(head.ends_with("5\r\nfirst\r\n"), "{head}");
+            d.eof(c);
+            assert_eq!(d.handler().app().eofs, 1);
+            if abort {
+                assert!(!d.is_open(c), "an aborted response closes the connection");
+                assert_eq!(d.take_output(c), b"");
+            } else {
+                // A half-close: the response still completes, then the connection closes.
+                assert!(d.is_open(c));
+                d.wake(c);
+                let rest = text(&d.take_output(c));
+                assert_eq!(rest, "4\r\nlast\r\n0\r\n\r\n");
+                assert!(!d.is_open(c), "closed after the response");
+            }
+        }
     }
 
     #[test]

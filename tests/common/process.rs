@@ -1,0 +1,96 @@
+//! A child process under test (an example binary): started with its output collected,
+//! waited for until it says it is ready, killed and reaped on drop, and inspected through
+//! `/proc` (open descriptors, resident memory).
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::ChildLog;
+
+/// A running child; killed and reaped on drop.
+pub struct Process {
+    pub child: Child,
+    /// Its stderr lines so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+    /// Its stdout lines so far.
+    pub out: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Runs `bin` with `args` (and `WIRELOOP_LOG=info`) and waits until a line of its
+    /// stderr contains `ready`.
+    pub fn start(
+        bin: &Path,
+        args: &[String],
+        ready: &str,
+        timeout: Duration,
+    ) -> Result<Process, String> {
+        let mut child = Command::new(bin)
+            .args(args)
+            .env("WIRELOOP_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
+        let stderr = ChildLog::spawn(child.stderr.take().expect("piped stderr"));
+        let stdout = ChildLog::spawn(child.stdout.take().expect("piped stdout"));
+        let mut p = Process {
+            child,
+            log: stderr.lines.clone(),
+            out: stdout.lines.clone(),
+        };
+        if let Err(why) = stderr.wait_for(ready, timeout) {
+            let status = p.child.try_wait().ok().flatten();
+            return Err(format!("exit status {status:?}: {why}"));
+        }
+        Ok(p)
+    }
+
+    /// Number of descriptors the process has open now.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .expect("read /proc/<pid>/fd")
+    }
+
+    /// Resident set size in bytes.
+    pub fn rss(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/<pid>/status");
+        let kb: usize = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status");
+        kb * 1024
+    }
+
+    /// Its stderr and stdout so far, for failure messages.
+    pub fn output(&self) -> String {
+        format!(
+            "stderr: {:?}\nstdout: {:?}",
+            self.log.lock().unwrap(),
+            self.out.lock().unwrap()
+        )
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port of 127.0.0.1 free a moment ago (a child given it may still lose a race for it:
+/// callers retry with another).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a probe listener")
+        .port()
+}
