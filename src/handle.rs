@@ -13,8 +13,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use mio::Waker;
 
-use crate::conn::ConnId;
 use crate::dial::DialOptions;
+use crate::id::ConnId;
 use crate::resolver::{Family, Reply, ResolveError, Resolver, ResolverConfig};
 use crate::socket::Stream;
 use crate::stats::{Counters, Stats};

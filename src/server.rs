@@ -7,10 +7,11 @@ use std::time::Duration;
 use mio::{Poll, Waker};
 
 use crate::addr::Addr;
-use crate::conn::LoopCtx;
-use crate::event_loop::{EventLoop, LoopListener, WAKER};
+use crate::config::Config;
 use crate::handle::{Inbox, Mailbox, Shared};
 use crate::listener::{self, ListenOptions};
+use crate::reactor::store::LoopCtx;
+use crate::reactor::{EventLoop, LoopListener, WAKER};
 use crate::resolver::ResolverConfig;
 use crate::socket::NetAddr;
 use crate::{Error, Handle, Handler, LoadBalance};
@@ -44,59 +45,6 @@ impl Loops {
         match self {
             Loops::Fixed(n) => n.max(1),
             Loops::PerCore => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        }
-    }
-}
-
-/// The default of [`Builder::send_timeout`] (nginx's `send_timeout` has the same).
-pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Settings shared by every loop.
-#[derive(Clone, Debug)]
-pub(crate) struct Config {
-    pub(crate) out_high_water: usize,
-    pub(crate) out_low_water: usize,
-    pub(crate) max_input: usize,
-    pub(crate) read_buffer: usize,
-    pub(crate) close_linger: Duration,
-    pub(crate) shutdown_timeout: Duration,
-    pub(crate) nodelay: bool,
-    pub(crate) backlog: i32,
-    pub(crate) balance: LoadBalance,
-    pub(crate) idle_timeout: Option<Duration>,
-    pub(crate) read_timeout: Option<Duration>,
-    pub(crate) send_timeout: Option<Duration>,
-    pub(crate) max_connections: usize,
-    pub(crate) keepalive: Option<Duration>,
-    pub(crate) recv_buffer_size: Option<usize>,
-    pub(crate) send_buffer_size: Option<usize>,
-    pub(crate) reuseaddr: bool,
-    pub(crate) max_datagram: usize,
-    pub(crate) resolver: ResolverConfig,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            out_high_water: 1 << 20,
-            out_low_water: 256 << 10,
-            max_input: 8 << 20,
-            read_buffer: 64 << 10,
-            close_linger: Duration::from_secs(5),
-            shutdown_timeout: Duration::from_secs(5),
-            nodelay: true,
-            backlog: 1024,
-            balance: LoadBalance::RoundRobin,
-            idle_timeout: None,
-            read_timeout: None,
-            send_timeout: Some(DEFAULT_SEND_TIMEOUT),
-            max_connections: usize::MAX,
-            keepalive: None,
-            recv_buffer_size: None,
-            send_buffer_size: None,
-            reuseaddr: true,
-            max_datagram: 65_535,
-            resolver: ResolverConfig::default(),
         }
     }
 }

@@ -36,10 +36,15 @@ use std::time::{Duration, Instant};
 
 use mio::{Poll, Waker};
 
-use crate::conn::LoopCtx;
-use crate::event_loop::{EventLoop, WAKER};
 use crate::handle::{Mailbox, Shared};
-use crate::{Builder, ConnId, Handle, Handler};
+use crate::reactor::store::{flags, ConnIo, Connection, LoopCtx, NO_PEER};
+use crate::reactor::timeouts::Timeouts;
+use crate::reactor::Cb;
+use crate::reactor::{EventLoop, WAKER};
+use crate::socket::Stream;
+use crate::stats::bump;
+use crate::{Builder, ConnId, Control, Error, Handle, Handler};
+use std::io;
 
 /// One loop, no listeners, connections without sockets.
 pub struct Driver<H: Handler> {
@@ -138,5 +143,136 @@ impl<H: Handler> Driver<H> {
     /// driver call that runs the loop's inbox — none does: they are for inspection).
     pub fn handle(&self) -> &Handle {
         &self.handle
+    }
+}
+
+/// The loop's side of the driver: connections without sockets, and the manual clock.
+impl<H: Handler> EventLoop<H> {
+    /// Opens a connection with no socket: its output stays queued for `take_output`.
+    pub(crate) fn open_virtual(&mut self, addr_index: u16) -> Option<ConnId> {
+        let core = &mut self.core;
+        let conn = Connection {
+            io: ConnIo {
+                stream: Stream::Unconnected,
+                flags: 0,
+                addr_index,
+                watch_epoch: 0,
+                timeouts: Timeouts::from_config(&core.cfg, core.now_ms),
+                peer: NO_PEER,
+            },
+            bufs: None,
+            state: H::State::default(),
+        };
+        let (key, _) = core.slots.insert(conn)?;
+        core.open_count_add(1);
+        bump(&core.counters().accepted, 1);
+        let id = core.conn_id(key as usize);
+        core.arm_watch(key as usize);
+        self.dispatch(key as usize, Cb::Opened);
+        Some(id)
+    }
+
+    /// Delivers `data` to a virtual connection as if it had been read.
+    pub(crate) fn feed_virtual(&mut self, id: ConnId, data: &[u8]) -> bool {
+        let now_ms = self.core.now_ms;
+        let Some(c) = self.core.live(id) else {
+            return false;
+        };
+        if c.io.has(flags::READ_EOF) {
+            return false;
+        }
+        c.bufs.get_or_insert_with(Box::default).input.append(data);
+        c.io.timeouts.last_read = now_ms;
+        c.io.timeouts.last_active = now_ms;
+        bump(&self.core.counters().bytes_in, data.len() as u64);
+        self.dispatch(id.key as usize, Cb::Data);
+        self.run_deferred();
+        true
+    }
+
+    /// The peer of a virtual connection closed its sending side.
+    pub(crate) fn eof_virtual(&mut self, id: ConnId) -> bool {
+        let Some(c) = self.core.live(id) else {
+            return false;
+        };
+        if c.io.has(flags::READ_EOF) {
+            return false;
+        }
+        c.io.set(flags::READ_EOF);
+        self.dispatch(id.key as usize, Cb::Eof);
+        self.run_deferred();
+        true
+    }
+
+    /// Takes everything queued on a virtual connection, as if the peer had read it, and
+    /// lets the loop react (a pending close completes, a paused reader resumes).
+    pub(crate) fn take_output_virtual(&mut self, id: ConnId) -> Vec<u8> {
+        let mut out = Vec::new();
+        let Some(c) = self.core.slots.get_gen_mut(id.key as usize, id.gen) else {
+            return out;
+        };
+        if c.io.has(flags::LINGERING) {
+            return out;
+        }
+        if let Some(b) = c.bufs.as_deref_mut() {
+            b.out.flush_to(&mut out, &mut 0).ok();
+        }
+        if !out.is_empty() {
+            c.io.timeouts.last_write = self.core.now_ms;
+            c.io.timeouts.last_active = self.core.now_ms;
+        }
+        self.after_output(id.key as usize);
+        self.run_deferred();
+        out
+    }
+
+    /// Calls `woken` for a connection, as a wake from the inbox does.
+    pub(crate) fn wake_virtual(&mut self, id: ConnId) {
+        if self.core.live(id).is_some() {
+            self.wake(id.key as usize);
+            self.run_deferred();
+        }
+    }
+
+    /// Whether `id` is still open (not closing or closed).
+    pub(crate) fn is_open(&mut self, id: ConnId) -> bool {
+        self.core.live(id).is_some()
+    }
+
+    /// Closes a virtual connection as if its socket failed.
+    pub(crate) fn reset_virtual(&mut self, id: ConnId) {
+        if self
+            .core
+            .slots
+            .get_gen_mut(id.key as usize, id.gen)
+            .is_some()
+        {
+            let e = io::Error::from(io::ErrorKind::ConnectionReset);
+            self.fail(id.key as usize, Error::io(e));
+            self.run_deferred();
+        }
+    }
+
+    /// Starts a loop driven by hand (the test driver): a manual clock, then `serving` and
+    /// the first `tick`, as `run` does.
+    pub(crate) fn start_driven(&mut self) {
+        self.core.use_manual_clock();
+        let a = self.handler.serving(&mut Control {
+            core: &mut self.core,
+        });
+        self.after_control(a);
+        self.fire_tick();
+    }
+
+    /// Moves the manual clock on and fires every timer that came due, in order.
+    pub(crate) fn advance(&mut self, by: std::time::Duration) {
+        self.core.advance_manual_clock(by);
+        self.run_timers();
+        self.run_deferred();
+    }
+
+    /// The loop's clock.
+    pub(crate) fn now(&self) -> Instant {
+        self.core.now()
     }
 }

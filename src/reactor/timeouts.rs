@@ -29,9 +29,9 @@
 
 use std::time::Duration;
 
-use crate::conn::{duration_to_ms, flags, ConnIo, NO_PEER};
-use crate::event_loop::{Core, EventLoop};
-use crate::server::Config;
+use crate::config::Config;
+use crate::reactor::store::{duration_to_ms, flags, ConnIo, NO_PEER};
+use crate::reactor::{Core, EventLoop};
 use crate::stats::bump;
 use crate::timer::TimerKind;
 use crate::{Error, Handler};

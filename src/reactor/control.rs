@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::conn::{flags, ConnId};
-use crate::event_loop::{Core, Deferred, TimerFn, UserTimer};
+use crate::id::ConnId;
+use crate::reactor::store::flags;
+use crate::reactor::{Core, Deferred, TimerFn, UserTimer};
 use crate::stats::Stats;
 use crate::timer::TimerKind;
 use crate::{DialOptions, Error, Handle};

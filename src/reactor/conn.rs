@@ -7,141 +7,12 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::buf::{InBuf, OutBuf};
-use crate::event_loop::Core;
-use crate::socket::{NetAddr, Stream};
-use crate::timeouts::{self, Timeouts};
+use crate::id::ConnId;
+use crate::reactor::store::{duration_to_ms, flags, ConnIo, NO_PEER};
+use crate::reactor::timeouts;
+use crate::reactor::Core;
+use crate::socket::NetAddr;
 use crate::{Control, DialOptions, Error, Handle, LayerBuffers};
-
-/// Identifies a connection across threads: the loop that owns it, its slot, and the slot's
-/// generation. An id whose connection is gone (or whose slot was reused) is simply ignored
-/// by [`Handle`] and [`Control`](crate::Control) operations.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct ConnId {
-    pub(crate) loop_index: u32,
-    pub(crate) key: u32,
-    pub(crate) gen: u32,
-}
-
-impl ConnId {
-    /// Index of the loop that owns the connection.
-    pub fn loop_index(&self) -> usize {
-        self.loop_index as usize
-    }
-
-    /// The connection's slot on its loop: small, dense, and reused after the connection
-    /// closes, so a handler can index a per-connection side table by it (and compare the
-    /// whole id to tell a reused slot from the old connection).
-    pub fn slot(&self) -> usize {
-        self.key as usize
-    }
-}
-
-impl fmt::Display for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}.{}", self.loop_index, self.key, self.gen)
-    }
-}
-
-/// Connection flags (a `u32` per connection).
-pub(crate) mod flags {
-    /// The socket may have more to read (set by a readable event, cleared on `WouldBlock`).
-    pub(crate) const READABLE: u32 = 1 << 0;
-    /// The socket accepted the last write in full (cleared on `WouldBlock`).
-    pub(crate) const WRITABLE: u32 = 1 << 1;
-    /// The peer closed its sending side.
-    pub(crate) const READ_EOF: u32 = 1 << 2;
-    /// Reading is paused: output is above the high-water mark.
-    pub(crate) const PAUSED: u32 = 1 << 3;
-    /// Closing: no more callbacks but `closed`; flushing output first.
-    pub(crate) const CLOSING: u32 = 1 << 4;
-    /// The handler asked for `shutdown(Write)` once output is flushed.
-    pub(crate) const SHUT_WR_REQ: u32 = 1 << 5;
-    /// `shutdown(Write)` was done.
-    pub(crate) const SHUT_WR_DONE: u32 = 1 << 6;
-    /// The handler asked to close (`Conn::close`).
-    pub(crate) const CLOSE_REQ: u32 = 1 << 7;
-    /// `closed` has fired; the socket lingers only to drain the peer's last bytes so the
-    /// close does not turn into a reset that could destroy the output just sent.
-    pub(crate) const LINGERING: u32 = 1 << 8;
-    /// The connection is in the loop's queue of connections to read again.
-    pub(crate) const QUEUED: u32 = 1 << 9;
-    /// The peer's FIN (or an error) was signalled: read until EOF even after a short read.
-    pub(crate) const RDHUP: u32 = 1 << 10;
-    /// Detaching: flushing output, then the socket is handed to `detached`.
-    pub(crate) const DETACHING: u32 = 1 << 11;
-    /// A watch timer is live (see `timeouts.rs`); `Timeouts::watch_at` says when it fires.
-    pub(crate) const WATCHING: u32 = 1 << 12;
-    /// A timeout changed: (re)arm the watch after the callback.
-    pub(crate) const TIMEOUTS_CHANGED: u32 = 1 << 13;
-    /// A dialed connection that is not connected yet (resolving or connecting).
-    pub(crate) const CONNECTING: u32 = 1 << 14;
-    /// The connection was dialed, not accepted.
-    pub(crate) const DIALED: u32 = 1 << 15;
-    /// Not read: the linked peer's output is above the high-water mark.
-    pub(crate) const PEER_BLOCKED: u32 = 1 << 16;
-    /// A wake arrived while connecting: deliver it right after `opened`.
-    pub(crate) const WAKE_PENDING: u32 = 1 << 17;
-    /// Output is queued that the socket did not take: the send timeout's clock runs.
-    pub(crate) const SEND_CLOCK: u32 = 1 << 18;
-    /// `read_closed` was delivered (the peer's FIN seen while reading was held back).
-    pub(crate) const READ_CLOSED_TOLD: u32 = 1 << 19;
-}
-
-/// Buffers a connection holds only while it has pending input or output.
-#[derive(Debug, Default)]
-pub(crate) struct ConnBufs {
-    pub(crate) input: InBuf,
-    pub(crate) out: OutBuf,
-}
-
-/// The socket side of a stored connection.
-#[derive(Debug)]
-pub(crate) struct ConnIo {
-    pub(crate) stream: Stream,
-    pub(crate) flags: u32,
-    pub(crate) addr_index: u16,
-    /// Which watch timer is current: every re-arm moves it on, so a timer armed before
-    /// is recognised as stale and dropped when it fires. Fits in the padding after
-    /// `addr_index`: no extra memory per connection.
-    pub(crate) watch_epoch: u16,
-    /// Idle, read and send limits and their clocks.
-    pub(crate) timeouts: Timeouts,
-    /// The linked peer (key, generation); `NO_PEER` when none.
-    pub(crate) peer: (u32, u32),
-}
-
-/// `ConnIo::peer` when no peer is linked.
-pub(crate) const NO_PEER: (u32, u32) = (u32::MAX, 0);
-
-impl ConnIo {
-    #[inline]
-    pub(crate) fn has(&self, f: u32) -> bool {
-        self.flags & f != 0
-    }
-    #[inline]
-    pub(crate) fn set(&mut self, f: u32) {
-        self.flags |= f;
-    }
-    #[inline]
-    pub(crate) fn unset(&mut self, f: u32) {
-        self.flags &= !f;
-    }
-}
-
-/// A connection as stored in the loop's slab.
-#[derive(Debug)]
-pub(crate) struct Connection<S> {
-    pub(crate) io: ConnIo,
-    pub(crate) bufs: Option<Box<ConnBufs>>,
-    pub(crate) state: S,
-}
-
-/// Loop-wide facts a connection view can report.
-#[derive(Debug)]
-pub(crate) struct LoopCtx {
-    pub(crate) index: usize,
-    pub(crate) handle: Handle,
-}
 
 /// A connection during a handler callback: its input, its output queue, its state and
 /// its addresses. Valid only for the duration of the callback (it borrows the loop).
@@ -522,11 +393,6 @@ impl<S> Conn<'_, S> {
     pub fn socket(&self) -> io::Result<socket2::SockRef<'_>> {
         self.io.stream.sock_ref()
     }
-}
-
-/// Milliseconds in `d`, at least 1, saturating at `u32::MAX - 1`.
-pub(crate) fn duration_to_ms(d: Duration) -> u32 {
-    d.as_millis().clamp(1, (u32::MAX - 1) as u128) as u32
 }
 
 /// A connection's output queue, from [`Conn::split`].

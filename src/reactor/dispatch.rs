@@ -1,0 +1,174 @@
+//! Callbacks: the connection's view for a handler call, and settling afterwards (output
+//! written at once, leftovers kept, limits, the returned action).
+
+use super::*;
+use crate::reactor::conn::Conn;
+use crate::reactor::store::{flags, ConnBufs, Connection};
+use crate::stats::bump;
+use crate::{Action, Error, Handler};
+
+impl<H: Handler> EventLoop<H> {
+    /// Calls `f` with the handler and a view of connection `key`: its own input if it has
+    /// some (else the shared read buffer), its own output if it has some (else the staging
+    /// queue). The caller deals with what is left in the shared buffers.
+    pub(crate) fn with_conn<R>(
+        &mut self,
+        key: usize,
+        f: impl FnOnce(&mut H, &mut Conn<'_, H::State>) -> R,
+    ) -> Option<R> {
+        let id = self.core.conn_id(key);
+        // The connection and the shared buffers leave the loop for the call, so the view
+        // can also reach the rest of the loop (other connections, timers, dial).
+        let mut conn = self.core.slots.take(key)?;
+        let mut rbuf = std::mem::take(&mut self.core.rbuf);
+        let mut stage = std::mem::take(&mut self.core.stage);
+        let r = {
+            let Connection { io, bufs, state } = &mut conn;
+            let (input, out) = match bufs.as_deref_mut() {
+                Some(ConnBufs { input, out }) => (
+                    if input.is_empty() { &mut rbuf } else { input },
+                    if out.is_empty() { &mut stage } else { out },
+                ),
+                None => (&mut rbuf, &mut stage),
+            };
+            let mut view = Conn {
+                id,
+                io,
+                input,
+                out,
+                core: &mut self.core,
+                state,
+            };
+            f(&mut self.handler, &mut view)
+        };
+        self.core.rbuf = rbuf;
+        self.core.stage = stage;
+        self.core.slots.put_back(key, conn);
+        Some(r)
+    }
+
+    /// Runs one callback for connection `key`, then settles its buffers and acts on the result.
+    pub(crate) fn dispatch(&mut self, key: usize, cb: Cb) {
+        let action = self.with_conn(key, |h, conn| {
+            let action = match cb {
+                Cb::Opened => h.opened(conn),
+                Cb::Data => h.data(conn),
+                Cb::Eof => h.eof(conn),
+                Cb::Writable => h.writable(conn),
+                Cb::Woken => h.woken(conn),
+                Cb::ReadClosed => h.read_closed(conn),
+            };
+            if conn.output_len() > 0 {
+                h.pre_write(conn);
+            }
+            action
+        });
+        if let Some(action) = action {
+            self.settle(key, action);
+        }
+    }
+
+    /// Moves input left in the shared read buffer and output left in the staging queue
+    /// into connection `key`'s own buffers. Returns whether its input is over the limit.
+    pub(crate) fn keep_leftovers(&mut self, key: usize) -> bool {
+        let core = &mut self.core;
+        let Some(c) = core.slots.get_mut(key) else {
+            core.rbuf.clear();
+            core.stage.discard();
+            return false;
+        };
+        if !core.rbuf.is_empty() {
+            c.bufs
+                .get_or_insert_with(Box::default)
+                .input
+                .set_from(core.rbuf.bytes());
+        }
+        core.rbuf.clear();
+        if !core.stage.is_empty() {
+            let b = c.bufs.get_or_insert_with(Box::default);
+            debug_assert!(b.out.is_empty());
+            std::mem::swap(&mut b.out, &mut core.stage);
+        }
+        match c.bufs.as_deref_mut() {
+            Some(b) => {
+                b.input.settle();
+                b.input.len() > core.cfg.max_input
+            }
+            None => false,
+        }
+    }
+
+    /// After a callback: write staged output, keep leftovers, apply limits, backpressure
+    /// and the action.
+    pub(crate) fn settle(&mut self, key: usize, action: Action) {
+        // Staged output goes out now, straight from the staging queue.
+        let mut written = 0;
+        let core = &mut self.core;
+        if let Some(c) = core.slots.get_mut(key) {
+            if !core.stage.is_empty() && c.io.has(flags::WRITABLE) {
+                match core.stage.flush_to(&mut c.io.stream, &mut written) {
+                    Ok(true) => {}
+                    Ok(false) => c.io.unset(flags::WRITABLE),
+                    Err(e) => {
+                        core.stage.discard();
+                        self.keep_leftovers(key);
+                        let gen = self.core.slots.gen(key);
+                        self.read_before_failing(key);
+                        if self.core.slots.get_gen_mut(key, gen).is_some() {
+                            self.fail(key, Error::io(e));
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+        let over_limit = self.keep_leftovers(key);
+        if written > 0 {
+            self.wrote(key, written);
+        }
+        if over_limit {
+            log::debug!(
+                "loop {}: connection {key} over the input limit",
+                self.core.ctx.index
+            );
+            self.fail(key, Error::input_limit(self.core.cfg.max_input));
+            return;
+        }
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
+        let close = c.io.has(flags::CLOSE_REQ);
+        c.io.unset(flags::CLOSE_REQ);
+        if c.io.has(flags::TIMEOUTS_CHANGED) {
+            self.core.arm_watch(key);
+        }
+        self.flush(key);
+        match action {
+            Action::Close => self.begin_close_from(key, None, true),
+            Action::Shutdown => self.start_shutdown(),
+            Action::Detach => self.begin_detach(key),
+            Action::None => {}
+        }
+        if close {
+            self.begin_close_from(key, None, true);
+        }
+        if !self.core.deferred.is_empty() {
+            self.run_deferred();
+        }
+    }
+
+    /// Bookkeeping after `written` bytes went out: counters, activity, `post_write`.
+    pub(crate) fn wrote(&mut self, key: usize, written: usize) {
+        bump(&self.core.counters().bytes_out, written as u64);
+        let now_ms = self.core.now_ms;
+        if let Some(c) = self.core.slots.get_mut(key) {
+            c.io.timeouts.last_active = now_ms;
+            c.io.timeouts.last_write = now_ms;
+            if c.io.has(flags::CLOSING) {
+                return;
+            }
+        }
+        self.with_conn(key, |h, conn| h.post_write(conn, written));
+        self.keep_leftovers(key);
+    }
+}

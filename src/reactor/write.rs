@@ -1,0 +1,130 @@
+//! Output to socket: flush while the socket takes it (with the write hooks), then what
+//! the queue's length means (free buffers, finish a close or half-close, pause or resume).
+
+use std::io;
+use std::net::Shutdown;
+
+use super::*;
+use crate::reactor::store::{flags, NO_PEER};
+use crate::{Error, Handler};
+
+impl<H: Handler> EventLoop<H> {
+    /// Writes the connection's own queued output while the socket takes it (calling the
+    /// write hooks around each round), then deals with the new queue length.
+    pub(crate) fn flush(&mut self, key: usize) {
+        for _ in 0..MAX_FLUSH_ROUNDS {
+            let Some(c) = self.core.slots.get_mut(key) else {
+                return;
+            };
+            if c.io.has(flags::LINGERING) {
+                return;
+            }
+            let pending = c.bufs.as_ref().map_or(0, |b| b.out.len());
+            if pending == 0 || !c.io.has(flags::WRITABLE) {
+                return self.after_output(key);
+            }
+            if !c.io.has(flags::CLOSING) {
+                self.with_conn(key, |h, conn| h.pre_write(conn));
+                self.keep_leftovers(key);
+            }
+            let Some(c) = self.core.slots.get_mut(key) else {
+                return;
+            };
+            let Some(b) = c.bufs.as_deref_mut() else {
+                return self.after_output(key);
+            };
+            let mut written = 0;
+            match b.out.flush_to(&mut c.io.stream, &mut written) {
+                Ok(true) => {}
+                Ok(false) => c.io.unset(flags::WRITABLE),
+                Err(e) => {
+                    b.out.discard();
+                    let gen = self.core.slots.gen(key);
+                    self.read_before_failing(key);
+                    if self.core.slots.get_gen_mut(key, gen).is_some() {
+                        self.fail(key, Error::io(e));
+                    }
+                    return;
+                }
+            }
+            if written > 0 {
+                self.wrote(key, written);
+            }
+        }
+        // A producer that keeps refilling a fast socket: let the others run first.
+        self.queue_ready(key);
+        self.after_output(key);
+    }
+
+    /// Consequences of the output queue's new length: free empty buffers, finish a close or
+    /// a half-close, pause or resume reading.
+    pub(crate) fn after_output(&mut self, key: usize) {
+        let (hwm, lwm) = (self.core.cfg.out_high_water, self.core.cfg.out_low_water);
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
+        let pending = c.bufs.as_ref().map_or(0, |b| b.out.len());
+        if (pending > 0) != c.io.has(flags::SEND_CLOCK) {
+            // Output just backed up (the send timeout's clock starts) or drained.
+            self.core.output_clock(key, pending > 0);
+        }
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
+        if let Some(b) = c.bufs.as_deref_mut() {
+            if b.out.is_empty() {
+                b.out.release();
+                if b.input.is_empty() {
+                    c.bufs = None;
+                }
+            }
+        }
+        if pending == 0 {
+            if c.io.has(flags::DETACHING) {
+                self.finish_detach(key);
+                return;
+            }
+            if c.io.has(flags::CLOSING) {
+                let err = self.take_close_error(key);
+                self.finish_close(key, err, true);
+                return;
+            }
+            // Not while a dial is still connecting: there is no socket yet, or shutting it
+            // down would abort the connect. The flush after the connect does it.
+            if c.io.has(flags::SHUT_WR_REQ) && !c.io.has(flags::SHUT_WR_DONE | flags::CONNECTING) {
+                c.io.set(flags::SHUT_WR_DONE);
+                if let Err(e) = c.io.stream.shutdown(Shutdown::Write) {
+                    if e.kind() != io::ErrorKind::NotConnected {
+                        self.fail(key, Error::io(e));
+                        return;
+                    }
+                }
+            }
+            if c.io.has(flags::SHUT_WR_DONE) && c.io.has(flags::READ_EOF) {
+                // Both directions are finished: the conversation is over.
+                self.begin_close(key, None);
+                return;
+            }
+        }
+        let peer = c.io.peer;
+        if pending <= lwm && peer != NO_PEER {
+            self.unblock_peer(peer);
+        }
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
+        if pending > hwm && !c.io.has(flags::PAUSED) {
+            c.io.set(flags::PAUSED);
+        } else if pending <= lwm && c.io.has(flags::PAUSED) {
+            c.io.unset(flags::PAUSED);
+            c.io.timeouts.last_read = self.core.now_ms;
+            let readable = c.io.has(flags::READABLE);
+            if !c.io.has(flags::CLOSING) {
+                self.dispatch(key, Cb::Writable);
+            }
+            if readable {
+                self.queue_ready(key);
+            }
+        }
+    }
+}
