@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use mio::{Poll, Waker};
 
 use crate::handle::{Mailbox, Shared};
+use crate::reactor::store::Phase;
 use crate::reactor::store::{flags, ConnIo, Connection, LoopCtx, NO_PEER};
 use crate::reactor::timeouts::Timeouts;
 use crate::reactor::Cb;
@@ -155,6 +156,7 @@ impl<H: Handler> EventLoop<H> {
             io: ConnIo {
                 stream: Stream::Unconnected,
                 flags: 0,
+                phase: Phase::Open,
                 addr_index,
                 watch_epoch: 0,
                 timeouts: Timeouts::from_config(&core.cfg, core.now_ms),
@@ -211,7 +213,7 @@ impl<H: Handler> EventLoop<H> {
         let Some(c) = self.core.slots.get_gen_mut(id.key as usize, id.gen) else {
             return out;
         };
-        if c.io.has(flags::LINGERING) {
+        if c.io.phase == Phase::Lingering {
             return out;
         }
         if let Some(b) = c.bufs.as_deref_mut() {

@@ -11,6 +11,7 @@ use super::*;
 use crate::datagram::Datagram;
 use crate::handle::Msg;
 use crate::listener::Listener;
+use crate::reactor::store::Phase;
 use crate::reactor::store::{flags, ConnIo, Connection, NO_PEER};
 use crate::reactor::timeouts::Timeouts;
 use crate::socket::Stream;
@@ -185,6 +186,7 @@ impl<H: Handler> EventLoop<H> {
                 stream,
                 // A new socket's send buffer is empty: writes from `opened` go straight out.
                 flags: flags::WRITABLE,
+                phase: Phase::Open,
                 addr_index,
                 watch_epoch: 0,
                 timeouts: Timeouts::from_config(&core.cfg, core.now_ms),

@@ -8,6 +8,7 @@ use super::*;
 use crate::buf::{InBuf, OutBuf};
 use crate::detach::{Detached, DetachedStream};
 use crate::reactor::conn::Conn;
+use crate::reactor::store::Phase;
 use crate::reactor::store::{flags, Connection, NO_PEER};
 use crate::socket::Stream;
 use crate::stats::bump;
@@ -38,20 +39,20 @@ impl<H: Handler> EventLoop<H> {
         let Some(c) = self.core.slots.get_mut(key) else {
             return;
         };
-        if c.io.has(flags::CLOSING) {
+        if c.io.is_closing() {
             return;
         }
-        if !by_handler && !c.io.has(flags::CONNECTING) {
+        if !by_handler && c.io.phase == Phase::Open {
             self.with_conn(key, |h, conn| h.closing(conn));
             self.keep_leftovers(key);
         }
         let Some(c) = self.core.slots.get_mut(key) else {
             return;
         };
-        if c.io.has(flags::CLOSING) {
+        if c.io.is_closing() {
             return;
         }
-        c.io.set(flags::CLOSING);
+        c.io.phase = Phase::Closing;
         let pending = c.bufs.as_ref().map_or(0, |b| b.out.len());
         // The handler's own reason (`Conn::close_with`), unless the loop has one.
         let own = self.take_close_error(key);
@@ -80,8 +81,9 @@ impl<H: Handler> EventLoop<H> {
             if let Some(b) = c.bufs.as_deref_mut() {
                 b.out.discard();
             }
-            c.io.set(flags::CLOSING);
-            c.io.unset(flags::DETACHING);
+            if c.io.phase != Phase::Lingering {
+                c.io.phase = Phase::Closing;
+            }
         }
         let _ = self.take_close_error(key);
         self.finish_close(key, Some(err), false);
@@ -94,16 +96,18 @@ impl<H: Handler> EventLoop<H> {
         let Some(c) = self.core.slots.get_mut(key) else {
             return;
         };
-        if c.io.has(flags::LINGERING) {
+        if c.io.phase == Phase::Lingering {
             return;
         }
-        c.io.set(flags::CLOSING | flags::LINGERING);
+        c.io.phase = Phase::Lingering;
         if let Some(b) = c.bufs.as_deref_mut() {
             b.out.discard();
         }
         let peer = c.io.peer;
         let gen = self.core.slots.gen(key);
-        self.core.dialing.remove(&(key as u32));
+        // A dial closed before it connected has no conversation to wind down; left to
+        // linger, its socket would still complete the connect and fire `opened`.
+        let never_connected = self.core.dialing.remove(&(key as u32)).is_some();
         self.with_conn(key, |h, conn| h.closed(conn, err));
         // A reason given too late (`close_with` in `closed`) must not outlive its connection.
         let _ = self.take_close_error(key);
@@ -125,9 +129,6 @@ impl<H: Handler> EventLoop<H> {
         };
         c.bufs = None;
         let virtual_conn = matches!(c.io.stream, Stream::Unconnected);
-        // A dial closed before it connected has no conversation to wind down; left to
-        // linger, its socket would still complete the connect and fire `opened`.
-        let never_connected = c.io.has(flags::CONNECTING);
         if graceful
             && !c.io.has(flags::READ_EOF)
             && !shutting_down
@@ -182,10 +183,10 @@ impl<H: Handler> EventLoop<H> {
         let Some(c) = self.core.slots.get_mut(key) else {
             return;
         };
-        if c.io.has(flags::CLOSING) {
+        if c.io.is_closing() {
             return;
         }
-        c.io.set(flags::CLOSING | flags::DETACHING);
+        c.io.phase = Phase::Detaching;
         if c.bufs.as_ref().map_or(0, |b| b.out.len()) == 0 {
             self.finish_detach(key);
             return;
@@ -233,7 +234,7 @@ impl<H: Handler> EventLoop<H> {
         }
         let mut empty = InBuf::default();
         let mut out = OutBuf::default();
-        io.set(flags::CLOSING);
+        io.phase = Phase::Lingering;
         let mut view = Conn {
             id,
             io: &mut io,

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::buf::{InBuf, OutBuf};
 use crate::id::ConnId;
+use crate::reactor::store::Phase;
 use crate::reactor::store::{duration_to_ms, flags, ConnIo, NO_PEER};
 use crate::reactor::timeouts;
 use crate::reactor::Core;
@@ -45,10 +46,7 @@ impl<S> Conn<'_, S> {
     /// what the socket does not take at once stays queued, in order.
     #[inline]
     pub fn write(&mut self, data: &[u8]) {
-        if !self
-            .io
-            .has(flags::CLOSING | flags::SHUT_WR_REQ | flags::SHUT_WR_DONE)
-        {
+        if !self.io.has(flags::SHUT_WR_REQ | flags::SHUT_WR_DONE) && !self.io.is_closing() {
             self.out.write(data);
         }
     }
@@ -57,10 +55,7 @@ impl<S> Conn<'_, S> {
     /// which is cheaper than sending them separately).
     #[inline]
     pub fn write_bytes(&mut self, data: Bytes) {
-        if !self
-            .io
-            .has(flags::CLOSING | flags::SHUT_WR_REQ | flags::SHUT_WR_DONE)
-        {
+        if !self.io.has(flags::SHUT_WR_REQ | flags::SHUT_WR_DONE) && !self.io.is_closing() {
             self.out.write_bytes(data);
         }
     }
@@ -69,9 +64,7 @@ impl<S> Conn<'_, S> {
     /// copying it first (an echo is `let (i, mut o) = conn.split(); o.write(i);`).
     #[inline]
     pub fn split(&mut self) -> (&[u8], Output<'_>) {
-        let open = !self
-            .io
-            .has(flags::CLOSING | flags::SHUT_WR_REQ | flags::SHUT_WR_DONE);
+        let open = !self.io.has(flags::SHUT_WR_REQ | flags::SHUT_WR_DONE) && !self.io.is_closing();
         (
             self.input.bytes(),
             Output {
@@ -203,12 +196,12 @@ impl<S> Conn<'_, S> {
         let Some(p) = self.core.live(to) else {
             return false;
         };
-        if p.io.has(flags::SHUT_WR_REQ | flags::SHUT_WR_DONE) {
+        if p.io.has(flags::SHUT_WR_REQ | flags::SHUT_WR_DONE) && !self.io.is_closing() {
             return false;
         }
         let mut sent = 0;
         let idle_out = p.bufs.as_ref().is_none_or(|b| b.out.is_empty());
-        if idle_out && p.io.has(flags::WRITABLE) && !p.io.has(flags::CONNECTING) {
+        if idle_out && p.io.has(flags::WRITABLE) && p.io.phase == Phase::Open {
             while sent < data.len() {
                 match io::Write::write(&mut p.io.stream, &data[sent..]) {
                     Ok(0) => break,

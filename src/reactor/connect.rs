@@ -11,6 +11,7 @@ use crate::addr::{Addr, Host, Scheme, Target};
 use crate::dial::{self, DialOptions, DialProgress};
 use crate::handle::Msg;
 use crate::id::ConnId;
+use crate::reactor::store::Phase;
 use crate::reactor::store::{flags, ConnIo, Connection, NO_PEER};
 use crate::reactor::timeouts::Timeouts;
 use crate::resolver::{Family, ResolveError};
@@ -58,7 +59,8 @@ impl<S> Core<S> {
         let conn = Connection {
             io: ConnIo {
                 stream: Stream::Unconnected,
-                flags: flags::DIALED | flags::CONNECTING,
+                flags: flags::DIALED,
+                phase: Phase::Connecting,
                 addr_index: u16::MAX,
                 watch_epoch: 0,
                 timeouts: Timeouts::none(self.now_ms),
@@ -191,12 +193,14 @@ impl<H: Handler> EventLoop<H> {
             self.dial_step(key);
             return;
         }
-        c.io.unset(flags::CONNECTING);
         c.io.set(flags::WRITABLE);
         c.io.timeouts = Timeouts::from_config(&core.cfg, core.now_ms);
         // Closed (with output queued) before it connected: no callback but `closed`, once
         // the output is flushed.
-        let closing = c.io.has(flags::CLOSING);
+        let closing = c.io.is_closing();
+        if !closing {
+            c.io.phase = Phase::Open;
+        }
         let wake = c.io.has(flags::WAKE_PENDING);
         c.io.unset(flags::WAKE_PENDING);
         core.dialing.remove(&(key as u32));

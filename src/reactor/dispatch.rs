@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::reactor::conn::Conn;
+use crate::reactor::store::Phase;
 use crate::reactor::store::{flags, ConnBufs, Connection};
 use crate::stats::bump;
 use crate::{Action, Error, Handler};
@@ -164,7 +165,7 @@ impl<H: Handler> EventLoop<H> {
         if let Some(c) = self.core.slots.get_mut(key) {
             c.io.timeouts.last_active = now_ms;
             c.io.timeouts.last_write = now_ms;
-            if c.io.has(flags::CLOSING) {
+            if c.io.phase != Phase::Open {
                 return;
             }
         }

@@ -4,6 +4,7 @@
 use super::*;
 use crate::handle::Msg;
 use crate::reactor::store::flags;
+use crate::reactor::store::Phase;
 use crate::{Action, Error, Handler};
 
 impl<H: Handler> EventLoop<H> {
@@ -110,10 +111,10 @@ impl<H: Handler> EventLoop<H> {
         let Some(c) = self.core.slots.get_mut(key) else {
             return;
         };
-        if c.io.has(flags::CLOSING) {
+        if c.io.is_closing() {
             return;
         }
-        if c.io.has(flags::CONNECTING) {
+        if c.io.phase != Phase::Open {
             c.io.set(flags::WAKE_PENDING);
             return;
         }

@@ -201,7 +201,7 @@ impl<S> Core<S> {
         }
         self.slots
             .get_gen_mut(id.key as usize, id.gen)
-            .filter(|c| !c.io.has(flags::CLOSING))
+            .filter(|c| !c.io.is_closing())
     }
 
     pub(crate) fn open_count_add(&self, delta: isize) {

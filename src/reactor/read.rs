@@ -4,6 +4,7 @@
 use std::io;
 
 use super::*;
+use crate::reactor::store::Phase;
 use crate::reactor::store::{flags, NO_PEER};
 use crate::stats::bump;
 use crate::{Error, Handler};
@@ -16,7 +17,7 @@ impl<H: Handler> EventLoop<H> {
             let Some(c) = core.slots.get_mut(key) else {
                 return;
             };
-            if c.io.has(flags::LINGERING) {
+            if c.io.phase == Phase::Lingering {
                 self.drain_lingering(key);
                 return;
             }
@@ -30,8 +31,8 @@ impl<H: Handler> EventLoop<H> {
             // (an echo upstream), each side waiting for the other to read.
             let own_pause = c.io.has(flags::PAUSED) && c.io.peer == NO_PEER;
             if !c.io.has(flags::READABLE)
-                || c.io
-                    .has(flags::CLOSING | flags::READ_EOF | flags::CONNECTING)
+                || !matches!(c.io.phase, Phase::Open | Phase::Handshaking)
+                || c.io.has(flags::READ_EOF)
             {
                 return;
             }
@@ -115,7 +116,7 @@ impl<H: Handler> EventLoop<H> {
         let Some(c) = self.core.slots.get_mut(key) else {
             return;
         };
-        if !c.io.has(flags::RDHUP) || c.io.has(flags::CLOSING | flags::READ_EOF) {
+        if !c.io.has(flags::RDHUP) || c.io.is_closing() || c.io.has(flags::READ_EOF) {
             return;
         }
         // Only a hang-up pays for this system call.
@@ -142,7 +143,7 @@ impl<H: Handler> EventLoop<H> {
         let Some(c) = self.core.slots.get_mut(key) else {
             return;
         };
-        if c.io.has(flags::CLOSING | flags::LINGERING) || self.core.salvaging.is_some() {
+        if c.io.is_closing() || self.core.salvaging.is_some() {
             return;
         }
         c.io.set(flags::READABLE | flags::RDHUP);

@@ -8,6 +8,7 @@ use mio::{Events, Token};
 
 use super::*;
 use crate::reactor::store::flags;
+use crate::reactor::store::Phase;
 use crate::{Control, Handler};
 
 impl<H: Handler> EventLoop<H> {
@@ -72,11 +73,14 @@ impl<H: Handler> EventLoop<H> {
         if hup {
             c.io.set(flags::RDHUP);
         }
-        if c.io.has(flags::CONNECTING) {
+        if c.io.phase == Phase::Connecting
+            || (c.io.phase == Phase::Closing && self.core.dialing.contains_key(&(key as u32)))
+        {
             self.connect_event(key);
-            match self.core.slots.get_mut(key) {
-                Some(c) if !c.io.has(flags::CONNECTING) => {}
-                _ => return,
+            if self.core.slots.get_mut(key).is_none()
+                || self.core.dialing.contains_key(&(key as u32))
+            {
+                return;
             }
         }
         if writable {

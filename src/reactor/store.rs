@@ -18,39 +18,54 @@ pub(crate) mod flags {
     pub(crate) const READ_EOF: u32 = 1 << 2;
     /// Reading is paused: output is above the high-water mark.
     pub(crate) const PAUSED: u32 = 1 << 3;
-    /// Closing: no more callbacks but `closed`; flushing output first.
-    pub(crate) const CLOSING: u32 = 1 << 4;
     /// The handler asked for `shutdown(Write)` once output is flushed.
     pub(crate) const SHUT_WR_REQ: u32 = 1 << 5;
     /// `shutdown(Write)` was done.
     pub(crate) const SHUT_WR_DONE: u32 = 1 << 6;
     /// The handler asked to close (`Conn::close`).
     pub(crate) const CLOSE_REQ: u32 = 1 << 7;
-    /// `closed` has fired; the socket lingers only to drain the peer's last bytes so the
-    /// close does not turn into a reset that could destroy the output just sent.
-    pub(crate) const LINGERING: u32 = 1 << 8;
     /// The connection is in the loop's queue of connections to read again.
     pub(crate) const QUEUED: u32 = 1 << 9;
     /// The peer's FIN (or an error) was signalled: read until EOF even after a short read.
     pub(crate) const RDHUP: u32 = 1 << 10;
-    /// Detaching: flushing output, then the socket is handed to `detached`.
-    pub(crate) const DETACHING: u32 = 1 << 11;
     /// A watch timer is live (see `timeouts.rs`); `Timeouts::watch_at` says when it fires.
     pub(crate) const WATCHING: u32 = 1 << 12;
     /// A timeout changed: (re)arm the watch after the callback.
     pub(crate) const TIMEOUTS_CHANGED: u32 = 1 << 13;
-    /// A dialed connection that is not connected yet (resolving or connecting).
-    pub(crate) const CONNECTING: u32 = 1 << 14;
     /// The connection was dialed, not accepted.
     pub(crate) const DIALED: u32 = 1 << 15;
     /// Not read: the linked peer's output is above the high-water mark.
     pub(crate) const PEER_BLOCKED: u32 = 1 << 16;
-    /// A wake arrived while connecting: deliver it right after `opened`.
+    /// A wake arrived before `opened` (connecting or handshaking): deliver it right after.
     pub(crate) const WAKE_PENDING: u32 = 1 << 17;
     /// Output is queued that the socket did not take: the send timeout's clock runs.
     pub(crate) const SEND_CLOCK: u32 = 1 << 18;
     /// `read_closed` was delivered (the peer's FIN seen while reading was held back).
     pub(crate) const READ_CLOSED_TOLD: u32 = 1 << 19;
+}
+
+/// Where a connection is in its life. Callbacks other than `closed`/`detached` run only in
+/// `Open`; the three last phases are the ways out (`is_closing`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub(crate) enum Phase {
+    /// A dial that is resolving or connecting; `opened` comes once connected.
+    Connecting,
+    /// Connected, its transport layers not ready yet (a TLS handshake); `opened` comes
+    /// once they are.
+    #[allow(dead_code)] // attached transports come in the next step
+    Handshaking,
+    /// Served: the handler gets its callbacks.
+    Open,
+    /// Closing: no more callbacks but `closed`; flushing output first. A dial closed while
+    /// connecting with output queued stays in its dial (`Core::dialing`) and flushes once
+    /// connected.
+    Closing,
+    /// Detaching: flushing output, then the socket is handed to `detached`.
+    Detaching,
+    /// `closed` has fired; the socket lingers only to drain the peer's last bytes so the
+    /// close does not turn into a reset that could destroy the output just sent.
+    Lingering,
 }
 
 /// Buffers a connection holds only while it has pending input or output.
@@ -65,6 +80,8 @@ pub(crate) struct ConnBufs {
 pub(crate) struct ConnIo {
     pub(crate) stream: Stream,
     pub(crate) flags: u32,
+    /// Where the connection is in its life.
+    pub(crate) phase: Phase,
     pub(crate) addr_index: u16,
     /// Which watch timer is current: every re-arm moves it on, so a timer armed before
     /// is recognised as stale and dropped when it fires. Fits in the padding after
@@ -80,6 +97,11 @@ pub(crate) struct ConnIo {
 pub(crate) const NO_PEER: (u32, u32) = (u32::MAX, 0);
 
 impl ConnIo {
+    /// Closing, detaching or lingering: on its way out.
+    #[inline]
+    pub(crate) fn is_closing(&self) -> bool {
+        self.phase >= Phase::Closing
+    }
     #[inline]
     pub(crate) fn has(&self, f: u32) -> bool {
         self.flags & f != 0

@@ -157,7 +157,7 @@ impl<S> Core<S> {
             return;
         };
         c.io.unset(flags::TIMEOUTS_CHANGED);
-        if c.io.has(flags::CLOSING) {
+        if c.io.is_closing() {
             return;
         }
         let pending = c.bufs.as_ref().is_some_and(|b| !b.out.is_empty());
@@ -207,7 +207,7 @@ impl<H: Handler> EventLoop<H> {
         let Some(c) = self.core.slots.get_gen_mut(key, gen) else {
             return;
         };
-        if c.io.watch_epoch != epoch || !c.io.has(flags::WATCHING) || c.io.has(flags::CLOSING) {
+        if c.io.watch_epoch != epoch || !c.io.has(flags::WATCHING) || c.io.is_closing() {
             // Superseded by a newer timer, or the connection is closing (its linger rules).
             return;
         }

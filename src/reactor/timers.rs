@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::reactor::store::flags;
+use crate::reactor::store::Phase;
 use crate::timer::TimerKind;
 use crate::{Action, Control, Error, Handler};
 
@@ -63,7 +64,7 @@ impl<H: Handler> EventLoop<H> {
                 TimerKind::FlushLinger { key, gen } => {
                     let after = self.core.cfg.close_linger;
                     if let Some(c) = self.core.slots.get_gen_mut(key as usize, gen) {
-                        if c.io.has(flags::CLOSING) && !c.io.has(flags::LINGERING) {
+                        if matches!(c.io.phase, Phase::Closing | Phase::Detaching) {
                             let pending = c.bufs.as_ref().map_or(0, |b| b.out.len());
                             self.fail(key as usize, Error::flush_timeout(pending, after));
                         }
@@ -71,7 +72,7 @@ impl<H: Handler> EventLoop<H> {
                 }
                 TimerKind::DrainLinger { key, gen } => {
                     if let Some(c) = self.core.slots.get_gen_mut(key as usize, gen) {
-                        if c.io.has(flags::LINGERING) {
+                        if c.io.phase == Phase::Lingering {
                             self.core.slots.remove(key as usize);
                         }
                     }
@@ -82,7 +83,7 @@ impl<H: Handler> EventLoop<H> {
                         let Some(c) = self.core.slots.get_mut(key) else {
                             continue;
                         };
-                        if c.io.has(flags::LINGERING) {
+                        if c.io.phase == Phase::Lingering {
                             self.core.slots.remove(key);
                         } else {
                             let pending = c.bufs.as_ref().map_or(0, |b| b.out.len());
@@ -97,8 +98,8 @@ impl<H: Handler> EventLoop<H> {
                     self.accept(listener);
                 }
                 TimerKind::Connect { key, gen } => {
-                    if let Some(c) = self.core.slots.get_gen_mut(key as usize, gen) {
-                        if c.io.has(flags::CONNECTING) {
+                    if self.core.slots.get_gen_mut(key as usize, gen).is_some() {
+                        if self.core.dialing.contains_key(&key) {
                             let p = self.core.dialing.remove(&key);
                             let err = match p {
                                 // Still waiting for the name: a DNS timeout, whichever of the
@@ -137,7 +138,7 @@ impl<H: Handler> EventLoop<H> {
                 continue;
             };
             c.io.unset(flags::QUEUED);
-            if c.io.has(flags::LINGERING) {
+            if c.io.phase == Phase::Lingering {
                 self.core.slots.remove(key);
             } else {
                 self.begin_close(key, None);

@@ -5,6 +5,7 @@ use std::io;
 use std::net::Shutdown;
 
 use super::*;
+use crate::reactor::store::Phase;
 use crate::reactor::store::{flags, NO_PEER};
 use crate::{Error, Handler};
 
@@ -16,14 +17,14 @@ impl<H: Handler> EventLoop<H> {
             let Some(c) = self.core.slots.get_mut(key) else {
                 return;
             };
-            if c.io.has(flags::LINGERING) {
+            if c.io.phase == Phase::Lingering {
                 return;
             }
             let pending = c.bufs.as_ref().map_or(0, |b| b.out.len());
             if pending == 0 || !c.io.has(flags::WRITABLE) {
                 return self.after_output(key);
             }
-            if !c.io.has(flags::CLOSING) {
+            if c.io.phase == Phase::Open {
                 self.with_conn(key, |h, conn| h.pre_write(conn));
                 self.keep_leftovers(key);
             }
@@ -80,18 +81,21 @@ impl<H: Handler> EventLoop<H> {
             }
         }
         if pending == 0 {
-            if c.io.has(flags::DETACHING) {
+            if c.io.phase == Phase::Detaching {
                 self.finish_detach(key);
                 return;
             }
-            if c.io.has(flags::CLOSING) {
+            if c.io.phase == Phase::Closing {
                 let err = self.take_close_error(key);
                 self.finish_close(key, err, true);
                 return;
             }
             // Not while a dial is still connecting: there is no socket yet, or shutting it
             // down would abort the connect. The flush after the connect does it.
-            if c.io.has(flags::SHUT_WR_REQ) && !c.io.has(flags::SHUT_WR_DONE | flags::CONNECTING) {
+            if c.io.has(flags::SHUT_WR_REQ)
+                && !c.io.has(flags::SHUT_WR_DONE)
+                && c.io.phase != Phase::Connecting
+            {
                 c.io.set(flags::SHUT_WR_DONE);
                 if let Err(e) = c.io.stream.shutdown(Shutdown::Write) {
                     if e.kind() != io::ErrorKind::NotConnected {
@@ -119,7 +123,7 @@ impl<H: Handler> EventLoop<H> {
             c.io.unset(flags::PAUSED);
             c.io.timeouts.last_read = self.core.now_ms;
             let readable = c.io.has(flags::READABLE);
-            if !c.io.has(flags::CLOSING) {
+            if c.io.phase == Phase::Open {
                 self.dispatch(key, Cb::Writable);
             }
             if readable {
