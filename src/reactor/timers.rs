@@ -98,24 +98,23 @@ impl<H: Handler> EventLoop<H> {
                     self.accept(listener);
                 }
                 TimerKind::Connect { key, gen } => {
-                    if self.core.slots.get_gen_mut(key as usize, gen).is_some() {
-                        if self.core.dialing.contains_key(&key) {
-                            let p = self.core.dialing.remove(&key);
-                            let err = match p {
-                                // Still waiting for the name: a DNS timeout, whichever of the
-                                // two deadlines fired first.
-                                Some(p) if p.resolving => Error::dns(
-                                    p.addr.as_str(),
-                                    format!("name resolution timed out after {:?}", p.opts.timeout),
-                                    false,
-                                    true,
-                                ),
-                                Some(p) => Error::connect_timeout(p.addr.as_str(), p.opts.timeout),
-                                None => Error::connect_timeout("", Duration::ZERO),
-                            };
-                            self.fail(key as usize, err);
-                        }
+                    if self.core.slots.get_gen_mut(key as usize, gen).is_none() {
+                        continue;
                     }
+                    let err = match self.core.dialing.remove(&key) {
+                        // Connected meanwhile: nothing to do.
+                        None => continue,
+                        // Still waiting for the name: a DNS timeout, whichever of the two
+                        // deadlines fired first.
+                        Some(p) if p.resolving => Error::dns(
+                            p.addr.as_str(),
+                            format!("name resolution timed out after {:?}", p.opts.timeout),
+                            false,
+                            true,
+                        ),
+                        Some(p) => Error::connect_timeout(p.addr.as_str(), p.opts.timeout),
+                    };
+                    self.fail(key as usize, err);
                 }
             }
         }
