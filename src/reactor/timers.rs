@@ -1,8 +1,6 @@
 //! Timers: the handler's `tick`, user timers, and the loop's own deadlines (lingers,
 //! timeouts, accept retries, connect timeouts, shutdown).
 
-use std::time::Duration;
-
 use super::*;
 use crate::reactor::store::flags;
 use crate::reactor::store::Phase;
