@@ -11,16 +11,18 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mio::net::{TcpStream, UnixStream};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::addr::Addr;
+use crate::layer::Layer;
 use crate::socket::Stream;
 
 /// How to make an outbound connection.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DialOptions {
     pub(crate) timeout: Duration,
     pub(crate) local_addr: Option<SocketAddr>,
@@ -29,6 +31,26 @@ pub struct DialOptions {
     pub(crate) recv_buffer_size: Option<usize>,
     pub(crate) send_buffer_size: Option<usize>,
     pub(crate) loop_index: Option<usize>,
+    /// Transport layers for the connection, socket side first.
+    pub(crate) layers: Vec<DialLayer>,
+}
+
+/// A transport layer a dial carries to its loop.
+pub(crate) type DialLayer = Arc<dyn Layer + Send + Sync>;
+
+impl std::fmt::Debug for DialOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DialOptions")
+            .field("timeout", &self.timeout)
+            .field("local_addr", &self.local_addr)
+            .field("nodelay", &self.nodelay)
+            .field("keepalive", &self.keepalive)
+            .field("recv_buffer_size", &self.recv_buffer_size)
+            .field("send_buffer_size", &self.send_buffer_size)
+            .field("loop_index", &self.loop_index)
+            .field("layers", &self.layers.len())
+            .finish()
+    }
 }
 
 impl Default for DialOptions {
@@ -41,6 +63,7 @@ impl Default for DialOptions {
             recv_buffer_size: None,
             send_buffer_size: None,
             loop_index: None,
+            layers: Vec::new(),
         }
     }
 }
@@ -92,6 +115,16 @@ impl DialOptions {
     /// [`Conn::dial`](crate::Conn::dial) always use their own loop.
     pub fn on_loop(mut self, index: usize) -> DialOptions {
         self.loop_index = Some(index);
+        self
+    }
+
+    /// Runs the connection through `layer` (a TLS client with its server name, say):
+    /// the reactor owns its session with the connection, `opened` comes once its
+    /// handshake is done, and everything written to the connection is encoded by it.
+    /// Layers given here sit next to the socket, in order, below any that
+    /// [`Handler::layers`](crate::Handler::layers) adds.
+    pub fn layer(mut self, layer: impl Layer + Send + Sync) -> DialOptions {
+        self.layers.push(Arc::new(layer));
         self
     }
 }

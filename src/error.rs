@@ -40,6 +40,8 @@ enum Kind {
     },
     /// No traffic for the connection's idle timeout.
     IdleTimeout { after: Duration },
+    /// A transport layer's handshake (TLS) did not finish in time.
+    HandshakeTimeout { after: Duration },
     /// No input arrived for the connection's read timeout while the loop was reading it.
     ReadTimeout { after: Duration },
     /// Queued output made no progress for the connection's send timeout (the peer stopped
@@ -129,6 +131,12 @@ impl Error {
         }
     }
 
+    pub(crate) fn handshake_timeout(after: Duration) -> Error {
+        Error {
+            kind: Kind::HandshakeTimeout { after },
+        }
+    }
+
     pub(crate) fn read_timeout(after: Duration) -> Error {
         Error {
             kind: Kind::ReadTimeout { after },
@@ -196,6 +204,7 @@ impl Error {
                 | Kind::IdleTimeout { .. }
                 | Kind::ReadTimeout { .. }
                 | Kind::SendTimeout { .. }
+                | Kind::HandshakeTimeout { .. }
                 | Kind::ConnectTimeout { .. }
                 | Kind::Dns { timeout: true, .. }
         ) || self
@@ -313,6 +322,9 @@ impl fmt::Display for Error {
             Kind::Layer(e) => write!(f, "{e}"),
             Kind::IdleTimeout { after } => write!(f, "idle timeout: no traffic for {after:?}"),
             Kind::ReadTimeout { after } => write!(f, "read timeout: no input for {after:?}"),
+            Kind::HandshakeTimeout { after } => {
+                write!(f, "handshake timeout: not done within {after:?}")
+            }
             Kind::SendTimeout { pending, after } => write!(
                 f,
                 "send timeout: the peer took no output for {after:?}; {pending} bytes dropped"

@@ -51,6 +51,7 @@ mod error;
 pub mod fuzzing;
 mod handle;
 mod id;
+pub mod layer;
 mod layer_buf;
 mod listener;
 mod reactor;

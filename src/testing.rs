@@ -156,13 +156,14 @@ impl<H: Handler> EventLoop<H> {
             io: ConnIo {
                 stream: Stream::Unconnected,
                 flags: 0,
-                phase: Phase::Open,
+                phase: Phase::Handshaking,
                 addr_index,
                 watch_epoch: 0,
                 timeouts: Timeouts::from_config(&core.cfg, core.now_ms),
                 peer: NO_PEER,
             },
             bufs: None,
+            stack: None,
             state: H::State::default(),
         };
         let (key, _) = core.slots.insert(conn)?;
@@ -170,7 +171,7 @@ impl<H: Handler> EventLoop<H> {
         bump(&core.counters().accepted, 1);
         let id = core.conn_id(key as usize);
         core.arm_watch(key as usize);
-        self.dispatch(key as usize, Cb::Opened);
+        self.attach_and_open(key as usize, &[]);
         Some(id)
     }
 
@@ -216,6 +217,10 @@ impl<H: Handler> EventLoop<H> {
         if c.io.phase == Phase::Lingering {
             return out;
         }
+        let _ = self.encode(id.key as usize, true);
+        let Some(c) = self.core.slots.get_gen_mut(id.key as usize, id.gen) else {
+            return out;
+        };
         if let Some(b) = c.bufs.as_deref_mut() {
             b.out.flush_to(&mut out, &mut 0).ok();
         }

@@ -24,6 +24,8 @@ pub(crate) enum TimerKind {
     Watch { key: u32, gen: u32, epoch: u16 },
     /// A user timer from `Control::after` / `every`.
     User { key: u32, gen: u32 },
+    /// A connection's layers did not finish their handshake in time.
+    Handshake { key: u32, gen: u32, after_ms: u32 },
     /// A dial's connect timeout.
     Connect { key: u32, gen: u32 },
 }

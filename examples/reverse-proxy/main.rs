@@ -13,13 +13,11 @@
 mod common;
 mod proxy;
 
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::time::Duration;
 
 use wireloop::{Action, Conn, Control, Detached, Error, Handler, Loops, Server};
 use wireloop_middleware::http1::{Config, Http1};
-use wireloop_middleware::{translate, ConnInfo, Layer, TlsClient, TlsServer};
+use wireloop_middleware::{translate, TlsClient, TlsServer};
 
 use proxy::{Balance, Proxy, Settings, Upstream};
 
@@ -161,48 +159,6 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         return Err("--port and --tlsport are both off".into());
     }
     Ok(a)
-}
-
-/// Which upstream each dialed connection of this loop is for (by slot), shared by the
-/// proxy (which dials) and the upstream TLS layer (which needs the upstream's name).
-pub type DialMap = Rc<RefCell<Vec<Option<(wireloop::ConnId, usize)>>>>;
-
-/// TLS towards https upstreams: one client configuration per upstream (its own server
-/// name for SNI and verification).
-struct UpstreamTls {
-    clients: Vec<Option<TlsClient>>,
-    map: DialMap,
-}
-
-impl UpstreamTls {
-    fn upstream_of(map: &DialMap, info: &ConnInfo) -> Option<usize> {
-        let m = map.borrow();
-        m.get(info.id.slot())
-            .copied()
-            .flatten()
-            .filter(|(id, _)| *id == info.id)
-            .map(|(_, u)| u)
-    }
-}
-
-impl Layer for UpstreamTls {
-    type Session = <TlsClient as Layer>::Session;
-
-    fn session(&mut self, info: &ConnInfo) -> Result<Self::Session, Error> {
-        let u = UpstreamTls::upstream_of(&self.map, info)
-            .ok_or_else(|| Error::layer("dialed connection of no upstream"))?;
-        match self.clients.get_mut(u) {
-            Some(Some(c)) => c.session(info),
-            _ => Err(Error::layer("upstream without TLS")),
-        }
-    }
-
-    fn handshake_timeout(&self) -> Option<Duration> {
-        self.clients
-            .iter()
-            .flatten()
-            .find_map(|c| c.handshake_timeout())
-    }
 }
 
 /// The loop's handler: inbound connections go to the HTTP/1.1 server adapter (whose
@@ -402,7 +358,6 @@ fn main() {
     let settings = args.settings.clone();
     let upstreams = args.upstreams.clone();
     let res = server.serve(move |_| {
-        let map: DialMap = Rc::new(RefCell::new(Vec::new()));
         // `App::resume` runs whenever the client's output is at or below the loop's
         // high-water mark and writes all staged response bytes: a slow client's output
         // then crosses the mark, and the loop stops reading its linked upstream.
@@ -415,30 +370,15 @@ fn main() {
             upstreams.clone(),
             settings.clone(),
             cfg.clone(),
-            map.clone(),
+            tls_clients.clone(),
             tls_index,
         );
         let outer = Outer {
             http: Http1::with_config(proxy, cfg),
         };
-        let any_tls_upstream = tls_clients.iter().any(Option::is_some);
-        let up_tls = UpstreamTls {
-            clients: tls_clients.clone(),
-            map: map.clone(),
-        };
-        let sel_map = map.clone();
-        let is_tls: Vec<bool> = upstreams.iter().map(|u| u.tls).collect();
-        let inner = translate(
-            outer,
-            move |c| {
-                c.dialed
-                    && any_tls_upstream
-                    && UpstreamTls::upstream_of(&sel_map, c).is_some_and(|u| is_tls[u])
-            },
-            up_tls,
-        );
+        // TLS on the TLS listener; upstream connections carry their TLS in their dial.
         translate(
-            inner,
+            outer,
             move |c| !c.dialed && Some(c.addr_index) == tls_index,
             tls_server.clone(),
         )

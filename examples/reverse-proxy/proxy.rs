@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 
 use wireloop::{Conn, ConnId, Control};
 use wireloop_middleware::http1::{Config, ResponseBody, ResponseReader};
+use wireloop_middleware::TlsClient;
 
-use crate::DialMap;
 use pool::Health;
 pub use settings::{Balance, Settings, Upstream};
 
@@ -156,7 +156,8 @@ pub struct Proxy {
     ups: Vec<Option<Up>>,
     ops: Vec<Op>,
     next: usize,
-    map: DialMap,
+    /// TLS towards each upstream (`None`: plain http).
+    tls: Vec<Option<TlsClient>>,
     tls_index: Option<usize>,
     /// Scratch for building X-Forwarded-For / Via values.
     scratch: String,
@@ -195,13 +196,13 @@ fn link(conn: &mut Conn<'_, ()>, a: ConnId, b: ConnId) {
 }
 
 impl Proxy {
-    /// A proxy for one loop; `map` is shared with the upstream TLS layer, `tls_index`
+    /// A proxy for one loop; `tls` has the TLS client of each https upstream, `tls_index`
     /// is the TLS listener's index (for `X-Forwarded-Proto`).
     pub fn new(
         upstreams: Vec<Upstream>,
         s: Settings,
         cfg: Config,
-        map: DialMap,
+        tls: Vec<Option<TlsClient>>,
         tls_index: Option<usize>,
     ) -> Proxy {
         let n = upstreams.len();
@@ -214,7 +215,7 @@ impl Proxy {
             ups: Vec::new(),
             ops: Vec::new(),
             next: 0,
-            map,
+            tls,
             tls_index,
             scratch: String::new(),
             scratch2: String::new(),

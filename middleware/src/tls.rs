@@ -296,11 +296,9 @@ impl TlsServer {
 }
 
 impl Layer for TlsServer {
-    type Session = TlsSession;
-
-    fn session(&mut self, _info: &ConnInfo) -> Result<TlsSession, Error> {
+    fn session(&self, _info: &ConnInfo) -> Result<Box<dyn Session>, Error> {
         let conn = rustls::ServerConnection::new(self.config.clone()).map_err(Error::layer)?;
-        Ok(TlsSession::new(conn.into()))
+        Ok(Box::new(TlsSession::new(conn.into())))
     }
 
     fn handshake_timeout(&self) -> Option<Duration> {
@@ -427,12 +425,10 @@ impl TlsClient {
 }
 
 impl Layer for TlsClient {
-    type Session = TlsSession;
-
-    fn session(&mut self, _info: &ConnInfo) -> Result<TlsSession, Error> {
+    fn session(&self, _info: &ConnInfo) -> Result<Box<dyn Session>, Error> {
         let conn = rustls::ClientConnection::new(self.config.clone(), self.server_name.clone())
             .map_err(Error::layer)?;
-        Ok(TlsSession::new(conn.into()))
+        Ok(Box::new(TlsSession::new(conn.into())))
     }
 
     fn handshake_timeout(&self) -> Option<Duration> {

@@ -201,6 +201,9 @@ impl<H: Handler> Meter<H> {
 
 impl<H: Handler> Handler for Meter<H> {
     type State = H::State;
+    fn layers(&mut self, layers: &mut wireloop::layer::Layers<'_>) {
+        self.inner.layers(layers)
+    }
     fn serving(&mut self, ctl: &mut Control<'_, H::State>) -> Action {
         self.inner.serving(ctl)
     }

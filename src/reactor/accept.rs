@@ -186,13 +186,14 @@ impl<H: Handler> EventLoop<H> {
                 stream,
                 // A new socket's send buffer is empty: writes from `opened` go straight out.
                 flags: flags::WRITABLE,
-                phase: Phase::Open,
+                phase: Phase::Handshaking,
                 addr_index,
                 watch_epoch: 0,
                 timeouts: Timeouts::from_config(&core.cfg, core.now_ms),
                 peer: NO_PEER,
             },
             bufs: None,
+            stack: None,
             state: H::State::default(),
         };
         if core.slots.insert(conn).is_none() {
@@ -201,6 +202,6 @@ impl<H: Handler> EventLoop<H> {
         }
         bump(&core.counters().accepted, 1);
         core.arm_watch(key as usize);
-        self.dispatch(key as usize, Cb::Opened);
+        self.attach_and_open(key as usize, &[]);
     }
 }

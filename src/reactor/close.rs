@@ -53,7 +53,12 @@ impl<H: Handler> EventLoop<H> {
             return;
         }
         c.io.phase = Phase::Closing;
-        let pending = c.bufs.as_ref().map_or(0, |b| b.out.len());
+        // The layers' last records and goodbye (TLS close_notify) go out before the FIN.
+        self.close_layers(key);
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
+        let pending = c.out_len();
         // The handler's own reason (`Conn::close_with`), unless the loop has one.
         let own = self.take_close_error(key);
         let err = err.or(own);
@@ -108,7 +113,22 @@ impl<H: Handler> EventLoop<H> {
         // A dial closed before it connected has no conversation to wind down; left to
         // linger, its socket would still complete the connect and fire `opened`.
         let never_connected = self.core.dialing.remove(&(key as u32)).is_some();
-        self.with_conn(key, |h, conn| h.closed(conn, err));
+        // `closed` is owed once `opened` ran, and always to a dial (which reports its
+        // failure there); an accepted connection that never got through its layers'
+        // handshake was never the handler's.
+        let c = self.core.slots.get_mut(key).expect("closing connection");
+        let (opened, dialed) = (c.io.has(flags::OPENED), c.io.has(flags::DIALED));
+        let err = match err {
+            None if dialed && !opened && c.stack.is_some() => Some(Error::layer(
+                "the connection closed before its handshake finished",
+            )),
+            e => e,
+        };
+        if opened || dialed {
+            self.with_conn(key, |h, conn| h.closed(conn, err));
+        } else if let Some(e) = err {
+            log::debug!("connection {key} closed during its handshake: {e}");
+        }
         // A reason given too late (`close_with` in `closed`) must not outlive its connection.
         let _ = self.take_close_error(key);
         if peer != NO_PEER {
@@ -187,7 +207,7 @@ impl<H: Handler> EventLoop<H> {
             return;
         }
         c.io.phase = Phase::Detaching;
-        if c.bufs.as_ref().map_or(0, |b| b.out.len()) == 0 {
+        if c.out_len() == 0 {
             self.finish_detach(key);
             return;
         }
@@ -240,6 +260,8 @@ impl<H: Handler> EventLoop<H> {
             io: &mut io,
             input: &mut empty,
             out: &mut out,
+            below: 0,
+            layers: &[],
             core: &mut self.core,
             state: &mut state,
         };

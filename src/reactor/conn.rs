@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::buf::{InBuf, OutBuf};
 use crate::id::ConnId;
+use crate::layer::Session;
 use crate::reactor::store::Phase;
 use crate::reactor::store::{duration_to_ms, flags, ConnIo, NO_PEER};
 use crate::reactor::timeouts;
@@ -22,6 +23,11 @@ pub struct Conn<'a, S> {
     pub(crate) io: &'a mut ConnIo,
     pub(crate) input: &'a mut InBuf,
     pub(crate) out: &'a mut OutBuf,
+    /// Bytes queued below the view's output: encoded by the connection's layers and not
+    /// written yet.
+    pub(crate) below: usize,
+    /// The connection's transport layers, socket side first.
+    pub(crate) layers: &'a [Box<dyn Session>],
     pub(crate) core: &'a mut Core<S>,
     /// The connection's own state (the handler's `State` type), created with `Default`
     /// when the connection opened and dropped after `closed`.
@@ -77,7 +83,23 @@ impl<S> Conn<'_, S> {
     /// Bytes queued and not yet taken by the socket.
     #[inline]
     pub fn output_len(&self) -> usize {
-        self.out.len()
+        self.out.len() + self.below
+    }
+
+    /// The connection's transport layer of type `T` (its TLS session, to read the
+    /// negotiated ALPN protocol, say), if it has one.
+    pub fn layer<T: Session>(&self) -> Option<&T> {
+        self.layers
+            .iter()
+            .find_map(|s| (s.as_ref() as &dyn std::any::Any).downcast_ref::<T>())
+    }
+
+    /// Whether the connection has transport layers (attached with
+    /// [`DialOptions::layer`](crate::DialOptions::layer) or
+    /// [`Handler::layers`](crate::Handler::layers)): then what the handler reads and
+    /// writes is their plaintext.
+    pub fn is_layered(&self) -> bool {
+        !self.layers.is_empty()
     }
 
     /// This connection's id, for [`Handle`] and [`Control`](crate::Control) calls.
@@ -108,6 +130,8 @@ impl<S> Conn<'_, S> {
             io: self.io,
             input: &mut bufs.input,
             out: &mut bufs.out,
+            below: self.below + self.out.len(),
+            layers: self.layers,
             core: self.core,
             state: self.state,
         }
@@ -196,12 +220,13 @@ impl<S> Conn<'_, S> {
         let Some(p) = self.core.live(to) else {
             return false;
         };
-        if p.io.has(flags::SHUT_WR_REQ | flags::SHUT_WR_DONE) && !self.io.is_closing() {
+        if p.io.has(flags::SHUT_WR_REQ | flags::SHUT_WR_DONE) {
             return false;
         }
         let mut sent = 0;
         let idle_out = p.bufs.as_ref().is_none_or(|b| b.out.is_empty());
-        if idle_out && p.io.has(flags::WRITABLE) && p.io.phase == Phase::Open {
+        // Straight to the socket only when nothing is queued and no layer has to encode.
+        if idle_out && p.stack.is_none() && p.io.has(flags::WRITABLE) && p.io.phase == Phase::Open {
             while sent < data.len() {
                 match io::Write::write(&mut p.io.stream, &data[sent..]) {
                     Ok(0) => break,
@@ -221,10 +246,7 @@ impl<S> Conn<'_, S> {
             }
         }
         if sent < data.len() {
-            p.bufs
-                .get_or_insert_with(Box::default)
-                .out
-                .write(&data[sent..]);
+            p.plain_out().write(&data[sent..]);
         }
         let n = data.len();
         self.core.wrote_elsewhere(to, sent);

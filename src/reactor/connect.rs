@@ -67,6 +67,7 @@ impl<S> Core<S> {
                 peer: NO_PEER,
             },
             bufs: None,
+            stack: None,
             state,
         };
         if self.slots.insert(conn).is_none() {
@@ -199,19 +200,16 @@ impl<H: Handler> EventLoop<H> {
         // the output is flushed.
         let closing = c.io.is_closing();
         if !closing {
-            c.io.phase = Phase::Open;
+            c.io.phase = Phase::Handshaking;
         }
-        let wake = c.io.has(flags::WAKE_PENDING);
-        c.io.unset(flags::WAKE_PENDING);
-        core.dialing.remove(&(key as u32));
+        let progress = core.dialing.remove(&(key as u32));
         core.arm_watch(key);
         if closing {
             self.flush(key);
         } else {
-            self.dispatch(key, Cb::Opened);
-            if wake {
-                self.wake(key);
-            }
+            // A wake that came while connecting is delivered right after `opened`.
+            let layers = progress.map(|p| p.opts.layers).unwrap_or_default();
+            self.attach_and_open(key, &layers);
         }
     }
 

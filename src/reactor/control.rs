@@ -75,16 +75,14 @@ impl<S> Control<'_, S> {
         if c.io.has(flags::SHUT_WR_REQ) {
             return false;
         }
-        f(&mut c.bufs.get_or_insert_with(Box::default).out);
+        f(c.plain_out());
         self.core.deferred.push(Deferred::Flush(id.key, id.gen));
         true
     }
 
     /// Bytes queued on connection `id` and not yet written (`None` if it is not open here).
     pub fn output_len(&mut self, id: ConnId) -> Option<usize> {
-        self.core
-            .live(id)
-            .map(|c| c.bufs.as_ref().map_or(0, |b| b.out.len()))
+        self.core.live(id).map(|c| c.out_len())
     }
 
     /// Closes connection `id` after flushing it. `false` if it is not open here.

@@ -2,6 +2,7 @@
 //! written at once, leftovers kept, limits, the returned action).
 
 use super::*;
+use crate::layer::Session;
 use crate::reactor::conn::Conn;
 use crate::reactor::store::Phase;
 use crate::reactor::store::{flags, ConnBufs, Connection};
@@ -24,19 +25,40 @@ impl<H: Handler> EventLoop<H> {
         let mut rbuf = std::mem::take(&mut self.core.rbuf);
         let mut stage = std::mem::take(&mut self.core.stage);
         let r = {
-            let Connection { io, bufs, state } = &mut conn;
-            let (input, out) = match bufs.as_deref_mut() {
-                Some(ConnBufs { input, out }) => (
-                    if input.is_empty() { &mut rbuf } else { input },
-                    if out.is_empty() { &mut stage } else { out },
-                ),
-                None => (&mut rbuf, &mut stage),
-            };
+            let Connection {
+                io,
+                bufs,
+                stack,
+                state,
+            } = &mut conn;
+            // With layers, the handler sees the plaintext above them; the connection's own
+            // buffers hold wire bytes then.
+            let (input, out, below, layers): (_, _, _, &[Box<dyn Session>]) =
+                match (stack.as_deref_mut(), bufs.as_deref_mut()) {
+                    (Some(s), b) => {
+                        let top = s.bufs.last_mut().expect("a stack has a layer");
+                        (
+                            &mut top.input,
+                            &mut top.out,
+                            b.map_or(0, |b| b.out.len()),
+                            &s.sessions[..],
+                        )
+                    }
+                    (None, Some(ConnBufs { input, out })) => (
+                        if input.is_empty() { &mut rbuf } else { input },
+                        if out.is_empty() { &mut stage } else { out },
+                        0,
+                        &[],
+                    ),
+                    (None, None) => (&mut rbuf, &mut stage, 0, &[]),
+                };
             let mut view = Conn {
                 id,
                 io,
                 input,
                 out,
+                below,
+                layers,
                 core: &mut self.core,
                 state,
             };
@@ -48,8 +70,24 @@ impl<H: Handler> EventLoop<H> {
         Some(r)
     }
 
-    /// Runs one callback for connection `key`, then settles its buffers and acts on the result.
+    /// Runs one callback for connection `key` (through its layers, if it has any), then
+    /// settles its buffers and acts on the result.
     pub(crate) fn dispatch(&mut self, key: usize, cb: Cb) {
+        if self
+            .core
+            .slots
+            .get_mut(key)
+            .is_some_and(|c| c.stack.is_some())
+        {
+            self.layered(key, cb);
+        } else {
+            self.dispatch_plain(key, cb);
+        }
+    }
+
+    /// Runs one callback for connection `key` on the buffers it has (the plaintext above
+    /// its layers, if any), then settles them and acts on the result.
+    pub(crate) fn dispatch_plain(&mut self, key: usize, cb: Cb) {
         let action = self.with_conn(key, |h, conn| {
             let action = match cb {
                 Cb::Opened => h.opened(conn),
@@ -58,6 +96,7 @@ impl<H: Handler> EventLoop<H> {
                 Cb::Writable => h.writable(conn),
                 Cb::Woken => h.woken(conn),
                 Cb::ReadClosed => h.read_closed(conn),
+                Cb::Resume => Action::None,
             };
             if conn.output_len() > 0 {
                 h.pre_write(conn);
@@ -171,5 +210,14 @@ impl<H: Handler> EventLoop<H> {
         }
         self.with_conn(key, |h, conn| h.post_write(conn, written));
         self.keep_leftovers(key);
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
+        if c.stack.is_some() && c.bufs.as_ref().is_some_and(|b| !b.input.is_empty()) {
+            // The handler may have consumed plaintext: the wire bytes behind it decode
+            // after this flush.
+            let gen = self.core.slots.gen(key);
+            self.core.deferred.push(Deferred::Resume(key as u32, gen));
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::layer::Layers;
 use crate::{Conn, Control, Datagram, Detached, Error};
 
 /// What the loop does after a callback returns.
@@ -60,7 +61,18 @@ pub trait Handler: 'static {
         Action::None
     }
 
-    /// A connection was accepted.
+    /// Chooses the connection's transport layers (TLS, ...) before anything else happens
+    /// to it: [`Layers::info`](crate::layer::Layers::info) says which listener accepted it
+    /// (or that it was dialed), and [`Layers::push`](crate::layer::Layers::push) adds a
+    /// layer on top of those there (a dial's own layers come first). With layers,
+    /// `opened` comes once their handshake is done, the handler reads and writes their
+    /// plaintext, and every write path is encoded by them. The default adds none.
+    fn layers(&mut self, layers: &mut Layers<'_>) {
+        let _ = layers;
+    }
+
+    /// A connection was accepted (or a dial connected), and its layers, if any, are
+    /// ready.
     fn opened(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
         let _ = conn;
         Action::None

@@ -25,10 +25,7 @@ impl<H: Handler> EventLoop<H> {
                 Msg::Send(id, data) => {
                     if let Some(c) = self.core.live(id) {
                         if !c.io.has(flags::SHUT_WR_REQ) {
-                            c.bufs
-                                .get_or_insert_with(Box::default)
-                                .out
-                                .write_bytes(data);
+                            c.plain_out().write_bytes(data);
                             self.flush(id.key as usize);
                         }
                     }
@@ -80,7 +77,8 @@ impl<H: Handler> EventLoop<H> {
                     | Deferred::Close(k, g)
                     | Deferred::ShutdownWrite(k, g)
                     | Deferred::Wake(k, g)
-                    | Deferred::DialStep(k, g) => (k as usize, g),
+                    | Deferred::DialStep(k, g)
+                    | Deferred::Resume(k, g) => (k as usize, g),
                 };
                 if self.core.slots.get_gen_mut(key, gen).is_none() {
                     continue;
@@ -96,6 +94,7 @@ impl<H: Handler> EventLoop<H> {
                     }
                     Deferred::DialStep(..) => self.dial_step(key),
                     Deferred::Wake(..) => self.wake(key),
+                    Deferred::Resume(..) => self.dispatch(key, Cb::Resume),
                 }
             }
             // Keep the allocation for next time.

@@ -28,6 +28,7 @@ mod run;
 pub(crate) mod store;
 pub(crate) mod timeouts;
 mod timers;
+mod transport;
 mod write;
 
 use std::collections::{HashMap, VecDeque};
@@ -100,10 +101,13 @@ pub(crate) enum Deferred {
     Wake(u32, u32),
     /// Try the next address of a dial.
     DialStep(u32, u32),
+    /// Offer a layered connection's waiting wire bytes again (the handler consumed some
+    /// plaintext outside an input event).
+    Resume(u32, u32),
 }
 
 /// Which callback to run for a connection.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Cb {
     Opened,
     Data,
@@ -111,6 +115,8 @@ pub(crate) enum Cb {
     Writable,
     Woken,
     ReadClosed,
+    /// No callback: a layered connection decodes what waits and delivers it.
+    Resume,
 }
 
 /// Everything a loop owns except the handler (so a callback can borrow both).

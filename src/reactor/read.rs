@@ -46,8 +46,7 @@ impl<H: Handler> EventLoop<H> {
                 let peer_full = core
                     .slots
                     .get_gen_mut(pk as usize, pg)
-                    .and_then(|p| p.bufs.as_ref())
-                    .is_some_and(|b| b.out.len() > hwm);
+                    .is_some_and(|p| p.out_len() > hwm);
                 if peer_full {
                     if let Some(c) = core.slots.get_mut(key) {
                         c.io.set(flags::PEER_BLOCKED);

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::buf::{InBuf, OutBuf};
 use crate::handle::Handle;
 use crate::reactor::timeouts::Timeouts;
+use crate::reactor::transport::Stack;
 use crate::socket::Stream;
 
 /// Connection flags (a `u32` per connection).
@@ -42,6 +43,8 @@ pub(crate) mod flags {
     pub(crate) const SEND_CLOCK: u32 = 1 << 18;
     /// `read_closed` was delivered (the peer's FIN seen while reading was held back).
     pub(crate) const READ_CLOSED_TOLD: u32 = 1 << 19;
+    /// `opened` was delivered (so `closed` is owed even to an accepted connection).
+    pub(crate) const OPENED: u32 = 1 << 20;
 }
 
 /// Where a connection is in its life. Callbacks other than `closed`/`detached` run only in
@@ -53,7 +56,6 @@ pub(crate) enum Phase {
     Connecting,
     /// Connected, its transport layers not ready yet (a TLS handshake); `opened` comes
     /// once they are.
-    #[allow(dead_code)] // attached transports come in the next step
     Handshaking,
     /// Served: the handler gets its callbacks.
     Open,
@@ -120,8 +122,31 @@ impl ConnIo {
 #[derive(Debug)]
 pub(crate) struct Connection<S> {
     pub(crate) io: ConnIo,
+    /// Bytes waiting, if any: input not consumed and output not written. With layers,
+    /// these are wire bytes (the plaintext is in the stack).
     pub(crate) bufs: Option<Box<ConnBufs>>,
+    /// The connection's transport layers, if any (TLS, ...).
+    pub(crate) stack: Option<Box<Stack>>,
     pub(crate) state: S,
+}
+
+impl<S> Connection<S> {
+    /// Where bytes written to the connection go: above its layers if it has any (they
+    /// are encoded before the socket sees them), else its own output queue.
+    #[inline]
+    pub(crate) fn plain_out(&mut self) -> &mut OutBuf {
+        match self.stack.as_deref_mut() {
+            Some(s) => &mut s.top().out,
+            None => &mut self.bufs.get_or_insert_with(Box::default).out,
+        }
+    }
+
+    /// Output queued and not written yet: wire bytes, and plaintext above the layers.
+    #[inline]
+    pub(crate) fn out_len(&self) -> usize {
+        self.bufs.as_ref().map_or(0, |b| b.out.len())
+            + self.stack.as_ref().map_or(0, |s| s.plain_out_len())
+    }
 }
 
 /// Loop-wide facts a connection view can report.

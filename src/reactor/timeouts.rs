@@ -160,7 +160,7 @@ impl<S> Core<S> {
         if c.io.is_closing() {
             return;
         }
-        let pending = c.bufs.as_ref().is_some_and(|b| !b.out.is_empty());
+        let pending = c.out_len() > 0;
         let Some(due) = due_in(&c.io, now, pending) else {
             return;
         };
@@ -212,7 +212,7 @@ impl<H: Handler> EventLoop<H> {
             return;
         }
         c.io.unset(flags::WATCHING);
-        let pending_len = c.bufs.as_ref().map_or(0, |b| b.out.len());
+        let pending_len = c.out_len();
         let t = c.io.timeouts;
         let counters = &self.core.shared.counters[self.core.ctx.index];
         match expired(&c.io, now, pending_len > 0) {

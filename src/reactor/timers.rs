@@ -63,7 +63,7 @@ impl<H: Handler> EventLoop<H> {
                     let after = self.core.cfg.close_linger;
                     if let Some(c) = self.core.slots.get_gen_mut(key as usize, gen) {
                         if matches!(c.io.phase, Phase::Closing | Phase::Detaching) {
-                            let pending = c.bufs.as_ref().map_or(0, |b| b.out.len());
+                            let pending = c.out_len();
                             self.fail(key as usize, Error::flush_timeout(pending, after));
                         }
                     }
@@ -84,7 +84,7 @@ impl<H: Handler> EventLoop<H> {
                         if c.io.phase == Phase::Lingering {
                             self.core.slots.remove(key);
                         } else {
-                            let pending = c.bufs.as_ref().map_or(0, |b| b.out.len());
+                            let pending = c.out_len();
                             self.fail(key, Error::flush_timeout(pending, after));
                         }
                     }
@@ -94,6 +94,10 @@ impl<H: Handler> EventLoop<H> {
                         *r = false;
                     }
                     self.accept(listener);
+                }
+                TimerKind::Handshake { key, gen, after_ms } => {
+                    let after = std::time::Duration::from_millis(after_ms as u64);
+                    self.handshake_expired(key, gen, after);
                 }
                 TimerKind::Connect { key, gen } => {
                     if self.core.slots.get_gen_mut(key as usize, gen).is_none() {

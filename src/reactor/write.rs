@@ -20,6 +20,15 @@ impl<H: Handler> EventLoop<H> {
             if c.io.phase == Phase::Lingering {
                 return;
             }
+            if c.stack.is_some() {
+                // Plaintext queued above the layers (from any write path) is encoded now.
+                if let Err(e) = self.encode(key, false) {
+                    return self.fail(key, e);
+                }
+            }
+            let Some(c) = self.core.slots.get_mut(key) else {
+                return;
+            };
             let pending = c.bufs.as_ref().map_or(0, |b| b.out.len());
             if pending == 0 || !c.io.has(flags::WRITABLE) {
                 return self.after_output(key);
@@ -64,7 +73,7 @@ impl<H: Handler> EventLoop<H> {
         let Some(c) = self.core.slots.get_mut(key) else {
             return;
         };
-        let pending = c.bufs.as_ref().map_or(0, |b| b.out.len());
+        let pending = c.out_len();
         if (pending > 0) != c.io.has(flags::SEND_CLOCK) {
             // Output just backed up (the send timeout's clock starts) or drained.
             self.core.output_clock(key, pending > 0);
@@ -96,6 +105,11 @@ impl<H: Handler> EventLoop<H> {
                 && !c.io.has(flags::SHUT_WR_DONE)
                 && c.io.phase != Phase::Connecting
             {
+                if c.stack.as_deref().is_some_and(|s| s.is_open()) {
+                    // The layers' goodbye goes before the FIN: queue it, flush, come back.
+                    self.close_layers(key);
+                    return self.flush(key);
+                }
                 c.io.set(flags::SHUT_WR_DONE);
                 if let Err(e) = c.io.stream.shutdown(Shutdown::Write) {
                     if e.kind() != io::ErrorKind::NotConnected {

@@ -32,18 +32,16 @@ impl Proxy {
         client: ConnId,
         u: usize,
     ) -> Option<ConnId> {
-        let opts = DialOptions::new().timeout(self.s.connect_timeout);
+        let mut opts = DialOptions::new().timeout(self.s.connect_timeout);
+        if let Some(tls) = &self.tls[u] {
+            // TLS towards this upstream (its own name for SNI and verification), owned by
+            // the connection: everything written to it is encrypted.
+            opts = opts.layer(tls.clone());
+        }
         let dialed = ctl.dial(&self.upstreams[u].dial, opts, ());
         let c = slot_get(&mut self.clients, client, |c| c.id)?;
         match dialed {
             Ok(id) => {
-                {
-                    let mut m = self.map.borrow_mut();
-                    if m.len() <= id.slot() {
-                        m.resize(id.slot() + 1, None);
-                    }
-                    m[id.slot()] = Some((id, u));
-                }
                 c.up = Some(id);
                 let up = Up {
                     id,

@@ -251,9 +251,6 @@ impl Proxy {
         else {
             return;
         };
-        if let Some(m) = self.map.borrow_mut().get_mut(id.slot()) {
-            *m = None;
-        }
         let u = up.upstream;
         let h = &mut self.health[u];
         h.conns = h.conns.saturating_sub(1);
