@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use common::{pattern, wait_until, TestServer, TIMEOUT};
 use wireloop::{Action, Conn, Control, Error, Handler, Server};
-use wireloop_middleware::http1::{App, BodyMode, Http1, Request, Response, UpgradeEvent};
+use wireloop_middleware::http1::{
+    App, BodyMode, Http1, Http1Conn, Request, Response, UpgradeEvent,
+};
 
 // ----- the proxy process ----------------------------------------------------------------
 
@@ -314,7 +316,7 @@ impl App for Backend {
         }
     }
 
-    fn upgraded(&mut self, conn: &mut Conn<'_, ()>, ev: UpgradeEvent, _: &mut BigLeft) -> Action {
+    fn upgraded<T>(&mut self, conn: &mut Conn<'_, T>, ev: UpgradeEvent, _: &mut BigLeft) -> Action {
         match ev {
             UpgradeEvent::Data => {
                 let (input, mut out) = conn.split();
@@ -336,33 +338,36 @@ struct Counting {
 }
 
 impl Handler for Counting {
-    type State = ();
-    fn serving(&mut self, ctl: &mut Control<'_, ()>) -> Action {
+    type State = Http1Conn<BigLeft>;
+    fn serving(&mut self, ctl: &mut Control<'_, Self::State>) -> Action {
         self.http.serving(ctl)
     }
-    fn tick(&mut self, ctl: &mut Control<'_, ()>) -> (Option<Duration>, Action) {
+    fn tick(&mut self, ctl: &mut Control<'_, Self::State>) -> (Option<Duration>, Action) {
         self.http.tick(ctl)
     }
-    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    fn opened(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
         self.accepted.fetch_add(1, Ordering::SeqCst);
         self.http.opened(conn)
     }
-    fn data(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    fn data(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
         self.http.data(conn)
     }
-    fn eof(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    fn eof(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
         self.http.eof(conn)
     }
-    fn writable(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    fn writable(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
         self.http.writable(conn)
     }
-    fn woken(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    fn woken(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
         self.http.woken(conn)
     }
-    fn post_write(&mut self, conn: &mut Conn<'_, ()>, written: usize) {
+    fn post_write(&mut self, conn: &mut Conn<'_, Self::State>, written: usize) {
         self.http.post_write(conn, written)
     }
-    fn closed(&mut self, conn: &mut Conn<'_, ()>, err: Option<Error>) {
+    fn closing(&mut self, conn: &mut Conn<'_, Self::State>) {
+        self.http.closing(conn)
+    }
+    fn closed(&mut self, conn: &mut Conn<'_, Self::State>, err: Option<Error>) {
         self.http.closed(conn, err)
     }
 }

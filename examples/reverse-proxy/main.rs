@@ -19,7 +19,7 @@ use wireloop::{Action, Conn, Control, Detached, Error, Handler, Loops, Server};
 use wireloop_middleware::http1::{Config, Http1};
 use wireloop_middleware::{translate, TlsClient, TlsServer};
 
-use proxy::{Balance, Proxy, Settings, Upstream};
+use proxy::{Balance, PState, Proxy, Settings, Upstream};
 
 const USAGE: &str = "\
 reverse-proxy: HTTP/1.1 reverse proxy with keep-alive upstream pools (wireloop example)
@@ -170,7 +170,7 @@ struct Outer {
 }
 
 impl Outer {
-    fn after(&mut self, conn: &mut Conn<'_, ()>) {
+    fn after(&mut self, conn: &mut Conn<'_, PState>) {
         let app = self.http.app_mut();
         if !conn.is_dialed() {
             app.flush_tunnel(conn);
@@ -180,19 +180,19 @@ impl Outer {
 }
 
 impl Handler for Outer {
-    type State = ();
+    type State = PState;
 
-    fn serving(&mut self, ctl: &mut Control<'_, ()>) -> Action {
+    fn serving(&mut self, ctl: &mut Control<'_, PState>) -> Action {
         self.http.serving(ctl)
     }
 
-    fn tick(&mut self, ctl: &mut Control<'_, ()>) -> (Option<Duration>, Action) {
+    fn tick(&mut self, ctl: &mut Control<'_, PState>) -> (Option<Duration>, Action) {
         let (period, action) = self.http.tick(ctl);
         let mine = self.http.app_mut().tick(ctl);
         (period.map(|p| p.min(mine)).or(Some(mine)), action)
     }
 
-    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    fn opened(&mut self, conn: &mut Conn<'_, PState>) -> Action {
         let a = if conn.is_dialed() {
             self.http.app_mut().up_opened(conn)
         } else {
@@ -203,7 +203,7 @@ impl Handler for Outer {
         a
     }
 
-    fn data(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    fn data(&mut self, conn: &mut Conn<'_, PState>) -> Action {
         let a = if conn.is_dialed() {
             self.http.app_mut().up_data(conn)
         } else {
@@ -213,7 +213,7 @@ impl Handler for Outer {
         a
     }
 
-    fn eof(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    fn eof(&mut self, conn: &mut Conn<'_, PState>) -> Action {
         let a = if conn.is_dialed() {
             self.http.app_mut().up_eof(conn)
         } else {
@@ -223,7 +223,7 @@ impl Handler for Outer {
         a
     }
 
-    fn read_closed(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    fn read_closed(&mut self, conn: &mut Conn<'_, PState>) -> Action {
         if conn.is_dialed() {
             // An upstream's end is noticed when its response is read (or times out).
             return Action::None;
@@ -233,7 +233,7 @@ impl Handler for Outer {
         a
     }
 
-    fn writable(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    fn writable(&mut self, conn: &mut Conn<'_, PState>) -> Action {
         let a = if conn.is_dialed() {
             self.http.app_mut().up_data(conn)
         } else {
@@ -243,7 +243,7 @@ impl Handler for Outer {
         a
     }
 
-    fn woken(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    fn woken(&mut self, conn: &mut Conn<'_, PState>) -> Action {
         let a = if conn.is_dialed() {
             self.http.app_mut().up_woken(conn)
         } else {
@@ -253,20 +253,20 @@ impl Handler for Outer {
         a
     }
 
-    fn post_write(&mut self, conn: &mut Conn<'_, ()>, written: usize) {
+    fn post_write(&mut self, conn: &mut Conn<'_, PState>, written: usize) {
         if !conn.is_dialed() {
             self.http.post_write(conn, written);
             self.after(conn);
         }
     }
 
-    fn closing(&mut self, conn: &mut Conn<'_, ()>) {
+    fn closing(&mut self, conn: &mut Conn<'_, PState>) {
         if !conn.is_dialed() {
             self.http.closing(conn);
         }
     }
 
-    fn closed(&mut self, conn: &mut Conn<'_, ()>, err: Option<Error>) {
+    fn closed(&mut self, conn: &mut Conn<'_, PState>, err: Option<Error>) {
         if conn.is_dialed() {
             self.http.app_mut().up_closed(conn, err);
         } else {
@@ -276,7 +276,7 @@ impl Handler for Outer {
         self.http.app_mut().run_ops(conn);
     }
 
-    fn detached(&mut self, conn: &mut Conn<'_, ()>, detached: Detached) {
+    fn detached(&mut self, conn: &mut Conn<'_, PState>, detached: Detached) {
         self.http.detached(conn, detached);
     }
 }

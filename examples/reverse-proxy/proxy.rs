@@ -38,8 +38,13 @@ mod upstream;
 use std::time::{Duration, Instant};
 
 use wireloop::{Conn, ConnId, Control};
+use wireloop_middleware::http1::Http1Conn;
 use wireloop_middleware::http1::{Config, ResponseBody, ResponseReader};
 use wireloop_middleware::TlsClient;
+
+/// What each connection of the proxy's loop carries: the HTTP/1.1 adapter's state (used on
+/// client connections; empty on upstream ones).
+pub type PState = Http1Conn<()>;
 
 use pool::Health;
 pub use settings::{Balance, Settings, Upstream};
@@ -184,7 +189,7 @@ fn push_op(ops: &mut Vec<Op>, op: Op) {
 }
 
 /// Links `a` and `b`, one of which may be `conn` itself.
-fn link(conn: &mut Conn<'_, ()>, a: ConnId, b: ConnId) {
+fn link(conn: &mut Conn<'_, PState>, a: ConnId, b: ConnId) {
     let me = conn.id();
     if a == me {
         conn.link(b);
@@ -224,7 +229,7 @@ impl Proxy {
 
     /// Carries out the queued operations after a callback of `conn` (which the loop's
     /// `Control` cannot reach, so operations on it go through `conn` itself).
-    pub fn run_ops(&mut self, conn: &mut Conn<'_, ()>) {
+    pub fn run_ops(&mut self, conn: &mut Conn<'_, PState>) {
         let me = conn.id();
         let mut i = 0;
         while i < self.ops.len() {
@@ -257,7 +262,7 @@ impl Proxy {
     }
 
     /// [`run_ops`](Proxy::run_ops) outside any connection's callback.
-    pub fn run_ops_ctl(&mut self, ctl: &mut Control<'_, ()>) {
+    pub fn run_ops_ctl(&mut self, ctl: &mut Control<'_, PState>) {
         let mut i = 0;
         while i < self.ops.len() {
             let op = self.ops[i];
@@ -286,7 +291,7 @@ impl Proxy {
     }
 
     /// Timeouts: response heads overdue (504), idle pooled connections expired.
-    pub fn tick(&mut self, ctl: &mut Control<'_, ()>) -> Duration {
+    pub fn tick(&mut self, ctl: &mut Control<'_, PState>) -> Duration {
         let now = Instant::now();
         let mut overdue = Vec::new();
         for up in self.ups.iter_mut().flatten() {

@@ -172,9 +172,9 @@ impl App for TestApp {
         res.finish();
     }
 
-    fn upgraded(
+    fn upgraded<T>(
         &mut self,
-        conn: &mut Conn<'_, ()>,
+        conn: &mut Conn<'_, T>,
         event: UpgradeEvent,
         _: &mut ConnState,
     ) -> Action {

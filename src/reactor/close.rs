@@ -42,10 +42,26 @@ impl<H: Handler> EventLoop<H> {
         if c.io.is_closing() {
             return;
         }
-        if !by_handler && c.io.phase == Phase::Open {
+        // The handler's own reason (`Conn::close_with`), unless the loop has one.
+        let own = self.take_close_error(key);
+        let mut err = err;
+        if !by_handler
+            && self
+                .core
+                .slots
+                .get_mut(key)
+                .is_some_and(|c| c.io.phase == Phase::Open)
+        {
+            // `closing` may ask why (`Conn::close_reason`): the loop's reason waits where
+            // it can see it.
+            if let Some(e) = err.take() {
+                self.core.set_close_error(key as u32, e);
+            }
             self.with_conn(key, |h, conn| h.closing(conn));
             self.keep_leftovers(key);
+            err = self.take_close_error(key);
         }
+        let err = err.or(own);
         let Some(c) = self.core.slots.get_mut(key) else {
             return;
         };
@@ -59,9 +75,6 @@ impl<H: Handler> EventLoop<H> {
             return;
         };
         let pending = c.out_len();
-        // The handler's own reason (`Conn::close_with`), unless the loop has one.
-        let own = self.take_close_error(key);
-        let err = err.or(own);
         if pending == 0 {
             self.finish_close(key, err, true);
             return;

@@ -155,6 +155,14 @@ impl<S> Conn<'_, S> {
         self.core.cfg.out_high_water
     }
 
+    /// Why the connection is being closed, when the loop knows a reason: in
+    /// [`Handler::closing`](crate::Handler::closing), the loop's own reason (an idle or
+    /// read timeout, say: a protocol answers `408` for the latter); during other callbacks,
+    /// the reason given to [`close_with`](Conn::close_with).
+    pub fn close_reason(&self) -> Option<&Error> {
+        self.core.close_reason(self.id.key)
+    }
+
     /// Whether [`close`](Conn::close) was called during this callback.
     pub fn close_requested(&self) -> bool {
         self.io.has(flags::CLOSE_REQ)

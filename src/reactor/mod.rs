@@ -201,6 +201,13 @@ impl<S> Core<S> {
         self.close_errors.push((key, err));
     }
 
+    /// The reason connection `key` is being closed with, if one was given.
+    pub(crate) fn close_reason(&self, key: u32) -> Option<&Error> {
+        self.close_errors
+            .iter()
+            .find_map(|(k, e)| (*k == key).then_some(e))
+    }
+
     pub(crate) fn live(&mut self, id: ConnId) -> Option<&mut Connection<S>> {
         if id.loop_index as usize != self.ctx.index {
             return None;

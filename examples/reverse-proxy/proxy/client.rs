@@ -10,14 +10,14 @@ use wireloop_middleware::http1::{
 };
 
 use super::access_log::access_log;
-use super::{push_op, slot_get, slot_put, Answer, Client, Op, Proxy};
+use super::{push_op, slot_get, slot_put, Answer, Client, Op, PState, Proxy};
 
 /// Most request bytes staged for an upstream that is still connecting.
 const CONNECTING_CAP: usize = 4 << 20;
 
 impl Proxy {
     /// A client connection opened (before the HTTP adapter sees it).
-    pub fn client_opened(&mut self, conn: &mut Conn<'_, ()>) {
+    pub fn client_opened(&mut self, conn: &mut Conn<'_, PState>) {
         let id = conn.id();
         let ip = conn
             .peer_addr()
@@ -66,7 +66,7 @@ impl Proxy {
 
     /// A client connection closed: its upstream connection, if in the middle of an
     /// exchange, is closed too (it cannot be reused).
-    pub fn client_closed(&mut self, conn: &mut Conn<'_, ()>) {
+    pub fn client_closed(&mut self, conn: &mut Conn<'_, PState>) {
         let id = conn.id();
         let Some(c) = self
             .clients
@@ -91,7 +91,7 @@ impl Proxy {
     }
 
     /// After any client-side callback: tunnel bytes from the upstream go straight out.
-    pub fn flush_tunnel(&mut self, conn: &mut Conn<'_, ()>) {
+    pub fn flush_tunnel(&mut self, conn: &mut Conn<'_, PState>) {
         let Some(c) = slot_get(&mut self.clients, conn.id(), |c| c.id) else {
             return;
         };
@@ -379,7 +379,7 @@ impl App for Proxy {
         }
     }
 
-    fn upgraded(&mut self, conn: &mut Conn<'_, ()>, event: UpgradeEvent, _: &mut ()) -> Action {
+    fn upgraded<T>(&mut self, conn: &mut Conn<'_, T>, event: UpgradeEvent, _: &mut ()) -> Action {
         let id = conn.id();
         let Some(c) = slot_get(&mut self.clients, id, |c| c.id) else {
             return Action::Close;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use wireloop::{ConnId, Control, DialOptions};
 use wireloop_middleware::http1::ResponseReader;
 
-use super::{push_op, slot_get, slot_put, Answer, Balance, Op, Proxy, Up};
+use super::{push_op, slot_get, slot_put, Answer, Balance, Op, PState, Proxy, Up};
 
 /// How an upstream is doing on this loop.
 #[derive(Debug, Default)]
@@ -28,7 +28,7 @@ pub(super) struct Health {
 impl Proxy {
     pub(super) fn dial(
         &mut self,
-        ctl: &mut Control<'_, ()>,
+        ctl: &mut Control<'_, PState>,
         client: ConnId,
         u: usize,
     ) -> Option<ConnId> {
@@ -38,7 +38,7 @@ impl Proxy {
             // the connection: everything written to it is encrypted.
             opts = opts.layer(tls.clone());
         }
-        let dialed = ctl.dial(&self.upstreams[u].dial, opts, ());
+        let dialed = ctl.dial(&self.upstreams[u].dial, opts, PState::default());
         let c = slot_get(&mut self.clients, client, |c| c.id)?;
         match dialed {
             Ok(id) => {

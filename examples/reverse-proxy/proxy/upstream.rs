@@ -8,7 +8,7 @@ use wireloop::{Action, Conn, ConnId, Error};
 use wireloop_middleware::http1::{header_slots, ClientEvent, ResponseError};
 
 use super::headers::response_head;
-use super::{push_op, slot_get, Answer, Op, Proxy};
+use super::{push_op, slot_get, Answer, Op, PState, Proxy};
 
 /// Most response bytes staged for a client before the upstream's input is left unread.
 const STAGE_CAP: usize = 256 * 1024;
@@ -36,7 +36,7 @@ impl Proxy {
     }
 
     /// An upstream connection connected: send what was staged for it.
-    pub fn up_opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    pub fn up_opened(&mut self, conn: &mut Conn<'_, PState>) -> Action {
         let Some(up) = slot_get(&mut self.ups, conn.id(), |u| u.id) else {
             return Action::Close;
         };
@@ -58,7 +58,7 @@ impl Proxy {
 
     /// Request bytes were staged for an upstream connection (or its client drained):
     /// write them, and read on where the response stopped.
-    pub fn up_woken(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    pub fn up_woken(&mut self, conn: &mut Conn<'_, PState>) -> Action {
         let Some(up) = slot_get(&mut self.ups, conn.id(), |u| u.id) else {
             return Action::Close;
         };
@@ -73,7 +73,7 @@ impl Proxy {
     }
 
     /// Response bytes from an upstream: parse, stage for the client, wake it.
-    pub fn up_data(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    pub fn up_data(&mut self, conn: &mut Conn<'_, PState>) -> Action {
         let id = conn.id();
         let Some(up) = slot_get(&mut self.ups, id, |u| u.id) else {
             return Action::Close;
@@ -202,7 +202,7 @@ impl Proxy {
 
     /// The upstream closed its side: a body delimited by the close is complete, anything
     /// else unfinished is a failure.
-    pub fn up_eof(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    pub fn up_eof(&mut self, conn: &mut Conn<'_, PState>) -> Action {
         let id = conn.id();
         let _ = self.up_data(conn);
         let Some(up) = slot_get(&mut self.ups, id, |u| u.id) else {
@@ -242,7 +242,7 @@ impl Proxy {
 
     /// An upstream connection is gone: off the pool; its client (if mid-exchange) gets
     /// 502/504 or is closed; a failed connect marks the upstream down.
-    pub fn up_closed(&mut self, conn: &mut Conn<'_, ()>, err: Option<Error>) {
+    pub fn up_closed(&mut self, conn: &mut Conn<'_, PState>, err: Option<Error>) {
         let id = conn.id();
         let Some(up) = self
             .ups

@@ -66,7 +66,7 @@ impl App for TestApp {
         res.finish();
     }
 
-    fn upgraded(&mut self, conn: &mut Conn<'_, ()>, event: UpgradeEvent, _: &mut ()) -> Action {
+    fn upgraded<T>(&mut self, conn: &mut Conn<'_, T>, event: UpgradeEvent, _: &mut ()) -> Action {
         match event {
             UpgradeEvent::Data => {
                 let (input, mut out) = conn.split();

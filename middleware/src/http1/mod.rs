@@ -55,9 +55,11 @@
 //! smuggling defences as the server side. The `reverse-proxy` example drives them over
 //! dialed connections.
 
+mod app;
 mod chunked;
 mod client;
 mod date;
+mod exchange;
 pub mod fuzzing;
 mod parse;
 mod response;
@@ -65,6 +67,7 @@ mod server;
 
 use std::time::Duration;
 
+pub use app::{App, BodyMode, UpgradeEvent};
 pub use chunked::{ChunkedDecoder, ChunkedError, Decoded, MAX_CHUNK_LINE, MAX_TRAILERS};
 pub use client::{
     parse_response, write_chunk, write_last_chunk, write_request_head, BodyDecoder, ClientEvent,
@@ -75,7 +78,7 @@ pub use parse::{
     header_slots, parse_request, BodyLength, HeaderSlots, ParseError, Request, MAX_HEADERS,
 };
 pub use response::{reason, write_response, Response};
-pub use server::{App, BodyMode, Http1, UpgradeEvent};
+pub use server::{Http1, Http1Conn};
 
 /// Limits and timeouts of the adapter. Every field has a default suited to a public
 /// server; change them with struct update syntax:

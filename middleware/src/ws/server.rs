@@ -148,9 +148,9 @@ impl<A: App, W: WsHandler> App for WebSocket<A, W> {
         self.app.resume(res, &mut state.http)
     }
 
-    fn upgraded(
+    fn upgraded<T>(
         &mut self,
-        conn: &mut Conn<'_, ()>,
+        conn: &mut Conn<'_, T>,
         event: UpgradeEvent,
         state: &mut Self::State,
     ) -> Action {

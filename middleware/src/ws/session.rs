@@ -3,7 +3,7 @@
 //! [`WsHandler`] calls.
 
 use ring::rand::{SecureRandom, SystemRandom};
-use wireloop::{Action, Conn, ConnId, Control, Error, Handle};
+use wireloop::{Action, Conn, ConnId, Error, Handle};
 
 use super::frame::{encode_header, Opcode, MAX_CONTROL, MAX_HEADER};
 use super::protocol::{
@@ -98,12 +98,48 @@ impl<S> Session<S> {
 /// [`WsHandler::writable`] is called then. A broadcaster checks
 /// [`output_len`](Ws::output_len) to skip or drop a slow client instead of queueing more.
 pub struct Ws<'a, 'c> {
-    conn: &'a mut Conn<'c, ()>,
+    conn: &'a mut (dyn Wire + 'c),
     link: &'a mut Link,
 }
 
+/// What [`Ws`] needs of a connection, whatever the connection's state type (the HTTP/1.1
+/// adapter's for a server, the client's own for a dialed one).
+pub(crate) trait Wire {
+    fn write(&mut self, data: &[u8]);
+    fn output_len(&self) -> usize;
+    fn output_high_water(&self) -> usize;
+    fn id(&self) -> ConnId;
+    fn handle(&self) -> &Handle;
+    fn peer_addr(&self) -> std::io::Result<wireloop::NetAddr>;
+    fn loop_index(&self) -> usize;
+}
+
+impl<T> Wire for Conn<'_, T> {
+    fn write(&mut self, data: &[u8]) {
+        Conn::write(self, data)
+    }
+    fn output_len(&self) -> usize {
+        Conn::output_len(self)
+    }
+    fn output_high_water(&self) -> usize {
+        Conn::output_high_water(self)
+    }
+    fn id(&self) -> ConnId {
+        Conn::id(self)
+    }
+    fn handle(&self) -> &Handle {
+        Conn::handle(self)
+    }
+    fn peer_addr(&self) -> std::io::Result<wireloop::NetAddr> {
+        Conn::peer_addr(self)
+    }
+    fn loop_index(&self) -> usize {
+        Conn::loop_index(self)
+    }
+}
+
 impl<'a, 'c> Ws<'a, 'c> {
-    pub(crate) fn new(conn: &'a mut Conn<'c, ()>, link: &'a mut Link) -> Ws<'a, 'c> {
+    pub(crate) fn new(conn: &'a mut (dyn Wire + 'c), link: &'a mut Link) -> Ws<'a, 'c> {
         Ws { conn, link }
     }
 
@@ -195,13 +231,6 @@ impl<'a, 'c> Ws<'a, 'c> {
         self.conn.handle()
     }
 
-    /// The loop: reach other connections of this loop by id, set timers, dial.
-    /// (Writing raw bytes to another WebSocket connection would break its framing: wake
-    /// it instead and let it send.)
-    pub fn control(&mut self) -> Control<'_, ()> {
-        self.conn.control()
-    }
-
     /// The peer's address.
     pub fn peer_addr(&self) -> std::io::Result<wireloop::NetAddr> {
         self.conn.peer_addr()
@@ -248,7 +277,7 @@ fn after<S>(s: &Session<S>) -> Action {
 }
 
 /// Fails the connection: close frame with the error's code, then close.
-pub(crate) fn fail<S>(s: &mut Session<S>, conn: &mut Conn<'_, ()>, e: WsError) -> Action {
+pub(crate) fn fail<S, T>(s: &mut Session<S>, conn: &mut Conn<'_, T>, e: WsError) -> Action {
     log::debug!("ws: connection {}: {e}", conn.id());
     let c = e.close_code();
     Ws::new(conn, &mut s.link).close(c, "");
@@ -260,10 +289,10 @@ pub(crate) fn fail<S>(s: &mut Session<S>, conn: &mut Conn<'_, ()>, e: WsError) -
 }
 
 /// The connection is open: `open`.
-pub(crate) fn open<W: WsHandler>(
+pub(crate) fn open<W: WsHandler, T>(
     h: &mut W,
     s: &mut Session<W::State>,
-    conn: &mut Conn<'_, ()>,
+    conn: &mut Conn<'_, T>,
 ) -> Action {
     s.opened = true;
     h.open(&mut Ws::new(conn, &mut s.link), &mut s.state);
@@ -271,10 +300,10 @@ pub(crate) fn open<W: WsHandler>(
 }
 
 /// `woken` or `writable`.
-pub(crate) fn poke<W: WsHandler>(
+pub(crate) fn poke<W: WsHandler, T>(
     h: &mut W,
     s: &mut Session<W::State>,
-    conn: &mut Conn<'_, ()>,
+    conn: &mut Conn<'_, T>,
     woken: bool,
 ) -> Action {
     if s.proto.is_closed() || s.link.close_sent {
@@ -290,10 +319,10 @@ pub(crate) fn poke<W: WsHandler>(
 }
 
 /// Input arrived: run the frames through the protocol and the handler.
-pub(crate) fn data<W: WsHandler>(
+pub(crate) fn data<W: WsHandler, T>(
     h: &mut W,
     s: &mut Session<W::State>,
-    conn: &mut Conn<'_, ()>,
+    conn: &mut Conn<'_, T>,
     scratch: &mut Vec<u8>,
 ) -> Action {
     loop {
