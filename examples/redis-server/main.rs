@@ -2,10 +2,15 @@
 //! `wireloop-middleware`: redis-cli and redis-benchmark work against it.
 //!
 //! ```text
-//! cargo run --release --example redis-server -- --port 6380
+//! cargo run --release --example redis-server -- --port 6380 --tlsport 6390
 //! redis-cli -p 6380 set greeting hello
+//! redis-cli -p 6390 --tls --insecure get greeting
 //! redis-benchmark -p 6380 -t set,get -n 100000 -P 16 -q
 //! ```
+//!
+//! With `--tlsport`, a second listener serves the same commands under TLS: the handler is
+//! wrapped in `translate(.., TlsServer)` for that listener's connections, so it reads and
+//! writes plaintext and the reactor encrypts every write to such a connection.
 //!
 //! Commands: PING, ECHO, SET (EX/PX/NX/XX/KEEPTTL), GET, MGET, MSET, DEL, EXISTS,
 //! INCR/DECR/INCRBY/DECRBY, EXPIRE/PEXPIRE (NX/XX/GT/LT), TTL/PTTL, PERSIST, KEYS (glob:
@@ -50,6 +55,7 @@ use std::sync::{Arc, Mutex};
 
 use wireloop::{Loops, Server};
 use wireloop_middleware::codec::resp::RespLimits;
+use wireloop_middleware::{translate, TlsServer};
 
 use handler::Redis;
 use keyspace::Store;
@@ -63,6 +69,13 @@ USAGE:
 OPTIONS:
     --port N            TCP port (default 6380; 0 = any free port)
     --bind ADDR         address to listen on (default 127.0.0.1; there is no AUTH)
+    --tlsport N         also serve TLS on this port (default 0 = off); the same
+                        commands and keyspace (redis-cli --tls)
+    --tlscert PEM       certificate chain and private key in one PEM file; without it
+                        a self-signed certificate for localhost is generated at
+                        start-up and its SHA-256 fingerprint logged
+    --cert-out PATH     write the generated certificate (PEM) here, for clients to
+                        trust (redis-cli --tls --cacert PATH)
     --unixsocket PATH   also listen on this unix socket
     --loops N           number of loops (default 1; -1 = one per core); the keyspace
                         is shared by all of them behind one lock
@@ -71,9 +84,15 @@ OPTIONS:
 
 Logging goes to stderr; set WIRELOOP_LOG=debug for more. Ctrl-C stops gracefully.";
 
+/// The index of the TLS listener, when there is one (the plain TCP one is 0).
+const TLS_LISTENER: usize = 1;
+
 struct Args {
     port: u16,
     bind: String,
+    tlsport: u16,
+    tlscert: Option<String>,
+    cert_out: Option<String>,
     unixsocket: Option<String>,
     loops: i64,
     max_bulk: usize,
@@ -84,6 +103,9 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     let mut args = Args {
         port: 6380,
         bind: "127.0.0.1".into(),
+        tlsport: 0,
+        tlscert: None,
+        cert_out: None,
         unixsocket: None,
         loops: 1,
         max_bulk: RespLimits::default().max_bulk,
@@ -93,6 +115,9 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         match arg {
             Long("port") => args.port = p.value()?.parse()?,
             Long("bind") => args.bind = p.value()?.string()?,
+            Long("tlsport") => args.tlsport = p.value()?.parse()?,
+            Long("tlscert") => args.tlscert = Some(p.value()?.string()?),
+            Long("cert-out") => args.cert_out = Some(p.value()?.string()?),
             Long("unixsocket") => args.unixsocket = Some(p.value()?.string()?),
             Long("loops") => args.loops = p.value()?.parse()?,
             Long("max-bulk") => args.max_bulk = p.value()?.parse()?,
@@ -109,6 +134,13 @@ fn parse_args() -> Result<Args, lexopt::Error> {
 fn main() {
     common::init_logger();
     let args = parse_args().unwrap_or_else(|e| common::usage_error(e, USAGE));
+    let fail = |e: wireloop::Error| -> ! {
+        log::error!("{e}");
+        std::process::exit(1)
+    };
+    if args.tlsport == 0 && (args.tlscert.is_some() || args.cert_out.is_some()) {
+        common::usage_error("--tlscert and --cert-out need --tlsport", USAGE);
+    }
     let host = if args.bind.contains(':') {
         format!(
             "[{}]",
@@ -121,30 +153,50 @@ fn main() {
         max_bulk: args.max_bulk,
         ..RespLimits::default()
     };
+    let tls = (args.tlsport != 0).then(|| {
+        let cert = common::tls_cert(args.tlscert.as_deref(), args.cert_out.as_deref())
+            .unwrap_or_else(|e| fail(e));
+        TlsServer::builder(cert).build().unwrap_or_else(|e| fail(e))
+    });
+    // Listener 0 is plain TCP, 1 TLS (when on), then the unix socket.
+    let mut addrs = vec![format!("tcp://{host}:{}", args.port)];
+    if tls.is_some() {
+        addrs.push(format!("tcp://{host}:{}", args.tlsport));
+    }
+    addrs.extend(args.unixsocket.map(|p| format!("unix://{p}")));
     // A command must fit in a connection's input buffer: room for one value at the
     // bulk limit plus the rest of the command.
     let mut builder = Server::builder()
         .loops(Loops::from_count(args.loops))
         .max_input(args.max_bulk.saturating_add(1 << 20));
-    let tcp = format!("tcp://{host}:{}", args.port);
-    for addr in std::iter::once(tcp).chain(args.unixsocket.map(|p| format!("unix://{p}"))) {
+    for addr in &addrs {
         builder = builder
-            .listen(&addr)
+            .listen(addr)
             .unwrap_or_else(|e| common::usage_error(e, USAGE));
     }
-    let server = builder.build().unwrap_or_else(|e| {
-        log::error!("{e}");
-        std::process::exit(1)
-    });
+    let server = builder.build().unwrap_or_else(|e| fail(e));
+    let tls_on = tls.is_some();
     common::shutdown_on_signal(server.handle());
-    for a in server.local_addrs() {
-        log::info!("redis server serving {a} on {} loop(s)", server.num_loops());
+    let loops = server.num_loops();
+    for (i, a) in server.local_addrs().iter().enumerate() {
+        let scheme = if tls_on && i == TLS_LISTENER {
+            "tls://"
+        } else {
+            ""
+        };
+        log::info!("redis server serving {scheme}{a} on {loops} loop(s)");
     }
     let store = Arc::new(Mutex::new(Store::new()));
-    let res = server.serve(|_| Redis::new(store.clone(), limits));
+    // Without TLS, index 1 is the unix socket: only a TLS listener's connections get it.
+    let res = server.serve(|_| {
+        translate(
+            Redis::new(store.clone(), limits),
+            move |c| tls_on && c.addr_index == TLS_LISTENER,
+            tls.clone(),
+        )
+    });
     if let Err(e) = res {
-        log::error!("{e}");
-        std::process::exit(1);
+        fail(e);
     }
     log::info!("stopped");
 }
