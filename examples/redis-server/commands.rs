@@ -8,12 +8,96 @@ use wireloop_middleware::codec::Sink;
 use crate::glob::glob;
 use crate::keyspace::{Entry, Store};
 
-/// Commands this server knows (for `COMMAND COUNT`).
-const COMMANDS: &[&str] = &[
-    "ping", "echo", "set", "get", "mget", "mset", "del", "exists", "incr", "decr", "incrby",
-    "decrby", "expire", "pexpire", "ttl", "pttl", "persist", "keys", "dbsize", "flushall",
-    "flushdb", "select", "config", "command", "info", "quit",
+/// Every command this server knows, with its arity as Redis declares it: `n` is exactly
+/// `n` words (the name included), `-n` at least `n`. `COMMAND COUNT` counts them.
+const COMMANDS: &[(&str, i32)] = &[
+    ("ping", -1),
+    ("echo", 2),
+    ("set", -3),
+    ("get", 2),
+    ("mget", -2),
+    ("mset", -3),
+    ("del", -2),
+    ("exists", -2),
+    ("incr", 2),
+    ("decr", 2),
+    ("incrby", 3),
+    ("decrby", 3),
+    ("expire", -3),
+    ("pexpire", -3),
+    ("ttl", 2),
+    ("pttl", 2),
+    ("persist", 2),
+    ("keys", 2),
+    ("dbsize", 1),
+    ("flushall", -1),
+    ("flushdb", -1),
+    ("select", 2),
+    ("config", -2),
+    ("command", -1),
+    ("info", -1),
+    ("quit", -1),
+    ("reset", 1),
+    ("publish", 3),
+    ("subscribe", -2),
+    ("unsubscribe", -1),
+    ("psubscribe", -2),
+    ("punsubscribe", -1),
 ];
+
+/// The subcommands of CONFIG and COMMAND this server knows, with their arity.
+const SUBCOMMANDS: &[(&str, &str, i32)] = &[
+    ("config", "get", -3),
+    ("config", "resetstat", 2),
+    ("command", "count", 2),
+    ("command", "docs", -2),
+    ("command", "info", -2),
+];
+
+/// What subscribed mode (RESP2) allows besides the pub/sub commands.
+const SUBSCRIBED_MODE: &[&str] = &[
+    "ping",
+    "quit",
+    "reset",
+    "subscribe",
+    "unsubscribe",
+    "psubscribe",
+    "punsubscribe",
+];
+
+fn arity_fits(arity: i32, argc: usize) -> bool {
+    if arity >= 0 {
+        argc == arity as usize
+    } else {
+        argc >= arity.unsigned_abs() as usize
+    }
+}
+
+/// In subscribed mode: Redis 7's error for a command that is not allowed there, or `None`
+/// when the command may run — or must fail otherwise first, as in Redis: an unknown
+/// command or subcommand, or a wrong number of arguments. `lname` is the lower-cased name.
+pub fn refused_when_subscribed(lname: &[u8], cmd: &Command<'_>) -> Option<String> {
+    let argc = cmd.len();
+    let &(name, arity) = COMMANDS.iter().find(|(n, _)| n.as_bytes() == lname)?;
+    if !arity_fits(arity, argc) || SUBSCRIBED_MODE.contains(&name) {
+        return None;
+    }
+    let mut full = name.to_string();
+    if let Some(sub) = cmd.get(1).filter(|_| name == "config" || name == "command") {
+        let &(_, sub, arity) = SUBCOMMANDS
+            .iter()
+            .find(|(c, s, _)| *c == name && s.as_bytes().eq_ignore_ascii_case(sub))?;
+        if !arity_fits(arity, argc) {
+            return None;
+        }
+        full.push('|');
+        full.push_str(sub);
+    }
+    Some(format!(
+        "ERR Can't execute '{full}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / \
+         RESET are allowed in this context"
+    ))
+}
 
 /// `CONFIG GET` answers, for redis-benchmark and redis-cli.
 const CONFIG: &[(&str, &str)] = &[
@@ -30,7 +114,8 @@ pub enum Next {
     Quit,
 }
 
-fn wrong_args(out: &mut impl Sink, name: &str) {
+/// Redis's error for a wrong number of arguments.
+pub fn wrong_args(out: &mut impl Sink, name: &str) {
     let mut m = String::with_capacity(48);
     m.push_str("ERR wrong number of arguments for '");
     m.push_str(name);
@@ -82,7 +167,7 @@ fn deadline(now: u64, amount: i64, unit_ms: i64) -> Result<Option<u64>, ()> {
 }
 
 /// Lower-cases the command name into `buf`; `None` if it is too long to be one of ours.
-fn lower<'b>(name: &[u8], buf: &'b mut [u8; 16]) -> Option<&'b [u8]> {
+pub fn lower<'b>(name: &[u8], buf: &'b mut [u8; 16]) -> Option<&'b [u8]> {
     let b = buf.get_mut(..name.len())?;
     b.copy_from_slice(name);
     b.make_ascii_lowercase();
@@ -480,4 +565,55 @@ fn expire(st: &mut Store, cmd: &Command<'_>, ms: bool, now: u64, out: &mut impl 
         }
     }
     resp::integer(out, 1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wireloop_middleware::codec::resp::RespDecoder;
+    use wireloop_middleware::codec::Status;
+
+    fn refused(line: &str) -> Option<String> {
+        let input = format!("{line}\r\n");
+        let mut dec = RespDecoder::new();
+        let Ok(Status::Complete((cmd, _))) = dec.decode(input.as_bytes()) else {
+            panic!("{line:?} does not decode");
+        };
+        let mut buf = [0u8; 16];
+        let lname = lower(cmd.name().unwrap_or_default(), &mut buf).unwrap_or_default();
+        refused_when_subscribed(lname, &cmd)
+    }
+
+    #[test]
+    fn subscribed_mode_refuses_as_redis() {
+        let msg = |full: &str| {
+            Some(format!(
+                "ERR Can't execute '{full}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / \
+                 QUIT / RESET are allowed in this context"
+            ))
+        };
+        assert_eq!(refused("GET k"), msg("get"));
+        assert_eq!(refused("publish a b"), msg("publish"));
+        assert_eq!(refused("CONFIG GET save"), msg("config|get"));
+        assert_eq!(refused("COMMAND"), msg("command"));
+        assert_eq!(refused("command COUNT"), msg("command|count"));
+        // Allowed, or failing otherwise first (unknown, arity, unknown subcommand).
+        for ok in [
+            "PING",
+            "QUIT",
+            "RESET",
+            "SUBSCRIBE a",
+            "UNSUBSCRIBE",
+            "PSUBSCRIBE a*",
+            "PUNSUBSCRIBE",
+            "GET",
+            "FOO bar",
+            "CONFIG",
+            "CONFIG GET",
+            "CONFIG FOO",
+            "MSET a",
+        ] {
+            assert_eq!(refused(ok), None, "{ok}");
+        }
+    }
 }

@@ -15,8 +15,15 @@
 //! Commands: PING, ECHO, SET (EX/PX/NX/XX/KEEPTTL), GET, MGET, MSET, DEL, EXISTS,
 //! INCR/DECR/INCRBY/DECRBY, EXPIRE/PEXPIRE (NX/XX/GT/LT), TTL/PTTL, PERSIST, KEYS (glob:
 //! `*`, `?`, `[...]`, `\` escapes), DBSIZE, FLUSHALL/FLUSHDB, SELECT 0, CONFIG GET,
-//! COMMAND (COUNT, DOCS, INFO), INFO, QUIT. Arrays of bulk strings and inline commands
-//! (telnet) are both understood.
+//! COMMAND (COUNT, DOCS, INFO), INFO, QUIT, RESET, and pub/sub: SUBSCRIBE, UNSUBSCRIBE,
+//! PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH (not the sharded SSUBSCRIBE family, which answers as
+//! an unknown command). Arrays of bulk strings and inline commands (telnet) are both
+//! understood.
+//!
+//! Files: `main.rs` (arguments, listeners), `handler.rs` (the connection handler: batches,
+//! backpressure, subscribed mode), `commands.rs` (the keyspace commands, arities),
+//! `keyspace.rs` (values and expiry), `glob.rs` (KEYS and pattern matching), `pubsub.rs`
+//! (the registry shared by all loops, delivery, the slow-subscriber limit).
 //!
 //! # Pipelining
 //!
@@ -38,6 +45,18 @@
 //! on one thread. With `--loops 1` (the default) the lock is never contended: one thread
 //! takes it, once per read, and the expiry sweep runs on that same thread.
 //!
+//! # Publish/subscribe
+//!
+//! Subscribers may be on any loop and any listener (plain, TLS, unix socket): the
+//! registry of channels and patterns is shared, and PUBLISH posts each message to each
+//! receiver's connection with `Handle::send`, so it is written by the receiver's own loop
+//! (and encrypted by its TLS session). Replies are byte for byte those of Redis 7 over
+//! RESP2, subscribed mode included (`*2 pong ""` for PING, the `Can't execute` error for
+//! other commands). A subscriber that does not read its messages is dropped once it
+//! holds `--pubsub-limit` bytes (Redis's `client-output-buffer-limit pubsub`, 32 MiB): see
+//! `pubsub.rs` for the bound and for how a client leaving subscribed mode never gets a
+//! late message in place of a reply.
+//!
 //! # Expiry
 //!
 //! Keys with a TTL expire lazily (a command that touches an expired key sees it gone and
@@ -50,6 +69,7 @@ mod common;
 mod glob;
 mod handler;
 mod keyspace;
+mod pubsub;
 
 use std::sync::{Arc, Mutex};
 
@@ -59,6 +79,7 @@ use wireloop_middleware::{translate, TlsServer};
 
 use handler::Redis;
 use keyspace::Store;
+use pubsub::PubSub;
 
 const USAGE: &str = "\
 redis-server: a Redis-compatible key-value server (wireloop example)
@@ -80,6 +101,12 @@ OPTIONS:
     --loops N           number of loops (default 1; -1 = one per core); the keyspace
                         is shared by all of them behind one lock
     --max-bulk BYTES    longest value or key a client may send (default 64 MiB)
+    --pubsub-limit BYTES
+                        most a subscriber may hold (its unwritten output and the
+                        messages on their way to it); a message more and it is
+                        unsubscribed and closed, as with Redis's
+                        client-output-buffer-limit pubsub hard limit (default
+                        32 MiB; 0 = no limit)
     -h, --help          print this help
 
 Logging goes to stderr; set WIRELOOP_LOG=debug for more. Ctrl-C stops gracefully.";
@@ -96,6 +123,7 @@ struct Args {
     unixsocket: Option<String>,
     loops: i64,
     max_bulk: usize,
+    pubsub_limit: usize,
 }
 
 fn parse_args() -> Result<Args, lexopt::Error> {
@@ -109,6 +137,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         unixsocket: None,
         loops: 1,
         max_bulk: RespLimits::default().max_bulk,
+        pubsub_limit: pubsub::DEFAULT_LIMIT,
     };
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
@@ -121,6 +150,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("unixsocket") => args.unixsocket = Some(p.value()?.string()?),
             Long("loops") => args.loops = p.value()?.parse()?,
             Long("max-bulk") => args.max_bulk = p.value()?.parse()?,
+            Long("pubsub-limit") => args.pubsub_limit = p.value()?.parse()?,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -187,10 +217,12 @@ fn main() {
         log::info!("redis server serving {scheme}{a} on {loops} loop(s)");
     }
     let store = Arc::new(Mutex::new(Store::new()));
+    let pubsub = Arc::new(PubSub::new(args.pubsub_limit));
+    let handle = server.handle();
     // Without TLS, index 1 is the unix socket: only a TLS listener's connections get it.
     let res = server.serve(|_| {
         translate(
-            Redis::new(store.clone(), limits),
+            Redis::new(store.clone(), pubsub.clone(), handle.clone(), limits),
             move |c| tls_on && c.addr_index == TLS_LISTENER,
             tls.clone(),
         )
