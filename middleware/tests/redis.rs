@@ -1,7 +1,7 @@
 //! The `redis-server` example against the real Redis tools: `redis-cli` round trips for
 //! every command, `redis-cli --pipe`, raw sockets for pipelining, inline commands, QUIT and
 //! protocol errors, two loops sharing one keyspace over TCP and a unix socket, and a
-//! `redis-benchmark` smoke run.
+//! `redis-benchmark` smoke run; pub/sub and TLS in `redis/pubsub.rs`.
 //!
 //! redis-cli and redis-benchmark come from Debian's `redis-tools` (CI installs it); the
 //! tests fail with that hint when they are missing. Every server is a child process that
@@ -9,6 +9,8 @@
 //! exit status), and every wait is bounded.
 
 mod common;
+#[path = "redis/pubsub.rs"]
+mod pubsub;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -46,17 +48,49 @@ fn require(tool: &str) {
 struct Redis {
     child: ChildGuard,
     port: u16,
+    /// The TLS port, when the server has a TLS listener.
+    tlsport: Option<u16>,
+    /// The server's log lines not read yet (what `start` read to find its ports is gone).
+    logs: mpsc::Receiver<String>,
     _stderr: std::thread::JoinHandle<()>,
+}
+
+/// A port of 127.0.0.1 free a moment ago (the server may still lose a race for it: the
+/// callers retry with another).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a probe listener")
+        .port()
 }
 
 impl Redis {
     /// Starts the example on a free port with `extra` options; waits for it to serve.
     fn start(extra: &[&str]) -> Redis {
+        Redis::try_start(extra, None, "info").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`start`](Redis::start) with a TLS listener too (on a port free a moment ago:
+    /// tried again with another if the server cannot bind it) and debug logging.
+    fn start_tls(extra: &[&str]) -> Redis {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Redis::try_start(extra, Some(free_port()), "debug") {
+                Ok(r) => return r,
+                Err(e) => last = e,
+            }
+        }
+        panic!("the server did not start: {last}");
+    }
+
+    fn try_start(extra: &[&str], tlsport: Option<u16>, log: &str) -> Result<Redis, String> {
         require("redis-cli");
+        let tls = tlsport.map(|p| p.to_string());
         let mut child = Command::new(binary())
             .args(["--port", "0"])
+            .args(tls.iter().flat_map(|p| ["--tlsport", p.as_str()]))
             .args(extra)
-            .env("WIRELOOP_LOG", "info")
+            .env("WIRELOOP_LOG", log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -70,23 +104,30 @@ impl Redis {
                 let _ = tx.send(line);
             }
         });
-        let port = loop {
+        // "redis server serving 127.0.0.1:P ..." and, after it, "... serving tls://...".
+        let mut port = None;
+        let mut tls_seen = tlsport.is_none();
+        while port.is_none() || !tls_seen {
             let line = rx
                 .recv_timeout(TIMEOUT)
-                .expect("the server logs the address it serves");
+                .map_err(|e| format!("no line saying what the server serves: {e:?}"))?;
             let Some(rest) = line.split(" serving ").nth(1) else {
                 continue;
             };
             let addr = rest.split_whitespace().next().unwrap_or_default();
-            if let Some(port) = addr.strip_prefix("127.0.0.1:") {
-                break port.parse().expect("port");
+            if let Some(p) = addr.strip_prefix("127.0.0.1:") {
+                port = Some(p.parse().expect("port"));
+            } else if addr.starts_with("tls://127.0.0.1:") {
+                tls_seen = true;
             }
-        };
-        Redis {
-            child,
-            port,
-            _stderr: reader,
         }
+        Ok(Redis {
+            child,
+            port: port.unwrap_or_default(),
+            tlsport,
+            logs: rx,
+            _stderr: reader,
+        })
     }
 
     /// `redis-cli -p PORT args...`: its standard output without the trailing newlines.
