@@ -2,7 +2,7 @@
 //! handshake and then drives a [`WsHandler`] with masked frames.
 
 use ring::rand::SystemRandom;
-use wireloop::{Action, Conn, ConnId, Error, Handler};
+use wireloop::{Action, Conn, Error, Handler};
 
 use super::handshake::{check_response, client_key, write_request, HandshakeError};
 use super::protocol::{Role, WsError};
@@ -23,10 +23,31 @@ pub struct ClientConfig {
 }
 
 struct Entry<S> {
-    id: ConnId,
     key: String,
     open: bool,
     session: Session<S>,
+}
+
+/// What a [`WsClient`] keeps for one connection, in the connection's own state: the
+/// handshake's key and the WebSocket session (with the handler's state).
+pub struct WsClientConn<S>(Option<Box<Entry<S>>>);
+
+impl<S> Default for WsClientConn<S> {
+    fn default() -> WsClientConn<S> {
+        WsClientConn(None)
+    }
+}
+
+impl<S> WsClientConn<S> {
+    /// The handler's per-connection state, once the connection opened.
+    pub fn state(&mut self) -> Option<&mut S> {
+        self.0.as_deref_mut().map(|e| &mut e.session.state)
+    }
+
+    /// Whether the handshake is done.
+    pub fn is_open(&self) -> bool {
+        self.0.as_ref().is_some_and(|e| e.open)
+    }
 }
 
 /// A WebSocket client over every connection it serves (use it for dialed connections, or
@@ -36,7 +57,6 @@ struct Entry<S> {
 pub struct WsClient<W: WsHandler> {
     handler: W,
     cfg: ClientConfig,
-    conns: Vec<Option<Box<Entry<W::State>>>>,
     scratch: Vec<u8>,
     rng: SystemRandom,
 }
@@ -47,7 +67,6 @@ impl<W: WsHandler> WsClient<W> {
         WsClient {
             handler,
             cfg,
-            conns: Vec::new(),
             scratch: Vec::new(),
             rng: SystemRandom::new(),
         }
@@ -62,17 +81,10 @@ impl<W: WsHandler> WsClient<W> {
     pub fn config(&self) -> &ClientConfig {
         &self.cfg
     }
-
-    fn entry(&mut self, id: ConnId) -> Option<&mut Entry<W::State>> {
-        self.conns
-            .get_mut(id.slot())
-            .and_then(|e| e.as_deref_mut())
-            .filter(|e| e.id == id)
-    }
 }
 
 /// Fails the handshake.
-fn refuse<S>(e: &mut Entry<S>, conn: &mut Conn<'_, ()>, err: HandshakeError) -> Action {
+fn refuse<S, T>(e: &mut Entry<S>, conn: &mut Conn<'_, T>, err: HandshakeError) -> Action {
     log::debug!("ws client: connection {}: {err}", conn.id());
     e.session.error = Some(WsError::Handshake(err));
     e.session.proto.set_closed();
@@ -81,11 +93,12 @@ fn refuse<S>(e: &mut Entry<S>, conn: &mut Conn<'_, ()>, err: HandshakeError) -> 
     Action::Close
 }
 
-impl<W: WsHandler> Handler for WsClient<W> {
-    type State = ();
+type ClientConn<'c, 'a, W> = &'c mut Conn<'a, WsClientConn<<W as WsHandler>::State>>;
 
-    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
-        let id = conn.id();
+impl<W: WsHandler> Handler for WsClient<W> {
+    type State = WsClientConn<W::State>;
+
+    fn opened(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
         let key = match client_key(&self.rng) {
             Ok(k) => k,
             Err(e) => {
@@ -102,12 +115,7 @@ impl<W: WsHandler> Handler for WsClient<W> {
             &self.cfg.protocols,
         );
         conn.write(&req);
-        let slot = id.slot();
-        if self.conns.len() <= slot {
-            self.conns.resize_with(slot + 1, || None);
-        }
-        self.conns[slot] = Some(Box::new(Entry {
-            id,
+        conn.state.0 = Some(Box::new(Entry {
             key,
             open: false,
             session: Session::new(Role::Client, &self.cfg.ws, W::State::default(), None),
@@ -115,39 +123,37 @@ impl<W: WsHandler> Handler for WsClient<W> {
         Action::None
     }
 
-    fn data(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    fn data(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
         let protocols = std::mem::take(&mut self.cfg.protocols);
         let action = self.data_inner(conn, &protocols);
         self.cfg.protocols = protocols;
         action
     }
 
-    fn eof(&mut self, conn: &mut Conn<'_, ()>) -> Action {
-        if let Some(e) = self.entry(conn.id()) {
-            if !e.open {
-                let err =
-                    HandshakeError::BadResponse("connection closed during the handshake".into());
-                return refuse(e, conn, err);
-            }
-        }
-        Action::Close
+    fn eof(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
+        let Some(mut e) = conn.state.0.take() else {
+            return Action::Close;
+        };
+        let a = if e.open {
+            Action::Close
+        } else {
+            let err = HandshakeError::BadResponse("connection closed during the handshake".into());
+            refuse(&mut e, conn, err)
+        };
+        conn.state.0 = Some(e);
+        a
     }
 
-    fn writable(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    fn writable(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
         self.poke(conn, false)
     }
 
-    fn woken(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    fn woken(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
         self.poke(conn, true)
     }
 
-    fn closed(&mut self, conn: &mut Conn<'_, ()>, err: Option<Error>) {
-        let id = conn.id();
-        let entry = self
-            .conns
-            .get_mut(id.slot())
-            .and_then(|e| e.take_if(|e| e.id == id));
-        match entry {
+    fn closed(&mut self, conn: &mut Conn<'_, Self::State>, err: Option<Error>) {
+        match conn.state.0.take() {
             Some(mut e) => {
                 let err = e.session.closed_error(err);
                 let close = e.session.peer_close.take();
@@ -160,21 +166,24 @@ impl<W: WsHandler> Handler for WsClient<W> {
 }
 
 impl<W: WsHandler> WsClient<W> {
-    fn data_inner(&mut self, conn: &mut Conn<'_, ()>, protocols: &[String]) -> Action {
-        let id = conn.id();
-        let WsClient {
-            handler,
-            conns,
-            scratch,
-            ..
-        } = self;
-        let Some(e) = conns
-            .get_mut(id.slot())
-            .and_then(|e| e.as_deref_mut())
-            .filter(|e| e.id == id)
-        else {
+    fn data_inner(&mut self, conn: ClientConn<'_, '_, W>, protocols: &[String]) -> Action {
+        let Some(mut e) = conn.state.0.take() else {
             return Action::Close;
         };
+        let a = self.data_entry(&mut e, conn, protocols);
+        conn.state.0 = Some(e);
+        a
+    }
+
+    fn data_entry(
+        &mut self,
+        e: &mut Entry<W::State>,
+        conn: ClientConn<'_, '_, W>,
+        protocols: &[String],
+    ) -> Action {
+        let WsClient {
+            handler, scratch, ..
+        } = self;
         if !e.open {
             match check_response(conn.input(), &e.key, protocols) {
                 Ok(None) => return Action::None,
@@ -193,16 +202,16 @@ impl<W: WsHandler> WsClient<W> {
         session::data(handler, &mut e.session, conn, scratch)
     }
 
-    fn poke(&mut self, conn: &mut Conn<'_, ()>, woken: bool) -> Action {
-        let id = conn.id();
-        let WsClient { handler, conns, .. } = self;
-        match conns
-            .get_mut(id.slot())
-            .and_then(|e| e.as_deref_mut())
-            .filter(|e| e.id == id)
-        {
-            Some(e) if e.open => session::poke(handler, &mut e.session, conn, woken),
-            _ => Action::None,
-        }
+    fn poke(&mut self, conn: ClientConn<'_, '_, W>, woken: bool) -> Action {
+        let Some(mut e) = conn.state.0.take() else {
+            return Action::None;
+        };
+        let a = if e.open {
+            session::poke(&mut self.handler, &mut e.session, conn, woken)
+        } else {
+            Action::None
+        };
+        conn.state.0 = Some(e);
+        a
     }
 }

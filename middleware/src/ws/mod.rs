@@ -73,7 +73,7 @@ mod server;
 mod session;
 pub mod utf8;
 
-pub use client::{ClientConfig, WsClient};
+pub use client::{ClientConfig, WsClient, WsClientConn};
 pub use handshake::HandshakeError;
 pub use protocol::{code, Chunk, CloseFrame, Message, MessageKind, Role, WsError};
 pub use server::{WebSocket, WsState};
