@@ -1030,3 +1030,64 @@ fn shortened_idle_timeout_closes_on_time() {
     handle.shutdown();
     t.join().unwrap().unwrap();
 }
+
+/// `Control::state` reaches another connection's state (not the calling one's: that is
+/// `Conn::state`); a closed id gives `None`.
+#[test]
+fn control_reaches_another_connections_state() {
+    use wireloop::testing::Driver;
+    use wireloop::{Action, Conn, ConnId, Handler};
+
+    /// Connection 0 bumps connection 1's counter on "bump"; any connection writes its own
+    /// counter on "show".
+    #[derive(Default)]
+    struct Bump {
+        ids: Vec<ConnId>,
+    }
+    impl Handler for Bump {
+        type State = u32;
+        fn opened(&mut self, conn: &mut Conn<'_, u32>) -> Action {
+            self.ids.push(conn.id());
+            Action::None
+        }
+        fn data(&mut self, conn: &mut Conn<'_, u32>) -> Action {
+            let cmd = conn.input().to_vec();
+            conn.consume(cmd.len());
+            let me = conn.id();
+            assert!(
+                conn.control().state(me).is_none(),
+                "its own state is the Conn's"
+            );
+            match &cmd[..] {
+                b"bump" => {
+                    let other = self.ids[1];
+                    let reached = match conn.control().state(other) {
+                        Some(n) => {
+                            *n += 1;
+                            true
+                        }
+                        None => false,
+                    };
+                    conn.write(if reached { b"bumped" } else { b"gone" });
+                }
+                _ => {
+                    let n = *conn.state;
+                    conn.write(n.to_string().as_bytes());
+                }
+            }
+            Action::None
+        }
+    }
+    let mut d = Driver::new(Bump::default());
+    let (a, b) = (d.open(0), d.open(0));
+    d.feed(a, b"bump");
+    d.feed(a, b"bump");
+    assert_eq!(d.take_output(a), b"bumpedbumped");
+    d.feed(b, b"show");
+    assert_eq!(d.take_output(b), b"2");
+    d.feed(a, b"show");
+    assert_eq!(d.take_output(a), b"0");
+    d.reset(b);
+    d.feed(a, b"bump");
+    assert_eq!(d.take_output(a), b"gone");
+}

@@ -80,6 +80,14 @@ impl<S> Control<'_, S> {
         true
     }
 
+    /// The state of connection `id` of this loop, so that per-connection data lives with
+    /// its connection even when another connection's callback needs it (a proxy's client
+    /// and its upstream): no table on the side. `None` if `id` is not open here, or is the
+    /// connection whose callback is running (reach that one through its `Conn`).
+    pub fn state(&mut self, id: ConnId) -> Option<&mut S> {
+        self.core.live(id).map(|c| &mut c.state)
+    }
+
     /// Bytes queued on connection `id` and not yet written (`None` if it is not open here).
     pub fn output_len(&mut self, id: ConnId) -> Option<usize> {
         self.core.live(id).map(|c| c.out_len())
