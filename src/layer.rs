@@ -16,7 +16,9 @@
 //! [`Conn::write`](crate::Conn::write), [`Control::write`](crate::Control::write),
 //! [`Handle::send`](crate::Handle::send), [`Conn::forward`](crate::Conn::forward) into it —
 //! queues plaintext above the stack, and the reactor encodes it before anything reaches
-//! the socket.
+//! the socket. That includes what is written to a dial before it connects: it goes out
+//! after the handshake, and if the dial is closed before it connects, it is dropped rather
+//! than sent in clear.
 //!
 //! # The `Session` contract
 //!

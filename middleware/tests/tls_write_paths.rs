@@ -8,7 +8,9 @@
 //! * `Handle::send` while the handshake is still going on: sent after it, in order with
 //!   what `opened` writes;
 //! * a dialed TLS connection (`DialOptions::layer(TlsClient)`) to a TLS echo server:
-//!   `Handle::send` after it opened.
+//!   `Handle::send` after it opened; `Control::write` before it even connected (sent after
+//!   the handshake); and a dial closed before it connected, whose queued plaintext must
+//!   never reach the peer.
 //!
 //! `Conn::forward` and linked connections are in `tls_forward_paths.rs`.
 //!
@@ -20,7 +22,7 @@ mod common;
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
@@ -331,12 +333,23 @@ fn start_echo(cert: &CertKey) -> TestServer {
     })
 }
 
-/// Dials `target` from `serving` through `DialOptions::layer(TlsClient)`; reports what the
-/// dialed connection receives.
+/// What [`Dialer`] does to its dial right after making it, before it connects.
+#[derive(Clone, Copy)]
+enum Early {
+    Nothing,
+    /// `Control::write` of these bytes.
+    Write(&'static [u8]),
+    /// The same, then `Control::close`.
+    WriteAndClose(&'static [u8]),
+}
+
+/// Dials `target` from `serving` through `DialOptions::layer(TlsClient)`, does `early` to
+/// it, and reports what the dialed connection receives.
 struct Dialer {
     tx: Sender<Ev>,
     target: String,
     tls: TlsClient,
+    early: Early,
 }
 
 impl Handler for Dialer {
@@ -345,6 +358,13 @@ impl Handler for Dialer {
     fn serving(&mut self, ctl: &mut Control<'_, ()>) -> Action {
         let opts = DialOptions::new().timeout(TIMEOUT).layer(self.tls.clone());
         let res = ctl.dial(&self.target, opts, ());
+        if let Ok(id) = res {
+            match self.early {
+                Early::Nothing => {}
+                Early::Write(b) => assert!(ctl.write(id, b)),
+                Early::WriteAndClose(b) => assert!(ctl.write(id, b) && ctl.close(id)),
+            }
+        }
         let _ = self.tx.send(Ev::Dialed(res.map_err(|e| e.to_string())));
         Action::None
     }
@@ -368,7 +388,11 @@ impl Handler for Dialer {
     }
 }
 
-fn start_dialer(cert: &CertKey, target: SocketAddr) -> (TestServer, Receiver<Ev>, ConnId) {
+fn start_dialer(
+    cert: &CertKey,
+    target: SocketAddr,
+    early: Early,
+) -> (TestServer, Receiver<Ev>, ConnId) {
     let tls = TlsClient::builder()
         .server_name("localhost")
         .root_ca_pem(cert.leaf_pem().as_bytes())
@@ -381,6 +405,7 @@ fn start_dialer(cert: &CertKey, target: SocketAddr) -> (TestServer, Receiver<Ev>
         tx: tx.clone(),
         target: target.clone(),
         tls: tls.clone(),
+        early,
     });
     let id = match recv(&rx, TIMEOUT, "the dial") {
         Ev::Dialed(Ok(id)) => id,
@@ -421,7 +446,7 @@ fn wait_dial_opened(rx: &Receiver<Ev>, id: ConnId) {
 fn handle_send_to_a_dialed_tls_connection_is_echoed_back_decrypted() {
     let cert = localhost_cert();
     let echo = start_echo(&cert);
-    let (dialer, rx, id) = start_dialer(&cert, echo.tcp_addr(0));
+    let (dialer, rx, id) = start_dialer(&cert, echo.tcp_addr(0), Early::Nothing);
     wait_dial_opened(&rx, id);
     let first = b"ping over a dialed TLS connection\n";
     let second = pattern(512 << 10, 8);
@@ -433,4 +458,46 @@ fn handle_send_to_a_dialed_tls_connection_is_echoed_back_decrypted() {
     assert_eq!(wait_closed(&rx, id), None);
     stop(dialer);
     stop(echo);
+}
+
+#[test]
+fn control_write_before_a_tls_dial_connects_goes_out_after_its_handshake() {
+    let cert = localhost_cert();
+    let echo = start_echo(&cert);
+    let early = b"written before the dial connected\n";
+    let (dialer, rx, id) = start_dialer(&cert, echo.tcp_addr(0), Early::Write(early));
+    wait_dial_opened(&rx, id);
+    assert!(dialer.handle.send(id, &b"and after\n"[..]));
+    let want = [&early[..], b"and after\n"].concat();
+    assert_bytes(&received(&rx, id, want.len()), &want, "the echo");
+    assert!(dialer.handle.close(id));
+    assert_eq!(wait_closed(&rx, id), None);
+    stop(dialer);
+    stop(echo);
+}
+
+#[test]
+fn a_tls_dial_closed_before_it_connects_sends_no_plaintext() {
+    let cert = localhost_cert();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, accepted) = mpsc::channel();
+    thread::spawn(move || {
+        let got = listener.accept().map(|(mut s, _)| {
+            s.set_read_timeout(Some(TIMEOUT)).unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).map(|_| got)
+        });
+        let _ = tx.send(got.and_then(|r| r).map_err(|e| e.to_string()));
+    });
+    let secret = b"a secret that must not cross the wire in clear";
+    let (dialer, rx, id) = start_dialer(&cert, addr, Early::WriteAndClose(secret));
+    let got = recv(&accepted, TIMEOUT, "the peer's view").expect("the peer reads to EOF");
+    assert!(
+        !got.windows(secret.len()).any(|w| w == secret),
+        "the plaintext reached the peer: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    wait_closed(&rx, id);
+    stop(dialer);
 }
