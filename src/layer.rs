@@ -43,7 +43,8 @@
 //!    for a dialed connection).
 //! 5. **Close.** When the connection closes (or half-closes), the reactor encodes all
 //!    queued plaintext, calls [`close`](Session::close) (TLS queues `close_notify`), encodes
-//!    once more and flushes before the FIN. A peer's clean end at the protocol level
+//!    once more and flushes before the FIN. A half-close asked for while the sessions are
+//!    not ready yet waits for the handshake. A peer's clean end at the protocol level
 //!    ([`peer_closed`](Session::peer_closed)) reaches the handler as `eof`.
 
 use std::any::Any;

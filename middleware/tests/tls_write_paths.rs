@@ -9,8 +9,9 @@
 //!   what `opened` writes;
 //! * a dialed TLS connection (`DialOptions::layer(TlsClient)`) to a TLS echo server:
 //!   `Handle::send` after it opened; `Control::write` before it even connected (sent after
-//!   the handshake); and a dial closed before it connected, whose queued plaintext must
-//!   never reach the peer.
+//!   the handshake), also followed by `Control::shutdown_write` (close_notify and FIN come
+//!   after the handshake and the bytes); and a dial closed before it connected, whose
+//!   queued plaintext must never reach the peer.
 //!
 //! `Conn::forward` and linked connections are in `tls_forward_paths.rs`.
 //!
@@ -311,11 +312,16 @@ fn handle_send_during_the_handshake_arrives_after_it_in_order() {
 
 // ----- f. a dialed TLS connection ---------------------------------------------------------
 
-/// Echoes everything.
-struct Echo;
+/// Echoes everything; reports its connections' `opened` and `closed`.
+struct Echo(Sender<Ev>);
 
 impl Handler for Echo {
     type State = ();
+
+    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        let _ = self.0.send(Ev::Opened(conn.id(), conn.addr_index()));
+        Action::None
+    }
 
     fn data(&mut self, conn: &mut Conn<'_, ()>) -> Action {
         let (input, mut out) = conn.split();
@@ -324,13 +330,22 @@ impl Handler for Echo {
         conn.consume(n);
         Action::None
     }
+
+    fn closed(&mut self, conn: &mut Conn<'_, ()>, err: Option<Error>) {
+        let _ = self
+            .0
+            .send(Ev::Closed(conn.id(), err.map(|e| e.to_string())));
+    }
 }
 
-fn start_echo(cert: &CertKey) -> TestServer {
+/// A TLS echo server (listener 0) and what its handler reports.
+fn start_echo(cert: &CertKey) -> (TestServer, Receiver<Ev>) {
     let tls = tls_server(cert);
-    TestServer::start(one_loop(Server::builder(), 1), move |_| {
-        translate(Echo, |c| c.addr_index == 0, tls.clone())
-    })
+    let (tx, rx) = mpsc::channel();
+    let server = TestServer::start(one_loop(Server::builder(), 1), move |_| {
+        translate(Echo(tx.clone()), |c| c.addr_index == 0, tls.clone())
+    });
+    (server, rx)
 }
 
 /// What [`Dialer`] does to its dial right after making it, before it connects.
@@ -339,6 +354,8 @@ enum Early {
     Nothing,
     /// `Control::write` of these bytes.
     Write(&'static [u8]),
+    /// The same, then `Control::shutdown_write`.
+    WriteAndShutdown(&'static [u8]),
     /// The same, then `Control::close`.
     WriteAndClose(&'static [u8]),
 }
@@ -362,6 +379,7 @@ impl Handler for Dialer {
             match self.early {
                 Early::Nothing => {}
                 Early::Write(b) => assert!(ctl.write(id, b)),
+                Early::WriteAndShutdown(b) => assert!(ctl.write(id, b) && ctl.shutdown_write(id)),
                 Early::WriteAndClose(b) => assert!(ctl.write(id, b) && ctl.close(id)),
             }
         }
@@ -445,7 +463,7 @@ fn wait_dial_opened(rx: &Receiver<Ev>, id: ConnId) {
 #[test]
 fn handle_send_to_a_dialed_tls_connection_is_echoed_back_decrypted() {
     let cert = localhost_cert();
-    let echo = start_echo(&cert);
+    let (echo, _) = start_echo(&cert);
     let (dialer, rx, id) = start_dialer(&cert, echo.tcp_addr(0), Early::Nothing);
     wait_dial_opened(&rx, id);
     let first = b"ping over a dialed TLS connection\n";
@@ -463,7 +481,7 @@ fn handle_send_to_a_dialed_tls_connection_is_echoed_back_decrypted() {
 #[test]
 fn control_write_before_a_tls_dial_connects_goes_out_after_its_handshake() {
     let cert = localhost_cert();
-    let echo = start_echo(&cert);
+    let (echo, _) = start_echo(&cert);
     let early = b"written before the dial connected\n";
     let (dialer, rx, id) = start_dialer(&cert, echo.tcp_addr(0), Early::Write(early));
     wait_dial_opened(&rx, id);
@@ -473,6 +491,27 @@ fn control_write_before_a_tls_dial_connects_goes_out_after_its_handshake() {
     assert!(dialer.handle.close(id));
     assert_eq!(wait_closed(&rx, id), None);
     stop(dialer);
+    stop(echo);
+}
+
+#[test]
+fn a_half_close_asked_for_before_a_tls_dial_connects_waits_for_its_handshake() {
+    let cert = localhost_cert();
+    let (echo, echo_rx) = start_echo(&cert);
+    // With bytes queued, and with none (then nothing holds the FIN back but the handshake).
+    for last in [&b"the last words, then close_notify and FIN\n"[..], b""] {
+        let early = Early::WriteAndShutdown(last);
+        let (dialer, rx, id) = start_dialer(&cert, echo.tcp_addr(0), early);
+        // The echo server finishes its handshake (a FIN before the client's Finished would
+        // leave it unfinished), answers, and ends on the close_notify, without an error.
+        let echo_id = wait_opened(&echo_rx, 0);
+        assert_eq!(wait_closed(&echo_rx, echo_id), None, "{} bytes", last.len());
+        // The dial reads the answer, then its eof closes it.
+        wait_dial_opened(&rx, id);
+        assert_bytes(&received(&rx, id, last.len()), last, "the echo");
+        assert_eq!(wait_closed(&rx, id), None, "{} bytes", last.len());
+        stop(dialer);
+    }
     stop(echo);
 }
 
