@@ -43,11 +43,13 @@ OPTIONS:
 
 Each client connection dials an upstream on the same loop. While one side cannot take
 more bytes, the proxy stops reading the other, so memory stays bounded. A half-close on
-one side is passed on to the other; when one side fails, the other is closed after its
-pending output is flushed. A TLS side's close ends the pair (after flushing). A pair
-where one side went quiet ends with the idle timeout, a peer that stops reading with the
-send timeout. Logging
-goes to stderr (WIRELOOP_LOG=debug for more).";
+one side is passed on to the other, and the other direction stays open: on a TLS side
+the end of input is the peer's close_notify (or its FIN), and passing an end on sends
+close_notify, then FIN (before the handshake is done, it waits for it). The pair closes
+once both directions have ended; when one side fails, the other is closed after its
+pending output is flushed. A pair where one side went quiet ends with the idle timeout,
+a peer that stops reading with the send timeout. Logging goes to stderr
+(WIRELOOP_LOG=debug for more).";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Balance {
@@ -151,18 +153,6 @@ struct Side {
     peer: Option<ConnId>,
     /// For an upstream connection: the index of its upstream.
     upstream: Option<usize>,
-    /// The peer speaks TLS through its own layer: bytes for it are handed over with an
-    /// in-loop wake instead of written straight to its socket.
-    peer_tls: bool,
-}
-
-/// Bytes waiting to be written through a TLS peer's layer.
-#[derive(Default)]
-struct Pending {
-    to: Option<ConnId>,
-    bytes: Vec<u8>,
-    /// The sending side ended: close the peer once the bytes are written.
-    eof: bool,
 }
 
 /// One per loop: chooses upstreams and wires pairs together.
@@ -173,32 +163,9 @@ struct Proxy {
     next: usize,
     /// Open connections per upstream, on this loop.
     active: Vec<usize>,
-    /// Listener indexes that terminate TLS.
-    tls_listeners: Vec<usize>,
-    upstream_tls: bool,
-    /// By the destination connection's slot.
-    pending: Vec<Pending>,
 }
 
 impl Proxy {
-    /// Hands `data` to TLS peer `to` (written by its `woken`, through its layer).
-    fn stage(&mut self, to: ConnId, data: &[u8], eof: bool) -> &mut Pending {
-        let slot = to.slot();
-        if self.pending.len() <= slot {
-            self.pending.resize_with(slot + 1, Pending::default);
-        }
-        let p = &mut self.pending[slot];
-        if p.to != Some(to) {
-            *p = Pending {
-                to: Some(to),
-                ..Pending::default()
-            };
-        }
-        p.bytes.extend_from_slice(data);
-        p.eof |= eof;
-        p
-    }
-
     fn pick(&mut self) -> usize {
         let n = self.upstreams.len();
         let start = self.next % n;
@@ -218,7 +185,8 @@ impl Handler for Proxy {
 
     fn opened(&mut self, conn: &mut Conn<'_, Side>) -> Action {
         if conn.is_dialed() {
-            // The upstream connected; bytes the client sent meanwhile were queued on it.
+            // The upstream connected (and finished its TLS handshake, if it has TLS);
+            // bytes the client sent meanwhile were queued on it and go out now.
             return Action::None;
         }
         let u = self.pick();
@@ -227,13 +195,11 @@ impl Handler for Proxy {
         let state = Side {
             peer: Some(client),
             upstream: Some(u),
-            peer_tls: self.tls_listeners.contains(&conn.addr_index()),
         };
         match conn.dial(&self.upstreams[u], opts, state) {
             Ok(up) => {
                 self.active[u] += 1;
                 conn.state.peer = Some(up);
-                conn.state.peer_tls = self.upstream_tls;
                 conn.link(up);
                 Action::None
             }
@@ -245,17 +211,9 @@ impl Handler for Proxy {
     }
 
     fn data(&mut self, conn: &mut Conn<'_, Side>) -> Action {
+        // Plaintext either way: the reactor encodes what goes to a TLS peer with that
+        // peer's session, and queues it until a dial has connected and shaken hands.
         let peer = conn.state.peer;
-        if let (Some(to), true) = (peer, conn.state.peer_tls) {
-            let n = conn.input().len();
-            self.stage(to, conn.input(), false);
-            conn.consume(n);
-            return if conn.control().wake(to) {
-                Action::None
-            } else {
-                Action::Close
-            };
-        }
         match peer {
             // If the peer is gone, its `closed` has already asked to close this side.
             Some(peer) if conn.forward(peer) => Action::None,
@@ -264,40 +222,17 @@ impl Handler for Proxy {
     }
 
     fn eof(&mut self, conn: &mut Conn<'_, Side>) -> Action {
-        // Pass the half-close on; this side stays open for what the peer still sends. The
-        // loop closes a connection once both of its directions are finished.
+        // Pass the half-close on (to a TLS peer: close_notify, then FIN); this side stays
+        // open for what the peer still sends. The loop closes a connection once both of
+        // its directions are finished.
         let peer = conn.state.peer;
-        if let (Some(to), true) = (peer, conn.state.peer_tls) {
-            self.stage(to, &[], true);
-            conn.control().wake(to);
-            return Action::None;
-        }
         match peer {
             Some(peer) if conn.control().shutdown_write(peer) => Action::None,
             _ => Action::Close,
         }
     }
 
-    fn woken(&mut self, conn: &mut Conn<'_, Side>) -> Action {
-        let id = conn.id();
-        let Some(p) = self.pending.get_mut(id.slot()).filter(|p| p.to == Some(id)) else {
-            return Action::None;
-        };
-        conn.write(&p.bytes);
-        p.bytes.clear();
-        if p.eof {
-            p.to = None;
-            // A TLS connection has no half-close worth relying on: finish and close.
-            return Action::Close;
-        }
-        Action::None
-    }
-
     fn closed(&mut self, conn: &mut Conn<'_, Side>, err: Option<Error>) {
-        let id = conn.id();
-        if let Some(p) = self.pending.get_mut(id.slot()).filter(|p| p.to == Some(id)) {
-            *p = Pending::default();
-        }
         if let Some(u) = conn.state.upstream {
             self.active[u] = self.active[u].saturating_sub(1);
             if let Some(e) = &err {
@@ -381,9 +316,6 @@ fn main() {
             connect_timeout: args.connect_timeout,
             next: 0,
             active: vec![0; n],
-            tls_listeners: tls_listeners.clone(),
-            upstream_tls: args.upstream_tls,
-            pending: Vec::new(),
         };
         // Layers stack: TLS towards upstreams (dialed connections) inside, TLS for the
         // TLS listeners outside; plaintext connections pass both untouched.

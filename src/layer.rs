@@ -16,7 +16,9 @@
 //! [`Conn::write`](crate::Conn::write), [`Control::write`](crate::Control::write),
 //! [`Handle::send`](crate::Handle::send), [`Conn::forward`](crate::Conn::forward) into it —
 //! queues plaintext above the stack, and the reactor encodes it before anything reaches
-//! the socket.
+//! the socket. That includes what is written to a dial before it connects: it goes out
+//! after the handshake, and if the dial is closed before it connects, it is dropped rather
+//! than sent in clear.
 //!
 //! # The `Session` contract
 //!
@@ -41,7 +43,8 @@
 //!    for a dialed connection).
 //! 5. **Close.** When the connection closes (or half-closes), the reactor encodes all
 //!    queued plaintext, calls [`close`](Session::close) (TLS queues `close_notify`), encodes
-//!    once more and flushes before the FIN. A peer's clean end at the protocol level
+//!    once more and flushes before the FIN. A half-close asked for while the sessions are
+//!    not ready yet waits for the handshake. A peer's clean end at the protocol level
 //!    ([`peer_closed`](Session::peer_closed)) reaches the handler as `eof`.
 
 use std::any::Any;

@@ -3,11 +3,12 @@
 //! * Two TLS hops through one loop: a client speaks TLS to a relay that terminates it
 //!   (`translate(.., TlsServer)` on accepted connections) and re-encrypts towards a TLS echo
 //!   server it dials (`translate(.., TlsClient)` on dialed connections), handing bytes from
-//!   one side to the other the way `examples/tcp-proxy.rs` does for TLS peers: staged in the
-//!   relay and written by the peer's `woken` (an in-loop `Control::wake`), so they go
-//!   through the peer's own layer. Once with everything staged at once (the example), once
-//!   with a relay that holds at most 64 KiB per direction and so consumes its input later,
-//!   from `woken`, when the other side has drained.
+//!   one side to the other as plaintext, which the reactor encodes with the receiving
+//!   side's own layer. Once with everything passed on at once with `Conn::forward` (as
+//!   `examples/tcp-proxy.rs` does), once with a relay that lets at most 64 KiB wait for each
+//!   side (`Control::write`) and leaves the rest of its input unconsumed until that side has
+//!   drained and wakes it: it then consumes its input from `woken`. The relay keeps what it
+//!   knows about a connection in the connection's own state (`Conn::state`).
 //! * On a plain and a TLS listener (the same bytes must come back on both): an echo whose
 //!   reads (a 1 MiB read buffer) bring more wire bytes than the session decodes at once, and
 //!   handlers that consume input outside `data` (only when woken; in `post_write` as their
@@ -68,92 +69,62 @@ impl Handler for Echo {
 
 // ----- the relay -----------------------------------------------------------------------------
 
-/// One side of a relayed pair.
+/// One side of a relayed pair: everything the relay knows about a connection lives here.
 #[derive(Default)]
 struct Side {
     peer: Option<ConnId>,
-    /// This side's peer finished sending: pass the end on once its input is staged.
-    eof: bool,
-}
-
-/// Bytes staged for a connection, written by its `woken`.
-#[derive(Default)]
-struct Pending {
-    to: Option<ConnId>,
-    bytes: Vec<u8>,
-    /// The sending side ended: close once the bytes are written.
+    /// This side's peer finished sending: end the other side once the input is passed on.
     eof: bool,
 }
 
 /// The relay: each accepted connection dials the upstream and the two are linked; what one
-/// side decodes is staged for the other, which is woken to write it through its layer.
+/// side decodes is written to the other, whose own layer encodes it.
 struct Relay {
     upstream: String,
-    /// Most bytes held per direction, staged plus queued in the destination's output;
-    /// `None` stages everything at once (as `examples/tcp-proxy.rs` does).
+    /// Most bytes queued for a side at once: input beyond it stays unconsumed (in the
+    /// reactor) until that side drains and wakes the producer. `None` passes everything on
+    /// at once with `Conn::forward` (as `examples/tcp-proxy.rs` does).
     limit: Option<usize>,
-    /// By the destination connection's slot.
-    pending: Vec<Pending>,
 }
 
 impl Relay {
-    /// The staging of connection `to` (fresh if its slot held another connection's).
-    fn pending_for(&mut self, to: ConnId) -> &mut Pending {
-        let slot = to.slot();
-        if self.pending.len() <= slot {
-            self.pending.resize_with(slot + 1, Pending::default);
-        }
-        let p = &mut self.pending[slot];
-        if p.to != Some(to) {
-            *p = Pending {
-                to: Some(to),
-                ..Pending::default()
-            };
-        }
-        p
-    }
-
-    /// Moves this side's input (as much as fits) into its peer's staging and wakes the peer.
+    /// Passes this side's input on to its peer (as much as the limit lets through; the rest
+    /// waits, unconsumed), and the end once all of it went.
     fn pull(&mut self, conn: &mut Conn<'_, Side>) -> Action {
         let Some(to) = conn.state.peer else {
             return Action::Close;
         };
-        let limit = self.limit;
-        let p = self.pending_for(to);
-        let room = limit.map_or(usize::MAX, |l| l.saturating_sub(p.bytes.len()));
-        let n = conn.input().len().min(room);
-        p.bytes.extend_from_slice(&conn.input()[..n]);
-        conn.consume(n);
-        let ended = conn.state.eof && conn.input().is_empty() && !p.eof;
-        p.eof |= ended;
-        if (n > 0 || ended) && !conn.control().wake(to) {
-            return Action::Close;
+        match self.limit {
+            None => {
+                if !conn.forward(to) {
+                    return Action::Close;
+                }
+            }
+            Some(limit) => {
+                let Some(queued) = conn.control().output_len(to) else {
+                    return Action::Close;
+                };
+                let n = conn.input().len().min(limit.saturating_sub(queued));
+                if n > 0 {
+                    let chunk = conn.input()[..n].to_vec();
+                    conn.control().write(to, &chunk);
+                    conn.consume(n);
+                }
+            }
+        }
+        if conn.state.eof && conn.input().is_empty() {
+            conn.state.eof = false;
+            // Closes the peer once what it has queued is written.
+            conn.control().close(to);
         }
         Action::None
     }
 
-    /// Writes what is staged for this side (as much as its output has room for); wakes the
-    /// peer, the producer, when that made room.
-    fn push(&mut self, conn: &mut Conn<'_, Side>) -> Action {
-        let id = conn.id();
-        let limit = self.limit;
-        let Some(p) = self.pending.get_mut(id.slot()).filter(|p| p.to == Some(id)) else {
-            return Action::None;
-        };
-        let room = limit.map_or(usize::MAX, |l| l.saturating_sub(conn.output_len()));
-        let n = p.bytes.len().min(room);
-        conn.write(&p.bytes[..n]);
-        p.bytes.drain(..n);
-        if p.bytes.is_empty() && p.eof {
-            p.to = None;
-            return Action::Close;
+    /// This side's output drained some: its producer, the peer, may pass more on.
+    fn drained(&mut self, conn: &mut Conn<'_, Side>) {
+        if let (Some(_), Some(peer)) = (self.limit, conn.state.peer) {
+            conn.control().wake(peer);
         }
-        if n > 0 && limit.is_some() {
-            if let Some(peer) = conn.state.peer {
-                conn.control().wake(peer);
-            }
-        }
-        Action::None
     }
 }
 
@@ -189,29 +160,21 @@ impl Handler for Relay {
     }
 
     fn woken(&mut self, conn: &mut Conn<'_, Side>) -> Action {
-        // Bytes staged for this side, or room made in the peer's staging for this side's
-        // input: do both.
-        match self.push(conn) {
-            Action::None => self.pull(conn),
-            a => a,
-        }
+        // The peer drained: consume the input that waited (after the TLS session stopped
+        // decoding for it, so the wire bytes behind must be decoded now).
+        self.pull(conn)
     }
 
     fn writable(&mut self, conn: &mut Conn<'_, Side>) -> Action {
-        self.push(conn)
+        self.drained(conn);
+        Action::None
     }
 
     fn post_write(&mut self, conn: &mut Conn<'_, Side>, _written: usize) {
-        if self.push(conn) == Action::Close {
-            conn.close();
-        }
+        self.drained(conn);
     }
 
     fn closed(&mut self, conn: &mut Conn<'_, Side>, _err: Option<Error>) {
-        let id = conn.id();
-        if let Some(p) = self.pending.get_mut(id.slot()).filter(|p| p.to == Some(id)) {
-            *p = Pending::default();
-        }
         if let Some(peer) = conn.state.peer.take() {
             conn.control().close(peer);
         }
@@ -269,7 +232,6 @@ fn start_relay(
         let relay = Relay {
             upstream: upstream.clone(),
             limit,
-            pending: Vec::new(),
         };
         // The example's stacking: TLS towards the upstream inside, TLS for clients outside.
         let inner = translate(relay, |c| c.dialed, client_tls.clone());
@@ -537,12 +499,12 @@ fn through_two_tls_hops(limit: Option<usize>) {
 }
 
 #[test]
-fn two_tls_hops_with_everything_staged_at_once() {
+fn two_tls_hops_with_everything_forwarded_at_once() {
     through_two_tls_hops(None);
 }
 
 #[test]
-fn two_tls_hops_with_a_relay_that_holds_64_kib_per_direction() {
+fn two_tls_hops_with_a_relay_that_lets_64_kib_wait_per_direction() {
     // The relay consumes input from `woken` once the other side has drained, after the TLS
     // session has stopped decoding for it: the wire bytes behind must be decoded then.
     through_two_tls_hops(Some(64 * 1024));

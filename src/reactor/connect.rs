@@ -202,13 +202,16 @@ impl<H: Handler> EventLoop<H> {
         if !closing {
             c.io.phase = Phase::Handshaking;
         }
+        let detaching = c.io.phase == Phase::Detaching;
         let progress = core.dialing.remove(&(key as u32));
         core.arm_watch(key);
-        if closing {
+        let layers = progress.map(|p| p.opts.layers).unwrap_or_default();
+        if detaching {
             self.flush(key);
+        } else if closing {
+            self.connected_closing(key, &layers);
         } else {
             // A wake that came while connecting is delivered right after `opened`.
-            let layers = progress.map(|p| p.opts.layers).unwrap_or_default();
             self.attach_and_open(key, &layers);
         }
     }

@@ -43,6 +43,9 @@ impl std::fmt::Debug for Stack {
     }
 }
 
+/// A connection's sessions, bottom first, and the longest their handshake may take.
+type Sessions = (Vec<Box<dyn Session>>, Option<Duration>);
+
 /// `io::Write` into an output queue.
 struct QueueWriter<'a>(&'a mut OutBuf);
 
@@ -143,21 +146,18 @@ impl Stack {
 }
 
 impl<H: Handler> EventLoop<H> {
-    /// Attaches connection `key`'s layers (the dial's, then the handler's) and starts it:
-    /// `opened` at once without layers, after the handshake with them.
-    pub(crate) fn attach_and_open(&mut self, key: usize, dial_layers: &[DialLayer]) {
+    /// Makes connection `key`'s sessions: the dial's layers, then the handler's, with the
+    /// longest their handshake may take.
+    fn sessions(&mut self, key: usize, dial_layers: &[DialLayer]) -> Result<Sessions, Error> {
         let id = self.core.conn_id(key);
-        let Some(c) = self.core.slots.get_mut(key) else {
-            return;
+        let (dialed, addr_index) = match self.core.slots.get_mut(key) {
+            Some(c) if !c.io.has(flags::DIALED) => (false, c.io.addr_index as usize),
+            _ => (true, usize::MAX),
         };
         let info = ConnInfo {
             id,
-            addr_index: if c.io.has(flags::DIALED) {
-                usize::MAX
-            } else {
-                c.io.addr_index as usize
-            },
-            dialed: c.io.has(flags::DIALED),
+            addr_index,
+            dialed,
         };
         let mut sessions = Vec::new();
         let mut handshake = None;
@@ -172,11 +172,27 @@ impl<H: Handler> EventLoop<H> {
             layers.push(l.as_ref());
         }
         self.handler.layers(&mut layers);
-        if let Some(e) = error {
-            log::warn!("connection {id}: cannot start its layers: {e}");
-            self.fail(key, e);
+        match error {
+            Some(e) => Err(e),
+            None => Ok((sessions, handshake)),
+        }
+    }
+
+    /// Attaches connection `key`'s layers (the dial's, then the handler's) and starts it:
+    /// `opened` at once without layers, after the handshake with them.
+    pub(crate) fn attach_and_open(&mut self, key: usize, dial_layers: &[DialLayer]) {
+        let id = self.core.conn_id(key);
+        if self.core.slots.get_mut(key).is_none() {
             return;
         }
+        let (sessions, handshake) = match self.sessions(key, dial_layers) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("connection {id}: cannot start its layers: {e}");
+                self.fail(key, e);
+                return;
+            }
+        };
         if sessions.is_empty() {
             self.open_now(key);
             return;
@@ -185,7 +201,13 @@ impl<H: Handler> EventLoop<H> {
         let Some(c) = self.core.slots.get_mut(key) else {
             return;
         };
-        c.stack = Some(Box::new(Stack::new(sessions)));
+        let mut stack = Box::new(Stack::new(sessions));
+        if let Some(b) = c.bufs.as_deref_mut() {
+            // Written to a dial while it was connecting: plaintext, for the layers to
+            // encode after their handshake (it must not precede the handshake on the wire).
+            std::mem::swap(&mut stack.top().out, &mut b.out);
+        }
+        c.stack = Some(stack);
         c.io.phase = Phase::Handshaking;
         if let Some(t) = handshake {
             let at = self.core.now() + t;
@@ -200,6 +222,31 @@ impl<H: Handler> EventLoop<H> {
         }
         // A client speaks first: its hello goes out now.
         self.layered(key, Cb::Opened);
+    }
+
+    /// A dial closed while connecting has connected with output queued: without layers
+    /// it is flushed before the close; with layers it is plaintext that only a handshake
+    /// could carry, and a closing connection has none, so it is dropped and the
+    /// connection closes at once (never sent in clear).
+    pub(crate) fn connected_closing(&mut self, key: usize, dial_layers: &[DialLayer]) {
+        match self.sessions(key, dial_layers) {
+            Ok((sessions, _)) if sessions.is_empty() => self.flush(key),
+            layered => {
+                if let Err(e) = layered {
+                    log::debug!("connection {key}: its layers: {e}");
+                }
+                if let Some(b) = self
+                    .core
+                    .slots
+                    .get_mut(key)
+                    .and_then(|c| c.bufs.as_deref_mut())
+                {
+                    b.out.discard();
+                }
+                let err = self.take_close_error(key);
+                self.finish_close(key, err, true);
+            }
+        }
     }
 
     /// Marks connection `key` open and runs `opened` (then a wake that came early).

@@ -100,10 +100,13 @@ impl<H: Handler> EventLoop<H> {
                 return;
             }
             // Not while a dial is still connecting: there is no socket yet, or shutting it
-            // down would abort the connect. The flush after the connect does it.
+            // down would abort the connect. The flush after the connect does it. Nor while
+            // the layers are handshaking: a FIN then would cut the handshake short (the
+            // peer never gets our last flight) and leave nothing to say close_notify with;
+            // the flush after `opened` does it.
             if c.io.has(flags::SHUT_WR_REQ)
                 && !c.io.has(flags::SHUT_WR_DONE)
-                && c.io.phase != Phase::Connecting
+                && !matches!(c.io.phase, Phase::Connecting | Phase::Handshaking)
             {
                 if c.stack.as_deref().is_some_and(|s| s.is_open()) {
                     // The layers' goodbye goes before the FIN: queue it, flush, come back.

@@ -7,6 +7,7 @@
 mod example;
 #[path = "../../../tests/common/server.rs"]
 mod server;
+pub mod tls_client;
 #[allow(unused_imports)]
 pub use example::{example_bin, ChildLog};
 #[allow(unused_imports)]
