@@ -29,6 +29,7 @@ pub(crate) mod store;
 pub(crate) mod timeouts;
 mod timers;
 mod transport;
+mod wire;
 mod write;
 
 use std::collections::{HashMap, VecDeque};

@@ -16,6 +16,7 @@ use crate::buf::OutBuf;
 use crate::dial::DialLayer;
 use crate::layer::{ConnInfo, Layers, Session};
 use crate::reactor::store::{flags, Phase};
+use crate::reactor::wire::{QueueWriter, WireWriter};
 use crate::timer::TimerKind;
 use crate::{Error, Handler, LayerBuffers};
 
@@ -45,19 +46,6 @@ impl std::fmt::Debug for Stack {
 
 /// A connection's sessions, bottom first, and the longest their handshake may take.
 type Sessions = (Vec<Box<dyn Session>>, Option<Duration>);
-
-/// `io::Write` into an output queue.
-struct QueueWriter<'a>(&'a mut OutBuf);
-
-impl io::Write for QueueWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 impl Stack {
     fn new(sessions: Vec<Box<dyn Session>>) -> Stack {
@@ -110,12 +98,12 @@ impl Stack {
     }
 
     /// Encodes down the stack into `wire`.
-    fn encode(&mut self, wire: &mut OutBuf) -> Result<(), Error> {
+    fn encode(&mut self, wire: &mut dyn io::Write) -> Result<(), Error> {
         for i in (1..self.sessions.len()).rev() {
             let (below, here) = self.bufs.split_at_mut(i);
             self.sessions[i].write_wire(&mut here[0], &mut QueueWriter(&mut below[i - 1].out))?;
         }
-        self.sessions[0].write_wire(&mut self.bufs[0], &mut QueueWriter(wire))
+        self.sessions[0].write_wire(&mut self.bufs[0], wire)
     }
 
     /// Encodes everything queued (a closing connection gets no later chance), then the
@@ -124,7 +112,7 @@ impl Stack {
         self.closed = true;
         loop {
             let before = self.plain_out_len();
-            self.encode(wire)?;
+            self.encode(&mut QueueWriter(wire))?;
             let after = self.plain_out_len();
             if after == 0 || after >= before {
                 // Done, or the layers take no more (not ready): nothing more to send.
@@ -133,7 +121,7 @@ impl Stack {
         }
         for i in (0..self.sessions.len()).rev() {
             self.sessions[i].close();
-            self.encode(wire)?;
+            self.encode(&mut QueueWriter(wire))?;
         }
         Ok(())
     }
@@ -340,12 +328,44 @@ impl<H: Handler> EventLoop<H> {
             // The socket has to take some first; the flush after it calls again.
             return Ok(());
         }
-        let r = stack.encode(&mut bufs.out);
+        let r = stack.encode(&mut QueueWriter(&mut bufs.out));
         stack.shrink();
         if bufs.out.is_empty() && bufs.input.is_empty() {
             c.bufs = None;
         }
         r
+    }
+
+    /// Encodes connection `key`'s queued plaintext for the flush: straight to the socket
+    /// while its wire queue is empty and the socket is writable (what the socket does not
+    /// take is queued). Returns the bytes the socket took and a socket error, if any (the
+    /// caller fails the connection with it); marks the socket blocked on `WouldBlock`.
+    pub(crate) fn encode_out(&mut self, key: usize) -> Result<(usize, Option<io::Error>), Error> {
+        let hwm = self.core.cfg.out_high_water;
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return Ok((0, None));
+        };
+        let Some(stack) = c.stack.as_deref_mut() else {
+            return Ok((0, None));
+        };
+        let bufs = c.bufs.get_or_insert_with(Box::default);
+        if bufs.out.len() >= hwm && stack.plain_out_len() > 0 {
+            // The socket has to take some first; the flush after it calls again.
+            return Ok((0, None));
+        }
+        let direct = c.io.has(flags::WRITABLE)
+            && !matches!(c.io.phase, Phase::Connecting | Phase::Lingering);
+        let mut w = WireWriter::new(&mut bufs.out, direct.then_some(&mut c.io.stream));
+        let r = stack.encode(&mut w);
+        let (written, blocked, error) = (w.written, w.blocked, w.error);
+        stack.shrink();
+        if blocked {
+            c.io.unset(flags::WRITABLE);
+        }
+        if bufs.out.is_empty() && bufs.input.is_empty() {
+            c.bufs = None;
+        }
+        r.map(|()| (written, error))
     }
 
     /// The connection is closing (or half-closing): encode all its plaintext and its

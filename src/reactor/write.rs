@@ -21,9 +21,26 @@ impl<H: Handler> EventLoop<H> {
                 return;
             }
             if c.stack.is_some() {
-                // Plaintext queued above the layers (from any write path) is encoded now.
-                if let Err(e) = self.encode(key, false) {
-                    return self.fail(key, e);
+                // Plaintext queued above the layers (from any write path) is encoded now,
+                // straight to the socket while nothing is queued before it.
+                match self.encode_out(key) {
+                    Err(e) => return self.fail(key, e),
+                    Ok((_, Some(e))) => return self.write_failed(key, e),
+                    Ok((written, None)) => {
+                        if written > 0 {
+                            self.wrote(key, written);
+                            // The socket took all the layers gave it: encode more, if
+                            // the layers left plaintext (they encode a bounded amount).
+                            let more = self.core.slots.get_mut(key).is_some_and(|c| {
+                                c.io.has(flags::WRITABLE)
+                                    && c.bufs.as_ref().is_none_or(|b| b.out.is_empty())
+                                    && c.stack.as_ref().is_some_and(|s| s.plain_out_len() > 0)
+                            });
+                            if more {
+                                continue;
+                            }
+                        }
+                    }
                 }
             }
             let Some(c) = self.core.slots.get_mut(key) else {
@@ -47,15 +64,7 @@ impl<H: Handler> EventLoop<H> {
             match b.out.flush_to(&mut c.io.stream, &mut written) {
                 Ok(true) => {}
                 Ok(false) => c.io.unset(flags::WRITABLE),
-                Err(e) => {
-                    b.out.discard();
-                    let gen = self.core.slots.gen(key);
-                    self.read_before_failing(key);
-                    if self.core.slots.get_gen_mut(key, gen).is_some() {
-                        self.fail(key, Error::io(e));
-                    }
-                    return;
-                }
+                Err(e) => return self.write_failed(key, e),
             }
             if written > 0 {
                 self.wrote(key, written);
@@ -64,6 +73,24 @@ impl<H: Handler> EventLoop<H> {
         // A producer that keeps refilling a fast socket: let the others run first.
         self.queue_ready(key);
         self.after_output(key);
+    }
+
+    /// Writing to the socket failed (the peer reset or closed it): the queued output is
+    /// dropped, what the peer sent is delivered, then the connection fails.
+    fn write_failed(&mut self, key: usize, e: io::Error) {
+        if let Some(b) = self
+            .core
+            .slots
+            .get_mut(key)
+            .and_then(|c| c.bufs.as_deref_mut())
+        {
+            b.out.discard();
+        }
+        let gen = self.core.slots.gen(key);
+        self.read_before_failing(key);
+        if self.core.slots.get_gen_mut(key, gen).is_some() {
+            self.fail(key, Error::io(e));
+        }
     }
 
     /// Consequences of the output queue's new length: free empty buffers, finish a close or
