@@ -47,6 +47,12 @@ impl InBuf {
         &self.buf[self.pos..self.end]
     }
 
+    /// The unconsumed bytes, writable (a protocol transforms them in place).
+    #[inline]
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.pos..self.end]
+    }
+
     /// Number of unconsumed bytes.
     #[inline]
     pub(crate) fn len(&self) -> usize {

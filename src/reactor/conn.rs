@@ -41,6 +41,32 @@ impl<S> Conn<'_, S> {
         self.input.bytes()
     }
 
+    /// The unconsumed input, writable: a protocol may transform it in place (the
+    /// WebSocket layer unmasks payloads where they lie) before it consumes it.
+    #[inline]
+    pub fn input_mut(&mut self) -> &mut [u8] {
+        self.input.bytes_mut()
+    }
+
+    /// Lends the (writable) input and a view of the rest of this connection at once, so
+    /// a protocol can hand a payload that lies in the input to the code above it, which
+    /// may write, close or reach the state meanwhile. The view shows no input; the input
+    /// is not consumed here (call [`consume`](Conn::consume) afterwards).
+    pub fn with_input<R>(&mut self, f: impl FnOnce(&mut [u8], &mut Conn<'_, S>) -> R) -> R {
+        let mut none = InBuf::default();
+        let mut view = Conn {
+            id: self.id,
+            io: self.io,
+            input: &mut none,
+            out: self.out,
+            below: self.below,
+            layers: self.layers,
+            core: self.core,
+            state: self.state,
+        };
+        f(self.input.bytes_mut(), &mut view)
+    }
+
     /// Marks the first `n` bytes of [`input`](Conn::input) as used; they are not shown
     /// again. Bytes not consumed stay for the next `data` call.
     #[inline]

@@ -57,7 +57,6 @@ impl<S> WsClientConn<S> {
 pub struct WsClient<W: WsHandler> {
     handler: W,
     cfg: ClientConfig,
-    scratch: Vec<u8>,
     rng: SystemRandom,
 }
 
@@ -67,7 +66,6 @@ impl<W: WsHandler> WsClient<W> {
         WsClient {
             handler,
             cfg,
-            scratch: Vec::new(),
             rng: SystemRandom::new(),
         }
     }
@@ -181,9 +179,7 @@ impl<W: WsHandler> WsClient<W> {
         conn: ClientConn<'_, '_, W>,
         protocols: &[String],
     ) -> Action {
-        let WsClient {
-            handler, scratch, ..
-        } = self;
+        let WsClient { handler, .. } = self;
         if !e.open {
             match check_response(conn.input(), &e.key, protocols) {
                 Ok(None) => return Action::None,
@@ -199,7 +195,7 @@ impl<W: WsHandler> WsClient<W> {
                 }
             }
         }
-        session::data(handler, &mut e.session, conn, scratch)
+        session::data(handler, &mut e.session, conn)
     }
 
     fn poke(&mut self, conn: ClientConn<'_, '_, W>, woken: bool) -> Action {

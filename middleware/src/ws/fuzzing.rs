@@ -50,7 +50,6 @@ fn read_sizes(seed: u8) -> impl Iterator<Item = usize> {
 /// Everything the protocol reported for `reads`, as text, ending with the error if any.
 fn protocol_events<'a>(cfg: &Config, reads: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
     let mut p = Protocol::new(Role::Server, cfg.max_message, cfg.stream);
-    let mut scratch = Vec::new();
     let mut pending: Vec<u8> = Vec::new();
     let mut out = Vec::new();
     // Streamed pieces are joined per message so that different cuts compare equal.
@@ -58,18 +57,17 @@ fn protocol_events<'a>(cfg: &Config, reads: impl Iterator<Item = &'a [u8]>) -> V
     for read in reads {
         pending.extend_from_slice(read);
         loop {
-            match p.step(&pending, &mut scratch) {
+            match p.step(&mut pending) {
                 Ok(None) => break,
                 Ok(Some((n, ev))) => {
                     assert!(n <= pending.len(), "used more than it was given");
-                    pending.drain(..n);
+                    let input = pending.drain(..n).collect::<Vec<u8>>();
                     let Some(ev) = ev else { continue };
                     match ev {
                         Event::Message(kind, src) => {
-                            let d = if src == Src::Scratch {
-                                &scratch[..]
-                            } else {
-                                p.buffered()
+                            let d = match src {
+                                Src::Input { start, end } => &input[start..end],
+                                Src::Buf => p.buffered(),
                             };
                             assert!(d.len() <= cfg.max_message);
                             if kind == super::MessageKind::Text && std::str::from_utf8(d).is_err() {
@@ -79,8 +77,10 @@ fn protocol_events<'a>(cfg: &Config, reads: impl Iterator<Item = &'a [u8]>) -> V
                             }
                             out.push(format!("{kind:?} {d:?}"));
                         }
-                        Event::Chunk { kind, last, .. } => {
-                            piece.extend_from_slice(&scratch);
+                        Event::Chunk {
+                            kind, last, len, ..
+                        } => {
+                            piece.extend_from_slice(&input[..len]);
                             if last {
                                 out.push(format!("{kind:?} {piece:?}"));
                                 piece.clear();
