@@ -125,10 +125,6 @@ pub(crate) struct Core<S> {
     pub(crate) ctx: LoopCtx,
     pub(crate) poll: Poll,
     pub(crate) slots: Slots<Connection<S>>,
-    /// The shared read buffer.
-    pub(crate) rbuf: InBuf,
-    /// The shared staging output queue.
-    pub(crate) stage: OutBuf,
     /// Receive buffer for datagrams (allocated only if the loop serves UDP).
     pub(crate) dgram: Vec<u8>,
     pub(crate) shared: Arc<Shared>,
@@ -166,6 +162,18 @@ pub(crate) struct Core<S> {
 pub(crate) struct EventLoop<H: Handler> {
     pub(crate) handler: H,
     pub(crate) core: Core<H::State>,
+    /// The buffers every connection borrows during a callback (beside `core`, so a
+    /// callback's view borrows them without moving them out).
+    pub(crate) bufs: LoopBufs,
+}
+
+/// The loop's shared buffers: a connection that keeps nothing between events uses these.
+#[derive(Debug)]
+pub(crate) struct LoopBufs {
+    /// The shared read buffer.
+    pub(crate) rbuf: InBuf,
+    /// The shared staging output queue.
+    pub(crate) stage: OutBuf,
 }
 
 impl<S> Core<S> {
@@ -299,9 +307,11 @@ impl<H: Handler> EventLoop<H> {
             ^ std::process::id() as u64;
         Ok(EventLoop {
             handler,
-            core: Core {
+            bufs: LoopBufs {
                 rbuf: InBuf::with_capacity(cfg.read_buffer),
                 stage: OutBuf::default(),
+            },
+            core: Core {
                 dgram: if udp {
                     vec![0; cfg.max_datagram + 1]
                 } else {

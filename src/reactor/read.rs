@@ -64,8 +64,8 @@ impl<H: Handler> EventLoop<H> {
                     (r, b.input.room())
                 }
                 _ => {
-                    let r = core.rbuf.read_from(&mut c.io.stream, 1);
-                    (r, core.rbuf.room())
+                    let r = self.bufs.rbuf.read_from(&mut c.io.stream, 1);
+                    (r, self.bufs.rbuf.room())
                 }
             };
             match res {

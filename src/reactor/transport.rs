@@ -266,7 +266,7 @@ impl<H: Handler> EventLoop<H> {
     fn decode(&mut self, key: usize) -> Result<bool, Error> {
         let core = &mut self.core;
         let Some(c) = core.slots.get_mut(key) else {
-            core.rbuf.clear();
+            self.bufs.rbuf.clear();
             return Ok(false);
         };
         let Some(stack) = c.stack.as_deref_mut() else {
@@ -280,20 +280,20 @@ impl<H: Handler> EventLoop<H> {
                 b.input.settle();
             }),
             None => {
-                let r = if core.rbuf.is_empty() {
+                let r = if self.bufs.rbuf.is_empty() {
                     Ok(())
                 } else {
                     stack
-                        .decode(core.rbuf.bytes())
-                        .map(|n| core.rbuf.consume(n))
+                        .decode(self.bufs.rbuf.bytes())
+                        .map(|n| self.bufs.rbuf.consume(n))
                 };
-                if !core.rbuf.is_empty() {
+                if !self.bufs.rbuf.is_empty() {
                     c.bufs
                         .get_or_insert_with(Box::default)
                         .input
-                        .set_from(core.rbuf.bytes());
+                        .set_from(self.bufs.rbuf.bytes());
                 }
-                core.rbuf.clear();
+                self.bufs.rbuf.clear();
                 r
             }
         };

@@ -100,6 +100,18 @@ impl<H: Handler> EventLoop<H> {
         let Some(c) = self.core.slots.get_mut(key) else {
             return;
         };
+        // The common case, once per event: an open connection with nothing queued and
+        // nothing waiting on its queue's length.
+        if c.bufs.is_none()
+            && c.stack.is_none()
+            && c.io.phase == Phase::Open
+            && c.io.peer == NO_PEER
+            && !c
+                .io
+                .has(flags::SEND_CLOCK | flags::SHUT_WR_REQ | flags::SHUT_WR_DONE | flags::PAUSED)
+        {
+            return;
+        }
         let pending = c.out_len();
         if (pending > 0) != c.io.has(flags::SEND_CLOCK) {
             // Output just backed up (the send timeout's clock starts) or drained.
