@@ -221,6 +221,14 @@ impl<S> Conn<'_, S> {
         self.core.now()
     }
 
+    /// The loop's clock when the current wake-up began: what the loop's timers and
+    /// timeouts compare with, read without a system call (at most one wake-up old; use
+    /// [`now`](Conn::now) for the exact time).
+    #[inline]
+    pub fn turn_time(&self) -> std::time::Instant {
+        self.core.turn
+    }
+
     /// Index of the loop serving this connection.
     #[inline]
     pub fn loop_index(&self) -> usize {
@@ -402,9 +410,18 @@ impl<S> Conn<'_, S> {
     /// error for which [`Error::is_read_timeout`](crate::Error::is_read_timeout) holds.
     /// Overrides the server-wide [`Builder::read_timeout`](crate::Builder::read_timeout).
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
-        self.io.timeouts.read_ms = timeout.map_or(0, duration_to_ms);
-        self.io.timeouts.last_read = self.core.now_ms();
-        self.io.set(flags::TIMEOUTS_CHANGED);
+        let ms = timeout.map_or(0, duration_to_ms);
+        let now = self.core.now_ms();
+        let t = &mut self.io.timeouts;
+        t.read_ms = ms;
+        t.last_read = now;
+        // Nothing to arm when the limit is off, or when the live watch fires before the
+        // new limit could expire (it re-arms itself then): a protocol that sets its
+        // timeout for every wait pays no timer work for it.
+        let fires_first = t.watch_at.wrapping_sub(now) <= ms;
+        if ms > 0 && !(self.io.has(flags::WATCHING) && fires_first) {
+            self.io.set(flags::TIMEOUTS_CHANGED);
+        }
     }
 
     /// Closes the connection when output is queued and the socket takes none of it for

@@ -133,6 +133,8 @@ pub(crate) struct Core<S> {
     pub(crate) user_timers: Slots<UserTimer<S>>,
     /// The loop clock: milliseconds since `epoch`, wrapping; refreshed once per wake-up.
     pub(crate) now_ms: u32,
+    /// The time of the current wake-up (what `now_ms` was computed from).
+    pub(crate) turn: Instant,
     pub(crate) epoch: Instant,
     /// The manual clock of the test driver (`None`: the real one).
     pub(crate) manual_now: Option<Instant>,
@@ -240,7 +242,8 @@ impl<S> Core<S> {
     }
 
     pub(crate) fn tick_clock(&mut self) {
-        self.now_ms = self.now().saturating_duration_since(self.epoch).as_millis() as u32;
+        self.turn = self.now();
+        self.now_ms = self.turn.saturating_duration_since(self.epoch).as_millis() as u32;
     }
 
     /// The loop's time: the real clock, or the test driver's manual one. Deadlines of the
@@ -322,6 +325,7 @@ impl<H: Handler> EventLoop<H> {
                 user_timers: Slots::new(),
                 now_ms: 0,
                 epoch: Instant::now(),
+                turn: Instant::now(),
                 manual_now: None,
                 ready: VecDeque::new(),
                 deferred: Vec::new(),

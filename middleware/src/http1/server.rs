@@ -8,7 +8,7 @@ use wireloop::{Action, Conn, Control, Error, Handler};
 
 use super::app::{App, UpgradeEvent};
 use super::date::HttpDate;
-use super::exchange::{client_eof, drive, set_wait, Cx, Entry, Phase, Wait};
+use super::exchange::{client_eof, drive, set_wait, sync_wait, Cx, Entry, Phase, Wait};
 use super::response::put_error;
 use super::Config;
 
@@ -212,7 +212,8 @@ impl<A: App> Handler for Http1<A> {
 
     fn opened(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
         let mut e: Box<Entry<A::State>> = Box::new(Entry::new());
-        set_wait(&self.cfg, &mut e, conn, Wait::Idle);
+        set_wait(&mut e, Wait::Idle);
+        sync_wait(&self.cfg, &mut e, conn);
         conn.state.0 = Proto::Http(e);
         self.open += 1;
         self.speaking += 1;
