@@ -32,6 +32,9 @@ pub(crate) struct Stack {
     eof_told: bool,
     /// The goodbye (`close_notify`) is queued, or a fatal error makes one pointless.
     closed: bool,
+    /// Wire input went in since the last encode: the sessions may have wire bytes of
+    /// their own to send (handshake messages, alerts, tickets) even without plaintext.
+    stirred: bool,
 }
 
 impl std::fmt::Debug for Stack {
@@ -55,6 +58,7 @@ impl Stack {
             bufs,
             eof_told: false,
             closed: false,
+            stirred: true,
         }
     }
 
@@ -81,8 +85,15 @@ impl Stack {
         self.bufs.iter().map(|b| b.output_len()).sum()
     }
 
+    /// Whether an encode could produce anything: plaintext is queued, or the sessions
+    /// took input since the last one.
+    fn has_work(&self) -> bool {
+        self.stirred || self.plain_out_len() > 0
+    }
+
     /// Decodes `wire` up the stack; returns how many wire bytes the bottom layer took.
     fn decode(&mut self, wire: &[u8]) -> Result<usize, Error> {
+        self.stirred = true;
         let n = self.sessions[0].read_wire(wire, &mut self.bufs[0])?;
         for i in 1..self.sessions.len() {
             let (below, here) = self.bufs.split_at_mut(i);
@@ -99,6 +110,7 @@ impl Stack {
 
     /// Encodes down the stack into `wire`.
     fn encode(&mut self, wire: &mut dyn io::Write) -> Result<(), Error> {
+        self.stirred = false;
         for i in (1..self.sessions.len()).rev() {
             let (below, here) = self.bufs.split_at_mut(i);
             self.sessions[i].write_wire(&mut here[0], &mut QueueWriter(&mut below[i - 1].out))?;
@@ -348,21 +360,37 @@ impl<H: Handler> EventLoop<H> {
         let Some(stack) = c.stack.as_deref_mut() else {
             return Ok((0, None));
         };
-        let bufs = c.bufs.get_or_insert_with(Box::default);
-        if bufs.out.len() >= hwm && stack.plain_out_len() > 0 {
+        if !stack.has_work() {
+            return Ok((0, None));
+        }
+        let queued = c.bufs.as_ref().map_or(0, |b| b.out.len());
+        if queued >= hwm && stack.plain_out_len() > 0 {
             // The socket has to take some first; the flush after it calls again.
             return Ok((0, None));
         }
         let direct = c.io.has(flags::WRITABLE)
             && !matches!(c.io.phase, Phase::Connecting | Phase::Lingering);
-        let mut w = WireWriter::new(&mut bufs.out, direct.then_some(&mut c.io.stream));
+        // Without own buffers, what the socket does not take lands in a fresh queue that
+        // allocates only if it is used.
+        let mut spare = OutBuf::default();
+        let out = match c.bufs.as_deref_mut() {
+            Some(b) => &mut b.out,
+            None => &mut spare,
+        };
+        let mut w = WireWriter::new(out, direct.then_some(&mut c.io.stream));
         let r = stack.encode(&mut w);
         let (written, blocked, error) = (w.written, w.blocked, w.error);
         stack.shrink();
         if blocked {
             c.io.unset(flags::WRITABLE);
         }
-        if bufs.out.is_empty() && bufs.input.is_empty() {
+        if !spare.is_empty() {
+            c.bufs.get_or_insert_with(Box::default).out = spare;
+        } else if c
+            .bufs
+            .as_ref()
+            .is_some_and(|b| b.out.is_empty() && b.input.is_empty())
+        {
             c.bufs = None;
         }
         r.map(|()| (written, error))
