@@ -103,7 +103,7 @@ impl<H: Handler> EventLoop<H> {
         // The common case, once per event: an open connection with nothing queued and
         // nothing waiting on its queue's length.
         if c.bufs.is_none()
-            && c.stack.is_none()
+            && c.stack.as_deref().is_none_or(|s| s.plain_out_len() == 0)
             && c.io.phase == Phase::Open
             && c.io.peer == NO_PEER
             && !c
