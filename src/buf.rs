@@ -19,6 +19,9 @@ const MAX_IOVECS: usize = 64;
 const COPY_BELOW: usize = 512;
 /// A copied chunk is not grown beyond this; a new chunk starts instead.
 const CHUNK_MAX: usize = 64 * 1024;
+/// A new copy chunk has room for at least this much: a response written in a few pieces
+/// (head, headers, body) allocates once instead of growing at each piece.
+const CHUNK_MIN: usize = 4 * 1024;
 
 /// Bytes read from a socket and not consumed yet: `buf[pos..end]`.
 ///
@@ -210,6 +213,7 @@ impl OutBuf {
         }
         let mut v = std::mem::take(&mut self.spare);
         v.clear();
+        v.reserve(data.len().max(CHUNK_MIN));
         v.extend_from_slice(data);
         self.chunks.push_back(Chunk::Copied(v));
     }

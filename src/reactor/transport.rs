@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::{Cb, EventLoop};
 use crate::buf::OutBuf;
 use crate::dial::DialLayer;
-use crate::layer::{ConnInfo, Layers, Session};
+use crate::layer::{ConnInfo, Layers, Session, SocketRead};
 use crate::reactor::store::{flags, Phase};
 use crate::reactor::wire::{QueueWriter, WireWriter};
 use crate::timer::TimerKind;
@@ -89,6 +89,20 @@ impl Stack {
     /// took input since the last one.
     fn has_work(&self) -> bool {
         self.stirred || self.plain_out_len() > 0
+    }
+
+    /// Reads the socket straight into the session's own buffer, if the stack is one
+    /// session that can (see `Session::read_socket`).
+    pub(crate) fn read_socket(
+        &mut self,
+        socket: &mut dyn io::Read,
+    ) -> Option<Result<SocketRead, Error>> {
+        if self.sessions.len() != 1 {
+            return None;
+        }
+        let r = self.sessions[0].read_socket(socket, &mut self.bufs[0])?;
+        self.stirred = true;
+        Some(r)
     }
 
     /// Decodes `wire` up the stack; returns how many wire bytes the bottom layer took.
@@ -417,7 +431,7 @@ impl<H: Handler> EventLoop<H> {
     }
 
     /// A layer failed: its alert goes out, then the connection closes with the error.
-    fn layer_failed(&mut self, key: usize, err: Error) {
+    pub(crate) fn layer_failed(&mut self, key: usize, err: Error) {
         let _ = self.encode(key, true);
         if let Some(stack) = self
             .core
