@@ -250,3 +250,22 @@ impl fmt::Debug for Layers<'_> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::OfferProbe;
+
+    #[test]
+    fn offer_probe_reports_the_room_offered_and_passes_the_bytes() {
+        let mut src: &[u8] = b"hello";
+        let mut probe = OfferProbe::new(&mut src);
+        let mut buf = [0u8; 4096];
+        assert_eq!(probe.read(&mut buf[..100]).unwrap(), 5);
+        assert_eq!(probe.offered(), 100);
+        assert_eq!(&buf[..5], b"hello");
+        assert_eq!(probe.read(&mut buf).unwrap(), 0);
+        assert_eq!(probe.offered(), 4096);
+    }
+}
