@@ -150,12 +150,7 @@ impl<H: Handler> EventLoop<H> {
                     Err(e) => {
                         self.bufs.stage.discard();
                         self.keep_leftovers(key);
-                        let gen = self.core.slots.gen(key);
-                        self.read_before_failing(key);
-                        if self.core.slots.get_gen_mut(key, gen).is_some() {
-                            self.fail(key, Error::io(e));
-                        }
-                        return;
+                        return self.write_failed(key, e);
                     }
                 }
             }

@@ -249,14 +249,7 @@ impl<H: Handler> EventLoop<H> {
                 if let Err(e) = layered {
                     log::debug!("connection {key}: its layers: {e}");
                 }
-                if let Some(b) = self
-                    .core
-                    .slots
-                    .get_mut(key)
-                    .and_then(|c| c.bufs.as_deref_mut())
-                {
-                    b.out.discard();
-                }
+                self.discard_output(key);
                 let err = self.take_close_error(key);
                 self.finish_close(key, err, true);
             }
@@ -340,33 +333,17 @@ impl<H: Handler> EventLoop<H> {
     }
 
     /// Encodes connection `key`'s queued plaintext into its wire output: all of it when
-    /// `all`, otherwise while the wire output is below the high-water mark.
-    pub(crate) fn encode(&mut self, key: usize, all: bool) -> Result<(), Error> {
-        let hwm = self.core.cfg.out_high_water;
-        let Some(c) = self.core.slots.get_mut(key) else {
-            return Ok(());
-        };
-        let Some(stack) = c.stack.as_deref_mut() else {
-            return Ok(());
-        };
-        let bufs = c.bufs.get_or_insert_with(Box::default);
-        if !all && bufs.out.len() >= hwm && stack.plain_out_len() > 0 {
-            // The socket has to take some first; the flush after it calls again.
-            return Ok(());
-        }
-        let r = stack.encode(&mut QueueWriter(&mut bufs.out));
-        stack.shrink();
-        if bufs.out.is_empty() && bufs.input.is_empty() {
-            c.bufs = None;
-        }
-        r
-    }
-
-    /// Encodes connection `key`'s queued plaintext for the flush: straight to the socket
-    /// while its wire queue is empty and the socket is writable (what the socket does not
-    /// take is queued). Returns the bytes the socket took and a socket error, if any (the
-    /// caller fails the connection with it); marks the socket blocked on `WouldBlock`.
-    pub(crate) fn encode_out(&mut self, key: usize) -> Result<(usize, Option<io::Error>), Error> {
+    /// `all`, otherwise while the wire output is below the high-water mark. With
+    /// `direct`, the wire bytes go straight to the socket while nothing is queued before
+    /// them and it is writable (what it does not take is queued). Returns the bytes the
+    /// socket took and its error, if any (the caller fails the connection with it); marks
+    /// the socket blocked on `WouldBlock`.
+    pub(crate) fn encode(
+        &mut self,
+        key: usize,
+        all: bool,
+        direct: bool,
+    ) -> Result<(usize, Option<io::Error>), Error> {
         let hwm = self.core.cfg.out_high_water;
         let Some(c) = self.core.slots.get_mut(key) else {
             return Ok((0, None));
@@ -378,11 +355,12 @@ impl<H: Handler> EventLoop<H> {
             return Ok((0, None));
         }
         let queued = c.bufs.as_ref().map_or(0, |b| b.out.len());
-        if queued >= hwm && stack.plain_out_len() > 0 {
+        if !all && queued >= hwm && stack.plain_out_len() > 0 {
             // The socket has to take some first; the flush after it calls again.
             return Ok((0, None));
         }
-        let direct = c.io.has(flags::WRITABLE)
+        let direct = direct
+            && c.io.has(flags::WRITABLE)
             && !matches!(c.io.phase, Phase::Connecting | Phase::Lingering);
         // Without own buffers, what the socket does not take lands in a fresh queue that
         // allocates only if it is used.
@@ -432,7 +410,7 @@ impl<H: Handler> EventLoop<H> {
 
     /// A layer failed: its alert goes out, then the connection closes with the error.
     pub(crate) fn layer_failed(&mut self, key: usize, err: Error) {
-        let _ = self.encode(key, true);
+        let _ = self.encode(key, true, false);
         if let Some(stack) = self
             .core
             .slots
@@ -503,7 +481,7 @@ impl<H: Handler> EventLoop<H> {
             if !self.is_open_now(key, gen) || !self.wire_waiting(key) {
                 break;
             }
-            if let Err(e) = self.encode(key, false) {
+            if let Err(e) = self.encode(key, false, false) {
                 return self.layer_failed(key, e);
             }
             match self.decode(key) {

@@ -23,7 +23,7 @@ impl<H: Handler> EventLoop<H> {
             if c.stack.is_some() {
                 // Plaintext queued above the layers (from any write path) is encoded now,
                 // straight to the socket while nothing is queued before it.
-                match self.encode_out(key) {
+                match self.encode(key, false, true) {
                     Err(e) => return self.fail(key, e),
                     Ok((_, Some(e))) => return self.write_failed(key, e),
                     Ok((written, None)) => {
@@ -77,7 +77,17 @@ impl<H: Handler> EventLoop<H> {
 
     /// Writing to the socket failed (the peer reset or closed it): the queued output is
     /// dropped, what the peer sent is delivered, then the connection fails.
-    fn write_failed(&mut self, key: usize, e: io::Error) {
+    pub(crate) fn write_failed(&mut self, key: usize, e: io::Error) {
+        self.discard_output(key);
+        let gen = self.core.slots.gen(key);
+        self.read_before_failing(key);
+        if self.core.slots.get_gen_mut(key, gen).is_some() {
+            self.fail(key, Error::io(e));
+        }
+    }
+
+    /// Drops connection `key`'s own queued output (the socket is gone, or must not get it).
+    pub(crate) fn discard_output(&mut self, key: usize) {
         if let Some(b) = self
             .core
             .slots
@@ -85,11 +95,6 @@ impl<H: Handler> EventLoop<H> {
             .and_then(|c| c.bufs.as_deref_mut())
         {
             b.out.discard();
-        }
-        let gen = self.core.slots.gen(key);
-        self.read_before_failing(key);
-        if self.core.slots.get_gen_mut(key, gen).is_some() {
-            self.fail(key, Error::io(e));
         }
     }
 
