@@ -81,6 +81,21 @@ impl Peer {
         })
     }
 
+    /// A peer dialed at `addr` exactly as given — any address wireloop dials
+    /// (`tcp://host:port`, `host:port`, `unix:///path`) — for a layer-4 proxy, which has
+    /// no `Host` to rewrite. Check `addr` with [`wireloop::Addr::parse`] first.
+    pub fn raw(addr: &str) -> Peer {
+        Peer {
+            url: addr.to_string(),
+            host: addr.to_string(),
+            dial: addr.to_string(),
+            authority: addr.to_string(),
+            weight: 1,
+            https: false,
+            tls: None,
+        }
+    }
+
     /// Sets the weight (at least 1).
     pub fn weight(mut self, weight: u32) -> Peer {
         self.weight = weight.max(1);
