@@ -41,20 +41,18 @@ impl<P: ProxyHttp> Engine<P> {
         up_id: ConnId,
         kind: FailureKind,
     ) {
-        let mut uside = r.take(up_id);
-        let Some(up) = uside.up() else {
-            r.put(up_id, uside);
+        let Some(mut up) = r.take_up(up_id) else {
             return;
         };
         up.broken = true;
         let (g, p) = (up.group, up.peer);
         let sent_nothing = kind == FailureKind::Connect && !up.connected;
         let Some(cid) = up.client else {
-            r.put(up_id, uside);
+            r.put_up(up_id, up);
             return;
         };
         let Some(c) = r.client(cid) else {
-            r.put(up_id, uside);
+            r.put_up(up_id, up);
             self.release(r, up_id, false);
             return;
         };
@@ -81,7 +79,7 @@ impl<P: ProxyHttp> Engine<P> {
                 up.client = None;
                 let load = self.groups[g].load_mut(p);
                 load.busy = load.busy.saturating_sub(1);
-                r.put(up_id, uside);
+                r.put_up(up_id, up);
                 if !up_closed(r, up_id) {
                     push_op(&mut self.later, Op::Close(up_id));
                 }
@@ -94,7 +92,7 @@ impl<P: ProxyHttp> Engine<P> {
             Recovery::Retry => default_status(kind),
             Recovery::Answer(s) => s,
         };
-        r.put(up_id, uside);
+        r.put_up(up_id, up);
         self.fail_client(r, cid, status);
         self.release(r, up_id, false);
     }
@@ -139,9 +137,7 @@ impl<P: ProxyHttp> Engine<P> {
         up_id: ConnId,
         kind: FailureKind,
     ) {
-        let mut uside = r.take(up_id);
-        let Some(up) = uside.up() else {
-            r.put(up_id, uside);
+        let Some(mut up) = r.take_up(up_id) else {
             return;
         };
         let cid = up.client;
@@ -149,7 +145,7 @@ impl<P: ProxyHttp> Engine<P> {
             c.answer == Answer::Pending && c.replays < MAX_REPLAYS && !up.replay.is_empty()
         });
         let (Some(cid), true) = (cid, ok) else {
-            r.put(up_id, uside);
+            r.put_up(up_id, up);
             self.fail_up(r, up_id, kind);
             return;
         };
@@ -159,7 +155,7 @@ impl<P: ProxyHttp> Engine<P> {
         let mut replay = std::mem::take(&mut up.replay);
         let load = self.groups[g].load_mut(p);
         load.busy = load.busy.saturating_sub(1);
-        r.put(up_id, uside);
+        r.put_up(up_id, up);
         if !up_closed(r, up_id) {
             push_op(&mut self.later, Op::Close(up_id));
         }

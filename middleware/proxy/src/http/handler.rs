@@ -100,6 +100,24 @@ impl<P: ProxyHttp> HttpProxy<P> {
         }
     }
 
+    /// Runs a callback on the side `conn` is on (`up` for a dialed connection, `client`
+    /// for an inbound one), then what it left to do.
+    fn route(
+        &mut self,
+        conn: PConn<'_, '_, P>,
+        up: impl FnOnce(&mut Engine<P>, PConn<'_, '_, P>) -> Action,
+        client: impl FnOnce(&mut Http1<Engine<P>>, PConn<'_, '_, P>) -> Action,
+    ) -> Action {
+        self.clock(conn);
+        let a = if conn.is_dialed() {
+            up(self.http.app_mut(), conn)
+        } else {
+            client(&mut self.http, conn)
+        };
+        self.after(conn);
+        a
+    }
+
     fn clock(&mut self, conn: PConn<'_, '_, P>) {
         self.http.app_mut().now = conn.control().now();
     }
@@ -134,25 +152,11 @@ impl<P: ProxyHttp> Handler for HttpProxy<P> {
     }
 
     fn data(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
-        self.clock(conn);
-        let a = if conn.is_dialed() {
-            self.http.app_mut().up_data(conn)
-        } else {
-            self.http.data(conn)
-        };
-        self.after(conn);
-        a
+        self.route(conn, Engine::up_data, Http1::data)
     }
 
     fn eof(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
-        self.clock(conn);
-        let a = if conn.is_dialed() {
-            self.http.app_mut().up_eof(conn)
-        } else {
-            self.http.eof(conn)
-        };
-        self.after(conn);
-        a
+        self.route(conn, Engine::up_eof, Http1::eof)
     }
 
     fn read_closed(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
@@ -167,25 +171,11 @@ impl<P: ProxyHttp> Handler for HttpProxy<P> {
     }
 
     fn writable(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
-        self.clock(conn);
-        let a = if conn.is_dialed() {
-            self.http.app_mut().up_data(conn)
-        } else {
-            self.http.writable(conn)
-        };
-        self.after(conn);
-        a
+        self.route(conn, Engine::up_data, Http1::writable)
     }
 
     fn woken(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
-        self.clock(conn);
-        let a = if conn.is_dialed() {
-            self.http.app_mut().up_woken(conn)
-        } else {
-            self.http.woken(conn)
-        };
-        self.after(conn);
-        a
+        self.route(conn, Engine::up_woken, Http1::woken)
     }
 
     fn post_write(&mut self, conn: &mut Conn<'_, Self::State>, written: usize) {

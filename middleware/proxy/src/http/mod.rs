@@ -99,6 +99,21 @@ impl<C> Reach<'_, '_, C> {
         }
     }
 
+    /// Takes upstream connection `id`'s state out, if it is one.
+    fn take_up(&mut self, id: ConnId) -> Option<Box<Up>> {
+        match self.side(id)? {
+            s @ Side::Upstream(_) => match std::mem::replace(s, Side::Gone) {
+                Side::Upstream(u) => Some(u),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn put_up(&mut self, id: ConnId, up: Box<Up>) {
+        self.put(id, Side::Upstream(up));
+    }
+
     fn put(&mut self, id: ConnId, side: Side<C>) {
         if let Some(s) = self.side(id) {
             *s = side;

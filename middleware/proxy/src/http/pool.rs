@@ -132,9 +132,7 @@ impl<P: ProxyHttp> Engine<P> {
     /// Upstream connection `up_id` finished its exchange: back to the pool (or closed),
     /// and handed to a waiting client if there is one.
     pub(crate) fn release(&mut self, r: &mut Reach<'_, '_, P::Ctx>, up_id: ConnId, reusable: bool) {
-        let mut uside = r.take(up_id);
-        let Some(up) = uside.up() else {
-            r.put(up_id, uside);
+        let Some(mut up) = r.take_up(up_id) else {
             return;
         };
         let (g, p) = (up.group, up.peer);
@@ -162,7 +160,7 @@ impl<P: ProxyHttp> Engine<P> {
                 push_op(&mut self.later, Op::Close(up_id));
             }
         }
-        r.put(up_id, uside);
+        r.put_up(up_id, up);
         if back {
             self.groups[g].pool(p).idle.push(up_id);
             if let Some(w) = self.groups[g].pool(p).waiting.pop_front() {
