@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use wireloop::ConnId;
+use wireloop_middleware::TlsClient;
 
 use crate::balance::{Balance, Balancer, PeerLoad};
 use crate::key::HashKey;
@@ -48,8 +49,17 @@ pub struct Group {
 
 impl Group {
     /// A group `name` of `peers` spread by `balance`. At least one peer and at most
-    /// [`MAX_PEERS`].
-    pub fn new(name: &str, peers: Vec<Peer>, balance: Balance) -> Result<Group, String> {
+    /// [`MAX_PEERS`]. An `https` peer without a TLS client of its own gets one for its
+    /// host name (webpki roots, ALPN `http/1.1`), so it is never dialed in the clear.
+    pub fn new(name: &str, mut peers: Vec<Peer>, balance: Balance) -> Result<Group, String> {
+        for p in peers.iter_mut().filter(|p| p.https && p.tls.is_none()) {
+            let tls = TlsClient::builder()
+                .server_name(&p.host)
+                .alpn(&[b"http/1.1"])
+                .build()
+                .map_err(|e| format!("{}: {e}", p.url))?;
+            p.tls = Some(tls);
+        }
         if peers.is_empty() {
             return Err(format!("upstream group {name:?} has no peers"));
         }
