@@ -599,6 +599,12 @@ impl<'a> Response<'a> {
         true
     }
 
+    /// The status written (0 if none yet): what a proxy's log reports of an answer its
+    /// policy gave.
+    pub fn status_code(&self) -> u16 {
+        self.st.status
+    }
+
     /// Whether anything of the response was written.
     pub fn is_started(&self) -> bool {
         self.st.is_started()
