@@ -106,8 +106,8 @@ for t in "${targets[@]}"; do
   bounded $((secs + 120)) cargo fuzz run "${flags[@]}" "$t" "${dirs[@]}" -- \
     -max_total_time="$secs" -timeout="$per_input" -print_final_stats=1 \
     -artifact_prefix="$home/artifacts/$t/" >"$log" 2>&1 || rc=$?
-  execs=$(awk -F': *' '/^stat::number_of_executed_units/ {print $2}' "$log" | tail -1)
-  rate=$(awk -F': *' '/^stat::average_exec_per_sec/ {print $2}' "$log" | tail -1)
+  execs=$(awk '/^stat::number_of_executed_units/ {print $NF}' "$log" | tail -1)
+  rate=$(awk '/^stat::average_exec_per_sec/ {print $NF}' "$log" | tail -1)
   last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1 || true)
   cov=$(sed -nE 's/.*cov: ([0-9]+).*/\1/p' <<<"$last")
   ft=$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$last")

@@ -91,10 +91,12 @@ pub(crate) fn finish<H: Handler>(d: &mut Driver<H>, c: wireloop::ConnId) -> Vec<
 }
 
 /// Splits `data` into chunks whose sizes come from the data itself, so the fuzzer
-/// explores every way a stream can be cut into reads.
+/// explores every way a stream can be cut into reads; at most 64 of them (each read is a
+/// turn of the loop: byte-sized reads of a long input would cost more than the rest).
 fn chunks(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let stream = data.get(1..).unwrap_or_default();
     let step = 1 + data.first().map_or(0, |b| *b as usize % 64);
-    data.get(1..).unwrap_or_default().chunks(step)
+    stream.chunks(step.max(stream.len().div_ceil(64)))
 }
 
 /// Arbitrary bytes, cut into reads, into a TLS server layer above an echo handler: must
