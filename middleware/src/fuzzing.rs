@@ -157,3 +157,69 @@ pub fn translated_stack(data: &[u8]) {
         finish(d, tls);
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use super::*;
+
+    thread_local!(static KEPT: Drivers<Echo> = const { RefCell::new(Vec::new()) });
+
+    fn echo_once(d: &mut Driver<Echo>) -> Vec<u8> {
+        let c = d.open(0);
+        d.feed(c, b"x");
+        let mut out = d.take_output(c);
+        out.extend(finish(d, c));
+        out
+    }
+
+    #[test]
+    fn kept_driver_is_renewed_after_a_panic_and_after_renew_inputs() {
+        let made = Cell::new(0);
+        let make = || {
+            made.set(made.get() + 1);
+            Driver::new(Echo)
+        };
+        for _ in 0..3 {
+            assert_eq!(reuse(&KEPT, 0, make, echo_once), b"x");
+        }
+        assert_eq!(made.get(), 1, "one driver for inputs that end well");
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            reuse(&KEPT, 0, make, |_| -> () { panic!("input failed") })
+        }));
+        assert!(r.is_err());
+        reuse(&KEPT, 0, make, echo_once);
+        assert_eq!(made.get(), 2, "a fresh driver after a panic");
+        for _ in 0..RENEW {
+            reuse(&KEPT, 0, make, echo_once);
+        }
+        assert_eq!(made.get(), 3, "a fresh driver after RENEW inputs");
+        reuse(&KEPT, 1, make, echo_once);
+        assert_eq!(made.get(), 4, "one driver per index");
+    }
+
+    #[test]
+    fn a_connection_left_open_is_an_error() {
+        let r = catch_unwind(|| {
+            reuse(
+                &KEPT,
+                2,
+                || Driver::new(Echo),
+                |d| {
+                    d.open(0);
+                },
+            )
+        });
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn inputs_cut_into_at_most_64_reads() {
+        let data = [0u8; 1 + 4096];
+        assert_eq!(chunks(&data).count(), 64);
+        let data = [1u8; 11];
+        assert_eq!(chunks(&data).count(), 5);
+    }
+}
