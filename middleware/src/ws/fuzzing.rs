@@ -169,11 +169,14 @@ pub fn frames(data: &[u8]) {
         d.feed(c, HANDSHAKE);
         out.extend(d.take_output(c));
         let mut at = 0;
+        // At most 64 reads through the loop (each is a turn of it); the sans-IO run above
+        // takes the reads as they come.
+        let least = stream.len().div_ceil(64);
         for n in read_sizes(seed) {
             if at >= stream.len() || !d.is_open(c) {
                 break;
             }
-            let end = (at + n).min(stream.len());
+            let end = (at + n.max(least)).min(stream.len());
             d.feed(c, &stream[at..end]);
             out.extend(d.take_output(c));
             at = end;
