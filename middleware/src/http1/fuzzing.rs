@@ -108,7 +108,15 @@ pub(crate) fn driver(cfg: Config) -> Driver<Http1<TestApp>> {
 /// Feeds `pieces` to a fresh connection, then end-of-file; returns everything written.
 #[cfg(test)]
 pub(crate) fn run<'a>(cfg: Config, pieces: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut d = driver(cfg);
+    serve(&mut driver(cfg), pieces)
+}
+
+/// Feeds `pieces` to a new connection of `d`, then end-of-file (and a reset if it is
+/// still open); returns everything written.
+fn serve<'a>(
+    d: &mut Driver<Http1<TestApp>>,
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+) -> Vec<u8> {
     let c = d.open(0);
     let mut out = Vec::new();
     for p in pieces {
@@ -117,32 +125,15 @@ pub(crate) fn run<'a>(cfg: Config, pieces: impl IntoIterator<Item = &'a [u8]>) -
         }
         out.extend(d.take_output(c));
     }
-    d.eof(c);
-    out.extend(d.take_output(c));
+    out.extend(finish(d, c));
     out
 }
 
-/// [`run`] on a driver kept between inputs (one per configuration index, see
+/// [`serve`] on a driver kept between inputs (one per configuration index, see
 /// [`crate::fuzzing::reuse`]): the same answers, without making a loop per input.
 fn run_kept<'a>(index: usize, cfg: &Config, pieces: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
     thread_local!(static KEPT: Drivers<Http1<TestApp>> = const { RefCell::new(Vec::new()) });
-    reuse(
-        &KEPT,
-        index,
-        || driver(cfg.clone()),
-        |d| {
-            let c = d.open(0);
-            let mut out = Vec::new();
-            for p in pieces {
-                if !d.feed(c, p) {
-                    break;
-                }
-                out.extend(d.take_output(c));
-            }
-            out.extend(finish(d, c));
-            out
-        },
-    )
+    reuse(&KEPT, index, || driver(cfg.clone()), |d| serve(d, pieces))
 }
 
 /// The part of `out` before the first error response the adapter wrote itself (its
