@@ -29,12 +29,26 @@ impl HeaderList {
         if bad_name || bad_value || self.buf.len() + name.len() + value.len() > MAX_HEADER_LIST {
             return false;
         }
+        self.push(name, value);
+        true
+    }
+
+    /// Appends a field taken from a head the HTTP/1.1 parser accepted: its name is a token
+    /// and its value holds no CR, LF or NUL already, so only the size is checked.
+    pub(crate) fn append_parsed(&mut self, name: &str, value: &[u8]) -> bool {
+        if self.buf.len() + name.len() + value.len() > MAX_HEADER_LIST {
+            return false;
+        }
+        self.push(name, value);
+        true
+    }
+
+    fn push(&mut self, name: &str, value: &[u8]) {
         let start = self.buf.len() as u32;
         self.buf.extend_from_slice(name.as_bytes());
         self.buf.extend_from_slice(value);
         self.spans
             .push((start, name.len() as u32, value.len() as u32));
-        true
     }
 
     /// Replaces every `name` field with one `name: value`.

@@ -72,9 +72,9 @@ pub(crate) fn response_head(h: &ResponseHead<'_>, out: &mut HeaderList) {
         {
             continue;
         }
-        out.append(name, value);
+        out.append_parsed(name, value);
     }
-    out.append("Via", b"1.1 wireloop");
+    out.append_parsed("Via", b"1.1 wireloop");
 }
 
 /// What the upstream request head is made from besides the client's request.
@@ -131,6 +131,8 @@ pub(crate) fn request_head(
     }
     let _ = write!(via, "1.{} wireloop", req.version_minor());
     let rw = parts.rewrite;
+    // Most requests carry no changes from the policy: skip the look-ups then.
+    let changed = !(rw.set.is_empty() && rw.removed.is_empty());
     let rewrite = parts.rewrite_host && !rw.set.contains("host");
     let set_host = rw.set.contains("host");
     let headers = req
@@ -143,8 +145,7 @@ pub(crate) fn request_head(
                 || name.eq_ignore_ascii_case("via")
                 || name.eq_ignore_ascii_case("expect")
                 || (rewrite && name.eq_ignore_ascii_case("host"))
-                || rw.set.contains(name)
-                || rw.removed.contains(name))
+                || (changed && (rw.set.contains(name) || rw.removed.contains(name))))
                 || (upgrade && name.eq_ignore_ascii_case("upgrade"))
         })
         .chain(
@@ -159,7 +160,7 @@ pub(crate) fn request_head(
             .filter(move |(n, v)| {
                 !v.is_empty()
                     && (*n != "Host" || rewrite || (req.header("host").is_none() && !set_host))
-                    && !(rw.set.contains(n) || rw.removed.contains(n))
+                    && !(changed && (rw.set.contains(n) || rw.removed.contains(n)))
             }),
         )
         .chain(rw.set.iter());
