@@ -216,13 +216,21 @@ pub(crate) fn put_error(out: &mut dyn Sink, code: u16, date: &HttpDate) {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|b| {
-            matches!(b,
-                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^'
-                | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
-        })
+    !name.is_empty() && name.bytes().all(|b| TOKEN[b as usize])
 }
+
+/// Which bytes are `tchar`s (RFC 9110 §5.6.2): one look-up per byte of a field name.
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = matches!(b as u8,
+            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^'
+            | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z');
+        b += 1;
+    }
+    t
+};
 
 fn valid_value(value: &[u8]) -> bool {
     value
