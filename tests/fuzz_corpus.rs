@@ -38,6 +38,7 @@ const TARGETS: &[Target] = &[
         wireloop_middleware::http1::fuzzing::response,
     ),
     ("ws_frames", wireloop_middleware::ws::fuzzing::frames),
+    ("sni_hello", wireloop_proxy::fuzzing::sni_hello),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {

@@ -40,9 +40,11 @@
 //!
 //! Modules: [`phases`] (the policy trait and its values), [`group`] and [`peer`]
 //! (upstreams), [`balance`] (the balancers, sans-IO), [`key`] (hash keys),
-//! [`header_list`], [`settings`], and the engine behind [`HttpProxy`].
+//! [`header_list`], [`settings`], [`sni`] (the server name of a ClientHello, for routing
+//! TLS without terminating it), and the engine behind [`HttpProxy`].
 
 pub mod balance;
+pub mod fuzzing;
 pub mod group;
 pub mod header_list;
 mod http;
@@ -50,6 +52,7 @@ pub mod key;
 pub mod peer;
 pub mod phases;
 pub mod settings;
+pub mod sni;
 
 pub use balance::Balance;
 pub use group::Group;
