@@ -39,11 +39,12 @@
 //! ```
 //!
 //! Modules: [`phases`] (the policy trait and its values), [`group`] and [`peer`]
-//! (upstreams), [`balance`] (the balancers, sans-IO), [`key`] (hash keys),
+//! (upstreams), [`budget`] (how many retries a group allows), [`balance`] (the balancers, sans-IO), [`key`] (hash keys),
 //! [`header_list`], [`settings`], [`sni`] (the server name of a ClientHello, for routing
 //! TLS without terminating it), and the engine behind [`HttpProxy`].
 
 pub mod balance;
+pub mod budget;
 pub mod fuzzing;
 pub mod group;
 pub mod header_list;
@@ -55,6 +56,7 @@ pub mod settings;
 pub mod sni;
 
 pub use balance::Balance;
+pub use budget::RetryBudget;
 pub use group::Group;
 pub use header_list::HeaderList;
 pub use http::{HttpProxy, ProxyConn, ProxyState};
