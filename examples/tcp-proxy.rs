@@ -4,6 +4,9 @@
 //! ```text
 //! cargo run --release --example tcp-proxy -- --listen 127.0.0.1:8081 --upstream 127.0.0.1:8090
 //! ```
+//!
+//! TLS can also pass through untouched, routed by the server name of its ClientHello
+//! (`--sni-listen`, `--sni-route`).
 
 mod common;
 
@@ -12,6 +15,7 @@ use std::time::{Duration, Instant};
 use wireloop::{Action, Conn, ConnId, DialOptions, Error, Handler, Loops, Server};
 use wireloop_middleware::{translate, TlsClient, TlsServer};
 use wireloop_proxy::balance::hash_bytes;
+use wireloop_proxy::sni::{peek_sni, Hello, SniRoutes};
 use wireloop_proxy::{Balance, Group, Peer};
 
 const USAGE: &str = "\
@@ -19,6 +23,7 @@ tcp-proxy: layer-4 reverse proxy (wireloop example)
 
 USAGE:
     tcp-proxy --listen ADDR [--listen ADDR ...] --upstream ADDR [--upstream ADDR ...] [OPTIONS]
+    tcp-proxy --sni-listen ADDR --sni-route NAME=ADDR[,ADDR...] [...] [OPTIONS]
 
 OPTIONS:
     --listen ADDR           address to accept on (repeatable): tcp://host:port, host:port,
@@ -42,6 +47,15 @@ OPTIONS:
     --upstream-ca PEM       CA certificate(s) to verify upstreams with (default: the
                             webpki roots)
     --upstream-sni NAME     name sent and verified for upstream TLS (default localhost)
+    --sni-listen ADDR       also accept on ADDR (repeatable) and pass TLS through without
+                            terminating it, to the group --sni-route names for the server
+                            name of the client's ClientHello
+    --sni-route NAME=ADDRS  route server name NAME (exact, *.suffix, or * for any other
+                            and for hellos without a name) to a group of comma-separated
+                            upstreams (repeatable); names no route matches go to the
+                            --upstream group if there is one, else are closed
+    --hello-timeout SECS    longest wait for a complete ClientHello on --sni-listen
+                            (default 10)
     -h, --help              print this help
 
 Each client connection dials an upstream on the same loop. While one side cannot take
@@ -63,6 +77,10 @@ struct Args {
     upstream_ca: Option<String>,
     upstream_sni: String,
     upstreams: Vec<String>,
+    sni_listen: Vec<String>,
+    /// (pattern, upstreams) per --sni-route.
+    sni_routes: Vec<(String, Vec<String>)>,
+    hello_timeout: Duration,
     balance: Balance,
     loops: i64,
     connect_timeout: Duration,
@@ -89,6 +107,9 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         upstream_ca: None,
         upstream_sni: "localhost".to_string(),
         upstreams: Vec::new(),
+        sni_listen: Vec::new(),
+        sni_routes: Vec::new(),
+        hello_timeout: Duration::from_secs(10),
         balance: Balance::RoundRobin,
         loops: 1,
         connect_timeout: Duration::from_secs(5),
@@ -106,6 +127,12 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("upstream-tls") => a.upstream_tls = true,
             Long("upstream-ca") => a.upstream_ca = Some(p.value()?.string()?),
             Long("upstream-sni") => a.upstream_sni = p.value()?.string()?,
+            Long("sni-listen") => a.sni_listen.push(p.value()?.string()?),
+            Long("sni-route") => a.sni_routes.push(sni_route(&p.value()?.string()?)?),
+            Long("hello-timeout") => {
+                a.hello_timeout = timeout_arg(p.value()?.parse()?, "--hello-timeout")?
+                    .ok_or("--hello-timeout must be above 0")?
+            }
             Long("balance") => a.balance = Balance::parse(&p.value()?.string()?)?,
             Long("loops") => a.loops = p.value()?.parse()?,
             Long("connect-timeout") => {
@@ -128,13 +155,36 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             _ => return Err(arg.unexpected()),
         }
     }
-    if a.listen.is_empty() && a.tls_listen.is_empty() {
-        return Err("at least one --listen or --tls-listen is needed".into());
+    if a.listen.is_empty() && a.tls_listen.is_empty() && a.sni_listen.is_empty() {
+        return Err("at least one --listen, --tls-listen or --sni-listen is needed".into());
     }
-    if a.upstreams.is_empty() {
+    let only_sni = a.listen.is_empty() && a.tls_listen.is_empty() && !a.sni_routes.is_empty();
+    if a.upstreams.is_empty() && !only_sni {
         return Err("at least one --upstream is needed".into());
     }
+    if a.upstream_tls && !a.sni_listen.is_empty() {
+        return Err(
+            "--upstream-tls cannot be used with --sni-listen (its TLS passes through)".into(),
+        );
+    }
+    if !a.sni_routes.is_empty() && a.sni_listen.is_empty() {
+        return Err("--sni-route needs an --sni-listen".into());
+    }
     Ok(a)
+}
+
+/// `NAME=ADDR[,ADDR...]` of `--sni-route`.
+fn sni_route(s: &str) -> Result<(String, Vec<String>), lexopt::Error> {
+    let bad = || format!("--sni-route {s:?}: expected NAME=ADDR[,ADDR...]");
+    let (name, addrs) = s.split_once('=').ok_or_else(bad)?;
+    let addrs: Vec<String> = addrs.split(',').map(|a| a.trim().to_string()).collect();
+    if name.is_empty() || addrs.iter().any(|a| a.is_empty()) {
+        return Err(bad().into());
+    }
+    SniRoutes::new()
+        .add(name, ())
+        .map_err(|e| format!("--sni-route: {e}"))?;
+    Ok((name.to_string(), addrs))
 }
 
 /// Which side of a pair a connection is, and its partner.
@@ -142,22 +192,89 @@ fn parse_args() -> Result<Args, lexopt::Error> {
 struct Side {
     /// The other connection of the pair.
     peer: Option<ConnId>,
-    /// For an upstream connection: the index of its peer in the group, and when it was
+    /// For an upstream connection: its group, its peer in the group, and when it was
     /// dialed (its connect time feeds p2c-ewma).
-    upstream: Option<(usize, Instant)>,
+    upstream: Option<(usize, usize, Instant)>,
+    /// A client on an --sni-listen listener whose ClientHello is still arriving.
+    hello: bool,
 }
 
-/// One per loop: chooses upstreams (the proxy library's group and balancer) and wires
+/// One per loop: chooses upstreams (the proxy library's groups and balancers) and wires
 /// pairs together.
 struct Proxy {
-    group: Group,
+    /// The --upstream group first (if any), then one per --sni-route.
+    groups: Vec<Group>,
+    /// The group of connections that are not routed by name, or whose name no route has.
+    default_group: Option<usize>,
+    /// Server name to group, for --sni-listen listeners.
+    sni: SniRoutes<usize>,
+    /// Listener indexes of --sni-listen.
+    sni_listeners: Vec<usize>,
+    hello_timeout: Duration,
     connect_timeout: Duration,
 }
 
 impl Proxy {
-    /// The upstream for a client from `ip`: the group's balancer among the peers up.
-    fn pick(&mut self, ip: &[u8], now: Instant) -> usize {
-        self.group.pick(hash_bytes(ip), now, 0).unwrap_or(0)
+    /// Dials an upstream of group `g` for client `conn` (the group's balancer among the
+    /// peers up, on the client's address) and links the pair.
+    fn pair(&mut self, conn: &mut Conn<'_, Side>, g: usize) -> Action {
+        let now = conn.control().now();
+        let ip = conn.peer_addr().ok().and_then(|a| a.inet()).map(|a| a.ip());
+        let key = match ip {
+            Some(std::net::IpAddr::V4(v4)) => hash_bytes(&v4.octets()),
+            Some(std::net::IpAddr::V6(v6)) => hash_bytes(&v6.octets()),
+            None => hash_bytes(b"unix"),
+        };
+        let group = &mut self.groups[g];
+        let u = group.pick(key, now, 0).unwrap_or(0);
+        let opts = DialOptions::new().timeout(self.connect_timeout);
+        let state = Side {
+            peer: Some(conn.id()),
+            upstream: Some((g, u, now)),
+            hello: false,
+        };
+        match conn.dial(&group.peers()[u].dial, opts, state) {
+            Ok(up) => {
+                let load = group.load_mut(u);
+                load.busy += 1;
+                load.conns += 1;
+                conn.state.peer = Some(up);
+                conn.link(up);
+                Action::None
+            }
+            Err(e) => {
+                log::warn!("cannot dial upstream {}: {e}", group.peers()[u].url);
+                Action::Close
+            }
+        }
+    }
+
+    /// A client on an --sni-listen listener sent (part of) its ClientHello: once it is
+    /// complete, the pair is made by its server name and the hello goes out unchanged.
+    fn route_hello(&mut self, conn: &mut Conn<'_, Side>) -> Action {
+        let name = match peek_sni(conn.input()) {
+            Ok(Hello::Partial) => return Action::None,
+            Ok(Hello::Complete(name)) => name,
+            Err(e) => {
+                log::info!("closing a client on an SNI listener: {e}");
+                return Action::Close;
+            }
+        };
+        let Some(g) = self
+            .sni
+            .route(name.as_deref())
+            .copied()
+            .or(self.default_group)
+        else {
+            log::info!("no route for server name {name:?}: closing the client");
+            return Action::Close;
+        };
+        conn.state.hello = false;
+        conn.set_read_timeout(None);
+        match self.pair(conn, g) {
+            Action::None => self.data(conn),
+            a => a,
+        }
     }
 }
 
@@ -168,43 +285,28 @@ impl Handler for Proxy {
         if conn.is_dialed() {
             // The upstream connected (and finished its TLS handshake, if it has TLS);
             // bytes the client sent meanwhile were queued on it and go out now.
-            if let Some((u, dialed)) = conn.state.upstream {
+            if let Some((g, u, dialed)) = conn.state.upstream {
                 let now = conn.control().now();
-                self.group
-                    .observe(u, now.saturating_duration_since(dialed), now);
+                self.groups[g].observe(u, now.saturating_duration_since(dialed), now);
             }
             return Action::None;
         }
-        let now = conn.control().now();
-        let ip = conn.peer_addr().ok().and_then(|a| a.inet()).map(|a| a.ip());
-        let u = match ip {
-            Some(std::net::IpAddr::V4(v4)) => self.pick(&v4.octets(), now),
-            Some(std::net::IpAddr::V6(v6)) => self.pick(&v6.octets(), now),
-            None => self.pick(b"unix", now),
-        };
-        let opts = DialOptions::new().timeout(self.connect_timeout);
-        let client = conn.id();
-        let state = Side {
-            peer: Some(client),
-            upstream: Some((u, now)),
-        };
-        match conn.dial(&self.group.peers()[u].dial, opts, state) {
-            Ok(up) => {
-                let load = self.group.load_mut(u);
-                load.busy += 1;
-                load.conns += 1;
-                conn.state.peer = Some(up);
-                conn.link(up);
-                Action::None
-            }
-            Err(e) => {
-                log::warn!("cannot dial upstream {}: {e}", self.group.peers()[u].url);
-                Action::Close
-            }
+        if self.sni_listeners.contains(&conn.addr_index()) {
+            // Nothing is dialed before the ClientHello names the server.
+            conn.state.hello = true;
+            conn.set_read_timeout(Some(self.hello_timeout));
+            return Action::None;
+        }
+        match self.default_group {
+            Some(g) => self.pair(conn, g),
+            None => Action::Close,
         }
     }
 
     fn data(&mut self, conn: &mut Conn<'_, Side>) -> Action {
+        if conn.state.hello {
+            return self.route_hello(conn);
+        }
         // Plaintext either way: the reactor encodes what goes to a TLS peer with that
         // peer's session, and queues it until a dial has connected and shaken hands.
         let peer = conn.state.peer;
@@ -227,15 +329,16 @@ impl Handler for Proxy {
     }
 
     fn closed(&mut self, conn: &mut Conn<'_, Side>, err: Option<Error>) {
-        if let Some((u, _)) = conn.state.upstream {
-            let load = self.group.load_mut(u);
+        if let Some((g, u, _)) = conn.state.upstream {
+            let group = &mut self.groups[g];
+            let load = group.load_mut(u);
             load.busy = load.busy.saturating_sub(1);
             load.conns = load.conns.saturating_sub(1);
             if let Some(e) = &err {
                 if e.is_connect() {
                     log::warn!(
                         "upstream {} failed: {e}; closing its client",
-                        self.group.peers()[u].url
+                        group.peers()[u].url
                     );
                 } else {
                     log::debug!("upstream connection closed: {e}");
@@ -258,12 +361,18 @@ fn main() {
         .loops(Loops::from_count(args.loops))
         .idle_timeout(args.idle_timeout)
         .send_timeout(args.send_timeout);
-    for a in args.listen.iter().chain(&args.tls_listen) {
+    for a in args
+        .listen
+        .iter()
+        .chain(&args.tls_listen)
+        .chain(&args.sni_listen)
+    {
         builder = builder
             .listen(a)
             .unwrap_or_else(|e| common::usage_error(e, USAGE));
     }
-    for u in &args.upstreams {
+    let all_upstreams = args.sni_routes.iter().flat_map(|(_, u)| u);
+    for u in args.upstreams.iter().chain(all_upstreams) {
         if let Err(e) = wireloop::Addr::parse(u) {
             common::usage_error(e, USAGE);
         }
@@ -273,10 +382,15 @@ fn main() {
         std::process::exit(1)
     });
     common::shutdown_on_signal(server.handle());
-    for a in server.local_addrs() {
+    let first_sni = args.listen.len() + args.tls_listen.len();
+    for (i, a) in server.local_addrs().iter().enumerate() {
+        let to = if i >= first_sni {
+            "TLS passed through by server name".to_string()
+        } else {
+            args.upstreams.join(", ")
+        };
         log::info!(
-            "tcp-proxy serving {a} -> {} on {} loop(s)",
-            args.upstreams.join(", "),
+            "tcp-proxy serving {a} -> {to} on {} loop(s)",
             server.num_loops()
         );
     }
@@ -304,12 +418,32 @@ fn main() {
     } else {
         None
     };
-    let peers = args.upstreams.iter().map(|u| Peer::raw(u)).collect();
-    let group = Group::new("upstreams", peers, args.balance.clone())
-        .unwrap_or_else(|e| fail(Error::layer(e)));
+    // The --upstream group first (if any), then one per --sni-route.
+    let mut groups = Vec::new();
+    let mut default_group = None;
+    if !args.upstreams.is_empty() {
+        let peers = args.upstreams.iter().map(|u| Peer::raw(u)).collect();
+        let g = Group::new("upstreams", peers, args.balance.clone())
+            .unwrap_or_else(|e| fail(Error::layer(e)));
+        default_group = Some(groups.len());
+        groups.push(g);
+    }
+    let mut sni = SniRoutes::new();
+    for (name, upstreams) in &args.sni_routes {
+        let peers = upstreams.iter().map(|u| Peer::raw(u)).collect();
+        let g =
+            Group::new(name, peers, args.balance.clone()).unwrap_or_else(|e| fail(Error::layer(e)));
+        sni.add(name, groups.len()).expect("checked by parse_args");
+        groups.push(g);
+    }
+    let sni_listeners: Vec<usize> = (first_sni..first_sni + args.sni_listen.len()).collect();
     let res = server.serve(|_| {
         let proxy = Proxy {
-            group: group.clone(),
+            groups: groups.clone(),
+            default_group,
+            sni: sni.clone(),
+            sni_listeners: sni_listeners.clone(),
+            hello_timeout: args.hello_timeout,
             connect_timeout: args.connect_timeout,
         };
         // Layers stack: TLS towards upstreams (dialed connections) inside, TLS for the
