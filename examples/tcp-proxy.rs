@@ -13,6 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use wireloop::{Action, Conn, ConnId, DialOptions, Error, Handler, Loops, Server};
+use wireloop_middleware::proxy_protocol::{ProxyHeader, ProxyProtocol, SendProxyHeader, Version};
 use wireloop_middleware::{translate, TlsClient, TlsServer};
 use wireloop_proxy::balance::hash_bytes;
 use wireloop_proxy::sni::{peek_sni, Hello, SniRoutes};
@@ -56,6 +57,12 @@ OPTIONS:
                             --upstream group if there is one, else are closed
     --hello-timeout SECS    longest wait for a complete ClientHello on --sni-listen
                             (default 10)
+    --proxy-protocol-from NETS
+                            every listener takes a PROXY protocol header (v1 or v2) from
+                            these comma-separated networks (10.0.0.0/8,::1) and refuses
+                            connections from anywhere else
+    --send-proxy-protocol V send upstreams a PROXY protocol header, v1 or v2, naming the
+                            client (the one a received header named, if any)
     -h, --help              print this help
 
 Each client connection dials an upstream on the same loop. While one side cannot take
@@ -81,6 +88,8 @@ struct Args {
     /// (pattern, upstreams) per --sni-route.
     sni_routes: Vec<(String, Vec<String>)>,
     hello_timeout: Duration,
+    proxy_protocol: Option<ProxyProtocol>,
+    send_proxy: Option<Version>,
     balance: Balance,
     loops: i64,
     connect_timeout: Duration,
@@ -110,6 +119,8 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         sni_listen: Vec::new(),
         sni_routes: Vec::new(),
         hello_timeout: Duration::from_secs(10),
+        proxy_protocol: None,
+        send_proxy: None,
         balance: Balance::RoundRobin,
         loops: 1,
         connect_timeout: Duration::from_secs(5),
@@ -129,6 +140,22 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("upstream-sni") => a.upstream_sni = p.value()?.string()?,
             Long("sni-listen") => a.sni_listen.push(p.value()?.string()?),
             Long("sni-route") => a.sni_routes.push(sni_route(&p.value()?.string()?)?),
+            Long("proxy-protocol-from") => {
+                let nets = p.value()?.string()?;
+                let nets: Vec<&str> = nets.split(',').map(str::trim).collect();
+                a.proxy_protocol = Some(
+                    ProxyProtocol::new(&nets).map_err(|e| format!("--proxy-protocol-from: {e}"))?,
+                );
+            }
+            Long("send-proxy-protocol") => {
+                a.send_proxy = match p.value()?.string()?.as_str() {
+                    "v1" => Some(Version::V1),
+                    "v2" => Some(Version::V2),
+                    other => {
+                        return Err(format!("--send-proxy-protocol {other:?}: v1 or v2").into())
+                    }
+                }
+            }
             Long("hello-timeout") => {
                 a.hello_timeout = timeout_arg(p.value()?.parse()?, "--hello-timeout")?
                     .ok_or("--hello-timeout must be above 0")?
@@ -212,6 +239,8 @@ struct Proxy {
     sni_listeners: Vec<usize>,
     hello_timeout: Duration,
     connect_timeout: Duration,
+    /// The PROXY protocol version upstreams are sent a header of.
+    send_proxy: Option<Version>,
 }
 
 impl Proxy {
@@ -227,7 +256,20 @@ impl Proxy {
         };
         let group = &mut self.groups[g];
         let u = group.pick(key, now, 0).unwrap_or(0);
-        let opts = DialOptions::new().timeout(self.connect_timeout);
+        let mut opts = DialOptions::new().timeout(self.connect_timeout);
+        if let Some(version) = self.send_proxy {
+            // The client as a received header named it, else as the socket has it.
+            let h = conn.layer::<ProxyHeader>();
+            let source = h
+                .and_then(|h| h.source())
+                .or_else(|| conn.peer_addr().ok().and_then(|a| a.inet()));
+            let dest = h
+                .and_then(|h| h.dest())
+                .or_else(|| conn.local_addr().ok().and_then(|a| a.inet()));
+            if let (Some(source), Some(dest)) = (source, dest) {
+                opts = opts.layer(SendProxyHeader::new(version, source, dest));
+            }
+        }
         let state = Side {
             peer: Some(conn.id()),
             upstream: Some((g, u, now)),
@@ -437,6 +479,7 @@ fn main() {
         groups.push(g);
     }
     let sni_listeners: Vec<usize> = (first_sni..first_sni + args.sni_listen.len()).collect();
+    let proxy_protocol = args.proxy_protocol.clone();
     let res = server.serve(|_| {
         let proxy = Proxy {
             groups: groups.clone(),
@@ -445,6 +488,7 @@ fn main() {
             sni_listeners: sni_listeners.clone(),
             hello_timeout: args.hello_timeout,
             connect_timeout: args.connect_timeout,
+            send_proxy: args.send_proxy,
         };
         // Layers stack: TLS towards upstreams (dialed connections) inside, TLS for the
         // TLS listeners outside; plaintext connections pass both untouched.
@@ -455,11 +499,15 @@ fn main() {
             tls_client.clone(),
         );
         let tls_idx = tls_listeners.clone();
-        translate(
+        let tls = translate(
             inner,
             move |c| !c.dialed && tls_idx.contains(&c.addr_index),
             tls_server.clone(),
-        )
+        );
+        // A PROXY protocol header comes first, below TLS (and before a ClientHello that
+        // --sni-listen routes on).
+        let accept_pp = proxy_protocol.is_some();
+        translate(tls, move |c| !c.dialed && accept_pp, proxy_protocol.clone())
     });
     if let Err(e) = res {
         log::error!("{e}");

@@ -8,30 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::process::Process;
-use common::{wait_until, TestServer, TIMEOUT};
-use wireloop::Server;
-use wireloop_middleware::http1::{Http1, Request, Response};
-
-/// A backend answering `NAME PATH` and then the header fields it got, one per line.
-fn backend(name: &'static str) -> TestServer {
-    let server = Server::builder()
-        .listen("tcp://127.0.0.1:0")
-        .and_then(|b| b.build())
-        .unwrap();
-    TestServer::start(server, move |_| {
-        Http1::server(move |req: &Request<'_>, res: &mut Response<'_>| {
-            let mut body = format!("{name} {}\n", req.target());
-            for (n, v) in req.headers() {
-                body.push_str(&format!(
-                    "{}: {}\n",
-                    n.to_ascii_lowercase(),
-                    String::from_utf8_lossy(v)
-                ));
-            }
-            res.body(body.as_bytes());
-        })
-    })
-}
+use common::{wait_until, TIMEOUT};
 
 /// curl's status line and headers (`-i`) plus body, for `url` with `args`.
 fn curl(url: &str, args: &[&str]) -> String {
@@ -46,7 +23,10 @@ fn curl(url: &str, args: &[&str]) -> String {
 
 #[test]
 fn tokens_routes_request_ids_and_latency_log() {
-    let (v1, v2) = (backend("v1"), backend("v2"));
+    let (v1, v2) = (
+        common::backend::header_echo("v1"),
+        common::backend::header_echo("v2"),
+    );
     let args: Vec<String> = [
         "--port",
         "0",

@@ -18,6 +18,7 @@ mod common;
 use std::time::Duration;
 
 use wireloop::{Error, Loops, Server};
+use wireloop_middleware::proxy_protocol::ProxyProtocol;
 use wireloop_middleware::{translate, TlsClient, TlsServer};
 use wireloop_proxy::{Balance, Group, HttpProxy, Peer, ProxyHttp, Settings, Summary};
 
@@ -54,6 +55,11 @@ OPTIONS:
     --rewrite-host           send the upstream's host:port as Host (default: keep the
                              client's Host)
     --no-access-log          no access log lines on stdout
+    --proxy-protocol-from NETS
+                             every listener takes a PROXY protocol header (v1 or v2)
+                             from these comma-separated networks (10.0.0.0/8,::1) and
+                             refuses connections from anywhere else; the client address
+                             it names is the one logged and sent in X-Forwarded-For
     -h, --help               print this help
 
 Hop-by-hop headers are removed, X-Forwarded-For, X-Forwarded-Proto and Via are added.
@@ -64,6 +70,7 @@ request goes to stdout: client, method, target, status, body bytes sent, upstrea
 duration. Logging goes to stderr (WIRELOOP_LOG=debug for more).";
 
 struct Args {
+    proxy_protocol: Option<ProxyProtocol>,
     port: u16,
     tlsport: u16,
     host: String,
@@ -89,6 +96,7 @@ fn secs(v: f64, what: &str) -> Result<Duration, lexopt::Error> {
 fn parse_args() -> Result<Args, lexopt::Error> {
     use lexopt::prelude::*;
     let mut a = Args {
+        proxy_protocol: None,
         port: 8080,
         tlsport: 8443,
         host: "0.0.0.0".into(),
@@ -149,6 +157,13 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             }
             Long("rewrite-host") => a.settings.rewrite_host = true,
             Long("no-access-log") => a.access_log = false,
+            Long("proxy-protocol-from") => {
+                let nets = p.value()?.string()?;
+                let nets: Vec<&str> = nets.split(',').map(str::trim).collect();
+                a.proxy_protocol = Some(
+                    ProxyProtocol::new(&nets).map_err(|e| format!("--proxy-protocol-from: {e}"))?,
+                );
+            }
             Short('h') | Long("help") => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -279,14 +294,18 @@ fn main() {
     let policy = AccessLog {
         on: args.access_log,
     };
+    let proxy_protocol = args.proxy_protocol.clone();
     let res = server.serve(move |_| {
         let proxy = HttpProxy::new(policy.clone(), vec![group.clone()], settings.clone());
         // TLS on the TLS listener; upstream connections carry their TLS in their dial.
-        translate(
+        let tls = translate(
             proxy,
             move |c| !c.dialed && Some(c.addr_index) == tls_index,
             tls_server.clone(),
-        )
+        );
+        // The PROXY protocol header comes first, below TLS.
+        let accept_pp = proxy_protocol.is_some();
+        translate(tls, move |c| !c.dialed && accept_pp, proxy_protocol.clone())
     });
     if let Err(e) = res {
         fail(e);

@@ -33,6 +33,7 @@
 pub mod codec;
 pub mod fuzzing;
 pub mod http1;
+pub mod proxy_protocol;
 pub mod tls;
 pub mod translate;
 pub mod ws;
