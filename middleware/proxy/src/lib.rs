@@ -43,6 +43,7 @@
 //! [`header_list`], [`settings`], [`sni`] (the server name of a ClientHello, for routing
 //! TLS without terminating it), and the engine behind [`HttpProxy`].
 
+pub mod access_log;
 pub mod balance;
 pub mod budget;
 pub mod fuzzing;

@@ -162,6 +162,9 @@ pub struct Summary<'a> {
     pub peer: Option<&'a str>,
     /// From the request head to the end.
     pub duration: Duration,
+    /// From the request going upstream to the response head (`None`: no upstream
+    /// answered).
+    pub upstream_time: Option<Duration>,
 }
 
 /// A proxy's policy: the places it hooks into each request, each with a default, so the

@@ -217,6 +217,7 @@ impl<P: ProxyHttp> App for Engine<P> {
         c.target.clear();
         c.target.push_str(req.target());
         c.started = self.now;
+        c.upstream_time = None;
         c.sent = 0;
         c.status = 0;
         c.routed = false;
