@@ -111,6 +111,10 @@ where
         self.inner.closing(conn)
     }
 
+    fn draining(&mut self, conn: &mut Conn<'_, H::State>) -> bool {
+        self.inner.draining(conn)
+    }
+
     fn closed(&mut self, conn: &mut Conn<'_, H::State>, err: Option<Error>) {
         self.inner.closed(conn, err)
     }

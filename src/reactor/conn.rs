@@ -229,6 +229,16 @@ impl<S> Conn<'_, S> {
         self.core.turn
     }
 
+    /// Whether the server is shutting down gracefully (see [`Handler::draining`]): a
+    /// protocol finishes what is in flight and takes nothing new (HTTP/1.1 answers with
+    /// `Connection: close`).
+    ///
+    /// [`Handler::draining`]: crate::Handler::draining
+    #[inline]
+    pub fn is_draining(&self) -> bool {
+        self.core.shutting_down
+    }
+
     /// Index of the loop serving this connection.
     #[inline]
     pub fn loop_index(&self) -> usize {

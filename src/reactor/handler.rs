@@ -127,6 +127,18 @@ pub trait Handler: 'static {
         let _ = conn;
     }
 
+    /// A graceful shutdown began ([`Handle::shutdown`](crate::Handle::shutdown),
+    /// [`Action::Shutdown`]): the listeners are closed and every open connection is asked
+    /// whether it may finish what it is doing. `false` (the default) closes it now, as a
+    /// shutdown always did (`closing`, then a flush, then `closed`); `true` keeps it until
+    /// the handler closes it (say, after the response in flight, with `Connection:
+    /// close`), or at the latest until the server's shutdown timeout. The loop ends once
+    /// every connection is gone. [`Conn::is_draining`] holds from now on.
+    fn draining(&mut self, conn: &mut Conn<'_, Self::State>) -> bool {
+        let _ = conn;
+        false
+    }
+
     /// The connection is gone. `err` is `None` for a clean close (either side closed after
     /// everything queued was written) and says what failed otherwise. The connection can
     /// no longer be written to; its state and any unconsumed input are still visible.

@@ -139,10 +139,20 @@ impl<H: Handler> EventLoop<H> {
                 continue;
             };
             c.io.unset(flags::QUEUED);
-            if c.io.phase == Phase::Lingering {
-                self.core.slots.remove(key);
-            } else {
-                self.begin_close(key, None);
+            match c.io.phase {
+                Phase::Lingering => {
+                    self.core.slots.remove(key);
+                }
+                // The handler may let a served connection finish what it is doing.
+                Phase::Open => {
+                    let keep = self.with_conn(key, |h, conn| h.draining(conn));
+                    if keep == Some(true) {
+                        self.settle(key, Action::None);
+                    } else {
+                        self.begin_close(key, None);
+                    }
+                }
+                _ => self.begin_close(key, None),
             }
         }
         let deadline = self.core.now() + self.core.cfg.shutdown_timeout;

@@ -94,6 +94,8 @@ pub(crate) struct Cx<'h, A> {
     pub(crate) date: &'h HttpDate,
     /// The connection being served.
     pub(crate) id: ConnId,
+    /// The server is shutting down gracefully: each response closes its connection.
+    pub(crate) draining: bool,
 }
 
 fn timeout_of(cfg: &Config, wait: Wait, served: u64) -> Option<Duration> {
@@ -299,6 +301,9 @@ fn head_step<A: App, T>(
         }
     };
     e.resp = RespState::for_request(&req);
+    if cx.draining {
+        e.resp.close = true;
+    }
     e.served += 1;
     e.head_len = head_len;
     let mode = cx.app.body_mode(&req, &mut e.state);

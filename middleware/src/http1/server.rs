@@ -169,6 +169,7 @@ impl<A: App> Http1<A> {
             cfg: &self.cfg,
             date: &self.date,
             id: conn.id(),
+            draining: conn.is_draining(),
         };
         let action = f(&mut cx, &mut e, conn);
         if e.phase == Phase::Upgraded && action == Action::None {
@@ -296,6 +297,22 @@ impl<A: App> Handler for Http1<A> {
             return a;
         }
         self.http(conn, |cx, e, conn| drive(cx, e, conn, true))
+    }
+
+    fn draining(&mut self, conn: &mut Conn<'_, Self::State>) -> bool {
+        let waiting = !conn.input().is_empty();
+        let Proto::Http(e) = &mut conn.state.0 else {
+            // Upgraded: the protocol it switched to has no way to finish; closed now.
+            return false;
+        };
+        if e.phase == Phase::Head && !waiting && !e.answering {
+            // Between requests: nothing in flight.
+            return false;
+        }
+        // A request in flight: its response closes the connection (and says so, unless
+        // its head went out already).
+        e.resp.close = true;
+        true
     }
 
     fn closing(&mut self, conn: &mut Conn<'_, Self::State>) {

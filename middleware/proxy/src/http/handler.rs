@@ -191,6 +191,20 @@ impl<P: ProxyHttp> Handler for HttpProxy<P> {
         }
     }
 
+    fn draining(&mut self, conn: &mut Conn<'_, Self::State>) -> bool {
+        // From now on an upstream connection that finishes its exchange is closed, not
+        // pooled.
+        self.http.app_mut().draining = true;
+        if !conn.is_dialed() {
+            return self.http.draining(conn);
+        }
+        // An upstream serving a client finishes its response; an idle one closes now.
+        conn.state
+            .app_state()
+            .and_then(|p| p.0.up())
+            .is_some_and(|up| up.client.is_some())
+    }
+
     fn closed(&mut self, conn: &mut Conn<'_, Self::State>, err: Option<Error>) {
         self.clock(conn);
         if conn.is_dialed() {

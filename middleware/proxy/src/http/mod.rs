@@ -143,6 +143,8 @@ pub(crate) struct Engine<P: ProxyHttp> {
     now: Instant,
     scratch: String,
     scratch2: String,
+    /// The server is shutting down gracefully: upstreams are not pooled any more.
+    pub(crate) draining: bool,
 }
 
 impl<P: ProxyHttp> Engine<P> {
@@ -157,6 +159,7 @@ impl<P: ProxyHttp> Engine<P> {
             now: Instant::now(),
             scratch: String::new(),
             scratch2: String::new(),
+            draining: false,
         }
     }
 

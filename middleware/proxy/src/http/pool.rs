@@ -149,7 +149,7 @@ impl<P: ProxyHttp> Engine<P> {
         if up.out.capacity() > KEEP_CAP {
             up.out = Vec::new();
         }
-        let back = reusable && !up.broken && !up.closed && up.out.is_empty();
+        let back = reusable && !self.draining && !up.broken && !up.closed && up.out.is_empty();
         if back {
             // Its former client must not be held back by (or hold back) its next one.
             push_op(&mut self.later, Op::Unlink(up_id));
