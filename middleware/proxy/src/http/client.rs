@@ -172,8 +172,14 @@ impl<P: ProxyHttp> Engine<P> {
             None => g.pick(key, self.now, 0),
         };
         let Some(peer) = peer else {
-            c.status = 502;
-            res.status(502).body(b"no such peer\n");
+            // No healthy peer (or the policy named none of the group): answer now rather
+            // than wait for a connect to fail.
+            let (status, why) = match t.peer {
+                None => (503, &b"no healthy upstream\n"[..]),
+                Some(_) => (502, &b"no such peer\n"[..]),
+            };
+            c.status = status;
+            res.status(status).body(why);
             return false;
         };
         c.group = t.group;
