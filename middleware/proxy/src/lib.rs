@@ -54,6 +54,7 @@ mod http;
 pub mod key;
 pub mod peer;
 pub mod phases;
+pub mod router;
 pub mod settings;
 pub mod sni;
 
@@ -69,4 +70,5 @@ pub use phases::{
     Failure, FailureKind, Filter, ProxyHttp, Recovery, ResponseHeader, Session, Summary, Target,
     UpstreamRequest,
 };
+pub use router::Router;
 pub use settings::Settings;

@@ -82,6 +82,8 @@ pub(crate) struct Client<C> {
     pub id: ConnId,
     pub ip: String,
     pub tls: bool,
+    /// The server name the client asked for in its TLS handshake.
+    pub sni: Option<String>,
     /// The upstream connection serving the current request.
     pub up: Option<ConnId>,
     /// Group and peer of the current attempt; `routed` once one was chosen.
@@ -140,6 +142,7 @@ impl<C: Default> Client<C> {
             id,
             ip,
             tls,
+            sni: None,
             up: None,
             group: 0,
             peer: 0,
