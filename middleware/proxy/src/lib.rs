@@ -46,6 +46,8 @@
 pub mod access_log;
 pub mod balance;
 pub mod budget;
+#[cfg(feature = "config")]
+pub mod config;
 pub mod fuzzing;
 pub mod group;
 pub mod header_list;
@@ -70,5 +72,5 @@ pub use phases::{
     Failure, FailureKind, Filter, ProxyHttp, Recovery, ResponseHeader, Session, Summary, Target,
     UpstreamRequest,
 };
-pub use router::Router;
+pub use router::{RouteError, Router};
 pub use settings::Settings;

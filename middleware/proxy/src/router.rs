@@ -24,9 +24,33 @@
 //! are compared with the request's path as sent (before the query, not decoded or
 //! normalised): routing chooses a group, it is no access control.
 
+use std::fmt;
+
 use wireloop_middleware::http1::Request;
 
 use crate::sni::SniRoutes;
+
+/// Why a route was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteError {
+    /// The path prefix does not start with `/` or holds whitespace.
+    Prefix(String),
+    /// The host is not a host name or `*.suffix` pattern.
+    Host(String),
+}
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteError::Prefix(p) => {
+                write!(f, "path prefix {p:?} must start with / and hold no spaces")
+            }
+            RouteError::Host(h) => write!(f, "bad host name {h:?}"),
+        }
+    }
+}
+
+impl std::error::Error for RouteError {}
 
 /// Path prefixes, longest first, each with its group.
 #[derive(Clone, Debug, Default)]
@@ -77,13 +101,11 @@ impl Router {
         host: Option<&str>,
         path_prefix: &str,
         group: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), RouteError> {
         if !(path_prefix.starts_with('/') || path_prefix == "*")
             || path_prefix.bytes().any(|b| b <= b' ' || b == 0x7f)
         {
-            return Err(format!(
-                "path prefix {path_prefix:?} must start with / and hold no spaces"
-            ));
+            return Err(RouteError::Prefix(path_prefix.to_string()));
         }
         let host = host.filter(|h| *h != "*");
         let Some(host) = host else {
@@ -98,7 +120,7 @@ impl Router {
                 let v = self.vhosts.len();
                 self.hosts
                     .add(&pattern, v)
-                    .map_err(|_| format!("bad host name {host:?}"))?;
+                    .map_err(|_| RouteError::Host(host.to_string()))?;
                 self.patterns.push(pattern);
                 self.vhosts.push(Prefixes::default());
                 v
