@@ -8,6 +8,7 @@ pub mod dns;
 mod example;
 pub mod process;
 mod server;
+pub mod tools;
 mod wait;
 
 #[allow(unused_imports)]

@@ -73,7 +73,11 @@ fn http_check_takes_a_failing_peer_out_and_brings_it_back() {
     let (ca, cb) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let a = health_backend("tcp://127.0.0.1:0", "a", ha, ca.clone());
     let b = health_backend("tcp://127.0.0.1:0", "b", hb.clone(), cb.clone());
-    let check = fast(HealthCheck::http("/health").unwrap(), 2, 2);
+    let check = HealthCheck {
+        // A loaded machine must not fail a good peer's checks.
+        timeout: Duration::from_secs(1),
+        ..fast(HealthCheck::http("/health").unwrap(), 2, 2)
+    };
     let g = group(&[a.addr, b.addr]).with_health_check(check).unwrap();
     let px = proxy(g, Settings::default());
     assert!(wait_until(TIMEOUT, || ca.load(Ordering::SeqCst) >= 2

@@ -65,6 +65,7 @@
 mod build;
 mod error;
 mod raw;
+mod tls;
 mod upstream;
 
 use std::path::Path;
@@ -72,6 +73,7 @@ use std::path::Path;
 use wireloop_middleware::CertKey;
 
 pub use error::ConfigError;
+pub use tls::TlsListeners;
 
 use crate::group::Group;
 use crate::router::Router;
