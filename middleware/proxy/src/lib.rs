@@ -3,7 +3,7 @@
 //! Building a proxy means writing its policy, not its plumbing. This crate is the
 //! plumbing for [`wireloop`]: an HTTP/1.1 reverse proxy engine ([`HttpProxy`]) that runs a
 //! policy's phases ([`ProxyHttp`]) over upstream groups ([`Group`]) of weighted peers
-//! ([`Peer`]) with balancing ([`balance`]), keep-alive pools per peer, passive health,
+//! ([`Peer`]) with balancing ([`balance`]), keep-alive pools per peer, health checks,
 //! timeouts and retries. Everything runs inside the loop: plain return values, no async,
 //! each connection's data in its own state.
 //!
@@ -39,9 +39,12 @@
 //! ```
 //!
 //! Modules: [`phases`] (the policy trait and its values), [`group`] and [`peer`]
-//! (upstreams), [`budget`] (how many retries a group allows), [`balance`] (the balancers, sans-IO), [`key`] (hash keys),
-//! [`header_list`], [`settings`], [`sni`] (the server name of a ClientHello, for routing
-//! TLS without terminating it), and the engine behind [`HttpProxy`].
+//! (upstreams), [`budget`] (how many retries a group allows), [`balance`] (the balancers,
+//! sans-IO), [`health`] (passive and active health checks), [`router`] (virtual hosts
+//! and path prefixes to groups), [`key`] (hash keys), [`header_list`], [`settings`],
+//! [`sni`] (the server name of a ClientHello, for routing TLS without terminating it),
+//! [`access_log`], `config` (cargo feature `config`: a TOML configuration file), and the
+//! engine behind [`HttpProxy`].
 
 pub mod access_log;
 pub mod balance;
