@@ -103,9 +103,12 @@ fn requests_route_by_target_host_header_or_server_name() {
     let http10 = "GET /x HTTP/1.0\r\n\r\n";
     assert_eq!(route_bytes(&r, http10, sni), Some(0));
     assert_eq!(route_bytes(&r, http10, None), None);
-    // An absolute-form target names the host itself.
-    let abs = get("http://api.example.test:80/y?q", "Host: www.test");
+    // An absolute-form target names the host itself (the parser has checked that
+    // `Host` names the same), and its path is routed.
+    let abs = get("http://api.example.test:80/y?q", "Host: api.example.test:80");
     assert_eq!(route_bytes(&r, &abs, None), Some(0));
-    let abs = get("http://www.test/static/z", "Host: api.example.test");
+    let abs = get("http://www.test/static/z", "Host: www.test");
     assert_eq!(route_bytes(&r, &abs, None), Some(1));
+    let abs10 = "GET http://api.example.test/y HTTP/1.0\r\n\r\n";
+    assert_eq!(route_bytes(&r, abs10, None), Some(0));
 }
