@@ -12,13 +12,14 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::tools::{curl, curl_status, text, Python, TempDir};
 use common::{pattern, wait_until, TestServer, TIMEOUT};
 use wireloop::{Action, Conn, Control, Error, Handler, Server};
 use wireloop_middleware::http1::{
@@ -132,92 +133,6 @@ impl Drop for Proxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "wl-rp-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `python3 -m http.server` on a free port serving `dir`; killed on drop.
-struct Python {
-    child: Child,
-    port: u16,
-}
-
-impl Python {
-    fn start(dir: &Path) -> Python {
-        let port = free_port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("these tests need python3 on PATH");
-        let py = Python { child, port };
-        assert!(
-            wait_until(TIMEOUT, || TcpStream::connect(("127.0.0.1", port)).is_ok()),
-            "python http.server did not start"
-        );
-        py
-    }
-}
-
-impl Drop for Python {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs curl; returns (exit code, stdout).
-fn curl_status(args: &[&str]) -> (i32, Vec<u8>) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "20"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("these tests need curl on PATH");
-    (out.status.code().unwrap_or(-1), out.stdout)
-}
-
-#[track_caller]
-fn curl(args: &[&str]) -> Vec<u8> {
-    let (code, out) = curl_status(args);
-    assert_eq!(code, 0, "curl {args:?} failed");
-    out
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 // ----- the wireloop backend -------------------------------------------------------------

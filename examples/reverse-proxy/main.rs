@@ -3,34 +3,44 @@
 //! connections dialed from the same loop and read with the HTTP/1.1 client side; bodies
 //! stream both ways with backpressure, upgrades (WebSocket) become byte tunnels.
 //!
-//! All of that is the `wireloop-proxy` library; this file is configuration, the access
-//! log policy and `main`.
+//! All of that is the `wireloop-proxy` library; this file is the command line and
+//! `main`, `policy.rs` the routing and access log policy, `config.rs` the `--config FILE`
+//! mode (several groups, routes, health checks).
 //!
 //! ```text
 //! cargo run --release --example reverse-proxy -- --port 8080 --tlsport 8443 \
 //!     --upstream http://127.0.0.1:9001 --upstream http://127.0.0.1:9002
+//! cargo run --release --example reverse-proxy -- --config proxy.toml
 //! curl http://127.0.0.1:8080/
 //! ```
 
 #[path = "../common/mod.rs"]
 mod common;
+mod config;
+mod policy;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use wireloop::{Error, Loops, Server};
-use wireloop_middleware::http1::{Request, Response};
 use wireloop_middleware::proxy_protocol::ProxyProtocol;
 use wireloop_middleware::{translate, TlsClient, TlsServer};
-use wireloop_proxy::access_log::{AccessLog, Entry, Format};
-use wireloop_proxy::{
-    Balance, Filter, Group, HttpProxy, Peer, ProxyHttp, Session, Settings, Summary,
-};
+use wireloop_proxy::access_log::{AccessLog, Format};
+use wireloop_proxy::{Balance, Group, HttpProxy, Peer, Settings};
+
+use policy::Logging;
 
 const USAGE: &str = "\
 reverse-proxy: HTTP/1.1 reverse proxy with keep-alive upstream pools (wireloop example)
 
 USAGE:
     reverse-proxy --upstream URL [--upstream URL ...] [OPTIONS]
+    reverse-proxy --config FILE [--loops N] [--no-access-log] [--cert-out PATH] ...
+
+    --config FILE            listeners, upstream groups (balancing, health checks),
+                             routes by host and path prefix and settings from a TOML
+                             file (see wireloop_proxy::config); --port, --tlsport,
+                             --upstream and the timeouts of the command line are then
+                             not used
 
 OPTIONS:
     --port N                 plain HTTP port on 0.0.0.0 (default 8080; 0 = off)
@@ -54,8 +64,9 @@ OPTIONS:
                              queued for it this long (default 60)
     --pool-size N            most connections per upstream per loop (default 64)
     --idle-timeout SECS      close pooled upstream connections idle this long (default 30)
-    --down-time SECS         after a failed connect, avoid that upstream this long
-                             (default 10; if every upstream is down, try anyway)
+    --down-time SECS         after a failed connect or a response head that never came,
+                             avoid that upstream this long (default 10; while every
+                             upstream is down, requests are answered 503 at once)
     --rewrite-host           send the upstream's host:port as Host (default: keep the
                              client's Host)
     --access-log FORMAT      access log lines on stdout: combined (default; Apache's
@@ -91,6 +102,7 @@ struct Args {
     send_timeout: Duration,
     access_log: Option<Format>,
     loops: i64,
+    config: Option<String>,
 }
 
 fn secs(v: f64, what: &str) -> Result<Duration, lexopt::Error> {
@@ -117,6 +129,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         send_timeout: Duration::from_secs(60),
         access_log: Some(Format::Combined),
         loops: 1,
+        config: None,
     };
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
@@ -177,6 +190,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
                     ProxyProtocol::new(&nets).map_err(|e| format!("--proxy-protocol-from: {e}"))?,
                 );
             }
+            Long("config") => a.config = Some(p.value()?.string()?),
             Short('h') | Long("help") => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -184,8 +198,11 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             _ => return Err(arg.unexpected()),
         }
     }
-    if a.upstreams.is_empty() {
-        return Err("at least one --upstream is needed".into());
+    if a.config.is_some() && !a.upstreams.is_empty() {
+        return Err("--upstream and --config do not go together".into());
+    }
+    if a.upstreams.is_empty() && a.config.is_none() {
+        return Err("at least one --upstream (or --config FILE) is needed".into());
     }
     if a.port == 0 && a.tlsport == 0 {
         return Err("--port and --tlsport are both off".into());
@@ -193,71 +210,25 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     Ok(a)
 }
 
-/// The policy: every request to the one group, balanced; one access log line per request
-/// (combined or JSON, see `wireloop_proxy::access_log`) on stdout.
-#[derive(Clone)]
-struct Logging {
-    log: Option<AccessLog>,
-}
-
-/// What the access log needs of a request beyond the proxy's summary.
-#[derive(Default)]
-struct LogCtx {
-    version: &'static str,
-    referer: Option<String>,
-    user_agent: Option<String>,
-}
-
-impl ProxyHttp for Logging {
-    type Ctx = LogCtx;
-
-    fn request_filter(
-        &mut self,
-        req: &Request<'_>,
-        _: &mut Response<'_>,
-        _: &Session<'_>,
-        ctx: &mut LogCtx,
-    ) -> Filter {
-        if self.log.is_some() {
-            let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
-            ctx.version = if req.version_minor() == 0 {
-                "HTTP/1.0"
-            } else {
-                "HTTP/1.1"
-            };
-            ctx.referer = req.header("referer").map(text);
-            ctx.user_agent = req.header("user-agent").map(text);
-        }
-        Filter::Continue
-    }
-
-    fn logging(&mut self, s: &Summary<'_>, ctx: &mut LogCtx) {
-        if let Some(log) = &self.log {
-            log.log(&Entry {
-                time: SystemTime::now(),
-                client_ip: s.client_ip,
-                method: s.method,
-                target: s.target,
-                version: if ctx.version.is_empty() {
-                    "HTTP/1.1"
-                } else {
-                    ctx.version
-                },
-                status: s.status,
-                bytes: s.sent,
-                referer: ctx.referer.as_deref(),
-                user_agent: ctx.user_agent.as_deref(),
-                upstream: s.peer,
-                upstream_time: s.upstream_time,
-                total_time: s.duration,
-            });
-        }
-    }
-}
-
 fn main() {
     common::init_logger();
     let args = parse_args().unwrap_or_else(|e| common::usage_error(e, USAGE));
+    if let Some(path) = &args.config {
+        let flags = config::Flags {
+            loops: args.loops,
+            send_timeout: args.send_timeout,
+            access_log: args.access_log,
+            proxy_protocol: args.proxy_protocol.clone(),
+            resumption: args.resumption,
+            cert_out: args.cert_out.as_deref(),
+        };
+        if let Err(e) = config::run(path, flags) {
+            log::error!("{e}");
+            std::process::exit(1);
+        }
+        log::info!("stopped");
+        return;
+    }
     let fail = |e: Error| -> ! {
         log::error!("{e}");
         std::process::exit(1)
@@ -344,6 +315,7 @@ fn main() {
         log: args
             .access_log
             .map(|format| AccessLog::start(format, std::io::stdout())),
+        router: None,
     };
     let proxy_protocol = args.proxy_protocol.clone();
     let res = server.serve(move |_| {

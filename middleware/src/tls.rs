@@ -510,6 +510,15 @@ impl TlsSession {
         self.conn.protocol_version()
     }
 
+    /// On the server side, the name the client asked for (SNI), if it sent one; `None`
+    /// on the client side.
+    pub fn server_name(&self) -> Option<&str> {
+        match &self.conn {
+            rustls::Connection::Server(s) => s.server_name(),
+            rustls::Connection::Client(_) => None,
+        }
+    }
+
     /// Decrypts the records rustls holds and moves their plaintext to `plain`.
     fn decrypt(&mut self, plain: &mut LayerBuffers) -> Result<(), Error> {
         let state = self.conn.process_new_packets().map_err(Error::layer)?;

@@ -8,11 +8,15 @@ pub mod dns;
 mod example;
 pub mod process;
 mod server;
+pub mod tools;
+mod wait;
 
 #[allow(unused_imports)]
 pub use example::{example_bin, ChildLog};
 #[allow(unused_imports)]
 pub use server::{pattern, recv, TestServer, TIMEOUT};
+#[allow(unused_imports)]
+pub use wait::wait_until;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -200,21 +204,6 @@ pub fn recv_n<T>(rx: &Receiver<T>, n: usize, timeout: Duration, what: &str) -> V
         }
     }
     out
-}
-
-/// Polls `cond` until it holds or `timeout` passes; returns whether it held. For state
-/// that is only observable by polling (counters), never as a substitute for an event.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// Echoes everything it receives.

@@ -1,10 +1,13 @@
-//! Upstream groups: named sets of weighted peers with a balancer, passive health
-//! (a peer whose connect failed is avoided for a while) and, per peer, the keep-alive
-//! pool of idle connections and the requests waiting at its connection limit. One group
-//! value lives on each loop (clone the configured one per loop): counters, pools and
-//! estimates are the loop's own, so nothing is shared or locked.
+//! Upstream groups: named sets of weighted peers with a balancer, health (passive: a
+//! peer that keeps failing is avoided for a while; active: optional checks, see
+//! [`health`](crate::health)) and, per peer, the keep-alive pool of idle connections
+//! and the requests waiting at its connection limit. One group value lives on each loop
+//! (clone the configured one per loop): counters, pools and estimates are the loop's
+//! own, so nothing is locked; only the verdicts of active checks are shared by the
+//! clones, through atomics.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wireloop::ConnId;
@@ -12,6 +15,7 @@ use wireloop_middleware::TlsClient;
 
 use crate::balance::{Balance, Balancer, PeerLoad};
 use crate::budget::{Budget, RetryBudget};
+use crate::health::{Checker, HealthCheck, SharedHealth, Verdict};
 use crate::key::HashKey;
 use crate::peer::Peer;
 
@@ -47,6 +51,11 @@ pub struct Group {
     balancer: Balancer,
     hash_key: HashKey,
     budget: Budget,
+    /// Active checks: what they do, their shared verdicts, and (on the loop that runs
+    /// them) their state.
+    check: Option<HealthCheck>,
+    shared: Option<Arc<SharedHealth>>,
+    checker: Option<Checker>,
 }
 
 impl Group {
@@ -81,7 +90,27 @@ impl Group {
             balancer,
             hash_key: HashKey::default(),
             budget: Budget::new(RetryBudget::default()),
+            check: None,
+            shared: None,
+            checker: None,
         })
+    }
+
+    /// Checks the peers actively with `check` (see [`health`](crate::health)). Clones
+    /// made after this share the verdicts; one loop runs the checks.
+    pub fn with_health_check(mut self, check: HealthCheck) -> Result<Group, String> {
+        check
+            .validate()
+            .map_err(|e| format!("upstream group {:?}: {e}", self.name))?;
+        self.shared = Some(Arc::new(SharedHealth::new(self.peers.len())));
+        self.check = Some(check);
+        self.checker = None;
+        Ok(self)
+    }
+
+    /// Its active health check, if it has one.
+    pub fn health_check(&self) -> Option<&HealthCheck> {
+        self.check.as_ref()
     }
 
     /// Sets how many retries the group allows (default [`RetryBudget::default`]: 20 % of
@@ -157,32 +186,89 @@ impl Group {
         &mut self.pools
     }
 
-    /// Chooses a peer for a request with hash `key` at `now`, skipping the peers in
-    /// `tried` (bit `i` for peer `i`). Peers marked down are avoided while another is up;
-    /// if every untried peer is down, one is tried anyway. `None` once every peer was
-    /// tried.
+    /// Whether peer `i` is healthy at `now`: not marked down by failures
+    /// ([`record_failure`](Group::record_failure)) and not failing its active checks.
+    pub fn is_healthy(&self, i: usize, now: Instant) -> bool {
+        self.load.get(i).is_some_and(|l| l.is_up(now))
+            && self.shared.as_ref().is_none_or(|s| s.is_healthy(i))
+    }
+
+    /// How many peers are healthy at `now`.
+    pub fn healthy_count(&self, now: Instant) -> usize {
+        (0..self.peers.len())
+            .filter(|&i| self.is_healthy(i, now))
+            .count()
+    }
+
+    /// Chooses a healthy peer for a request with hash `key` at `now`, skipping the peers
+    /// in `tried` (bit `i` for peer `i`). `None` when no untried peer is healthy.
     pub fn pick(&mut self, key: u64, now: Instant, tried: u64) -> Option<usize> {
-        let untried = |i: usize| i >= MAX_PEERS || tried & (1 << i) == 0;
         let load = &self.load;
-        let up = |i: usize| untried(i) && load[i].is_up(now);
-        if (0..load.len()).any(up) {
-            return self.balancer.pick(load, key, &up);
-        }
-        self.balancer.pick(load, key, &untried)
+        let shared = self.shared.as_deref();
+        let ok = |i: usize| {
+            (i >= MAX_PEERS || tried & (1 << i) == 0)
+                && load[i].is_up(now)
+                && shared.is_none_or(|s| s.is_healthy(i))
+        };
+        self.balancer.pick(load, key, &ok)
     }
 
-    /// Whether some peer is up at `now`.
+    /// Whether some peer is healthy at `now`.
     pub fn any_up(&self, now: Instant) -> bool {
-        self.load.iter().any(|l| l.is_up(now))
+        (0..self.peers.len()).any(|i| self.is_healthy(i, now))
     }
 
-    /// Marks peer `i` down for `down_time` from `now` (a connect to it failed). `true`
-    /// if it was up.
+    /// Marks peer `i` down for `down_time` from `now`. `true` if it was up.
     pub fn mark_down(&mut self, i: usize, now: Instant, down_time: Duration) -> bool {
         let l = &mut self.load[i];
         let was_up = l.is_up(now);
         l.down_until = Some(now + down_time);
         was_up
+    }
+
+    /// Peer `i` failed at `now` (a connect failure, no response head in time): after
+    /// `max_fails` failures in a row (0: never) it is marked down for `down_time`.
+    /// `true` if that happened now.
+    pub fn record_failure(
+        &mut self,
+        i: usize,
+        now: Instant,
+        max_fails: u32,
+        down_time: Duration,
+    ) -> bool {
+        let l = &mut self.load[i];
+        l.fails = l.fails.saturating_add(1);
+        if max_fails == 0 || l.fails < max_fails {
+            return false;
+        }
+        l.fails = 0;
+        self.mark_down(i, now, down_time)
+    }
+
+    /// Peer `i` answered: its run of failures ends.
+    pub fn record_success(&mut self, i: usize) {
+        self.load[i].fails = 0;
+    }
+
+    /// The state of the group's active checks if loop `loop_index` runs them (the first
+    /// loop to ask does, and keeps doing so); made at `now` on first use.
+    pub fn checker(&mut self, loop_index: usize, now: Instant) -> Option<&mut Checker> {
+        let check = self.check.as_ref()?;
+        if !self.shared.as_ref()?.claim(loop_index) {
+            return None;
+        }
+        let n = self.peers.len();
+        Some(
+            self.checker
+                .get_or_insert_with(|| Checker::new(check.clone(), n, now)),
+        )
+    }
+
+    /// Publishes an active check's verdict on peer `i` to every loop.
+    pub fn publish(&self, i: usize, verdict: Verdict) {
+        if let Some(s) = &self.shared {
+            s.set(i, verdict == Verdict::Up);
+        }
     }
 
     /// Records peer `i`'s time to first response byte (for p2c-ewma).

@@ -3,7 +3,7 @@
 //! Building a proxy means writing its policy, not its plumbing. This crate is the
 //! plumbing for [`wireloop`]: an HTTP/1.1 reverse proxy engine ([`HttpProxy`]) that runs a
 //! policy's phases ([`ProxyHttp`]) over upstream groups ([`Group`]) of weighted peers
-//! ([`Peer`]) with balancing ([`balance`]), keep-alive pools per peer, passive health,
+//! ([`Peer`]) with balancing ([`balance`]), keep-alive pools per peer, health checks,
 //! timeouts and retries. Everything runs inside the loop: plain return values, no async,
 //! each connection's data in its own state.
 //!
@@ -39,20 +39,27 @@
 //! ```
 //!
 //! Modules: [`phases`] (the policy trait and its values), [`group`] and [`peer`]
-//! (upstreams), [`budget`] (how many retries a group allows), [`balance`] (the balancers, sans-IO), [`key`] (hash keys),
-//! [`header_list`], [`settings`], [`sni`] (the server name of a ClientHello, for routing
-//! TLS without terminating it), and the engine behind [`HttpProxy`].
+//! (upstreams), [`budget`] (how many retries a group allows), [`balance`] (the balancers,
+//! sans-IO), [`health`] (passive and active health checks), [`router`] (virtual hosts
+//! and path prefixes to groups), [`key`] (hash keys), [`header_list`], [`settings`],
+//! [`sni`] (the server name of a ClientHello, for routing TLS without terminating it),
+//! [`access_log`], `config` (cargo feature `config`: a TOML configuration file), and the
+//! engine behind [`HttpProxy`].
 
 pub mod access_log;
 pub mod balance;
 pub mod budget;
+#[cfg(feature = "config")]
+pub mod config;
 pub mod fuzzing;
 pub mod group;
 pub mod header_list;
+pub mod health;
 mod http;
 pub mod key;
 pub mod peer;
 pub mod phases;
+pub mod router;
 pub mod settings;
 pub mod sni;
 
@@ -60,6 +67,7 @@ pub use balance::Balance;
 pub use budget::RetryBudget;
 pub use group::Group;
 pub use header_list::HeaderList;
+pub use health::HealthCheck;
 pub use http::{HttpProxy, ProxyConn, ProxyState};
 pub use key::HashKey;
 pub use peer::Peer;
@@ -67,4 +75,5 @@ pub use phases::{
     Failure, FailureKind, Filter, ProxyHttp, Recovery, ResponseHeader, Session, Summary, Target,
     UpstreamRequest,
 };
+pub use router::{RouteError, Router};
 pub use settings::Settings;

@@ -18,6 +18,8 @@ pub struct Session<'a> {
     pub client_ip: &'a str,
     /// Whether it came over TLS.
     pub tls: bool,
+    /// The server name the client asked for in its TLS handshake (SNI), if any.
+    pub sni: Option<&'a str>,
     /// The loop's clock.
     pub now: Instant,
 }

@@ -19,7 +19,10 @@ pub struct Settings {
     pub read_timeout: Duration,
     /// How long a pooled keep-alive connection may stay idle. Default 30 s.
     pub idle_timeout: Duration,
-    /// How long a peer is avoided after a connect to it failed. Default 10 s.
+    /// Failures in a row (connect failures, no response head in time) after which a peer
+    /// is marked down (passive health; 0: never). Default 1.
+    pub max_fails: u32,
+    /// How long a peer marked down is avoided. Default 10 s.
     pub down_time: Duration,
     /// Most connections per peer per loop (idle and busy); requests beyond wait for one.
     /// Default 64.
@@ -41,6 +44,7 @@ impl Default for Settings {
             first_byte_timeout: Duration::from_secs(60),
             read_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(30),
+            max_fails: 1,
             down_time: Duration::from_secs(10),
             pool_size: 64,
             max_attempts: 3,

@@ -2,96 +2,18 @@
 //! it received, the proxy under test, and a raw client, all on 127.0.0.1 port 0, every
 //! wait bounded, every server shut down and joined.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use wireloop::{Handle, Handler, Server};
-use wireloop_middleware::http1::{Http1, Request, Response};
+use common::{backend, closed_port, get, group, run};
+use wireloop_middleware::http1::{Request, Response};
 use wireloop_proxy::{
-    Balance, Failure, FailureKind, Filter, Group, HttpProxy, Peer, ProxyHttp, Recovery,
-    RetryBudget, Session, Settings, Summary, Target, UpstreamRequest,
+    Failure, FailureKind, Filter, Group, HttpProxy, ProxyHttp, Recovery, RetryBudget, Session,
+    Settings, Summary, Target, UpstreamRequest,
 };
-
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A running server; shut down and joined on drop.
-struct Running {
-    addr: SocketAddr,
-    handle: Handle,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        if let Some(t) = self.thread.take() {
-            t.join().expect("server thread");
-        }
-    }
-}
-
-fn run<H: Handler, F: Fn(usize) -> H + Sync + Send + 'static>(factory: F) -> Running {
-    let server = Server::builder()
-        .listen("tcp://127.0.0.1:0")
-        .unwrap()
-        .build()
-        .unwrap();
-    let addr = server.local_addrs()[0].inet().unwrap();
-    let handle = server.handle();
-    let thread = thread::spawn(move || server.serve(factory).expect("serve"));
-    Running {
-        addr,
-        handle,
-        thread: Some(thread),
-    }
-}
-
-/// A backend answering `NAME METHOD TARGET` and then every header line it got.
-fn backend(name: &'static str) -> Running {
-    run(move |_| {
-        Http1::server(move |req: &Request<'_>, res: &mut Response<'_>| {
-            let mut body = format!("{name} {} {}\n", req.method(), req.target());
-            for (n, v) in req.headers() {
-                body.push_str(&format!(
-                    "{}: {}\n",
-                    n.to_ascii_lowercase(),
-                    String::from_utf8_lossy(v)
-                ));
-            }
-            res.header("X-Backend", name).body(body.as_bytes());
-        })
-    })
-}
-
-/// A port nothing listens on.
-fn closed_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn group(addrs: &[SocketAddr]) -> Group {
-    let peers = addrs
-        .iter()
-        .map(|a| Peer::parse(&format!("http://{a}")).unwrap())
-        .collect();
-    Group::new("g", peers, Balance::RoundRobin).unwrap()
-}
-
-/// Sends `req` and reads the whole answer (the request asks for `Connection: close`).
-fn get(addr: SocketAddr, req: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).expect("answer within the timeout");
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 #[derive(Clone, Default)]
 struct Auth {

@@ -29,8 +29,11 @@ pub struct PeerLoad {
     pub conns: u32,
     /// Its time to first response byte, peak-EWMA.
     pub ewma: Ewma,
-    /// Avoided until then (passive health: a connect failed).
+    /// Avoided until then (passive health: `max_fails` failures in a row).
     pub down_until: Option<Instant>,
+    /// Failures in a row (connect failures, no response head in time); a response
+    /// resets it.
+    pub fails: u32,
 }
 
 impl PeerLoad {
@@ -42,6 +45,7 @@ impl PeerLoad {
             conns: 0,
             ewma: Ewma::default(),
             down_until: None,
+            fails: 0,
         }
     }
 

@@ -7,6 +7,7 @@ use wireloop_middleware::http1::{
     write_chunk, write_last_chunk, App, BodyMode, Request, Response, ResponseBody, UpgradeEvent,
 };
 use wireloop_middleware::proxy_protocol::ProxyHeader;
+use wireloop_middleware::TlsSession;
 
 use super::headers::{request_head, tunnels_upgrade, HeadParts};
 use super::state::{Answer, Client, ProxyConn, ProxyState, Side};
@@ -30,8 +31,14 @@ impl<P: ProxyHttp> Engine<P> {
             .map(|a| a.ip().to_string())
             .unwrap_or_else(|| "unix".into());
         let tls = self.s.tls_listeners.contains(&conn.addr_index());
+        let sni = conn
+            .layer::<TlsSession>()
+            .and_then(|t| t.server_name())
+            .map(str::to_string);
         if let Some(p) = conn.state.app_state() {
-            p.0 = Side::Client(Box::new(Client::new(id, ip, tls, self.now)));
+            let mut c = Client::new(id, ip, tls, self.now);
+            c.sni = sni;
+            p.0 = Side::Client(Box::new(c));
         }
     }
 
@@ -128,6 +135,7 @@ impl<P: ProxyHttp> Engine<P> {
             conn: c.id,
             client_ip: &c.ip,
             tls: c.tls,
+            sni: c.sni.as_deref(),
             now: self.now,
         };
         if self.policy.request_filter(req, res, &session, &mut c.ctx) == Filter::Answered {
@@ -172,8 +180,14 @@ impl<P: ProxyHttp> Engine<P> {
             None => g.pick(key, self.now, 0),
         };
         let Some(peer) = peer else {
-            c.status = 502;
-            res.status(502).body(b"no such peer\n");
+            // No healthy peer (or the policy named none of the group): answer now rather
+            // than wait for a connect to fail.
+            let (status, why) = match t.peer {
+                None => (503, &b"no healthy upstream\n"[..]),
+                Some(_) => (502, &b"no such peer\n"[..]),
+            };
+            c.status = status;
+            res.status(status).body(why);
             return false;
         };
         c.group = t.group;

@@ -20,6 +20,7 @@
 //! - [`upstream`]: the dialed side (reading responses, staging them for the client);
 //! - [`pool`]: choosing a peer, idle connections, waiting clients, dialing, release;
 //! - [`failure`]: failures, the policy's recovery, retries and stale-connection replays;
+//! - [`probe`]: active health checks, dialed from the tick;
 //! - [`headers`]: hop-by-hop removal and the forwarding headers.
 
 mod client;
@@ -27,6 +28,7 @@ mod failure;
 mod handler;
 mod headers;
 mod pool;
+mod probe;
 mod state;
 mod upstream;
 

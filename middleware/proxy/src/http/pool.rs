@@ -171,10 +171,11 @@ impl<P: ProxyHttp> Engine<P> {
         }
     }
 
-    /// Peer `p` of group `g` failed to connect: avoid it for the down time.
+    /// Peer `p` of group `g` failed (connect, or no response head in time): after
+    /// `max_fails` in a row, avoid it for the down time.
     pub(crate) fn mark_down(&mut self, g: usize, p: usize) {
-        let down = self.s.down_time;
-        if self.groups[g].mark_down(p, self.now, down) {
+        let (max, down) = (self.s.max_fails, self.s.down_time);
+        if self.groups[g].record_failure(p, self.now, max, down) {
             log::warn!(
                 "upstream {} marked down for {down:?}",
                 self.groups[g].peers()[p].url

@@ -30,6 +30,7 @@ impl<C> std::fmt::Debug for ProxyConn<C> {
             Side::Gone => "ProxyConn::Gone",
             Side::Client(_) => "ProxyConn::Client",
             Side::Upstream(_) => "ProxyConn::Upstream",
+            Side::Probe(_) => "ProxyConn::Probe",
         })
     }
 }
@@ -40,6 +41,8 @@ pub(crate) enum Side<C> {
     Gone,
     Client(Box<Client<C>>),
     Upstream(Box<Up>),
+    /// An active health check's connection.
+    Probe(Box<Probe>),
 }
 
 impl<C> Side<C> {
@@ -79,6 +82,8 @@ pub(crate) struct Client<C> {
     pub id: ConnId,
     pub ip: String,
     pub tls: bool,
+    /// The server name the client asked for in its TLS handshake.
+    pub sni: Option<String>,
     /// The upstream connection serving the current request.
     pub up: Option<ConnId>,
     /// Group and peer of the current attempt; `routed` once one was chosen.
@@ -137,6 +142,7 @@ impl<C: Default> Client<C> {
             id,
             ip,
             tls,
+            sni: None,
             up: None,
             group: 0,
             peer: 0,
@@ -224,4 +230,16 @@ impl Up {
             replay: Vec::new(),
         }
     }
+}
+
+/// One active health check's connection.
+pub(crate) struct Probe {
+    pub group: usize,
+    pub peer: usize,
+    /// The request to send once connected (empty: a TCP check).
+    pub request: Vec<u8>,
+    /// The statuses that pass an HTTP check.
+    pub expect: (u16, u16),
+    /// Its result was reported: nothing more is to be done.
+    pub done: bool,
 }

@@ -37,7 +37,7 @@ impl<P: ProxyHttp> Engine<P> {
     pub(crate) fn up_opened(&mut self, conn: UpConn<'_, '_, P::Ctx>) -> Action {
         let mut side = take_mine(conn);
         let Some(up) = side.up() else {
-            return Action::Close;
+            return self.probe_opened(conn, side);
         };
         up.connected = true;
         up.deadline = Some(self.now + self.s.first_byte_timeout);
@@ -64,7 +64,8 @@ impl<P: ProxyHttp> Engine<P> {
     pub(crate) fn up_woken(&mut self, conn: UpConn<'_, '_, P::Ctx>) -> Action {
         let mut side = take_mine(conn);
         let Some(up) = side.up() else {
-            return Action::Close;
+            put_mine(conn, side);
+            return Action::None;
         };
         if !up.out.is_empty() && up.connected {
             conn.write(&up.out);
@@ -93,7 +94,7 @@ impl<P: ProxyHttp> Engine<P> {
     fn read_response(&mut self, conn: UpConn<'_, '_, P::Ctx>, side: &mut Side<P::Ctx>) -> Action {
         let id = conn.id();
         let Some(up) = side.up() else {
-            return Action::Close;
+            return self.probe_data(conn, side);
         };
         up.answered = true;
         let Some(cid) = up.client else {
@@ -162,6 +163,7 @@ impl<P: ProxyHttp> Engine<P> {
                             self.groups[up.group].observe(up.peer, rtt, self.now);
                             c.upstream_time = Some(rtt);
                         }
+                        self.groups[up.group].record_success(up.peer);
                         c.answer = Answer::Head;
                         woke = true;
                         stop = h.is_upgrade();
@@ -238,6 +240,7 @@ impl<P: ProxyHttp> Engine<P> {
     pub(crate) fn up_closed(&mut self, conn: UpConn<'_, '_, P::Ctx>, err: Option<Error>) {
         let id = conn.id();
         let Some(up) = conn.state.app_state().and_then(|p| p.0.up()) else {
+            self.probe_closed(conn, err);
             return;
         };
         up.closed = true;
@@ -282,7 +285,8 @@ impl<P: ProxyHttp> Engine<P> {
         }
     }
 
-    /// Response heads overdue (a timeout failure), idle pooled connections expired.
+    /// Response heads overdue (a timeout failure), idle pooled connections expired,
+    /// health checks due. The time until the next tick.
     pub(crate) fn tick(&mut self, ctl: &mut Control<'_, ProxyState<P::Ctx>>) -> Duration {
         let now = self.now;
         let mut i = 0;
@@ -300,6 +304,8 @@ impl<P: ProxyHttp> Engine<P> {
                 if now >= d && !up.reader.has_head() {
                     log::warn!("upstream connection {id}: no response head in time");
                     up.deadline = None;
+                    let (g, p) = (up.group, up.peer);
+                    self.mark_down(g, p);
                     push_op(&mut self.ops, Op::Fail(id, FailureKind::Timeout));
                 }
             }
@@ -334,7 +340,11 @@ impl<P: ProxyHttp> Engine<P> {
                 _ => {}
             }
         }
-        (self.s.first_byte_timeout.min(self.s.idle_timeout) / 4)
-            .clamp(Duration::from_millis(10), Duration::from_millis(250))
+        let period = (self.s.first_byte_timeout.min(self.s.idle_timeout) / 4)
+            .clamp(Duration::from_millis(10), Duration::from_millis(250));
+        match self.run_checks(r.ctl) {
+            Some(next) => period.min(next.max(Duration::from_millis(1))),
+            None => period,
+        }
     }
 }

@@ -1,0 +1,88 @@
+//! The file as TOML gives it: every table's keys checked (an unknown key is an error
+//! with its place), values kept with their spans so that what is wrong with them later
+//! names its line too.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct File {
+    #[serde(default)]
+    pub listener: Vec<Spanned<Listener>>,
+    #[serde(default)]
+    pub upstream: Vec<Spanned<Upstream>>,
+    #[serde(default)]
+    pub route: Vec<Spanned<Route>>,
+    pub proxy: Option<Spanned<Proxy>>,
+}
+
+/// `[[listener]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Listener {
+    pub address: Spanned<String>,
+    pub tls: Option<Spanned<Tls>>,
+}
+
+/// `tls = { cert, key }` of a listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Tls {
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+}
+
+/// `[[upstream]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Upstream {
+    pub name: Spanned<String>,
+    /// Strings (`"host:port"`, `"http://host:port weight=3"`) or tables
+    /// (`{ address, weight }`).
+    pub servers: Spanned<Vec<Spanned<toml::Value>>>,
+    pub balance: Option<Spanned<String>>,
+    pub hash_key: Option<Spanned<String>>,
+    pub health: Option<Spanned<Health>>,
+    /// CA certificates (PEM) for `https://` servers (default: the webpki roots).
+    pub tls_ca: Option<Spanned<String>>,
+}
+
+/// `health = { .. }` of an upstream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Health {
+    /// An HTTP check of this path; without it, a TCP connect check.
+    pub path: Option<Spanned<String>>,
+    pub interval_ms: Option<Spanned<u64>>,
+    pub timeout_ms: Option<Spanned<u64>>,
+    pub rise: Option<Spanned<u32>>,
+    pub fall: Option<Spanned<u32>>,
+    /// A status (`200`) or a range (`"200-299"`).
+    pub expect: Option<Spanned<toml::Value>>,
+}
+
+/// `[[route]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Route {
+    pub host: Option<Spanned<String>>,
+    pub path_prefix: Option<Spanned<String>>,
+    pub upstream: Spanned<String>,
+}
+
+/// `[proxy]`: the engine's settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Proxy {
+    pub connect_timeout_ms: Option<Spanned<u64>>,
+    pub first_byte_timeout_ms: Option<Spanned<u64>>,
+    pub read_timeout_ms: Option<Spanned<u64>>,
+    pub idle_timeout_ms: Option<Spanned<u64>>,
+    pub down_time_ms: Option<Spanned<u64>>,
+    pub max_fails: Option<u32>,
+    pub pool_size: Option<Spanned<usize>>,
+    pub max_attempts: Option<Spanned<u32>>,
+    pub rewrite_host: Option<bool>,
+}
