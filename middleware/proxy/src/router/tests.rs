@@ -105,7 +105,10 @@ fn requests_route_by_target_host_header_or_server_name() {
     assert_eq!(route_bytes(&r, http10, None), None);
     // An absolute-form target names the host itself (the parser has checked that
     // `Host` names the same), and its path is routed.
-    let abs = get("http://api.example.test:80/y?q", "Host: api.example.test:80");
+    let abs = get(
+        "http://api.example.test:80/y?q",
+        "Host: api.example.test:80",
+    );
     assert_eq!(route_bytes(&r, &abs, None), Some(0));
     let abs = get("http://www.test/static/z", "Host: www.test");
     assert_eq!(route_bytes(&r, &abs, None), Some(1));
