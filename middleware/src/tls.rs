@@ -3,11 +3,9 @@
 //!
 //! # Crypto provider
 //!
-//! wireloop uses rustls's **ring** provider. aws-lc-rs (rustls's default) is somewhat faster
-//! at bulk encryption, but it needs cmake and a C toolchain setup that a fresh machine may
-//! not have and takes several times longer to build; ring builds with a plain C compiler,
-//! is small, and its P-256/X25519 and AES-GCM/ChaCha20 are what a TLS terminator spends
-//! its time in. Both are FIPS-free general-purpose choices.
+//! aws-lc-rs by default, so the post-quantum hybrid `X25519MLKEM768` is offered first;
+//! `ring` with the feature of that name (no post-quantum key exchange, smaller build). See
+//! [`crypto_provider`] for the trade and the build requirements.
 //!
 //! # How the session is driven
 //!
@@ -40,9 +38,10 @@ pub const WIRE_BUDGET: usize = 256 * 1024;
 /// Default handshake timeout.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+mod provider;
+
+pub use provider::crypto_provider;
+use provider::crypto_provider as provider;
 
 fn cfg_err(msg: impl Into<String>) -> Error {
     Error::layer(msg.into())
@@ -125,8 +124,7 @@ impl CertKey {
 
     /// SHA-256 fingerprint of the leaf, as `AB:CD:...`.
     pub fn fingerprint(&self) -> String {
-        let d = ring::digest::digest(&ring::digest::SHA256, &self.chain[0]);
-        d.as_ref()
+        provider::sha256(&self.chain[0])
             .iter()
             .map(|b| format!("{b:02X}"))
             .collect::<Vec<_>>()
@@ -252,8 +250,8 @@ impl TlsServerBuilder {
             .with_cert_resolver(Arc::new(resolver));
         cfg.alpn_protocols = self.alpn;
         if self.resumption {
-            cfg.ticketer = rustls::crypto::ring::Ticketer::new()
-                .map_err(|e| cfg_err(format!("session tickets: {e}")))?;
+            cfg.ticketer =
+                provider::ticketer().map_err(|e| cfg_err(format!("session tickets: {e}")))?;
             cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
         } else {
             cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});

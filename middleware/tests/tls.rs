@@ -283,7 +283,7 @@ fn stop(server: TestServer) {
 type Tls = StreamOwned<ClientConnection, TcpStream>;
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    wireloop_middleware::tls::crypto_provider()
 }
 
 /// A root store trusting the certificates in `pems`.

@@ -1,7 +1,6 @@
 //! The client side: a byte [`Handler`] for dialed connections that performs the opening
 //! handshake and then drives a [`WsHandler`] with masked frames.
 
-use ring::rand::SystemRandom;
 use wireloop::{Action, Conn, Error, Handler};
 
 use super::handshake::{check_response, client_key, write_request, HandshakeError};
@@ -58,7 +57,6 @@ pub struct WsClient<W: WsHandler> {
     handler: W,
     cfg: ClientConfig,
     scratch: Vec<u8>,
-    rng: SystemRandom,
 }
 
 impl<W: WsHandler> WsClient<W> {
@@ -68,7 +66,6 @@ impl<W: WsHandler> WsClient<W> {
             handler,
             cfg,
             scratch: Vec::new(),
-            rng: SystemRandom::new(),
         }
     }
 
@@ -99,7 +96,7 @@ impl<W: WsHandler> Handler for WsClient<W> {
     type State = WsClientConn<W::State>;
 
     fn opened(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
-        let key = match client_key(&self.rng) {
+        let key = match client_key() {
             Ok(k) => k,
             Err(e) => {
                 log::error!("ws client: {e}");
