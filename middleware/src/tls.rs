@@ -7,6 +7,14 @@
 //! `ring` with the feature of that name (no post-quantum key exchange, smaller build). See
 //! [`crypto_provider`] for the trade and the build requirements.
 //!
+//! # Certificates and logs
+//!
+//! [`CertKey::self_signed`] makes what a scanner accepts from a self-signed server: CN and
+//! SANs for the names given ([`local_names`] for this machine), at most 398 days from an
+//! hour ago, key identifiers. rustls logs `Illegal SNI extension` at warn level for every
+//! client that sends an IP address as SNI (wrk, testssl) and serves it anyway; give the
+//! target `rustls::msgs` debug level in your logger (the examples do).
+//!
 //! # How the session is driven
 //!
 //! rustls's buffered sans-IO API, in the order the loop needs it: `read_tls` takes the
@@ -39,9 +47,11 @@ pub const WIRE_BUDGET: usize = 256 * 1024;
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 mod provider;
+mod self_signed;
 
 pub use provider::crypto_provider;
 use provider::crypto_provider as provider;
+pub use self_signed::{local_names, BACKDATE, LIFETIME};
 
 fn cfg_err(msg: impl Into<String>) -> Error {
     Error::layer(msg.into())
@@ -97,14 +107,21 @@ impl CertKey {
         CertKey::from_pem(&read(chain.as_ref())?, &read(key.as_ref())?)
     }
 
-    /// A self-signed certificate for `names` (DNS names or IP addresses), made now.
+    /// A self-signed certificate for `names` (DNS names or IP addresses; the first is the
+    /// subject's CN), valid from an hour ago for 397 days, with key identifiers (see
+    /// [`LIFETIME`] and [`BACKDATE`]).
     pub fn self_signed(names: &[String]) -> Result<CertKey, Error> {
-        let ck = rcgen::generate_simple_self_signed(names.to_vec())
-            .map_err(|e| cfg_err(format!("cannot generate a certificate: {e}")))?;
-        let chain = vec![ck.cert.der().clone()];
-        let key = PrivateKeyDer::try_from(ck.key_pair.serialize_der())
-            .map_err(|e| cfg_err(format!("generated key: {e}")))?;
-        Ok(CertKey { chain, key })
+        let (cert, key) = self_signed::generate(names)?;
+        Ok(CertKey {
+            chain: vec![cert],
+            key,
+        })
+    }
+
+    /// A self-signed certificate for this machine: `localhost`, `127.0.0.1`, `::1` and the
+    /// host name ([`local_names`]).
+    pub fn self_signed_local() -> Result<CertKey, Error> {
+        CertKey::self_signed(&local_names())
     }
 
     /// The leaf certificate (DER).

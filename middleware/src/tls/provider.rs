@@ -1,7 +1,7 @@
 //! Which rustls crypto provider the TLS layers use, chosen by cargo feature.
 //!
 //! - `aws-lc-rs` (default): rustls's own default. Its key exchange offers the post-quantum
-//!   hybrid `X25519MLKEM768` first (then X25519, P-256, P-384), which current browsers,
+//!   hybrid `X25519MLKEM768` first (then the classical P-384, X25519, P-256), which current browsers,
 //!   OpenSSL 3.5 and nginx built on it negotiate; it is also the faster of the two at bulk
 //!   AES-GCM. `aws-lc-sys` compiles AWS-LC's C sources with the `cc` crate, so on Linux a C
 //!   compiler is all it needs (no cmake, clang, Go or NASM).
