@@ -38,7 +38,8 @@
 //!
 //! See `ARCHITECTURE.md` for the layers and how an event flows.
 
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod addr;
 mod balance;

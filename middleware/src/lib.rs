@@ -30,6 +30,9 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 pub mod codec;
 pub mod fuzzing;
 pub mod http1;

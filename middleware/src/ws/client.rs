@@ -50,7 +50,7 @@ impl<S> WsClientConn<S> {
 }
 
 /// A WebSocket client over every connection it serves (use it for dialed connections, or
-/// select them with [`translate`](crate::translate)): sends the upgrade request on
+/// select them with [`translate`](crate::translate())): sends the upgrade request on
 /// `opened`, checks the `101`, then drives `W` with masked frames. Stacks above
 /// [`TlsClient`](crate::TlsClient) for `wss://`.
 pub struct WsClient<W: WsHandler> {

@@ -213,7 +213,7 @@ impl<'a, 'c> Ws<'a, 'c> {
     }
 
     /// The connection's id (for [`Handle::wake`] from other threads, or
-    /// [`Control::wake`] / [`Control::output_len`] on this loop).
+    /// [`Control::wake`](wireloop::Control::wake) / [`Control::output_len`](wireloop::Control::output_len) on this loop).
     pub fn id(&self) -> ConnId {
         self.conn.id()
     }
