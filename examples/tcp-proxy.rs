@@ -2,7 +2,7 @@
 //! upstream on the same loop, and bytes flow both ways with coupled backpressure.
 //!
 //! ```text
-//! cargo run --release --example tcp-proxy -- --listen 127.0.0.1:8081 --upstream 127.0.0.1:8090
+//! cargo run --release --example tcp-proxy -- --listen 127.0.0.1:9000 --upstream 127.0.0.1:8090
 //! ```
 
 mod common;
@@ -12,15 +12,20 @@ use std::time::Duration;
 use wireloop::{Action, Conn, ConnId, DialOptions, Error, Handler, Loops, Server};
 use wireloop_middleware::{translate, TlsClient, TlsServer};
 
+/// Where the proxy accepts when no `--listen` or `--tls-listen` is given.
+const DEFAULT_LISTEN: &str = "tcp://0.0.0.0:9000";
+
 const USAGE: &str = "\
 tcp-proxy: layer-4 reverse proxy (wireloop example)
 
 USAGE:
-    tcp-proxy --listen ADDR [--listen ADDR ...] --upstream ADDR [--upstream ADDR ...] [OPTIONS]
+    tcp-proxy [--listen ADDR ...] --upstream ADDR [--upstream ADDR ...] [OPTIONS]
 
 OPTIONS:
     --listen ADDR           address to accept on (repeatable): tcp://host:port, host:port,
                             tcp6://[::1]:port, unix:///path, ...?reuseport=true
+                            (default tcp://0.0.0.0:9000 when neither --listen nor
+                            --tls-listen is given)
     --upstream ADDR         upstream to forward to (repeatable); host names are resolved
                             off the loop; tcp://host:port, host:port, unix:///path
     --balance MODE          round-robin (default) or least-connections over the upstreams
@@ -113,22 +118,29 @@ fn parse_args() -> Result<Args, lexopt::Error> {
                 a.balance = match p.value()?.string()?.as_str() {
                     "round-robin" => Balance::RoundRobin,
                     "least-connections" => Balance::LeastConnections,
-                    other => return Err(format!("unknown balance mode {other:?}").into()),
+                    other => {
+                        return Err(format!(
+                            "--balance: invalid value {other:?} (round-robin or least-connections)"
+                        )
+                        .into())
+                    }
                 }
             }
-            Long("loops") => a.loops = p.value()?.parse()?,
+            Long("loops") => a.loops = common::loops(&mut p)?,
             Long("connect-timeout") => {
-                let secs: f64 = p.value()?.parse()?;
+                let secs: f64 = common::value(&mut p, "--connect-timeout")?;
                 if !(secs > 0.0 && secs < 86_400.0) {
                     return Err("--connect-timeout must be within (0, 86400) seconds".into());
                 }
                 a.connect_timeout = Duration::from_secs_f64(secs);
             }
             Long("idle-timeout") => {
-                a.idle_timeout = timeout_arg(p.value()?.parse()?, "--idle-timeout")?
+                a.idle_timeout =
+                    timeout_arg(common::value(&mut p, "--idle-timeout")?, "--idle-timeout")?
             }
             Long("send-timeout") => {
-                a.send_timeout = timeout_arg(p.value()?.parse()?, "--send-timeout")?
+                a.send_timeout =
+                    timeout_arg(common::value(&mut p, "--send-timeout")?, "--send-timeout")?
             }
             Short('h') | Long("help") => {
                 println!("{USAGE}");
@@ -138,7 +150,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         }
     }
     if a.listen.is_empty() && a.tls_listen.is_empty() {
-        return Err("at least one --listen or --tls-listen is needed".into());
+        a.listen.push(DEFAULT_LISTEN.to_string());
     }
     if a.upstreams.is_empty() {
         return Err("at least one --upstream is needed".into());

@@ -5,6 +5,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use wireloop::Handle;
 
+mod args;
+#[allow(unused_imports)] // each example uses some of them
+pub use args::{loops, port, value};
+
 struct StderrLogger(log::LevelFilter);
 
 /// The level a record is logged at. rustls warns about every ClientHello whose SNI is an

@@ -142,15 +142,15 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
         match arg {
-            Long("port") => args.port = p.value()?.parse()?,
+            Long("port") => args.port = common::port(&mut p, "--port")?,
             Long("bind") => args.bind = p.value()?.string()?,
-            Long("tlsport") => args.tlsport = p.value()?.parse()?,
+            Long("tlsport") => args.tlsport = common::port(&mut p, "--tlsport")?,
             Long("tlscert") => args.tlscert = Some(p.value()?.string()?),
             Long("cert-out") => args.cert_out = Some(p.value()?.string()?),
             Long("unixsocket") => args.unixsocket = Some(p.value()?.string()?),
-            Long("loops") => args.loops = p.value()?.parse()?,
-            Long("max-bulk") => args.max_bulk = p.value()?.parse()?,
-            Long("pubsub-limit") => args.pubsub_limit = p.value()?.parse()?,
+            Long("loops") => args.loops = common::loops(&mut p)?,
+            Long("max-bulk") => args.max_bulk = common::value(&mut p, "--max-bulk")?,
+            Long("pubsub-limit") => args.pubsub_limit = common::value(&mut p, "--pubsub-limit")?,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
                 std::process::exit(0);

@@ -4,9 +4,9 @@
 //! stream both ways with backpressure, upgrades (WebSocket) become byte tunnels.
 //!
 //! ```text
-//! cargo run --release --example reverse-proxy -- --port 8080 --tlsport 8443 \
+//! cargo run --release --example reverse-proxy -- --port 8081 --tlsport 8444 \
 //!     --upstream http://127.0.0.1:9001 --upstream http://127.0.0.1:9002
-//! curl http://127.0.0.1:8080/
+//! curl http://127.0.0.1:8081/
 //! ```
 
 #[path = "../common/mod.rs"]
@@ -28,8 +28,8 @@ USAGE:
     reverse-proxy --upstream URL [--upstream URL ...] [OPTIONS]
 
 OPTIONS:
-    --port N                 plain HTTP port on 0.0.0.0 (default 8080; 0 = off)
-    --tlsport N              HTTPS port on 0.0.0.0 (default 8443; 0 = off)
+    --port N                 plain HTTP port on 0.0.0.0 (default 8081; 0 = off)
+    --tlsport N              HTTPS port on 0.0.0.0 (default 8444; 0 = off)
     --listen-host ADDR       address to listen on (default 0.0.0.0)
     --tlscert PEM            certificate chain and key (one PEM file) for --tlsport;
                              without it a self-signed one is generated at start-up
@@ -86,8 +86,8 @@ fn secs(v: f64, what: &str) -> Result<Duration, lexopt::Error> {
 fn parse_args() -> Result<Args, lexopt::Error> {
     use lexopt::prelude::*;
     let mut a = Args {
-        port: 8080,
-        tlsport: 8443,
+        port: 8081,
+        tlsport: 8444,
         host: "0.0.0.0".into(),
         tlscert: None,
         cert_out: None,
@@ -100,44 +100,62 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
         match arg {
-            Long("port") => a.port = p.value()?.parse()?,
-            Long("tlsport") => a.tlsport = p.value()?.parse()?,
+            Long("port") => a.port = common::port(&mut p, "--port")?,
+            Long("tlsport") => a.tlsport = common::port(&mut p, "--tlsport")?,
             Long("listen-host") => a.host = p.value()?.string()?,
             Long("tlscert") => a.tlscert = Some(p.value()?.string()?),
             Long("cert-out") => a.cert_out = Some(p.value()?.string()?),
             Long("no-resumption") => a.resumption = false,
             Long("upstream") => {
                 let url = p.value()?.string()?;
-                a.upstreams
-                    .push(Upstream::parse(&url).map_err(|e| format!("{url}: {e}"))?);
+                a.upstreams.push(
+                    Upstream::parse(&url)
+                        .map_err(|e| format!("--upstream: invalid value {url:?} ({e})"))?,
+                );
             }
             Long("upstream-ca") => a.upstream_ca = Some(p.value()?.string()?),
             Long("balance") => {
                 a.settings.balance = match p.value()?.string()?.as_str() {
                     "round-robin" => Balance::RoundRobin,
                     "least-connections" => Balance::LeastConnections,
-                    other => return Err(format!("unknown balance mode {other:?}").into()),
+                    other => {
+                        return Err(format!(
+                            "--balance: invalid value {other:?} (round-robin or least-connections)"
+                        )
+                        .into())
+                    }
                 }
             }
-            Long("loops") => a.loops = p.value()?.parse()?,
+            Long("loops") => a.loops = common::loops(&mut p)?,
             Long("connect-timeout") => {
-                a.settings.connect_timeout = secs(p.value()?.parse()?, "--connect-timeout")?
+                a.settings.connect_timeout = secs(
+                    common::value(&mut p, "--connect-timeout")?,
+                    "--connect-timeout",
+                )?
             }
             Long("upstream-timeout") => {
-                a.settings.upstream_timeout = secs(p.value()?.parse()?, "--upstream-timeout")?
+                a.settings.upstream_timeout = secs(
+                    common::value(&mut p, "--upstream-timeout")?,
+                    "--upstream-timeout",
+                )?
             }
             Long("read-timeout") => {
-                a.settings.read_timeout = secs(p.value()?.parse()?, "--read-timeout")?
+                a.settings.read_timeout =
+                    secs(common::value(&mut p, "--read-timeout")?, "--read-timeout")?
             }
             Long("send-timeout") => {
-                a.settings.send_timeout = secs(p.value()?.parse()?, "--send-timeout")?
+                a.settings.send_timeout =
+                    secs(common::value(&mut p, "--send-timeout")?, "--send-timeout")?
             }
             Long("idle-timeout") => {
-                a.settings.idle_timeout = secs(p.value()?.parse()?, "--idle-timeout")?
+                a.settings.idle_timeout =
+                    secs(common::value(&mut p, "--idle-timeout")?, "--idle-timeout")?
             }
-            Long("down-time") => a.settings.down_time = secs(p.value()?.parse()?, "--down-time")?,
+            Long("down-time") => {
+                a.settings.down_time = secs(common::value(&mut p, "--down-time")?, "--down-time")?
+            }
             Long("pool-size") => {
-                let n: usize = p.value()?.parse()?;
+                let n: usize = common::value(&mut p, "--pool-size")?;
                 if n == 0 {
                     return Err("--pool-size must be at least 1".into());
                 }

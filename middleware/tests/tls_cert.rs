@@ -186,31 +186,30 @@ fn rustls_verifies_it_by_name_and_by_ip() {
 /// SIGTERM and returns its whole log.
 fn tls_echo_with_ip_sni(level: &str) -> Vec<String> {
     let cert_out = TempFile::with_contents("tls-echo-out", b"");
-    let mut child = Command::new(example_bin("tls-echo"))
-        .args(["--port", "0", "--tlsport", "0", "--cert-out"])
-        .arg(cert_out.path())
-        .env("WIRELOOP_LOG", level)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tls-echo");
-    let log = ChildLog::spawn(child.stderr.take().unwrap());
-    let mut guard = ChildGuard(Some(child));
-    log.wait_for(", TLS on ", TIMEOUT).expect("tls-echo starts");
-    let line = log
-        .lines
-        .lock()
-        .unwrap()
-        .last()
-        .cloned()
-        .unwrap_or_default();
-    let port = line
-        .rsplit(':')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    // `--tlsport 0` turns TLS off: take a port free a moment ago, another if it was lost.
+    let mut tries = 0;
+    let (mut guard, log, port) = loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("probe listener")
+            .port();
+        let mut child = Command::new(example_bin("tls-echo"))
+            .args(["--port", "0", "--tlsport", &port.to_string(), "--cert-out"])
+            .arg(cert_out.path())
+            .env("WIRELOOP_LOG", level)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tls-echo");
+        let log = ChildLog::spawn(child.stderr.take().unwrap());
+        let guard = ChildGuard(Some(child));
+        match log.wait_for(", TLS on ", TIMEOUT) {
+            Ok(()) => break (guard, log, port),
+            Err(e) if tries >= 4 => panic!("tls-echo did not start: {e}"),
+            Err(_) => tries += 1,
+        }
+    };
     let s_client = Command::new("openssl")
         .args(["s_client", "-connect"])
         .arg(format!("127.0.0.1:{port}"))
