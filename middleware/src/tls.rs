@@ -47,10 +47,12 @@ pub const WIRE_BUDGET: usize = 256 * 1024;
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 mod provider;
+#[cfg(feature = "self-signed")]
 mod self_signed;
 
 pub use provider::crypto_provider;
 use provider::crypto_provider as provider;
+#[cfg(feature = "self-signed")]
 pub use self_signed::{local_names, BACKDATE, LIFETIME};
 
 fn cfg_err(msg: impl Into<String>) -> Error {
@@ -110,6 +112,7 @@ impl CertKey {
     /// A self-signed certificate for `names` (DNS names or IP addresses; the first is the
     /// subject's CN), valid from an hour ago for 397 days, with key identifiers (see
     /// [`LIFETIME`] and [`BACKDATE`]).
+    #[cfg(feature = "self-signed")]
     pub fn self_signed(names: &[String]) -> Result<CertKey, Error> {
         let (cert, key) = self_signed::generate(names)?;
         Ok(CertKey {
@@ -120,6 +123,7 @@ impl CertKey {
 
     /// A self-signed certificate for this machine: `localhost`, `127.0.0.1`, `::1` and the
     /// host name ([`local_names`]).
+    #[cfg(feature = "self-signed")]
     pub fn self_signed_local() -> Result<CertKey, Error> {
         CertKey::self_signed(&local_names())
     }
@@ -391,6 +395,12 @@ impl TlsClientBuilder {
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| cfg_err(format!("TLS versions: {e}")))?;
+        if self.verify && self.roots.is_empty() {
+            return Err(cfg_err(
+                "TLS client: no trusted roots (enable the `webpki-roots` feature or give \
+                 root_ca_pem)",
+            ));
+        }
         let builder = if self.verify {
             builder.with_root_certificates(self.roots)
         } else {
@@ -424,12 +434,11 @@ pub struct TlsClient {
 }
 
 impl TlsClient {
-    /// Starts a client layer trusting the webpki (Mozilla) roots.
+    /// Starts a client layer trusting the webpki (Mozilla) roots (with the `webpki-roots`
+    /// feature; without it, nothing until [`root_ca_pem`](TlsClientBuilder::root_ca_pem)).
     pub fn builder() -> TlsClientBuilder {
         TlsClientBuilder {
-            roots: RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            },
+            roots: default_roots(),
             server_name: None,
             alpn: Vec::new(),
             client_cert: None,
@@ -449,6 +458,17 @@ impl Layer for TlsClient {
     fn handshake_timeout(&self) -> Option<Duration> {
         self.handshake_timeout
     }
+}
+
+/// The trust store a client starts with: the Mozilla roots with the `webpki-roots`
+/// feature, else none (then `root_ca_pem` or `dangerous_accept_any_certificate` decides).
+fn default_roots() -> RootCertStore {
+    #[cfg(feature = "webpki-roots")]
+    return RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    #[cfg(not(feature = "webpki-roots"))]
+    return RootCertStore::empty();
 }
 
 /// Verifier that accepts everything (see `dangerous_accept_any_certificate`).
