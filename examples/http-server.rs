@@ -13,7 +13,7 @@ mod common;
 
 use wireloop::{Loops, Server};
 use wireloop_middleware::http1::{App, BodyMode, Http1, Request, Response};
-use wireloop_middleware::{translate, TlsServer};
+use wireloop_middleware::translate;
 
 const USAGE: &str = "\
 http-server: HTTP/1.1 hello-world and echo server, plain and TLS (wireloop example)
@@ -129,21 +129,13 @@ fn main() {
         log::error!("{e}");
         std::process::exit(1)
     };
-    if args.tlsport == 0 && (args.tlscert.is_some() || args.cert_out.is_some()) {
-        common::usage_error(
-            "--tlscert and --cert-out need a --tlsport other than 0",
-            USAGE,
-        );
-    }
-    let tls = (args.tlsport != 0).then(|| {
-        let cert = common::tls_cert(args.tlscert.as_deref(), args.cert_out.as_deref())
-            .unwrap_or_else(|e| fail(e));
-        TlsServer::builder(cert)
-            .alpn(&[b"http/1.1"])
-            .resumption(args.resumption)
-            .build()
-            .unwrap_or_else(|e| fail(e))
-    });
+    let tls = common::optional_tls(
+        args.tlsport,
+        args.tlscert.as_deref(),
+        args.cert_out.as_deref(),
+        USAGE,
+        |b| b.alpn(&[b"http/1.1"]).resumption(args.resumption),
+    );
     let opt = if args.reuseport {
         "?reuseport=true"
     } else {

@@ -9,7 +9,7 @@
 mod common;
 
 use wireloop::{Action, Conn, Handler, Loops, Server};
-use wireloop_middleware::{translate, TlsServer};
+use wireloop_middleware::translate;
 
 const USAGE: &str = "\
 tls-echo: echo server on a plain and a TLS port (wireloop example)
@@ -87,20 +87,13 @@ fn main() {
         log::error!("{e}");
         std::process::exit(1)
     };
-    if args.tlsport == 0 && (args.tlscert.is_some() || args.cert_out.is_some()) {
-        common::usage_error(
-            "--tlscert and --cert-out need a --tlsport other than 0",
-            USAGE,
-        );
-    }
-    let tls = (args.tlsport != 0).then(|| {
-        let cert = common::tls_cert(args.tlscert.as_deref(), args.cert_out.as_deref())
-            .unwrap_or_else(|e| fail(e));
-        TlsServer::builder(cert)
-            .resumption(args.resumption)
-            .build()
-            .unwrap_or_else(|e| fail(e))
-    });
+    let tls = common::optional_tls(
+        args.tlsport,
+        args.tlscert.as_deref(),
+        args.cert_out.as_deref(),
+        USAGE,
+        |b| b.resumption(args.resumption),
+    );
     let mut builder = Server::builder()
         .loops(Loops::from_count(args.loops))
         .listen(&format!("tcp://0.0.0.0:{}", args.port))

@@ -100,3 +100,33 @@ pub fn tls_cert(
     }
     Ok(ck)
 }
+
+/// The TLS layer of an example's `--tlsport` listener, `None` when the port is 0 (then
+/// `--tlscert` and `--cert-out` are usage errors). `shape` sets ALPN, resumption and the
+/// like; a certificate or configuration error is logged and exits with status 1.
+pub fn optional_tls(
+    tlsport: u16,
+    tlscert: Option<&str>,
+    cert_out: Option<&str>,
+    usage: &str,
+    shape: impl FnOnce(wireloop_middleware::TlsServerBuilder) -> wireloop_middleware::TlsServerBuilder,
+) -> Option<wireloop_middleware::TlsServer> {
+    if tlsport == 0 {
+        if tlscert.is_some() || cert_out.is_some() {
+            usage_error(
+                "--tlscert and --cert-out need a --tlsport other than 0",
+                usage,
+            );
+        }
+        return None;
+    }
+    let built = tls_cert(tlscert, cert_out)
+        .and_then(|cert| shape(wireloop_middleware::TlsServer::builder(cert)).build());
+    match built {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            log::error!("{e}");
+            std::process::exit(1)
+        }
+    }
+}

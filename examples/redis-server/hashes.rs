@@ -7,18 +7,9 @@ use wireloop_middleware::codec::Sink;
 
 use crate::commands::wrong_args;
 use crate::keyspace::Store;
-use crate::value::{too_many, wrongtype, Value, WrongType};
+use crate::value::{lookup, lookup_or_new, too_many, wrongtype, WrongType};
 
 type Hash = HashMap<Box<[u8]>, Box<[u8]>>;
-
-/// The hash under `key`: `Ok(None)` when there is none.
-fn hash<'a>(st: &'a mut Store, key: &[u8], now: u64) -> Result<Option<&'a mut Hash>, WrongType> {
-    match st.live(key, now).map(|e| &mut e.value) {
-        None => Ok(None),
-        Some(Value::Hash(h)) => Ok(Some(h)),
-        Some(_) => Err(WrongType),
-    }
-}
 
 /// Runs `lname` if it is a hash command (its arity already checked); `false` if not.
 pub fn exec(
@@ -37,12 +28,9 @@ pub fn exec(
                 return true;
             }
             let max = st.max_elements;
-            let h = match st.get_or_insert(key, now, || Value::Hash(HashMap::new())) {
-                Some(Value::Hash(h)) => h,
-                _ => {
-                    wrongtype(out);
-                    return true;
-                }
+            let Ok(h) = lookup_or_new::<Hash>(st, key, now) else {
+                wrongtype(out);
+                return true;
             };
             let pairs = (cmd.len() - 2) / 2;
             if h.len().saturating_add(pairs) > max {
@@ -69,14 +57,14 @@ pub fn exec(
             }
             resp::integer(out, added);
         }
-        b"hget" => match hash(st, key, now) {
+        b"hget" => match lookup::<Hash>(st, key, now) {
             Err(WrongType) => wrongtype(out),
             Ok(h) => match h.and_then(|h| h.get(field)) {
                 Some(v) => resp::bulk(out, v),
                 None => resp::null_bulk(out),
             },
         },
-        b"hdel" => match hash(st, key, now) {
+        b"hdel" => match lookup::<Hash>(st, key, now) {
             Err(WrongType) => wrongtype(out),
             Ok(None) => resp::integer(out, 0),
             Ok(Some(h)) => {
@@ -91,7 +79,7 @@ pub fn exec(
                 resp::integer(out, n as i64);
             }
         },
-        b"hgetall" => match hash(st, key, now) {
+        b"hgetall" => match lookup::<Hash>(st, key, now) {
             Err(WrongType) => wrongtype(out),
             Ok(None) => resp::array_header(out, 0),
             Ok(Some(h)) => {
@@ -102,11 +90,11 @@ pub fn exec(
                 }
             }
         },
-        b"hlen" => match hash(st, key, now) {
+        b"hlen" => match lookup::<Hash>(st, key, now) {
             Err(WrongType) => wrongtype(out),
             Ok(h) => resp::integer(out, h.map_or(0, |h| h.len()) as i64),
         },
-        b"hexists" => match hash(st, key, now) {
+        b"hexists" => match lookup::<Hash>(st, key, now) {
             Err(WrongType) => wrongtype(out),
             Ok(h) => resp::integer(out, h.is_some_and(|h| h.contains_key(field)) as i64),
         },

@@ -6,18 +6,11 @@ use wireloop_middleware::codec::resp::{self, parse_int, Command};
 use wireloop_middleware::codec::Sink;
 
 use crate::keyspace::Store;
-use crate::value::{index_range, not_integer, out_of_range, too_many, wrongtype, Value, WrongType};
+use crate::value::{
+    count_arg, index_range, lookup, lookup_or_new, not_integer, too_many, wrongtype, WrongType,
+};
 
 type List = VecDeque<Box<[u8]>>;
-
-/// The list under `key`: `Ok(None)` when there is none.
-fn list<'a>(st: &'a mut Store, key: &[u8], now: u64) -> Result<Option<&'a mut List>, WrongType> {
-    match st.live(key, now).map(|e| &mut e.value) {
-        None => Ok(None),
-        Some(Value::List(l)) => Ok(Some(l)),
-        Some(_) => Err(WrongType),
-    }
-}
 
 /// Runs `lname` if it is a list command (its arity already checked); `false` if not.
 pub fn exec(
@@ -39,7 +32,7 @@ pub fn exec(
                 not_integer(out);
                 return true;
             };
-            match list(st, key, now) {
+            match lookup::<List>(st, key, now) {
                 Err(WrongType) => wrongtype(out),
                 Ok(None) => resp::array_header(out, 0),
                 Ok(Some(l)) => match index_range(start, stop, l.len()) {
@@ -53,7 +46,7 @@ pub fn exec(
                 },
             }
         }
-        b"llen" => match list(st, key, now) {
+        b"llen" => match lookup::<List>(st, key, now) {
             Err(WrongType) => wrongtype(out),
             Ok(l) => resp::integer(out, l.map_or(0, |l| l.len()) as i64),
         },
@@ -62,7 +55,7 @@ pub fn exec(
                 not_integer(out);
                 return true;
             };
-            match list(st, key, now) {
+            match lookup::<List>(st, key, now) {
                 Err(WrongType) => wrongtype(out),
                 Ok(l) => {
                     let l = l.map(|l| &*l);
@@ -83,9 +76,8 @@ pub fn exec(
 fn push(st: &mut Store, now: u64, key: &[u8], cmd: &Command<'_>, front: bool, out: &mut impl Sink) {
     let max = st.max_elements;
     let values = cmd.len() - 2;
-    let l = match st.get_or_insert(key, now, || Value::List(VecDeque::new())) {
-        Some(Value::List(l)) => l,
-        _ => return wrongtype(out),
+    let Ok(l) = lookup_or_new::<List>(st, key, now) else {
+        return wrongtype(out);
     };
     if l.len().saturating_add(values) > max {
         let empty = l.is_empty();
@@ -105,15 +97,10 @@ fn push(st: &mut Store, now: u64, key: &[u8], cmd: &Command<'_>, front: bool, ou
 }
 
 fn pop(st: &mut Store, now: u64, key: &[u8], cmd: &Command<'_>, front: bool, out: &mut impl Sink) {
-    let count = match cmd.get(2) {
-        None => None,
-        Some(c) => match parse_int(c) {
-            Some(n) if n < 0 => return out_of_range(out),
-            Some(n) => Some(n as u64),
-            None => return out_of_range(out),
-        },
+    let Ok(count) = count_arg(cmd.get(2), out) else {
+        return;
     };
-    let l = match list(st, key, now) {
+    let l = match lookup::<List>(st, key, now) {
         Err(WrongType) => return wrongtype(out),
         Ok(None) if count.is_some() => return resp::null_array(out),
         Ok(None) => return resp::null_bulk(out),

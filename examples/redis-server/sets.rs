@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
-use wireloop_middleware::codec::resp::{self, parse_int, Command};
+use wireloop_middleware::codec::resp::{self, Command};
 use wireloop_middleware::codec::Sink;
 
 use crate::keyspace::Store;
-use crate::value::{out_of_range, too_many, wrongtype, Value, WrongType};
+use crate::value::{count_arg, lookup, lookup_or_new, too_many, wrongtype, WrongType};
 
 /// A set of distinct members.
 #[derive(Default)]
@@ -76,19 +76,6 @@ impl MemberSet {
     }
 }
 
-/// The set under `key`: `Ok(None)` when there is none.
-fn set<'a>(
-    st: &'a mut Store,
-    key: &[u8],
-    now: u64,
-) -> Result<Option<&'a mut MemberSet>, WrongType> {
-    match st.live(key, now).map(|e| &mut e.value) {
-        None => Ok(None),
-        Some(Value::Set(s)) => Ok(Some(s)),
-        Some(_) => Err(WrongType),
-    }
-}
-
 /// Runs `lname` if it is a set command (its arity already checked); `false` if not.
 pub fn exec(
     st: &mut Store,
@@ -101,12 +88,9 @@ pub fn exec(
     match lname {
         b"sadd" => {
             let max = st.max_elements;
-            let s = match st.get_or_insert(key, now, || Value::Set(MemberSet::default())) {
-                Some(Value::Set(s)) => s,
-                _ => {
-                    wrongtype(out);
-                    return true;
-                }
+            let Ok(s) = lookup_or_new::<MemberSet>(st, key, now) else {
+                wrongtype(out);
+                return true;
             };
             let mut added = 0;
             for m in cmd.iter().skip(2) {
@@ -122,7 +106,7 @@ pub fn exec(
             }
             resp::integer(out, added);
         }
-        b"srem" => match set(st, key, now) {
+        b"srem" => match lookup::<MemberSet>(st, key, now) {
             Err(WrongType) => wrongtype(out),
             Ok(None) => resp::integer(out, 0),
             Ok(Some(s)) => {
@@ -134,7 +118,7 @@ pub fn exec(
             }
         },
         b"spop" => spop(st, now, key, cmd, out),
-        b"smembers" => match set(st, key, now) {
+        b"smembers" => match lookup::<MemberSet>(st, key, now) {
             Err(WrongType) => wrongtype(out),
             Ok(None) => resp::array_header(out, 0),
             Ok(Some(s)) => {
@@ -144,14 +128,14 @@ pub fn exec(
                 }
             }
         },
-        b"sismember" => match set(st, key, now) {
+        b"sismember" => match lookup::<MemberSet>(st, key, now) {
             Err(WrongType) => wrongtype(out),
             Ok(s) => {
                 let m = cmd.get(2).unwrap_or_default();
                 resp::integer(out, s.is_some_and(|s| s.contains(m)) as i64);
             }
         },
-        b"scard" => match set(st, key, now) {
+        b"scard" => match lookup::<MemberSet>(st, key, now) {
             Err(WrongType) => wrongtype(out),
             Ok(s) => resp::integer(out, s.map_or(0, |s| s.len()) as i64),
         },
@@ -162,15 +146,11 @@ pub fn exec(
 
 /// SPOP key [count]: random members, removed.
 fn spop(st: &mut Store, now: u64, key: &[u8], cmd: &Command<'_>, out: &mut impl Sink) {
-    let count = match cmd.get(2) {
-        None => None,
-        Some(c) => match parse_int(c) {
-            Some(n) if n >= 0 => Some(n as u64),
-            _ => return out_of_range(out),
-        },
+    let Ok(count) = count_arg(cmd.get(2), out) else {
+        return;
     };
     let mut seed = st.random();
-    let s = match set(st, key, now) {
+    let s = match lookup::<MemberSet>(st, key, now) {
         Err(WrongType) => return wrongtype(out),
         Ok(None) if count.is_some() => return resp::array_header(out, 0),
         Ok(None) => return resp::null_bulk(out),

@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use wireloop_middleware::codec::resp;
 use wireloop_middleware::codec::Sink;
 
+use crate::keyspace::Store;
 use crate::sets::MemberSet;
 use crate::zsets::SortedSet;
 
@@ -58,6 +59,19 @@ pub fn not_integer(out: &mut impl Sink) {
     resp::error(out, "ERR value is not an integer or out of range");
 }
 
+/// An optional count argument (LPOP, SPOP, ZPOPMIN): `Ok(None)` when absent; `Err(())`
+/// after Redis's reply when it is negative or not a number.
+pub fn count_arg(arg: Option<&[u8]>, out: &mut impl Sink) -> Result<Option<u64>, ()> {
+    match arg.map(resp::parse_int) {
+        None => Ok(None),
+        Some(Some(n)) if n >= 0 => Ok(Some(n as u64)),
+        Some(_) => {
+            out_of_range(out);
+            Err(())
+        }
+    }
+}
+
 /// The reply when a collection would grow past `--max-elements`.
 pub fn too_many(out: &mut impl Sink, max: usize) {
     resp::error(
@@ -84,4 +98,56 @@ pub fn index_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> 
         return None;
     }
     Some((start as usize, stop as usize))
+}
+
+/// A collection type a key can hold: how to find it in a [`Value`] and how to make an
+/// empty one.
+pub trait Kind: Sized {
+    fn pick(v: &mut Value) -> Option<&mut Self>;
+    fn empty() -> Value;
+}
+
+macro_rules! kind {
+    ($t:ty, $variant:ident, $empty:expr) => {
+        impl Kind for $t {
+            fn pick(v: &mut Value) -> Option<&mut $t> {
+                match v {
+                    Value::$variant(x) => Some(x),
+                    _ => None,
+                }
+            }
+            fn empty() -> Value {
+                Value::$variant($empty)
+            }
+        }
+    };
+}
+
+kind!(VecDeque<Box<[u8]>>, List, VecDeque::new());
+kind!(MemberSet, Set, MemberSet::default());
+kind!(HashMap<Box<[u8]>, Box<[u8]>>, Hash, HashMap::new());
+kind!(SortedSet, ZSet, SortedSet::default());
+
+/// The `T` under `key`: `Ok(None)` when there is no key, `Err(WrongType)` when it holds
+/// another type.
+pub fn lookup<'a, T: Kind>(
+    st: &'a mut Store,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'a mut T>, WrongType> {
+    match st.live(key, now) {
+        None => Ok(None),
+        Some(e) => T::pick(&mut e.value).map(Some).ok_or(WrongType),
+    }
+}
+
+/// Like [`lookup`], making an empty `T` when there is no key.
+pub fn lookup_or_new<'a, T: Kind>(
+    st: &'a mut Store,
+    key: &[u8],
+    now: u64,
+) -> Result<&'a mut T, WrongType> {
+    st.get_or_insert(key, now, T::empty)
+        .and_then(T::pick)
+        .ok_or(WrongType)
 }

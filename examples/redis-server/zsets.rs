@@ -9,7 +9,9 @@ use wireloop_middleware::codec::resp::{self, parse_int, Command};
 use wireloop_middleware::codec::Sink;
 
 use crate::keyspace::Store;
-use crate::value::{index_range, not_integer, out_of_range, too_many, wrongtype, Value, WrongType};
+use crate::value::{
+    count_arg, index_range, lookup, lookup_or_new, not_integer, too_many, wrongtype, WrongType,
+};
 
 /// A score, ordered totally (NaN never gets in).
 #[derive(Clone, Copy, PartialEq)]
@@ -159,19 +161,6 @@ fn not_float(out: &mut impl Sink) {
     resp::error(out, "ERR value is not a valid float");
 }
 
-/// The sorted set under `key`: `Ok(None)` when there is none.
-fn zset<'a>(
-    st: &'a mut Store,
-    key: &[u8],
-    now: u64,
-) -> Result<Option<&'a mut SortedSet>, WrongType> {
-    match st.live(key, now).map(|e| &mut e.value) {
-        None => Ok(None),
-        Some(Value::ZSet(z)) => Ok(Some(z)),
-        Some(_) => Err(WrongType),
-    }
-}
-
 /// Runs `lname` if it is a sorted-set command (its arity already checked); `false` if
 /// not.
 pub fn exec(
@@ -186,17 +175,11 @@ pub fn exec(
         b"zadd" => zadd(st, now, key, cmd, false, out),
         b"zincrby" => zadd(st, now, key, cmd, true, out),
         b"zpopmin" | b"zpopmax" => {
-            let count = match cmd.get(2) {
-                None => 1,
-                Some(c) => match parse_int(c) {
-                    Some(n) if n >= 0 => n as u64,
-                    _ => {
-                        out_of_range(out);
-                        return true;
-                    }
-                },
+            let Ok(count) = count_arg(cmd.get(2), out) else {
+                return true;
             };
-            match zset(st, key, now) {
+            let count = count.unwrap_or(1);
+            match lookup::<SortedSet>(st, key, now) {
                 Err(WrongType) => wrongtype(out),
                 Ok(None) => resp::array_header(out, 0),
                 Ok(Some(z)) => {
@@ -234,7 +217,7 @@ pub fn exec(
                 not_integer(out);
                 return true;
             };
-            match zset(st, key, now) {
+            match lookup::<SortedSet>(st, key, now) {
                 Err(WrongType) => wrongtype(out),
                 Ok(None) => resp::array_header(out, 0),
                 Ok(Some(z)) => match index_range(start, stop, z.len()) {
@@ -252,18 +235,18 @@ pub fn exec(
                 },
             }
         }
-        b"zcard" => match zset(st, key, now) {
+        b"zcard" => match lookup::<SortedSet>(st, key, now) {
             Err(WrongType) => wrongtype(out),
             Ok(z) => resp::integer(out, z.map_or(0, |z| z.len()) as i64),
         },
-        b"zscore" => match zset(st, key, now) {
+        b"zscore" => match lookup::<SortedSet>(st, key, now) {
             Err(WrongType) => wrongtype(out),
             Ok(z) => match z.and_then(|z| z.score(cmd.get(2).unwrap_or_default())) {
                 Some(s) => resp::bulk(out, fmt_score(s).as_bytes()),
                 None => resp::null_bulk(out),
             },
         },
-        b"zrem" => match zset(st, key, now) {
+        b"zrem" => match lookup::<SortedSet>(st, key, now) {
             Err(WrongType) => wrongtype(out),
             Ok(None) => resp::integer(out, 0),
             Ok(Some(z)) => {
@@ -335,9 +318,8 @@ fn zadd(
         pairs.push((s, cmd.get(j + 1).unwrap_or_default()));
     }
     let max = st.max_elements;
-    let z = match st.get_or_insert(key, now, || Value::ZSet(SortedSet::default())) {
-        Some(Value::ZSet(z)) => z,
-        _ => return wrongtype(out),
+    let Ok(z) = lookup_or_new::<SortedSet>(st, key, now) else {
+        return wrongtype(out);
     };
     let (mut added, mut changed) = (0i64, 0i64);
     let mut incr_result = None;

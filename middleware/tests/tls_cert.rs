@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::tls_client::{read_exact, tcp_connect};
-use common::{example_bin, ChildGuard, ChildLog, TempFile, TestServer, TIMEOUT};
+use common::{example_bin, ChildGuard, ChildLog, Echo, TempFile, TestServer, TIMEOUT};
 use rustls::client::ClientConnection;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, StreamOwned};
-use wireloop::{Action, Conn, Handler, Server};
+use wireloop::Server;
 use wireloop_middleware::tls::{crypto_provider, local_names, BACKDATE, LIFETIME};
 use wireloop_middleware::{translate, CertKey, TlsServer};
 use x509_parser::prelude::*;
@@ -127,19 +127,6 @@ fn bad_names_are_errors_not_panics() {
     assert!(e.to_string().contains("no name"), "{e}");
     let e = CertKey::self_signed(&["bücher.example".to_string()]).expect_err("not ASCII");
     assert!(e.to_string().contains("bücher.example"), "{e}");
-}
-
-struct Echo;
-
-impl Handler for Echo {
-    type State = ();
-    fn data(&mut self, conn: &mut Conn<'_, ()>) -> Action {
-        let (input, mut out) = conn.split();
-        out.write(input);
-        let n = input.len();
-        conn.consume(n);
-        Action::None
-    }
 }
 
 /// rustls verifies the generated certificate as a server's for `localhost`, `127.0.0.1`

@@ -10,28 +10,15 @@ use std::io::Write;
 use std::sync::Arc;
 
 use common::tls_client::{localhost_cert, read_exact, tls_connect};
-use common::TestServer;
+use common::{Echo, TestServer};
 use rustls::crypto::aws_lc_rs::kx_group::X25519MLKEM768;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, NamedGroup, RootCertStore};
-use wireloop::{Action, Conn, Handler, Server};
+use wireloop::Server;
 use wireloop_middleware::tls::crypto_provider;
 use wireloop_middleware::{translate, CertKey, TlsServer};
-
-struct Echo;
-
-impl Handler for Echo {
-    type State = ();
-    fn data(&mut self, conn: &mut Conn<'_, ()>) -> Action {
-        let (input, mut out) = conn.split();
-        out.write(input);
-        let n = input.len();
-        conn.consume(n);
-        Action::None
-    }
-}
 
 fn tls_echo_server(cert: &CertKey) -> TestServer {
     let tls = TlsServer::builder(cert.clone())

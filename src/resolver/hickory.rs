@@ -18,8 +18,8 @@ use hickory_resolver::TokioResolver;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use super::{
-    dedup, interleave, ip_literal, Family, Pending, Reply, Request, ResolveError, ResolverConfig,
-    Source, STOPPED,
+    dedup, interleave, ip_literal, Family, Reply, Request, ResolveError, ResolverConfig, Source,
+    STOPPED,
 };
 
 impl ResolverConfig {
@@ -135,15 +135,7 @@ impl Resolver {
         deadline: Duration,
         reply: Reply,
     ) {
-        let request = Request {
-            port,
-            family,
-            deadline: Instant::now().checked_add(deadline),
-            reply: Pending {
-                host: host.to_string(),
-                reply: Some(reply),
-            },
-        };
+        let request = Request::new(host, port, family, deadline, reply);
         let Some(requests) = &self.requests else {
             return; // Only during drop; `request` answers "resolver stopped" as it drops.
         };

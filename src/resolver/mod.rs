@@ -203,6 +203,40 @@ struct Request {
     reply: Pending,
 }
 
+impl Request {
+    /// A lookup of `host` for `port` answered through `reply` within `deadline` from now.
+    fn new(host: &str, port: u16, family: Family, deadline: Duration, reply: Reply) -> Request {
+        Request {
+            port,
+            family,
+            deadline: Instant::now().checked_add(deadline),
+            reply: Pending {
+                host: host.to_string(),
+                reply: Some(reply),
+            },
+        }
+    }
+}
+
+/// A resolver's answer, waited for (at most 15 s): for the tests of both resolvers.
+#[cfg(test)]
+fn resolve_blocking(
+    r: &Resolver,
+    host: &str,
+    family: Family,
+    deadline: Duration,
+) -> Result<Vec<SocketAddr>, ResolveError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    r.resolve(
+        host,
+        80,
+        family,
+        deadline,
+        Box::new(move |a| drop(tx.send(a))),
+    );
+    rx.recv_timeout(Duration::from_secs(15)).expect("no answer")
+}
+
 /// A reply not yet sent: dropping it answers "resolver stopped", so every request is
 /// answered exactly once whatever happens to its task.
 struct Pending {

@@ -13,8 +13,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::{
-    dedup, interleave, ip_literal, Family, Pending, Reply, Request, ResolveError, ResolverConfig,
-    STOPPED,
+    dedup, interleave, ip_literal, Family, Reply, Request, ResolveError, ResolverConfig, STOPPED,
 };
 
 /// What the resolver thread receives.
@@ -58,15 +57,7 @@ impl Resolver {
         deadline: Duration,
         reply: Reply,
     ) {
-        let request = Request {
-            port,
-            family,
-            deadline: Instant::now().checked_add(deadline),
-            reply: Pending {
-                host: host.to_string(),
-                reply: Some(reply),
-            },
-        };
+        let request = Request::new(host, port, family, deadline, reply);
         if let Err(mpsc::SendError(Msg::Lookup(request))) = self.requests.send(Msg::Lookup(request))
         {
             request.reply.send(Err(ResolveError::Failed {
@@ -239,20 +230,13 @@ fn getaddrinfo(host: &str) -> Result<Vec<IpAddr>, String> {
 mod tests {
     use std::net::SocketAddr;
 
+    use super::super::resolve_blocking;
     use super::*;
 
     type Answer = Result<Vec<SocketAddr>, ResolveError>;
 
     fn resolve(r: &Resolver, host: &str, family: Family, deadline: Duration) -> Answer {
-        let (tx, rx) = mpsc::channel();
-        r.resolve(
-            host,
-            80,
-            family,
-            deadline,
-            Box::new(move |a| drop(tx.send(a))),
-        );
-        rx.recv_timeout(Duration::from_secs(15)).expect("no answer")
+        resolve_blocking(r, host, family, deadline)
     }
 
     #[test]

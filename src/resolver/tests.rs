@@ -19,15 +19,7 @@ const WAIT: Duration = Duration::from_secs(15);
 type Answer = Result<Vec<SocketAddr>, ResolveError>;
 
 fn resolve(r: &Resolver, host: &str, family: Family, deadline: Duration) -> Answer {
-    let (tx, rx) = mpsc::channel();
-    r.resolve(
-        host,
-        80,
-        family,
-        deadline,
-        Box::new(move |a| drop(tx.send(a))),
-    );
-    rx.recv_timeout(WAIT).expect("no answer")
+    resolve_blocking(r, host, family, deadline)
 }
 
 fn with_dns() -> (TestDns, Resolver) {
