@@ -7,10 +7,12 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wireloop::{Action, Conn, ConnId, DialOptions, Error, Handler, Loops, Server};
 use wireloop_middleware::{translate, TlsClient, TlsServer};
+use wireloop_proxy::balance::hash_bytes;
+use wireloop_proxy::{Balance, Group, Peer};
 
 /// Where the proxy accepts when no `--listen` or `--tls-listen` is given.
 const DEFAULT_LISTEN: &str = "tcp://0.0.0.0:9000";
@@ -28,7 +30,8 @@ OPTIONS:
                             --tls-listen is given)
     --upstream ADDR         upstream to forward to (repeatable); host names are resolved
                             off the loop; tcp://host:port, host:port, unix:///path
-    --balance MODE          round-robin (default) or least-connections over the upstreams
+    --balance MODE          round-robin (default), least-connections, p2c-ewma (on
+                            connect times) or hash (on the client's address)
     --loops N               number of loops (default 1; -1 = one per core)
     --connect-timeout SECS  time to resolve and connect to an upstream (default 5)
     --idle-timeout SECS     close a connection (and so its pair) with no byte either way
@@ -55,12 +58,6 @@ once both directions have ended; when one side fails, the other is closed after 
 pending output is flushed. A pair where one side went quiet ends with the idle timeout,
 a peer that stops reading with the send timeout. Logging goes to stderr
 (WIRELOOP_LOG=debug for more).";
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Balance {
-    RoundRobin,
-    LeastConnections,
-}
 
 struct Args {
     listen: Vec<String>,
@@ -115,16 +112,13 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("upstream-ca") => a.upstream_ca = Some(p.value()?.string()?),
             Long("upstream-sni") => a.upstream_sni = p.value()?.string()?,
             Long("balance") => {
-                a.balance = match p.value()?.string()?.as_str() {
-                    "round-robin" => Balance::RoundRobin,
-                    "least-connections" => Balance::LeastConnections,
-                    other => {
-                        return Err(format!(
-                            "--balance: invalid value {other:?} (round-robin or least-connections)"
-                        )
-                        .into())
-                    }
-                }
+                let mode = p.value()?.string()?;
+                a.balance = Balance::parse(&mode).map_err(|_| {
+                    format!(
+                        "--balance: invalid value {mode:?} (round-robin, least-connections, \
+                         p2c-ewma or hash)"
+                    )
+                })?
             }
             Long("loops") => a.loops = common::loops(&mut p)?,
             Long("connect-timeout") => {
@@ -163,32 +157,22 @@ fn parse_args() -> Result<Args, lexopt::Error> {
 struct Side {
     /// The other connection of the pair.
     peer: Option<ConnId>,
-    /// For an upstream connection: the index of its upstream.
-    upstream: Option<usize>,
+    /// For an upstream connection: the index of its peer in the group, and when it was
+    /// dialed (its connect time feeds p2c-ewma).
+    upstream: Option<(usize, Instant)>,
 }
 
-/// One per loop: chooses upstreams and wires pairs together.
+/// One per loop: chooses upstreams (the proxy library's group and balancer) and wires
+/// pairs together.
 struct Proxy {
-    upstreams: Vec<String>,
-    balance: Balance,
+    group: Group,
     connect_timeout: Duration,
-    next: usize,
-    /// Open connections per upstream, on this loop.
-    active: Vec<usize>,
 }
 
 impl Proxy {
-    fn pick(&mut self) -> usize {
-        let n = self.upstreams.len();
-        let start = self.next % n;
-        self.next = self.next.wrapping_add(1);
-        match self.balance {
-            Balance::RoundRobin => start,
-            Balance::LeastConnections => (0..n)
-                .map(|k| (start + k) % n)
-                .min_by_key(|&i| self.active[i])
-                .unwrap_or(start),
-        }
+    /// The upstream for a client from `ip`: the group's balancer among the peers up.
+    fn pick(&mut self, ip: &[u8], now: Instant) -> usize {
+        self.group.pick(hash_bytes(ip), now, 0).unwrap_or(0)
     }
 }
 
@@ -199,24 +183,37 @@ impl Handler for Proxy {
         if conn.is_dialed() {
             // The upstream connected (and finished its TLS handshake, if it has TLS);
             // bytes the client sent meanwhile were queued on it and go out now.
+            if let Some((u, dialed)) = conn.state.upstream {
+                let now = conn.control().now();
+                self.group
+                    .observe(u, now.saturating_duration_since(dialed), now);
+            }
             return Action::None;
         }
-        let u = self.pick();
+        let now = conn.control().now();
+        let ip = conn.peer_addr().ok().and_then(|a| a.inet()).map(|a| a.ip());
+        let u = match ip {
+            Some(std::net::IpAddr::V4(v4)) => self.pick(&v4.octets(), now),
+            Some(std::net::IpAddr::V6(v6)) => self.pick(&v6.octets(), now),
+            None => self.pick(b"unix", now),
+        };
         let opts = DialOptions::new().timeout(self.connect_timeout);
         let client = conn.id();
         let state = Side {
             peer: Some(client),
-            upstream: Some(u),
+            upstream: Some((u, now)),
         };
-        match conn.dial(&self.upstreams[u], opts, state) {
+        match conn.dial(&self.group.peers()[u].dial, opts, state) {
             Ok(up) => {
-                self.active[u] += 1;
+                let load = self.group.load_mut(u);
+                load.busy += 1;
+                load.conns += 1;
                 conn.state.peer = Some(up);
                 conn.link(up);
                 Action::None
             }
             Err(e) => {
-                log::warn!("cannot dial upstream {}: {e}", self.upstreams[u]);
+                log::warn!("cannot dial upstream {}: {e}", self.group.peers()[u].url);
                 Action::Close
             }
         }
@@ -245,13 +242,15 @@ impl Handler for Proxy {
     }
 
     fn closed(&mut self, conn: &mut Conn<'_, Side>, err: Option<Error>) {
-        if let Some(u) = conn.state.upstream {
-            self.active[u] = self.active[u].saturating_sub(1);
+        if let Some((u, _)) = conn.state.upstream {
+            let load = self.group.load_mut(u);
+            load.busy = load.busy.saturating_sub(1);
+            load.conns = load.conns.saturating_sub(1);
             if let Some(e) = &err {
                 if e.is_connect() {
                     log::warn!(
                         "upstream {} failed: {e}; closing its client",
-                        self.upstreams[u]
+                        self.group.peers()[u].url
                     );
                 } else {
                     log::debug!("upstream connection closed: {e}");
@@ -320,14 +319,13 @@ fn main() {
     } else {
         None
     };
-    let n = args.upstreams.len();
+    let peers = args.upstreams.iter().map(|u| Peer::raw(u)).collect();
+    let group = Group::new("upstreams", peers, args.balance.clone())
+        .unwrap_or_else(|e| fail(Error::layer(e)));
     let res = server.serve(|_| {
         let proxy = Proxy {
-            upstreams: args.upstreams.clone(),
-            balance: args.balance,
+            group: group.clone(),
             connect_timeout: args.connect_timeout,
-            next: 0,
-            active: vec![0; n],
         };
         // Layers stack: TLS towards upstreams (dialed connections) inside, TLS for the
         // TLS listeners outside; plaintext connections pass both untouched.

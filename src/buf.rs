@@ -19,6 +19,9 @@ const MAX_IOVECS: usize = 64;
 const COPY_BELOW: usize = 512;
 /// A copied chunk is not grown beyond this; a new chunk starts instead.
 const CHUNK_MAX: usize = 64 * 1024;
+/// A new copy chunk has room for at least this much: a response written in a few pieces
+/// (head, headers, body) allocates once instead of growing at each piece.
+const CHUNK_MIN: usize = 4 * 1024;
 
 /// Bytes read from a socket and not consumed yet: `buf[pos..end]`.
 ///
@@ -45,6 +48,12 @@ impl InBuf {
     #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.buf[self.pos..self.end]
+    }
+
+    /// The unconsumed bytes, writable (a protocol transforms them in place).
+    #[inline]
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.pos..self.end]
     }
 
     /// Number of unconsumed bytes.
@@ -204,6 +213,7 @@ impl OutBuf {
         }
         let mut v = std::mem::take(&mut self.spare);
         v.clear();
+        v.reserve(data.len().max(CHUNK_MIN));
         v.extend_from_slice(data);
         self.chunks.push_back(Chunk::Copied(v));
     }

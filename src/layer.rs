@@ -81,6 +81,25 @@ pub trait Session: Any {
         wire: &mut dyn io::Write,
     ) -> Result<(), Error>;
 
+    /// Reads wire bytes straight from the connection's socket into the session's own
+    /// buffer, then decodes what they complete into `plain`'s input, as
+    /// [`read_wire`](Session::read_wire) would: one copy fewer, for a session that buffers
+    /// wire bytes itself anyway (TLS's record deframer). `None` (the default) when it
+    /// cannot now; the reactor then reads into its own buffer and calls `read_wire`.
+    ///
+    /// The reactor calls it for the first read of a readiness event of a connection
+    /// whose only layer is this session and which holds no unconsumed wire bytes. An
+    /// `Err` is fatal, as from `read_wire`; the socket's own result (bytes read, end of
+    /// stream or error) is in [`SocketRead::result`].
+    fn read_socket(
+        &mut self,
+        socket: &mut dyn io::Read,
+        plain: &mut LayerBuffers,
+    ) -> Option<Result<SocketRead, Error>> {
+        let _ = (socket, plain);
+        None
+    }
+
     /// Whether the session carries application data (handshake finished).
     fn is_ready(&self) -> bool;
 
@@ -89,6 +108,51 @@ pub trait Session: Any {
 
     /// The connection is closing: queue the protocol's goodbye (TLS `close_notify`).
     fn close(&mut self);
+}
+
+/// What one [`Session::read_socket`] call did with the socket.
+#[derive(Debug)]
+pub struct SocketRead {
+    /// What the socket's `read` returned: bytes read (0: the peer's end of stream), or
+    /// its error (`WouldBlock` when nothing was waiting).
+    pub result: io::Result<usize>,
+    /// How many bytes the session offered to read into: a read that filled the offer may
+    /// have left more in the socket.
+    pub offered: usize,
+}
+
+/// An `io::Read` that notes how much room the reader offered: what a session's
+/// [`read_socket`](Session::read_socket) reports as [`SocketRead::offered`].
+pub struct OfferProbe<'a> {
+    inner: &'a mut dyn io::Read,
+    offered: usize,
+}
+
+impl<'a> OfferProbe<'a> {
+    /// Reads from `inner`.
+    pub fn new(inner: &'a mut dyn io::Read) -> OfferProbe<'a> {
+        OfferProbe { inner, offered: 0 }
+    }
+
+    /// The room offered by the last read.
+    pub fn offered(&self) -> usize {
+        self.offered
+    }
+}
+
+impl fmt::Debug for OfferProbe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OfferProbe")
+            .field("offered", &self.offered)
+            .finish()
+    }
+}
+
+impl io::Read for OfferProbe<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.offered = buf.len();
+        self.inner.read(buf)
+    }
 }
 
 /// Makes one [`Session`] per connection: a protocol's configuration (a TLS certificate
@@ -184,5 +248,24 @@ impl fmt::Debug for Layers<'_> {
             .field("info", &self.info)
             .field("layers", &self.sessions.len())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::OfferProbe;
+
+    #[test]
+    fn offer_probe_reports_the_room_offered_and_passes_the_bytes() {
+        let mut src: &[u8] = b"hello";
+        let mut probe = OfferProbe::new(&mut src);
+        let mut buf = [0u8; 4096];
+        assert_eq!(probe.read(&mut buf[..100]).unwrap(), 5);
+        assert_eq!(probe.offered(), 100);
+        assert_eq!(&buf[..5], b"hello");
+        assert_eq!(probe.read(&mut buf).unwrap(), 0);
+        assert_eq!(probe.offered(), 4096);
     }
 }

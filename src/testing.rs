@@ -217,7 +217,7 @@ impl<H: Handler> EventLoop<H> {
         if c.io.phase == Phase::Lingering {
             return out;
         }
-        let _ = self.encode(id.key as usize, true);
+        let _ = self.encode(id.key as usize, true, false);
         let Some(c) = self.core.slots.get_gen_mut(id.key as usize, id.gen) else {
             return out;
         };

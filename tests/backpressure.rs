@@ -1052,9 +1052,13 @@ fn assert_silent(s: &TcpStream) {
 /// what a proxy needs when a pooled upstream connection passes from one client to another.
 #[test]
 fn relinking_releases_the_former_partner() {
-    let srv = TestServer::start(builder().output_water_marks(256 << 10, 64 << 10), |_| {
-        Linker::default()
-    });
+    // A small send buffer: the kernel must not absorb the flood whatever its autotuning.
+    let srv = TestServer::start(
+        builder()
+            .output_water_marks(256 << 10, 64 << 10)
+            .send_buffer_size(64 << 10),
+        |_| Linker::default(),
+    );
     let (mut up, mut up_r) = linker_client(&srv); // 0: the "upstream"
     let (mut a, mut a_r) = linker_client(&srv); // 1: a client that stops reading
     let (mut b, mut b_r) = linker_client(&srv); // 2: the next client

@@ -1,6 +1,8 @@
-//! Replays every file of the cargo-fuzz corpora in `fuzz/corpus/<target>/` through the
-//! target bodies in `wireloop::fuzzing` and `wireloop_middleware::fuzzing`, so a plain `cargo test` catches regressions on
-//! inputs the fuzzer once found (no nightly, no cargo-fuzz needed).
+//! Replays every file of the cargo-fuzz corpora in `fuzz/corpus/<target>/` (the minimised
+//! corpora `fuzz/run.sh` keeps) and of `fuzz/regressions/<target>/` (each input that once
+//! crashed or hung a target, under a name saying what it was) through the target bodies in
+//! `wireloop::fuzzing` and `wireloop_middleware::fuzzing`, so a plain `cargo test` catches
+//! regressions on inputs the fuzzer once found (no nightly, no cargo-fuzz needed).
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -26,6 +28,7 @@ const TARGETS: &[Target] = &[
         "http1_request",
         wireloop_middleware::http1::fuzzing::request,
     ),
+    ("http1_parse", wireloop_middleware::http1::fuzzing::parse),
     (
         "http1_chunked",
         wireloop_middleware::http1::fuzzing::chunked,
@@ -35,13 +38,20 @@ const TARGETS: &[Target] = &[
         wireloop_middleware::http1::fuzzing::response,
     ),
     ("ws_frames", wireloop_middleware::ws::fuzzing::frames),
+    ("sni_hello", wireloop_proxy::fuzzing::sni_hello),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz")
-        .join("corpus")
-        .join(target)
+    fuzz_dir().join("corpus").join(target)
+}
+
+/// Where the inputs of fixed crashes and timeouts of `target` are kept (may not exist).
+fn regressions_dir(target: &str) -> PathBuf {
+    fuzz_dir().join("regressions").join(target)
+}
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
 }
 
 /// Every regular file under `dir`, recursively, sorted for a stable order.
@@ -77,12 +87,16 @@ fn replay_fuzz_corpora() {
             "corpus directory {} is missing for fuzz target {target:?}",
             dir.display()
         );
-        let inputs = files(&dir);
+        let mut inputs = files(&dir);
         assert!(
             !inputs.is_empty(),
             "corpus directory {} is empty",
             dir.display()
         );
+        let regressions = regressions_dir(target);
+        if regressions.is_dir() {
+            inputs.extend(files(&regressions));
+        }
         for path in inputs {
             let data = std::fs::read(&path)
                 .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
@@ -103,4 +117,20 @@ fn replay_fuzz_corpora() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn regressions_belong_to_targets() {
+    let dir = fuzz_dir().join("regressions");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries {
+        let name = entry.expect("regressions entry").file_name();
+        let name = name.to_string_lossy();
+        assert!(
+            TARGETS.iter().any(|(t, _)| *t == name),
+            "fuzz/regressions/{name} names no fuzz target"
+        );
+    }
 }

@@ -3,6 +3,9 @@
 //! connections dialed from the same loop and read with the HTTP/1.1 client side; bodies
 //! stream both ways with backpressure, upgrades (WebSocket) become byte tunnels.
 //!
+//! All of that is the `wireloop-proxy` library; this file is configuration, the access
+//! log policy and `main`.
+//!
 //! ```text
 //! cargo run --release --example reverse-proxy -- --port 8081 --tlsport 8444 \
 //!     --upstream http://127.0.0.1:9001 --upstream http://127.0.0.1:9002
@@ -11,15 +14,12 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-mod proxy;
 
 use std::time::Duration;
 
-use wireloop::{Action, Conn, Control, Detached, Error, Handler, Loops, Server};
-use wireloop_middleware::http1::{Config, Http1};
-use wireloop_middleware::{translate, TlsClient, TlsServer};
-
-use proxy::{Balance, PState, Proxy, Settings, Upstream};
+use wireloop::{Error, Loops, Server};
+use wireloop_middleware::{translate, TlsClient};
+use wireloop_proxy::{Balance, Group, HttpProxy, Peer, ProxyHttp, Settings, Summary};
 
 const USAGE: &str = "\
 reverse-proxy: HTTP/1.1 reverse proxy with keep-alive upstream pools (wireloop example)
@@ -70,9 +70,12 @@ struct Args {
     tlscert: Option<String>,
     cert_out: Option<String>,
     resumption: bool,
-    upstreams: Vec<Upstream>,
+    upstreams: Vec<Peer>,
     upstream_ca: Option<String>,
+    balance: Balance,
     settings: Settings,
+    send_timeout: Duration,
+    access_log: bool,
     loops: i64,
 }
 
@@ -94,7 +97,10 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         resumption: true,
         upstreams: Vec::new(),
         upstream_ca: None,
+        balance: Balance::RoundRobin,
         settings: Settings::default(),
+        send_timeout: Duration::from_secs(60),
+        access_log: true,
         loops: 1,
     };
     let mut p = lexopt::Parser::from_env();
@@ -109,15 +115,15 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("upstream") => {
                 let url = p.value()?.string()?;
                 a.upstreams.push(
-                    Upstream::parse(&url)
+                    Peer::parse(&url)
                         .map_err(|e| format!("--upstream: invalid value {url:?} ({e})"))?,
                 );
             }
             Long("upstream-ca") => a.upstream_ca = Some(p.value()?.string()?),
             Long("balance") => {
-                a.settings.balance = match p.value()?.string()?.as_str() {
+                a.balance = match p.value()?.string()?.as_str() {
                     "round-robin" => Balance::RoundRobin,
-                    "least-connections" => Balance::LeastConnections,
+                    "least-connections" => Balance::LeastConn,
                     other => {
                         return Err(format!(
                             "--balance: invalid value {other:?} (round-robin or least-connections)"
@@ -134,7 +140,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
                 )?
             }
             Long("upstream-timeout") => {
-                a.settings.upstream_timeout = secs(
+                a.settings.first_byte_timeout = secs(
                     common::value(&mut p, "--upstream-timeout")?,
                     "--upstream-timeout",
                 )?
@@ -144,8 +150,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
                     secs(common::value(&mut p, "--read-timeout")?, "--read-timeout")?
             }
             Long("send-timeout") => {
-                a.settings.send_timeout =
-                    secs(common::value(&mut p, "--send-timeout")?, "--send-timeout")?
+                a.send_timeout = secs(common::value(&mut p, "--send-timeout")?, "--send-timeout")?
             }
             Long("idle-timeout") => {
                 a.settings.idle_timeout =
@@ -162,7 +167,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
                 a.settings.pool_size = n;
             }
             Long("rewrite-host") => a.settings.rewrite_host = true,
-            Long("no-access-log") => a.settings.access_log = false,
+            Long("no-access-log") => a.access_log = false,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -179,123 +184,29 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     Ok(a)
 }
 
-/// The loop's handler: inbound connections go to the HTTP/1.1 server adapter (whose
-/// application is the proxy), dialed ones to the proxy's upstream side. After each
-/// callback the proxy's queued loop operations (dial, wake, close, link) run through the
-/// connection's `Control`.
-struct Outer {
-    http: Http1<Proxy>,
+/// The policy: every request to the one group, balanced; one access log line per request
+/// on stdout (client, request line, status, body bytes sent, upstream, duration).
+#[derive(Clone)]
+struct AccessLog {
+    on: bool,
 }
 
-impl Outer {
-    fn after(&mut self, conn: &mut Conn<'_, PState>) {
-        let app = self.http.app_mut();
-        if !conn.is_dialed() {
-            app.flush_tunnel(conn);
+impl ProxyHttp for AccessLog {
+    type Ctx = ();
+
+    fn logging(&mut self, s: &Summary<'_>, _: &mut ()) {
+        if self.on {
+            println!(
+                "{} \"{} {}\" {} {} {} {}ms",
+                s.client_ip,
+                s.method,
+                s.target,
+                s.status,
+                s.sent,
+                s.peer.unwrap_or("-"),
+                s.duration.as_millis()
+            );
         }
-        app.run_ops(conn);
-    }
-}
-
-impl Handler for Outer {
-    type State = PState;
-
-    fn serving(&mut self, ctl: &mut Control<'_, PState>) -> Action {
-        self.http.serving(ctl)
-    }
-
-    fn tick(&mut self, ctl: &mut Control<'_, PState>) -> (Option<Duration>, Action) {
-        let (period, action) = self.http.tick(ctl);
-        let mine = self.http.app_mut().tick(ctl);
-        (period.map(|p| p.min(mine)).or(Some(mine)), action)
-    }
-
-    fn opened(&mut self, conn: &mut Conn<'_, PState>) -> Action {
-        let a = if conn.is_dialed() {
-            self.http.app_mut().up_opened(conn)
-        } else {
-            self.http.app_mut().client_opened(conn);
-            self.http.opened(conn)
-        };
-        self.after(conn);
-        a
-    }
-
-    fn data(&mut self, conn: &mut Conn<'_, PState>) -> Action {
-        let a = if conn.is_dialed() {
-            self.http.app_mut().up_data(conn)
-        } else {
-            self.http.data(conn)
-        };
-        self.after(conn);
-        a
-    }
-
-    fn eof(&mut self, conn: &mut Conn<'_, PState>) -> Action {
-        let a = if conn.is_dialed() {
-            self.http.app_mut().up_eof(conn)
-        } else {
-            self.http.eof(conn)
-        };
-        self.after(conn);
-        a
-    }
-
-    fn read_closed(&mut self, conn: &mut Conn<'_, PState>) -> Action {
-        if conn.is_dialed() {
-            // An upstream's end is noticed when its response is read (or times out).
-            return Action::None;
-        }
-        let a = self.http.read_closed(conn);
-        self.after(conn);
-        a
-    }
-
-    fn writable(&mut self, conn: &mut Conn<'_, PState>) -> Action {
-        let a = if conn.is_dialed() {
-            self.http.app_mut().up_data(conn)
-        } else {
-            self.http.writable(conn)
-        };
-        self.after(conn);
-        a
-    }
-
-    fn woken(&mut self, conn: &mut Conn<'_, PState>) -> Action {
-        let a = if conn.is_dialed() {
-            self.http.app_mut().up_woken(conn)
-        } else {
-            self.http.woken(conn)
-        };
-        self.after(conn);
-        a
-    }
-
-    fn post_write(&mut self, conn: &mut Conn<'_, PState>, written: usize) {
-        if !conn.is_dialed() {
-            self.http.post_write(conn, written);
-            self.after(conn);
-        }
-    }
-
-    fn closing(&mut self, conn: &mut Conn<'_, PState>) {
-        if !conn.is_dialed() {
-            self.http.closing(conn);
-        }
-    }
-
-    fn closed(&mut self, conn: &mut Conn<'_, PState>, err: Option<Error>) {
-        if conn.is_dialed() {
-            self.http.app_mut().up_closed(conn, err);
-        } else {
-            self.http.closed(conn, err);
-            self.http.app_mut().client_closed(conn);
-        }
-        self.http.app_mut().run_ops(conn);
-    }
-
-    fn detached(&mut self, conn: &mut Conn<'_, PState>, detached: Detached) {
-        self.http.detached(conn, detached);
     }
 }
 
@@ -306,9 +217,16 @@ fn main() {
         log::error!("{e}");
         std::process::exit(1)
     };
+    let tls_server = common::optional_tls(
+        args.tlsport,
+        args.tlscert.as_deref(),
+        args.cert_out.as_deref(),
+        USAGE,
+        |b| b.alpn(&[b"http/1.1"]).resumption(args.resumption),
+    );
     let mut builder = Server::builder()
         .loops(Loops::from_count(args.loops))
-        .send_timeout(Some(args.settings.send_timeout));
+        .send_timeout(Some(args.send_timeout));
     let mut plain_index = None;
     let mut tls_index = None;
     let mut n = 0;
@@ -325,39 +243,30 @@ fn main() {
             .unwrap_or_else(|e| fail(e));
         tls_index = Some(n);
     }
-    let tls_server = match tls_index {
-        Some(_) => {
-            let cert = common::tls_cert(args.tlscert.as_deref(), args.cert_out.as_deref())
-                .unwrap_or_else(|e| fail(e));
-            Some(
-                TlsServer::builder(cert)
-                    .alpn(&[b"http/1.1"])
-                    .resumption(args.resumption)
-                    .build()
-                    .unwrap_or_else(|e| fail(e)),
-            )
-        }
-        None => None,
-    };
     let ca = args.upstream_ca.as_ref().map(|path| {
         std::fs::read(path)
             .unwrap_or_else(|e| fail(Error::layer(format!("cannot read {path}: {e}"))))
     });
-    let tls_clients: Vec<Option<TlsClient>> = args
+    // TLS towards each https upstream: its own name for SNI and verification, carried
+    // by every dial to it.
+    let peers: Vec<Peer> = args
         .upstreams
         .iter()
         .map(|u| {
-            u.tls.then(|| {
-                let mut b = TlsClient::builder()
-                    .server_name(&u.host)
-                    .alpn(&[b"http/1.1"]);
-                if let Some(pem) = &ca {
-                    b = b.root_ca_pem(pem).unwrap_or_else(|e| fail(e));
-                }
-                b.build().unwrap_or_else(|e| fail(e))
-            })
+            if !u.https {
+                return u.clone();
+            }
+            let mut b = TlsClient::builder()
+                .server_name(&u.host)
+                .alpn(&[b"http/1.1"]);
+            if let Some(pem) = &ca {
+                b = b.root_ca_pem(pem).unwrap_or_else(|e| fail(e));
+            }
+            u.clone().tls(b.build().unwrap_or_else(|e| fail(e)))
         })
         .collect();
+    let group = Group::new("default", peers, args.balance.clone())
+        .unwrap_or_else(|e| fail(Error::layer(e)));
     let server = builder.build().unwrap_or_else(|e| fail(e));
     common::shutdown_on_signal(server.handle());
     let addrs = server.local_addrs();
@@ -373,30 +282,20 @@ fn main() {
         ups.join(", "),
         server.num_loops()
     );
-    let settings = args.settings.clone();
-    let upstreams = args.upstreams.clone();
+    let settings = Settings {
+        tls_listeners: tls_index.into_iter().collect(),
+        // A failed connect is retried on every other upstream once.
+        max_attempts: args.upstreams.len() as u32,
+        ..args.settings
+    };
+    let policy = AccessLog {
+        on: args.access_log,
+    };
     let res = server.serve(move |_| {
-        // `App::resume` runs whenever the client's output is at or below the loop's
-        // high-water mark and writes all staged response bytes: a slow client's output
-        // then crosses the mark, and the loop stops reading its linked upstream.
-        let cfg = Config {
-            output_low_water: 1 << 20,
-            output_high_water: 1 << 20,
-            ..Config::default()
-        };
-        let proxy = Proxy::new(
-            upstreams.clone(),
-            settings.clone(),
-            cfg.clone(),
-            tls_clients.clone(),
-            tls_index,
-        );
-        let outer = Outer {
-            http: Http1::with_config(proxy, cfg),
-        };
+        let proxy = HttpProxy::new(policy.clone(), vec![group.clone()], settings.clone());
         // TLS on the TLS listener; upstream connections carry their TLS in their dial.
         translate(
-            outer,
+            proxy,
             move |c| !c.dialed && Some(c.addr_index) == tls_index,
             tls_server.clone(),
         )

@@ -35,6 +35,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use wireloop::layer::{OfferProbe, SocketRead};
 use wireloop::{Error, LayerBuffers};
 
 use crate::translate::{ConnInfo, Layer, Session};
@@ -544,6 +545,16 @@ impl TlsSession {
         self.conn.protocol_version()
     }
 
+    /// Decrypts the records rustls holds and moves their plaintext to `plain`.
+    fn decrypt(&mut self, plain: &mut LayerBuffers) -> Result<(), Error> {
+        let state = self.conn.process_new_packets().map_err(Error::layer)?;
+        self.pull_plaintext(plain)?;
+        if state.peer_has_closed() {
+            self.peer_closed = true;
+        }
+        Ok(())
+    }
+
     /// Moves decrypted plaintext from rustls into the handler's input.
     fn pull_plaintext(&mut self, plain: &mut LayerBuffers) -> Result<(), Error> {
         // Copies each decrypted chunk where rustls keeps it (no read into a zeroed buffer).
@@ -577,11 +588,7 @@ impl Session for TlsSession {
                 // rustls's buffers are full: decrypt and hand over first.
                 Err(_) => {}
             }
-            let state = self.conn.process_new_packets().map_err(Error::layer)?;
-            self.pull_plaintext(plain)?;
-            if state.peer_has_closed() {
-                self.peer_closed = true;
-            }
+            self.decrypt(plain)?;
             if self.peer_closed {
                 // Nothing after close_notify is data: drop it.
                 return Ok(wire.len());
@@ -593,6 +600,25 @@ impl Session for TlsSession {
             }
         }
         Ok(consumed)
+    }
+
+    fn read_socket(
+        &mut self,
+        socket: &mut dyn io::Read,
+        plain: &mut LayerBuffers,
+    ) -> Option<Result<SocketRead, Error>> {
+        if self.peer_closed || plain.input_len() >= PLAIN_INPUT_LIMIT || !self.conn.wants_read() {
+            return None;
+        }
+        let mut probe = OfferProbe::new(socket);
+        let result = self.conn.read_tls(&mut probe);
+        let offered = probe.offered();
+        if matches!(result, Ok(n) if n > 0) {
+            if let Err(e) = self.decrypt(plain) {
+                return Some(Err(e));
+            }
+        }
+        Some(Ok(SocketRead { result, offered }))
     }
 
     fn write_wire(&mut self, plain: &mut LayerBuffers, wire: &mut dyn Write) -> Result<(), Error> {

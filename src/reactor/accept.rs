@@ -119,7 +119,7 @@ impl<H: Handler> EventLoop<H> {
     pub(crate) fn receive_datagrams(&mut self, index: usize) {
         let max = self.core.cfg.max_datagram;
         for _ in 0..MAX_READS {
-            let EventLoop { handler, core } = self;
+            let EventLoop { handler, core, .. } = self;
             let Some(Some(LoopListener {
                 listener: Listener::Udp(sock),
                 addr_index,

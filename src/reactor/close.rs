@@ -151,8 +151,8 @@ impl<H: Handler> EventLoop<H> {
             self.run_deferred();
         }
         let core = &mut self.core;
-        core.rbuf.clear();
-        core.stage.discard();
+        self.bufs.rbuf.clear();
+        self.bufs.stage.discard();
         core.open_count_add(-1);
         bump(&core.counters().closed, 1);
         let shutting_down = core.shutting_down;
@@ -193,19 +193,19 @@ impl<H: Handler> EventLoop<H> {
             return;
         };
         for _ in 0..MAX_DRAIN_READS {
-            core.rbuf.clear();
-            match core.rbuf.read_from(&mut c.io.stream, 1) {
+            self.bufs.rbuf.clear();
+            match self.bufs.rbuf.read_from(&mut c.io.stream, 1) {
                 Ok(0) => break,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    core.rbuf.clear();
+                    self.bufs.rbuf.clear();
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => break,
             }
         }
-        core.rbuf.clear();
+        self.bufs.rbuf.clear();
         core.slots.remove(key);
     }
 

@@ -41,6 +41,32 @@ impl<S> Conn<'_, S> {
         self.input.bytes()
     }
 
+    /// The unconsumed input, writable: a protocol may transform it in place (the
+    /// WebSocket layer unmasks payloads where they lie) before it consumes it.
+    #[inline]
+    pub fn input_mut(&mut self) -> &mut [u8] {
+        self.input.bytes_mut()
+    }
+
+    /// Lends the (writable) input and a view of the rest of this connection at once, so
+    /// a protocol can hand a payload that lies in the input to the code above it, which
+    /// may write, close or reach the state meanwhile. The view shows no input; the input
+    /// is not consumed here (call [`consume`](Conn::consume) afterwards).
+    pub fn with_input<R>(&mut self, f: impl FnOnce(&mut [u8], &mut Conn<'_, S>) -> R) -> R {
+        let mut none = InBuf::default();
+        let mut view = Conn {
+            id: self.id,
+            io: self.io,
+            input: &mut none,
+            out: self.out,
+            below: self.below,
+            layers: self.layers,
+            core: self.core,
+            state: self.state,
+        };
+        f(self.input.bytes_mut(), &mut view)
+    }
+
     /// Marks the first `n` bytes of [`input`](Conn::input) as used; they are not shown
     /// again. Bytes not consumed stay for the next `data` call.
     #[inline]
@@ -193,6 +219,14 @@ impl<S> Conn<'_, S> {
     #[inline]
     pub fn now(&self) -> std::time::Instant {
         self.core.now()
+    }
+
+    /// The loop's clock when the current wake-up began: what the loop's timers and
+    /// timeouts compare with, read without a system call (at most one wake-up old; use
+    /// [`now`](Conn::now) for the exact time).
+    #[inline]
+    pub fn turn_time(&self) -> std::time::Instant {
+        self.core.turn
     }
 
     /// Index of the loop serving this connection.
@@ -376,9 +410,18 @@ impl<S> Conn<'_, S> {
     /// error for which [`Error::is_read_timeout`](crate::Error::is_read_timeout) holds.
     /// Overrides the server-wide [`Builder::read_timeout`](crate::Builder::read_timeout).
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
-        self.io.timeouts.read_ms = timeout.map_or(0, duration_to_ms);
-        self.io.timeouts.last_read = self.core.now_ms();
-        self.io.set(flags::TIMEOUTS_CHANGED);
+        let ms = timeout.map_or(0, duration_to_ms);
+        let now = self.core.now_ms();
+        let t = &mut self.io.timeouts;
+        t.read_ms = ms;
+        t.last_read = now;
+        // Nothing to arm when the limit is off, or when the live watch fires before the
+        // new limit could expire (it re-arms itself then): a protocol that sets its
+        // timeout for every wait pays no timer work for it.
+        let fires_first = t.watch_at.wrapping_sub(now) <= ms;
+        if ms > 0 && !(self.io.has(flags::WATCHING) && fires_first) {
+            self.io.set(flags::TIMEOUTS_CHANGED);
+        }
     }
 
     /// Closes the connection when output is queued and the socket takes none of it for

@@ -19,11 +19,11 @@ impl<H: Handler> EventLoop<H> {
         f: impl FnOnce(&mut H, &mut Conn<'_, H::State>) -> R,
     ) -> Option<R> {
         let id = self.core.conn_id(key);
-        // The connection and the shared buffers leave the loop for the call, so the view
-        // can also reach the rest of the loop (other connections, timers, dial).
+        // The connection leaves its slot for the call, so the view can also reach the rest
+        // of the loop (other connections, timers, dial); the shared buffers lie beside
+        // the core and are only borrowed.
         let mut conn = self.core.slots.take(key)?;
-        let mut rbuf = std::mem::take(&mut self.core.rbuf);
-        let mut stage = std::mem::take(&mut self.core.stage);
+        let LoopBufs { rbuf, stage } = &mut self.bufs;
         let r = {
             let Connection {
                 io,
@@ -45,12 +45,12 @@ impl<H: Handler> EventLoop<H> {
                         )
                     }
                     (None, Some(ConnBufs { input, out })) => (
-                        if input.is_empty() { &mut rbuf } else { input },
-                        if out.is_empty() { &mut stage } else { out },
+                        if input.is_empty() { rbuf } else { input },
+                        if out.is_empty() { stage } else { out },
                         0,
                         &[],
                     ),
-                    (None, None) => (&mut rbuf, &mut stage, 0, &[]),
+                    (None, None) => (rbuf, stage, 0, &[]),
                 };
             let mut view = Conn {
                 id,
@@ -64,8 +64,6 @@ impl<H: Handler> EventLoop<H> {
             };
             f(&mut self.handler, &mut view)
         };
-        self.core.rbuf = rbuf;
-        self.core.stage = stage;
         self.core.slots.put_back(key, conn);
         Some(r)
     }
@@ -113,21 +111,21 @@ impl<H: Handler> EventLoop<H> {
     pub(crate) fn keep_leftovers(&mut self, key: usize) -> bool {
         let core = &mut self.core;
         let Some(c) = core.slots.get_mut(key) else {
-            core.rbuf.clear();
-            core.stage.discard();
+            self.bufs.rbuf.clear();
+            self.bufs.stage.discard();
             return false;
         };
-        if !core.rbuf.is_empty() {
+        if !self.bufs.rbuf.is_empty() {
             c.bufs
                 .get_or_insert_with(Box::default)
                 .input
-                .set_from(core.rbuf.bytes());
+                .set_from(self.bufs.rbuf.bytes());
         }
-        core.rbuf.clear();
-        if !core.stage.is_empty() {
+        self.bufs.rbuf.clear();
+        if !self.bufs.stage.is_empty() {
             let b = c.bufs.get_or_insert_with(Box::default);
             debug_assert!(b.out.is_empty());
-            std::mem::swap(&mut b.out, &mut core.stage);
+            std::mem::swap(&mut b.out, &mut self.bufs.stage);
         }
         match c.bufs.as_deref_mut() {
             Some(b) => {
@@ -145,19 +143,14 @@ impl<H: Handler> EventLoop<H> {
         let mut written = 0;
         let core = &mut self.core;
         if let Some(c) = core.slots.get_mut(key) {
-            if !core.stage.is_empty() && c.io.has(flags::WRITABLE) {
-                match core.stage.flush_to(&mut c.io.stream, &mut written) {
+            if !self.bufs.stage.is_empty() && c.io.has(flags::WRITABLE) {
+                match self.bufs.stage.flush_to(&mut c.io.stream, &mut written) {
                     Ok(true) => {}
                     Ok(false) => c.io.unset(flags::WRITABLE),
                     Err(e) => {
-                        core.stage.discard();
+                        self.bufs.stage.discard();
                         self.keep_leftovers(key);
-                        let gen = self.core.slots.gen(key);
-                        self.read_before_failing(key);
-                        if self.core.slots.get_gen_mut(key, gen).is_some() {
-                            self.fail(key, Error::io(e));
-                        }
-                        return;
+                        return self.write_failed(key, e);
                     }
                 }
             }

@@ -29,6 +29,7 @@ pub(crate) mod store;
 pub(crate) mod timeouts;
 mod timers;
 mod transport;
+mod wire;
 mod write;
 
 use std::collections::{HashMap, VecDeque};
@@ -124,10 +125,6 @@ pub(crate) struct Core<S> {
     pub(crate) ctx: LoopCtx,
     pub(crate) poll: Poll,
     pub(crate) slots: Slots<Connection<S>>,
-    /// The shared read buffer.
-    pub(crate) rbuf: InBuf,
-    /// The shared staging output queue.
-    pub(crate) stage: OutBuf,
     /// Receive buffer for datagrams (allocated only if the loop serves UDP).
     pub(crate) dgram: Vec<u8>,
     pub(crate) shared: Arc<Shared>,
@@ -136,6 +133,8 @@ pub(crate) struct Core<S> {
     pub(crate) user_timers: Slots<UserTimer<S>>,
     /// The loop clock: milliseconds since `epoch`, wrapping; refreshed once per wake-up.
     pub(crate) now_ms: u32,
+    /// The time of the current wake-up (what `now_ms` was computed from).
+    pub(crate) turn: Instant,
     pub(crate) epoch: Instant,
     /// The manual clock of the test driver (`None`: the real one).
     pub(crate) manual_now: Option<Instant>,
@@ -165,6 +164,18 @@ pub(crate) struct Core<S> {
 pub(crate) struct EventLoop<H: Handler> {
     pub(crate) handler: H,
     pub(crate) core: Core<H::State>,
+    /// The buffers every connection borrows during a callback (beside `core`, so a
+    /// callback's view borrows them without moving them out).
+    pub(crate) bufs: LoopBufs,
+}
+
+/// The loop's shared buffers: a connection that keeps nothing between events uses these.
+#[derive(Debug)]
+pub(crate) struct LoopBufs {
+    /// The shared read buffer.
+    pub(crate) rbuf: InBuf,
+    /// The shared staging output queue.
+    pub(crate) stage: OutBuf,
 }
 
 impl<S> Core<S> {
@@ -231,7 +242,8 @@ impl<S> Core<S> {
     }
 
     pub(crate) fn tick_clock(&mut self) {
-        self.now_ms = self.now().saturating_duration_since(self.epoch).as_millis() as u32;
+        self.turn = self.now();
+        self.now_ms = self.turn.saturating_duration_since(self.epoch).as_millis() as u32;
     }
 
     /// The loop's time: the real clock, or the test driver's manual one. Deadlines of the
@@ -298,9 +310,11 @@ impl<H: Handler> EventLoop<H> {
             ^ std::process::id() as u64;
         Ok(EventLoop {
             handler,
-            core: Core {
+            bufs: LoopBufs {
                 rbuf: InBuf::with_capacity(cfg.read_buffer),
                 stage: OutBuf::default(),
+            },
+            core: Core {
                 dgram: if udp {
                     vec![0; cfg.max_datagram + 1]
                 } else {
@@ -311,6 +325,7 @@ impl<H: Handler> EventLoop<H> {
                 user_timers: Slots::new(),
                 now_ms: 0,
                 epoch: Instant::now(),
+                turn: Instant::now(),
                 manual_now: None,
                 ready: VecDeque::new(),
                 deferred: Vec::new(),

@@ -12,6 +12,11 @@ use crate::{Error, Handler};
 impl<H: Handler> EventLoop<H> {
     /// Reads until `WouldBlock`, EOF, pause, or the per-turn limit.
     pub(crate) fn read(&mut self, key: usize) {
+        // The first read of an event may go straight into a layer's own buffer (TLS's
+        // deframer, which offers a few KiB); after one that filled it, the rest of the
+        // event's reads use the loop's large buffer, so a bulk transfer costs no more
+        // system calls.
+        let mut direct = true;
         for _ in 0..MAX_READS {
             let core = &mut self.core;
             let Some(c) = core.slots.get_mut(key) else {
@@ -58,14 +63,28 @@ impl<H: Handler> EventLoop<H> {
             let Some(c) = core.slots.get_mut(key) else {
                 return;
             };
-            let (res, room) = match c.bufs.as_deref_mut() {
-                Some(b) if !b.input.is_empty() => {
+            let wire_queued = c.bufs.as_ref().is_some_and(|b| !b.input.is_empty());
+            let into_layer = match c.stack.as_deref_mut() {
+                Some(stack) if direct && !wire_queued => stack.read_socket(&mut c.io.stream),
+                _ => None,
+            };
+            let (res, room) = match (into_layer, c.bufs.as_deref_mut()) {
+                (Some(Err(e)), _) => return self.layer_failed(key, e),
+                (Some(Ok(r)), _) => {
+                    let room = match r.result {
+                        Ok(n) => r.offered.saturating_sub(n),
+                        Err(_) => 0,
+                    };
+                    direct = room > 0;
+                    (r.result, room)
+                }
+                (None, Some(b)) if wire_queued => {
                     let r = b.input.read_from(&mut c.io.stream, OWN_READ_CHUNK);
                     (r, b.input.room())
                 }
-                _ => {
-                    let r = core.rbuf.read_from(&mut c.io.stream, 1);
-                    (r, core.rbuf.room())
+                (None, _) => {
+                    let r = self.bufs.rbuf.read_from(&mut c.io.stream, 1);
+                    (r, self.bufs.rbuf.room())
                 }
             };
             match res {

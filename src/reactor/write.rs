@@ -21,9 +21,26 @@ impl<H: Handler> EventLoop<H> {
                 return;
             }
             if c.stack.is_some() {
-                // Plaintext queued above the layers (from any write path) is encoded now.
-                if let Err(e) = self.encode(key, false) {
-                    return self.fail(key, e);
+                // Plaintext queued above the layers (from any write path) is encoded now,
+                // straight to the socket while nothing is queued before it.
+                match self.encode(key, false, true) {
+                    Err(e) => return self.fail(key, e),
+                    Ok((_, Some(e))) => return self.write_failed(key, e),
+                    Ok((written, None)) => {
+                        if written > 0 {
+                            self.wrote(key, written);
+                            // The socket took all the layers gave it: encode more, if
+                            // the layers left plaintext (they encode a bounded amount).
+                            let more = self.core.slots.get_mut(key).is_some_and(|c| {
+                                c.io.has(flags::WRITABLE)
+                                    && c.bufs.as_ref().is_none_or(|b| b.out.is_empty())
+                                    && c.stack.as_ref().is_some_and(|s| s.plain_out_len() > 0)
+                            });
+                            if more {
+                                continue;
+                            }
+                        }
+                    }
                 }
             }
             let Some(c) = self.core.slots.get_mut(key) else {
@@ -47,15 +64,7 @@ impl<H: Handler> EventLoop<H> {
             match b.out.flush_to(&mut c.io.stream, &mut written) {
                 Ok(true) => {}
                 Ok(false) => c.io.unset(flags::WRITABLE),
-                Err(e) => {
-                    b.out.discard();
-                    let gen = self.core.slots.gen(key);
-                    self.read_before_failing(key);
-                    if self.core.slots.get_gen_mut(key, gen).is_some() {
-                        self.fail(key, Error::io(e));
-                    }
-                    return;
-                }
+                Err(e) => return self.write_failed(key, e),
             }
             if written > 0 {
                 self.wrote(key, written);
@@ -66,6 +75,29 @@ impl<H: Handler> EventLoop<H> {
         self.after_output(key);
     }
 
+    /// Writing to the socket failed (the peer reset or closed it): the queued output is
+    /// dropped, what the peer sent is delivered, then the connection fails.
+    pub(crate) fn write_failed(&mut self, key: usize, e: io::Error) {
+        self.discard_output(key);
+        let gen = self.core.slots.gen(key);
+        self.read_before_failing(key);
+        if self.core.slots.get_gen_mut(key, gen).is_some() {
+            self.fail(key, Error::io(e));
+        }
+    }
+
+    /// Drops connection `key`'s own queued output (the socket is gone, or must not get it).
+    pub(crate) fn discard_output(&mut self, key: usize) {
+        if let Some(b) = self
+            .core
+            .slots
+            .get_mut(key)
+            .and_then(|c| c.bufs.as_deref_mut())
+        {
+            b.out.discard();
+        }
+    }
+
     /// Consequences of the output queue's new length: free empty buffers, finish a close or
     /// a half-close, pause or resume reading.
     pub(crate) fn after_output(&mut self, key: usize) {
@@ -73,6 +105,18 @@ impl<H: Handler> EventLoop<H> {
         let Some(c) = self.core.slots.get_mut(key) else {
             return;
         };
+        // The common case, once per event: an open connection with nothing queued and
+        // nothing waiting on its queue's length.
+        if c.bufs.is_none()
+            && c.stack.as_deref().is_none_or(|s| s.plain_out_len() == 0)
+            && c.io.phase == Phase::Open
+            && c.io.peer == NO_PEER
+            && !c
+                .io
+                .has(flags::SEND_CLOCK | flags::SHUT_WR_REQ | flags::SHUT_WR_DONE | flags::PAUSED)
+        {
+            return;
+        }
         let pending = c.out_len();
         if (pending > 0) != c.io.has(flags::SEND_CLOCK) {
             // Output just backed up (the send timeout's clock starts) or drained.

@@ -71,6 +71,8 @@ pub(crate) struct Entry<S> {
     /// Pipelined requests wait for output to drain.
     pub(crate) blocked: bool,
     pub(crate) wait: Wait,
+    /// The read timeout the reactor has (`None`: not set yet).
+    armed: Option<Option<Duration>>,
     /// When the current head began to arrive: a head has `header_timeout` in all, however
     /// it trickles in (the reactor's read timeout only bounds the silence between bytes).
     head_since: Option<Instant>,
@@ -120,6 +122,7 @@ impl<S: Default> Entry<S> {
             peer_eof: false,
             blocked: false,
             wait: Wait::Nothing,
+            armed: None,
             head_since: None,
             served: 0,
             state: S::default(),
@@ -127,12 +130,20 @@ impl<S: Default> Entry<S> {
     }
 }
 
-/// The connection now waits for `wait`: its read timeout becomes that wait's (the reactor
-/// closes it when no byte arrives in time; `closing` then answers 408 where one is due).
-pub(crate) fn set_wait<S, T>(cfg: &Config, e: &mut Entry<S>, conn: &mut Conn<'_, T>, wait: Wait) {
-    if e.wait != wait {
-        e.wait = wait;
-        conn.set_read_timeout(timeout_of(cfg, wait, e.served));
+/// The connection now waits for `wait`. Its read timeout becomes that wait's when the
+/// input has been processed as far as it goes ([`sync_wait`]): pipelined requests pass
+/// through several waits in one event and arm the reactor's timeout once.
+pub(crate) fn set_wait<S>(e: &mut Entry<S>, wait: Wait) {
+    e.wait = wait;
+}
+
+/// Gives the connection the read timeout of what it waits for now (the reactor closes it
+/// when no byte arrives in time; `closing` then answers 408 where one is due).
+pub(crate) fn sync_wait<S, T>(cfg: &Config, e: &mut Entry<S>, conn: &mut Conn<'_, T>) {
+    let timeout = timeout_of(cfg, e.wait, e.served);
+    if e.armed != Some(timeout) {
+        e.armed = Some(timeout);
+        conn.set_read_timeout(timeout);
     }
 }
 
@@ -161,9 +172,20 @@ macro_rules! response {
     };
 }
 
-/// Processes the connection's input as far as it goes. `resume`: offer the application
-/// to continue an open response first.
+/// Processes the connection's input as far as it goes, then sets the read timeout for
+/// what it waits for. `resume`: offer the application to continue an open response first.
 pub(crate) fn drive<A: App, T>(
+    cx: &mut Cx<'_, A>,
+    e: &mut Entry<A::State>,
+    conn: &mut Conn<'_, T>,
+    resume: bool,
+) -> Action {
+    let action = steps(cx, e, conn, resume);
+    sync_wait(cx.cfg, e, conn);
+    action
+}
+
+fn steps<A: App, T>(
     cx: &mut Cx<'_, A>,
     e: &mut Entry<A::State>,
     conn: &mut Conn<'_, T>,
@@ -186,7 +208,7 @@ pub(crate) fn drive<A: App, T>(
             Phase::Head => head_step(cx, e, conn),
             Phase::Inline => inline_step(cx, e, conn),
             Phase::Body => body_step(cx, e, conn),
-            Phase::Wait if e.resp.is_done() => finish_request(cx, e, conn),
+            Phase::Wait if e.resp.is_done() => finish_request(e),
             Phase::Wait => Step::Stop,
         };
         match step {
@@ -194,7 +216,7 @@ pub(crate) fn drive<A: App, T>(
             Step::Stop => return Action::None,
             Step::Close => {
                 e.phase = Phase::Dead;
-                set_wait(cx.cfg, e, conn, Wait::Nothing);
+                set_wait(e, Wait::Nothing);
                 let n = conn.input().len();
                 conn.consume(n);
                 return Action::Close;
@@ -204,11 +226,7 @@ pub(crate) fn drive<A: App, T>(
 }
 
 /// The request is read and answered: on to the next one (or close, or upgrade).
-fn finish_request<A: App, T>(
-    cx: &mut Cx<'_, A>,
-    e: &mut Entry<A::State>,
-    conn: &mut Conn<'_, T>,
-) -> Step {
+fn finish_request<S>(e: &mut Entry<S>) -> Step {
     e.answering = false;
     if e.body_buf.capacity() > 16 * 1024 {
         e.body_buf = Vec::new();
@@ -218,14 +236,14 @@ fn finish_request<A: App, T>(
     e.head_buf.clear();
     if e.resp.upgrade {
         e.phase = Phase::Upgraded;
-        set_wait(cx.cfg, e, conn, Wait::Nothing);
+        set_wait(e, Wait::Nothing);
         return Step::Continue;
     }
     if e.resp.close {
         return Step::Close;
     }
     e.phase = Phase::Head;
-    set_wait(cx.cfg, e, conn, Wait::Idle);
+    set_wait(e, Wait::Idle);
     Step::Continue
 }
 
@@ -238,7 +256,7 @@ fn head_step<A: App, T>(
         if e.peer_eof {
             return Step::Close;
         }
-        set_wait(cx.cfg, e, conn, Wait::Idle);
+        set_wait(e, Wait::Idle);
         return Step::Stop;
     }
     if conn.output_len() >= cx.cfg.output_high_water {
@@ -249,8 +267,8 @@ fn head_step<A: App, T>(
     e.blocked = false;
     if e.wait != Wait::Head {
         // The next head began: its own timeout from now.
-        set_wait(cx.cfg, e, conn, Wait::Head);
-        e.head_since = Some(conn.now());
+        set_wait(e, Wait::Head);
+        e.head_since = Some(conn.turn_time());
     }
     let (input, mut out) = conn.split();
     let mut slots = header_slots();
@@ -315,8 +333,7 @@ fn head_step<A: App, T>(
                     e.inline_total = total;
                     e.phase = Phase::Inline;
                     // The head stays in the input until the body is there too.
-                    e.wait = Wait::Body;
-                    conn.set_read_timeout(timeout_of(cx.cfg, Wait::Body, e.served));
+                    set_wait(e, Wait::Body);
                     return Step::Stop;
                 }
             }
@@ -366,7 +383,7 @@ fn head_step<A: App, T>(
     } else {
         Wait::Nothing
     };
-    set_wait(cx.cfg, e, conn, wait);
+    set_wait(e, wait);
     Step::Continue
 }
 
@@ -392,7 +409,7 @@ fn inline_step<A: App, T>(
         .request(&req, &mut response!(cx, e, out), &mut e.state);
     conn.consume(total);
     e.phase = Phase::Wait;
-    set_wait(cx.cfg, e, conn, Wait::Nothing);
+    set_wait(e, Wait::Nothing);
     Step::Continue
 }
 
@@ -497,7 +514,7 @@ fn body_step<A: App, T>(
         );
     }
     e.phase = Phase::Wait;
-    set_wait(cx.cfg, e, conn, Wait::Nothing);
+    set_wait(e, Wait::Nothing);
     Step::Continue
 }
 

@@ -1,14 +1,19 @@
-//! Entry points for the cargo-fuzz targets `http1_request` and `http1_chunked` (in
-//! `fuzz/`) and the corpus replay test: arbitrary bytes into the full HTTP/1.1 adapter
-//! through [`wireloop::testing::Driver`], and into the chunked decoder alone.
+//! Entry points for the cargo-fuzz targets `http1_request`, `http1_parse`,
+//! `http1_chunked` and `http1_response` (in `fuzz/`) and the corpus replay test: arbitrary
+//! bytes into the HTTP/1.1 adapter's session state machine on the loop's real dispatch
+//! (a [`wireloop::testing::Driver`] kept between inputs), into the request-head parser
+//! alone, into the chunked decoder alone, and into the client's response reader.
+
+use std::cell::RefCell;
 
 use wireloop::testing::Driver;
 use wireloop::{Action, Conn};
 
 use super::{
-    App, BodyMode, ChunkedDecoder, ChunkedError, Config, Decoded, Http1, Request, Response,
-    UpgradeEvent,
+    header_slots, parse_request, App, BodyLength, BodyMode, ChunkedDecoder, ChunkedError, Config,
+    Decoded, Http1, ParseError, Request, Response, UpgradeEvent,
 };
+use crate::fuzzing::{finish, reuse, Drivers};
 
 /// The application the fuzz targets and tests drive: `/echo` streams the body back (one
 /// chunk per byte, so the output does not depend on how the input was cut), `/collect`
@@ -101,8 +106,17 @@ pub(crate) fn driver(cfg: Config) -> Driver<Http1<TestApp>> {
 }
 
 /// Feeds `pieces` to a fresh connection, then end-of-file; returns everything written.
+#[cfg(test)]
 pub(crate) fn run<'a>(cfg: Config, pieces: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut d = driver(cfg);
+    serve(&mut driver(cfg), pieces)
+}
+
+/// Feeds `pieces` to a new connection of `d`, then end-of-file (and a reset if it is
+/// still open); returns everything written.
+fn serve<'a>(
+    d: &mut Driver<Http1<TestApp>>,
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+) -> Vec<u8> {
     let c = d.open(0);
     let mut out = Vec::new();
     for p in pieces {
@@ -111,9 +125,15 @@ pub(crate) fn run<'a>(cfg: Config, pieces: impl IntoIterator<Item = &'a [u8]>) -
         }
         out.extend(d.take_output(c));
     }
-    d.eof(c);
-    out.extend(d.take_output(c));
+    out.extend(finish(d, c));
     out
+}
+
+/// [`serve`] on a driver kept between inputs (one per configuration index, see
+/// [`crate::fuzzing::reuse`]): the same answers, without making a loop per input.
+fn run_kept<'a>(index: usize, cfg: &Config, pieces: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    thread_local!(static KEPT: Drivers<Http1<TestApp>> = const { RefCell::new(Vec::new()) });
+    reuse(&KEPT, index, || driver(cfg.clone()), |d| serve(d, pieces))
 }
 
 /// The part of `out` before the first error response the adapter wrote itself (its
@@ -133,16 +153,22 @@ pub(crate) fn before_error(out: &[u8]) -> (&[u8], bool) {
     }
 }
 
+/// Most reads [`request`] cuts an input into.
+const MAX_READS: usize = 64;
+
 /// Arbitrary bytes (the first one picks how the rest is cut into reads) into the HTTP/1.1
 /// adapter, once in one read and once cut up: must never panic, must write only HTTP
 /// responses, and must answer the same either way — identical output, except that the
 /// status of a final error response may differ when the error is found on a partial head.
 pub fn request(data: &[u8]) {
-    let step = 1 + data.first().map_or(0, |b| *b as usize % 64);
     let stream = data.get(1..).unwrap_or_default();
-    for cfg in [small_config(), Config::default()] {
-        let whole = run(cfg.clone(), [stream]);
-        let cut = run(cfg, stream.chunks(step));
+    // At most `MAX_READS` reads: a partial head is parsed again from its start on every
+    // read (as httparse works), so byte-sized reads of a long input cost its square.
+    let step =
+        (1 + data.first().map_or(0, |b| *b as usize % 64)).max(stream.len().div_ceil(MAX_READS));
+    for (index, cfg) in [small_config(), Config::default()].iter().enumerate() {
+        let whole = run_kept(index, cfg, [stream]);
+        let cut = run_kept(index, cfg, stream.chunks(step));
         if !whole.is_empty() {
             assert!(whole.starts_with(b"HTTP/1.1 "), "output must be a response");
         }
@@ -155,6 +181,101 @@ pub fn request(data: &[u8]) {
                 "answers differ with the input cut into {step}-byte reads"
             );
             assert_eq!(ea, eb, "one run ended in an error, the other did not");
+        }
+    }
+}
+
+/// What a parsed request says, for comparing two parses of the same head.
+fn facts<'a>(req: &Request<'a>) -> (&'a str, &'a str, u8, BodyLength, [bool; 3]) {
+    (
+        req.method(),
+        req.target(),
+        req.version_minor(),
+        req.body_length(),
+        [
+            req.keep_alive(),
+            req.expects_continue(),
+            req.wants_upgrade(),
+        ],
+    )
+}
+
+/// Arbitrary bytes into the request-head parser alone (the first byte picks the small or
+/// the default limits, and where to cut a complete head): must never panic; an error is
+/// one of the statuses the adapter answers; a request respects every limit, is framed one
+/// way only, parses the same from its head alone, and any strict prefix of its head is
+/// incomplete — never an error, or a request that arrived in pieces would be refused.
+pub fn parse(data: &[u8]) {
+    let Some((&ctl, input)) = data.split_first() else {
+        return;
+    };
+    let cfg = if ctl & 1 == 0 {
+        small_config()
+    } else {
+        Config::default()
+    };
+    let mut slots = header_slots();
+    let (n, req) = match parse_request(input, &mut slots, &cfg) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            assert!(
+                input.len() < cfg.max_head.max(16),
+                "no verdict at the limit"
+            );
+            return;
+        }
+        Err(e) => {
+            let status = e.status();
+            assert!(
+                matches!(status, 400 | 414 | 417 | 431 | 501 | 505),
+                "status {status}"
+            );
+            if let ParseError::BadRequest(why) | ParseError::NotImplemented(why) = e {
+                assert!(!why.is_empty());
+            }
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
+    let head = &input[..n];
+    assert!(
+        n <= cfg.max_head.max(16),
+        "head of {n} bytes over the limit"
+    );
+    assert!(
+        head.ends_with(b"\r\n\r\n"),
+        "head does not end in CRLF CRLF"
+    );
+    assert!(req.target().len() <= cfg.max_target);
+    assert!(req.header_count() <= cfg.max_headers);
+    assert!(matches!(req.version_minor(), 0 | 1));
+    assert!(req.version_minor() == 0 || req.header("host").is_some());
+    assert!(!(req.content_length().is_some() && req.is_chunked()));
+    assert!(req.version_minor() == 1 || !req.is_chunked());
+    assert!(req.target().starts_with(req.path()));
+    if let Some(q) = req.query() {
+        assert!(req.target().ends_with(q));
+    }
+    assert_eq!(req.headers().count(), req.header_count());
+    assert!(req.body().is_empty() && !req.is_streaming());
+    assert_eq!(
+        req.has_body(),
+        !matches!(req.body_length(), BodyLength::None | BodyLength::Length(0))
+    );
+    let mut again = header_slots();
+    match parse_request(head, &mut again, &cfg) {
+        Ok(Some((m, r))) => {
+            assert_eq!(m, n, "the head alone parses to another length");
+            assert_eq!(facts(&r), facts(&req), "the head alone parses differently");
+            assert!(r.headers().eq(req.headers()));
+        }
+        other => panic!("the head alone does not parse: {other:?}"),
+    }
+    for cut in [n - 1, usize::from(ctl >> 1) % n] {
+        let mut part = header_slots();
+        match parse_request(&head[..cut], &mut part, &cfg) {
+            Ok(None) => {}
+            other => panic!("{cut} of {n} head bytes: {other:?}, not incomplete"),
         }
     }
 }

@@ -216,13 +216,21 @@ pub(crate) fn put_error(out: &mut dyn Sink, code: u16, date: &HttpDate) {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|b| {
-            matches!(b,
-                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^'
-                | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
-        })
+    !name.is_empty() && name.bytes().all(|b| TOKEN[b as usize])
 }
+
+/// Which bytes are `tchar`s (RFC 9110 §5.6.2): one look-up per byte of a field name.
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = matches!(b as u8,
+            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^'
+            | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z');
+        b += 1;
+    }
+    t
+};
 
 fn valid_value(value: &[u8]) -> bool {
     value
@@ -597,6 +605,12 @@ impl<'a> Response<'a> {
         self.finish_head(Framing::Length(0));
         self.st.head_request = head_request;
         true
+    }
+
+    /// The status written (0 if none yet): what a proxy's log reports of an answer its
+    /// policy gave.
+    pub fn status_code(&self) -> u16 {
+        self.st.status
     }
 
     /// Whether anything of the response was written.

@@ -8,7 +8,7 @@ use wireloop::{Action, Conn, Control, Error, Handler};
 
 use super::app::{App, UpgradeEvent};
 use super::date::HttpDate;
-use super::exchange::{client_eof, drive, set_wait, Cx, Entry, Phase, Wait};
+use super::exchange::{client_eof, drive, set_wait, sync_wait, Cx, Entry, Phase, Wait};
 use super::response::put_error;
 use super::Config;
 
@@ -92,6 +92,9 @@ enum Proto<S> {
     None,
     Http(Box<Entry<S>>),
     Upgraded(Box<Upgraded<S>>),
+    /// A connection the adapter does not serve (a proxy's dialed upstream, say): the
+    /// application's state alone, never touched by the adapter's callbacks.
+    Foreign(Box<Upgraded<S>>),
 }
 
 /// A connection after its `101`: the HTTP state is dropped, the application's kept.
@@ -106,6 +109,14 @@ impl<S> Default for Http1Conn<S> {
 }
 
 impl<S> Http1Conn<S> {
+    /// The state of a connection this adapter does not serve — say an upstream connection
+    /// a proxy dials on the same loop (and so with the same state type) and drives
+    /// itself: [`app_state`](Http1Conn::app_state) reaches `state`, the adapter's
+    /// callbacks leave it alone.
+    pub fn foreign(state: S) -> Http1Conn<S> {
+        Http1Conn(Proto::Foreign(Box::new(Upgraded { state })))
+    }
+
     /// Whether the connection still speaks HTTP/1.1 (it has not switched protocols).
     pub fn is_http(&self) -> bool {
         matches!(self.0, Proto::Http(_))
@@ -116,7 +127,7 @@ impl<S> Http1Conn<S> {
     pub fn app_state(&mut self) -> Option<&mut S> {
         match &mut self.0 {
             Proto::Http(e) => Some(&mut e.state),
-            Proto::Upgraded(u) => Some(&mut u.state),
+            Proto::Upgraded(u) | Proto::Foreign(u) => Some(&mut u.state),
             Proto::None => None,
         }
     }
@@ -131,6 +142,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Http1Conn<S> {
                 .debug_tuple("Http1Conn::Upgraded")
                 .field(&u.state)
                 .finish(),
+            Proto::Foreign(u) => f.debug_tuple("Http1Conn::Foreign").field(&u.state).finish(),
         }
     }
 }
@@ -212,7 +224,8 @@ impl<A: App> Handler for Http1<A> {
 
     fn opened(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
         let mut e: Box<Entry<A::State>> = Box::new(Entry::new());
-        set_wait(&self.cfg, &mut e, conn, Wait::Idle);
+        set_wait(&mut e, Wait::Idle);
+        sync_wait(&self.cfg, &mut e, conn);
         conn.state.0 = Proto::Http(e);
         self.open += 1;
         self.speaking += 1;
@@ -314,6 +327,8 @@ impl<A: App> Handler for Http1<A> {
                 self.open -= 1;
                 self.app.closed(&mut up.state, err);
             }
+            // Not the adapter's to drop: its owner still reads it in its own `closed`.
+            Proto::Foreign(f) => conn.state.0 = Proto::Foreign(f),
             Proto::None => {}
         }
     }

@@ -56,17 +56,12 @@ impl<S> WsClientConn<S> {
 pub struct WsClient<W: WsHandler> {
     handler: W,
     cfg: ClientConfig,
-    scratch: Vec<u8>,
 }
 
 impl<W: WsHandler> WsClient<W> {
     /// A client serving `handler`, sending requests as `cfg` says.
     pub fn new(handler: W, cfg: ClientConfig) -> WsClient<W> {
-        WsClient {
-            handler,
-            cfg,
-            scratch: Vec::new(),
-        }
+        WsClient { handler, cfg }
     }
 
     /// The handler.
@@ -178,9 +173,7 @@ impl<W: WsHandler> WsClient<W> {
         conn: ClientConn<'_, '_, W>,
         protocols: &[String],
     ) -> Action {
-        let WsClient {
-            handler, scratch, ..
-        } = self;
+        let WsClient { handler, .. } = self;
         if !e.open {
             match check_response(conn.input(), &e.key, protocols) {
                 Ok(None) => return Action::None,
@@ -196,7 +189,7 @@ impl<W: WsHandler> WsClient<W> {
                 }
             }
         }
-        session::data(handler, &mut e.session, conn, scratch)
+        session::data(handler, &mut e.session, conn)
     }
 
     fn poke(&mut self, conn: ClientConn<'_, '_, W>, woken: bool) -> Action {

@@ -8,12 +8,15 @@
 //! the whole server stack (`Http1` + [`WebSocket`] over [`Driver`]), whose output must be
 //! the `101` followed by well-formed, unmasked server frames, nothing after a close frame.
 
+use std::cell::RefCell;
+
 use wireloop::testing::Driver;
 
 use super::frame::{decode_header, Opcode};
 use super::protocol::{Event, Protocol, Role, Src};
 use super::{Config, Message, WebSocket, Ws, WsHandler};
 use crate::codec::Status;
+use crate::fuzzing::{finish, reuse, Drivers};
 use crate::http1::{Http1, Request, Response};
 
 /// Echoes messages and pieces.
@@ -50,7 +53,6 @@ fn read_sizes(seed: u8) -> impl Iterator<Item = usize> {
 /// Everything the protocol reported for `reads`, as text, ending with the error if any.
 fn protocol_events<'a>(cfg: &Config, reads: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
     let mut p = Protocol::new(Role::Server, cfg.max_message, cfg.stream);
-    let mut scratch = Vec::new();
     let mut pending: Vec<u8> = Vec::new();
     let mut out = Vec::new();
     // Streamed pieces are joined per message so that different cuts compare equal.
@@ -58,18 +60,17 @@ fn protocol_events<'a>(cfg: &Config, reads: impl Iterator<Item = &'a [u8]>) -> V
     for read in reads {
         pending.extend_from_slice(read);
         loop {
-            match p.step(&pending, &mut scratch) {
+            match p.step(&mut pending) {
                 Ok(None) => break,
                 Ok(Some((n, ev))) => {
                     assert!(n <= pending.len(), "used more than it was given");
-                    pending.drain(..n);
+                    let input = pending.drain(..n).collect::<Vec<u8>>();
                     let Some(ev) = ev else { continue };
                     match ev {
                         Event::Message(kind, src) => {
-                            let d = if src == Src::Scratch {
-                                &scratch[..]
-                            } else {
-                                p.buffered()
+                            let d = match src {
+                                Src::Input { start, end } => &input[start..end],
+                                Src::Buf => p.buffered(),
                             };
                             assert!(d.len() <= cfg.max_message);
                             if kind == super::MessageKind::Text && std::str::from_utf8(d).is_err() {
@@ -79,8 +80,10 @@ fn protocol_events<'a>(cfg: &Config, reads: impl Iterator<Item = &'a [u8]>) -> V
                             }
                             out.push(format!("{kind:?} {d:?}"));
                         }
-                        Event::Chunk { kind, last, .. } => {
-                            piece.extend_from_slice(&scratch);
+                        Event::Chunk {
+                            kind, last, len, ..
+                        } => {
+                            piece.extend_from_slice(&input[..len]);
                             if last {
                                 out.push(format!("{kind:?} {piece:?}"));
                                 piece.clear();
@@ -151,26 +154,44 @@ pub fn frames(data: &[u8]) {
     let pieces = protocol_events(&cfg, cuts);
     assert_eq!(whole, pieces, "one read and many reads disagree");
 
-    // The whole stack.
-    let mut d = Driver::new(Http1::server(WebSocket::with_config(no_page, Echo, cfg)));
-    let c = d.open(0);
-    let mut out = Vec::new();
-    d.feed(c, HANDSHAKE);
-    out.extend(d.take_output(c));
-    let mut at = 0;
-    for n in read_sizes(seed) {
-        if at >= stream.len() || !d.is_open(c) {
-            break;
-        }
-        let end = (at + n).min(stream.len());
-        d.feed(c, &stream[at..end]);
+    // The whole stack, on a driver kept between inputs (one per setting).
+    thread_local!(static KEPT: Drivers<Stack> = const { RefCell::new(Vec::new()) });
+    let make = || {
+        Driver::new(Http1::server(WebSocket::with_config(
+            no_page as Page,
+            Echo,
+            cfg,
+        )))
+    };
+    let out = reuse(&KEPT, usize::from(settings & 3), make, |d| {
+        let c = d.open(0);
+        let mut out = Vec::new();
+        d.feed(c, HANDSHAKE);
         out.extend(d.take_output(c));
-        at = end;
-    }
-    d.eof(c);
-    out.extend(d.take_output(c));
+        let mut at = 0;
+        // At most 64 reads through the loop (each is a turn of it); the sans-IO run above
+        // takes the reads as they come.
+        let least = stream.len().div_ceil(64);
+        for n in read_sizes(seed) {
+            if at >= stream.len() || !d.is_open(c) {
+                break;
+            }
+            let end = (at + n.max(least)).min(stream.len());
+            d.feed(c, &stream[at..end]);
+            out.extend(d.take_output(c));
+            at = end;
+        }
+        out.extend(finish(d, c));
+        out
+    });
     check_output(&out);
 }
+
+/// The HTTP application for requests that are not upgrades.
+type Page = fn(&Request<'_>, &mut Response<'_>);
+
+/// The whole server stack the target drives.
+type Stack = Http1<WebSocket<Page, Echo>>;
 
 #[cfg(test)]
 mod tests {

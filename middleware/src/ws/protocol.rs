@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::frame::{decode_header, extend_masked, Opcode, MAX_CONTROL};
+use super::frame::{apply_mask, decode_header, extend_masked, Opcode, MAX_CONTROL};
 use super::handshake::HandshakeError;
 use super::utf8::Utf8Validator;
 use crate::codec::Status;
@@ -154,8 +154,13 @@ impl From<HandshakeError> for WsError {
 /// Where an event's payload is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Src {
-    /// The caller's scratch buffer.
-    Scratch,
+    /// `input[start..end]` of the step that reported it, unmasked in place.
+    Input {
+        /// First payload byte.
+        start: usize,
+        /// One past the last.
+        end: usize,
+    },
     /// The protocol's message buffer ([`Protocol::buffered`]).
     Buf,
 }
@@ -166,11 +171,12 @@ pub(crate) enum Event {
     /// A whole message (for text: to be validated with `str::from_utf8` if from
     /// `Scratch`; already validated piecewise if from `Buf`).
     Message(MessageKind, Src),
-    /// A streamed piece (in the scratch buffer).
+    /// A streamed piece: `input[..len]` of the step that reported it, unmasked in place.
     Chunk {
         kind: MessageKind,
         first: bool,
         last: bool,
+        len: usize,
     },
     /// A ping; its payload is [`Protocol::control`].
     Ping,
@@ -260,12 +266,13 @@ impl Protocol {
 
     /// Reads from `input`: `Ok(None)` if nothing can be done until more bytes arrive (or
     /// after the close), else the bytes used and what they produced. Payload bytes are
-    /// unmasked into `scratch` (whole single-frame messages, streamed pieces) or into the
-    /// protocol's own buffer (fragmented messages, frames split across reads).
+    /// unmasked in place in `input` (whole single-frame messages, streamed pieces: no
+    /// copy) or into the protocol's own buffer (fragmented messages, frames split across
+    /// reads: one copy). The caller reads an event's payload before it drops the bytes
+    /// used.
     pub(crate) fn step(
         &mut self,
-        input: &[u8],
-        scratch: &mut Vec<u8>,
+        input: &mut [u8],
     ) -> Result<Option<(usize, Option<Event>)>, WsError> {
         if self.closed {
             return Ok(None);
@@ -281,7 +288,7 @@ impl Protocol {
             if self.left > 0 && input.is_empty() {
                 return Ok(None);
             }
-            return self.payload(input, scratch).map(Some);
+            return self.payload(input).map(Some);
         }
         let (h, hl) = match decode_header(input) {
             Ok(Status::Complete(x)) => x,
@@ -313,7 +320,7 @@ impl Protocol {
             let n = payload.len();
             self.ctrl[..n].copy_from_slice(payload);
             if let Some(k) = h.mask {
-                super::frame::apply_mask(&mut self.ctrl[..n], k, 0);
+                apply_mask(&mut self.ctrl[..n], k, 0);
             }
             self.ctrl_len = n as u8;
             let ev = match h.opcode {
@@ -346,10 +353,15 @@ impl Protocol {
         if start {
             let total = hl.saturating_add(h.len as usize);
             if h.fin && !self.stream && input.len() >= total {
-                // The whole message is here: one copy (unmasking) into the scratch buffer.
-                scratch.clear();
-                extend_masked(scratch, &input[hl..total], h.mask, 0);
-                return Ok(Some((total, Some(Event::Message(kind, Src::Scratch)))));
+                // The whole message is here: unmasked where it lies.
+                if let Some(k) = h.mask {
+                    apply_mask(&mut input[hl..total], k, 0);
+                }
+                let src = Src::Input {
+                    start: hl,
+                    end: total,
+                };
+                return Ok(Some((total, Some(Event::Message(kind, src)))));
             }
             self.msg = Some(kind);
             self.msg_len = 0;
@@ -374,19 +386,16 @@ impl Protocol {
     }
 
     /// Reads payload bytes of the current data frame.
-    fn payload(
-        &mut self,
-        input: &[u8],
-        scratch: &mut Vec<u8>,
-    ) -> Result<(usize, Option<Event>), WsError> {
+    fn payload(&mut self, input: &mut [u8]) -> Result<(usize, Option<Event>), WsError> {
         let kind = self.msg.unwrap_or(MessageKind::Binary);
         let n = self.left.min(input.len() as u64) as usize;
-        let piece = &input[..n];
+        let piece = &mut input[..n];
         if self.stream {
-            scratch.clear();
-            extend_masked(scratch, piece, self.key, self.off);
+            if let Some(k) = self.key {
+                apply_mask(piece, k, self.off);
+            }
             if kind == MessageKind::Text {
-                self.utf8.feed(scratch).map_err(|_| WsError::InvalidUtf8)?;
+                self.utf8.feed(piece).map_err(|_| WsError::InvalidUtf8)?;
             }
         } else {
             let at = self.buf.len();
@@ -413,7 +422,12 @@ impl Protocol {
         let ev = if self.stream {
             if n > 0 || last {
                 let first = std::mem::replace(&mut self.first_piece, false);
-                Some(Event::Chunk { kind, first, last })
+                Some(Event::Chunk {
+                    kind,
+                    first,
+                    last,
+                    len: n,
+                })
             } else {
                 None
             }
@@ -486,23 +500,21 @@ mod tests {
     /// the events as strings, ending with `error <code>` on a failure.
     fn run(input: &[u8], step: usize, stream: bool) -> Vec<String> {
         let mut p = Protocol::new(Role::Server, 1 << 20, stream);
-        let mut scratch = Vec::new();
         let mut pending: Vec<u8> = Vec::new();
         let mut out = Vec::new();
         for piece in input.chunks(step.max(1)) {
             pending.extend_from_slice(piece);
             loop {
-                match p.step(&pending, &mut scratch) {
+                match p.step(&mut pending) {
                     Ok(None) => break,
                     Ok(Some((n, ev))) => {
-                        pending.drain(..n);
+                        let input = pending.drain(..n).collect::<Vec<u8>>();
                         match ev {
                             None => {}
                             Some(Event::Message(kind, src)) => {
-                                let d = if src == Src::Scratch {
-                                    &scratch[..]
-                                } else {
-                                    p.buffered()
+                                let d = match src {
+                                    Src::Input { start, end } => &input[start..end],
+                                    Src::Buf => p.buffered(),
                                 };
                                 if kind == MessageKind::Text && std::str::from_utf8(d).is_err() {
                                     // The session's check of whole messages.
@@ -511,9 +523,9 @@ mod tests {
                                 }
                                 out.push(format!("msg {}", String::from_utf8_lossy(d)));
                             }
-                            Some(Event::Chunk { last, .. }) => out.push(format!(
+                            Some(Event::Chunk { last, len, .. }) => out.push(format!(
                                 "chunk {} {last}",
-                                String::from_utf8_lossy(&scratch)
+                                String::from_utf8_lossy(&input[..len])
                             )),
                             Some(Event::Ping) => {
                                 out.push(format!("ping {}", String::from_utf8_lossy(p.control())))
@@ -587,22 +599,20 @@ mod tests {
     #[test]
     fn announced_length_does_not_allocate_ahead() {
         let mut p = Protocol::new(Role::Server, 16 << 20, false);
-        let mut scratch = Vec::new();
         // A 10 MiB binary frame header (masked), and only 100 payload bytes.
         let mut input = vec![0x82, 0xFF];
         input.extend_from_slice(&(10u64 << 20).to_be_bytes());
         input.extend_from_slice(&[1, 2, 3, 4]);
         input.extend_from_slice(&[0; 100]);
-        let (n, ev) = p.step(&input, &mut scratch).unwrap().unwrap();
+        let (n, ev) = p.step(&mut input).unwrap().unwrap();
         assert_eq!((n, ev), (14, None));
-        let (n, ev) = p.step(&input[14..], &mut scratch).unwrap().unwrap();
+        let (n, ev) = p.step(&mut input[14..]).unwrap().unwrap();
         assert_eq!((n, ev), (100, None));
         assert!(
             p.buffered_capacity() <= 2 * RETAIN,
             "{}",
             p.buffered_capacity()
         );
-        assert!(scratch.is_empty());
     }
 
     #[test]

@@ -15,8 +15,6 @@ pub struct WebSocket<A: App, W: WsHandler> {
     app: A,
     ws: W,
     cfg: Config,
-    /// Unmasked whole messages, shared by the loop's connections.
-    scratch: Vec<u8>,
 }
 
 /// Per-connection state of [`WebSocket`]: the HTTP application's, and after an upgrade
@@ -56,12 +54,7 @@ impl<A: App, W: WsHandler> WebSocket<A, W> {
 
     /// Same, with `cfg`.
     pub fn with_config(app: A, ws: W, cfg: Config) -> WebSocket<A, W> {
-        WebSocket {
-            app,
-            ws,
-            cfg,
-            scratch: Vec::new(),
-        }
+        WebSocket { app, ws, cfg }
     }
 
     /// The HTTP application.
@@ -165,7 +158,7 @@ impl<A: App, W: WsHandler> App for WebSocket<A, W> {
             }
         }
         match event {
-            UpgradeEvent::Data => session::data(&mut self.ws, s, conn, &mut self.scratch),
+            UpgradeEvent::Data => session::data(&mut self.ws, s, conn),
             UpgradeEvent::Woken => session::poke(&mut self.ws, s, conn, true),
             UpgradeEvent::Writable => session::poke(&mut self.ws, s, conn, false),
             UpgradeEvent::Eof => Action::Close,

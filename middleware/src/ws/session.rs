@@ -315,12 +315,12 @@ pub(crate) fn poke<W: WsHandler, T>(
     after(s)
 }
 
-/// Input arrived: run the frames through the protocol and the handler.
+/// Input arrived: run the frames through the protocol and the handler. Payloads that lie
+/// whole in the input reach the handler from there, unmasked in place.
 pub(crate) fn data<W: WsHandler, T>(
     h: &mut W,
     s: &mut Session<W::State>,
     conn: &mut Conn<'_, T>,
-    scratch: &mut Vec<u8>,
 ) -> Action {
     loop {
         if s.proto.is_closed() {
@@ -328,45 +328,68 @@ pub(crate) fn data<W: WsHandler, T>(
             conn.consume(n);
             return after(s);
         }
-        let (n, ev) = match s.proto.step(conn.input(), scratch) {
+        let (n, ev) = match s.proto.step(conn.input_mut()) {
             Ok(None) => return after(s),
             Ok(Some(x)) => x,
             Err(e) => return fail(s, conn, e),
         };
-        conn.consume(n);
-        let Some(ev) = ev else { continue };
+        let Some(ev) = ev else {
+            conn.consume(n);
+            continue;
+        };
         match ev {
             Event::Message(kind, src) => {
-                let data: &[u8] = match src {
-                    Src::Scratch => scratch,
-                    Src::Buf => s.proto.buffered(),
-                };
-                let msg = match kind {
-                    MessageKind::Binary => Message::Binary(data),
-                    MessageKind::Text => match std::str::from_utf8(data) {
-                        Ok(t) => Message::Text(t),
-                        Err(_) => return fail(s, conn, WsError::InvalidUtf8),
-                    },
-                };
-                if !s.link.close_sent {
-                    h.message(&mut Ws::new(conn, &mut s.link), msg, &mut s.state);
+                let Session {
+                    proto, link, state, ..
+                } = s;
+                let r = conn.with_input(|input, conn| {
+                    let data: &[u8] = match src {
+                        Src::Input { start, end } => &input[start..end],
+                        Src::Buf => proto.buffered(),
+                    };
+                    let msg = match kind {
+                        MessageKind::Binary => Message::Binary(data),
+                        MessageKind::Text => match std::str::from_utf8(data) {
+                            Ok(t) => Message::Text(t),
+                            Err(_) => return Err(WsError::InvalidUtf8),
+                        },
+                    };
+                    if !link.close_sent {
+                        h.message(&mut Ws::new(conn, link), msg, state);
+                    }
+                    Ok(())
+                });
+                conn.consume(n);
+                if let Err(e) = r {
+                    return fail(s, conn, e);
                 }
             }
-            Event::Chunk { kind, first, last } => {
+            Event::Chunk {
+                kind,
+                first,
+                last,
+                len,
+            } => {
                 if !s.link.close_sent {
-                    let chunk = Chunk {
-                        kind,
-                        data: scratch,
-                        first,
-                        last,
-                    };
-                    h.chunk(&mut Ws::new(conn, &mut s.link), chunk, &mut s.state);
+                    let Session { link, state, .. } = s;
+                    conn.with_input(|input, conn| {
+                        let chunk = Chunk {
+                            kind,
+                            data: &input[..len],
+                            first,
+                            last,
+                        };
+                        h.chunk(&mut Ws::new(conn, link), chunk, state);
+                    });
                 }
+                conn.consume(n);
             }
             Event::Ping => {
+                conn.consume(n);
                 Ws::new(conn, &mut s.link).frame(true, Opcode::PONG, s.proto.control());
             }
             Event::Pong => {
+                conn.consume(n);
                 if !s.link.close_sent {
                     h.pong(
                         &mut Ws::new(conn, &mut s.link),

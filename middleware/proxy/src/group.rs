@@ -1,0 +1,169 @@
+//! Upstream groups: named sets of weighted peers with a balancer, passive health
+//! (a peer whose connect failed is avoided for a while) and, per peer, the keep-alive
+//! pool of idle connections and the requests waiting at its connection limit. One group
+//! value lives on each loop (clone the configured one per loop): counters, pools and
+//! estimates are the loop's own, so nothing is shared or locked.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use wireloop::ConnId;
+use wireloop_middleware::TlsClient;
+
+use crate::balance::{Balance, Balancer, PeerLoad};
+use crate::key::HashKey;
+use crate::peer::Peer;
+
+/// Most peers in a group (a retry skips the peers already tried, tracked in 64 bits).
+pub const MAX_PEERS: usize = 64;
+
+/// Peer `i`'s bit in a set of tried peers (none beyond [`MAX_PEERS`]).
+pub(crate) fn peer_bit(i: usize) -> u64 {
+    if i < MAX_PEERS {
+        1 << i
+    } else {
+        0
+    }
+}
+
+/// Idle connections and waiting requests of one peer on this loop.
+#[derive(Clone, Debug, Default)]
+pub struct Pool {
+    /// Idle keep-alive connections, most recently used last.
+    pub idle: Vec<ConnId>,
+    /// Client connections waiting for a connection (the peer is at its limit).
+    pub waiting: VecDeque<ConnId>,
+}
+
+/// A named group of peers.
+#[derive(Clone, Debug)]
+pub struct Group {
+    name: String,
+    peers: Vec<Peer>,
+    load: Vec<PeerLoad>,
+    pools: Vec<Pool>,
+    balance: Balance,
+    balancer: Balancer,
+    hash_key: HashKey,
+}
+
+impl Group {
+    /// A group `name` of `peers` spread by `balance`. At least one peer and at most
+    /// [`MAX_PEERS`]. An `https` peer without a TLS client of its own gets one for its
+    /// host name (webpki roots, ALPN `http/1.1`), so it is never dialed in the clear.
+    pub fn new(name: &str, mut peers: Vec<Peer>, balance: Balance) -> Result<Group, String> {
+        for p in peers.iter_mut().filter(|p| p.https && p.tls.is_none()) {
+            let tls = TlsClient::builder()
+                .server_name(&p.host)
+                .alpn(&[b"http/1.1"])
+                .build()
+                .map_err(|e| format!("{}: {e}", p.url))?;
+            p.tls = Some(tls);
+        }
+        if peers.is_empty() {
+            return Err(format!("upstream group {name:?} has no peers"));
+        }
+        if peers.len() > MAX_PEERS {
+            return Err(format!(
+                "upstream group {name:?} has {} peers (at most {MAX_PEERS})",
+                peers.len()
+            ));
+        }
+        let balancer = Balancer::new(&balance, peers.iter().map(|p| (p.dial.as_str(), p.weight)));
+        Ok(Group {
+            name: name.to_string(),
+            load: peers.iter().map(|p| PeerLoad::new(p.weight)).collect(),
+            pools: vec![Pool::default(); peers.len()],
+            peers,
+            balance,
+            balancer,
+            hash_key: HashKey::default(),
+        })
+    }
+
+    /// Sets what consistent hashing hashes (with [`Balance::Hash`]).
+    pub fn with_hash_key(mut self, key: HashKey) -> Group {
+        self.hash_key = key;
+        self
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its balancing mode.
+    pub fn balance(&self) -> &Balance {
+        &self.balance
+    }
+
+    /// What its hash key is made of.
+    pub fn hash_key(&self) -> &HashKey {
+        &self.hash_key
+    }
+
+    /// Its peers.
+    pub fn peers(&self) -> &[Peer] {
+        &self.peers
+    }
+
+    /// Peer `i`'s load on this loop.
+    pub fn load(&self, i: usize) -> &PeerLoad {
+        &self.load[i]
+    }
+
+    /// Peer `i`'s load, mutably.
+    pub fn load_mut(&mut self, i: usize) -> &mut PeerLoad {
+        &mut self.load[i]
+    }
+
+    /// Peer `i`'s pool on this loop.
+    pub fn pool(&mut self, i: usize) -> &mut Pool {
+        &mut self.pools[i]
+    }
+
+    /// All pools (to look for a connection or a waiting client).
+    pub fn pools_mut(&mut self) -> &mut [Pool] {
+        &mut self.pools
+    }
+
+    /// Chooses a peer for a request with hash `key` at `now`, skipping the peers in
+    /// `tried` (bit `i` for peer `i`). Peers marked down are avoided while another is up;
+    /// if every untried peer is down, one is tried anyway. `None` once every peer was
+    /// tried.
+    pub fn pick(&mut self, key: u64, now: Instant, tried: u64) -> Option<usize> {
+        let untried = |i: usize| i >= MAX_PEERS || tried & (1 << i) == 0;
+        let load = &self.load;
+        let up = |i: usize| untried(i) && load[i].is_up(now);
+        if (0..load.len()).any(up) {
+            return self.balancer.pick(load, key, &up);
+        }
+        self.balancer.pick(load, key, &untried)
+    }
+
+    /// Whether some peer is up at `now`.
+    pub fn any_up(&self, now: Instant) -> bool {
+        self.load.iter().any(|l| l.is_up(now))
+    }
+
+    /// Marks peer `i` down for `down_time` from `now` (a connect to it failed). `true`
+    /// if it was up.
+    pub fn mark_down(&mut self, i: usize, now: Instant, down_time: Duration) -> bool {
+        let l = &mut self.load[i];
+        let was_up = l.is_up(now);
+        l.down_until = Some(now + down_time);
+        was_up
+    }
+
+    /// Records peer `i`'s time to first response byte (for p2c-ewma).
+    pub fn observe(&mut self, i: usize, rtt: Duration, now: Instant) {
+        self.load[i].ewma.observe(rtt, now);
+    }
+
+    /// Forgets client `id` wherever it waits.
+    pub fn forget_waiting(&mut self, id: ConnId) {
+        for p in &mut self.pools {
+            p.waiting.retain(|w| *w != id);
+        }
+    }
+}

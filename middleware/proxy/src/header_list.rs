@@ -1,0 +1,134 @@
+//! A small list of header fields kept in one buffer, reused from request to request (no
+//! allocation once warm): what a policy adds to or removes from an upstream request, and
+//! the response head a response filter sees and edits.
+
+/// Header fields in order, names compared without regard to case.
+#[derive(Clone, Debug, Default)]
+pub struct HeaderList {
+    buf: Vec<u8>,
+    /// (start, name length, value length) in `buf`.
+    spans: Vec<(u32, u32, u32)>,
+}
+
+/// Most bytes a header list holds (a peer-controlled response head is far smaller: the
+/// HTTP/1.1 reader's head limit applies first).
+pub const MAX_HEADER_LIST: usize = 256 * 1024;
+
+impl HeaderList {
+    /// Empties the list, keeping its capacity.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.spans.clear();
+    }
+
+    /// Appends `name: value`. Ignored (`false`) if either holds CR, LF or NUL, the name is
+    /// empty or holds `:` or whitespace, or the list is full.
+    pub fn append(&mut self, name: &str, value: &[u8]) -> bool {
+        let bad_name = name.is_empty() || name.bytes().any(|b| b <= b' ' || b == b':' || b == 0x7f);
+        let bad_value = value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0));
+        if bad_name || bad_value || self.buf.len() + name.len() + value.len() > MAX_HEADER_LIST {
+            return false;
+        }
+        self.push(name, value);
+        true
+    }
+
+    /// Appends a field taken from a head the HTTP/1.1 parser accepted: its name is a token
+    /// and its value holds no CR, LF or NUL already, so only the size is checked.
+    pub(crate) fn append_parsed(&mut self, name: &str, value: &[u8]) -> bool {
+        if self.buf.len() + name.len() + value.len() > MAX_HEADER_LIST {
+            return false;
+        }
+        self.push(name, value);
+        true
+    }
+
+    fn push(&mut self, name: &str, value: &[u8]) {
+        let start = self.buf.len() as u32;
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(value);
+        self.spans
+            .push((start, name.len() as u32, value.len() as u32));
+    }
+
+    /// Replaces every `name` field with one `name: value`.
+    pub fn insert(&mut self, name: &str, value: &[u8]) -> bool {
+        self.remove(name);
+        self.append(name, value)
+    }
+
+    /// Removes every `name` field (the bytes stay in the buffer until [`clear`]).
+    ///
+    /// [`clear`]: HeaderList::clear
+    pub fn remove(&mut self, name: &str) {
+        let buf = &self.buf;
+        self.spans.retain(|&(s, n, _)| {
+            !buf[s as usize..(s + n) as usize].eq_ignore_ascii_case(name.as_bytes())
+        });
+    }
+
+    /// The first `name` field's value.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// Whether a `name` field is there.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// The fields in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.spans.iter().map(move |&(s, n, v)| {
+            let (s, n, v) = (s as usize, n as usize, v as usize);
+            // Names were `&str` when appended.
+            let name = std::str::from_utf8(&self.buf[s..s + n]).unwrap_or("");
+            (name, &self.buf[s + n..s + n + v])
+        })
+    }
+
+    /// How many fields.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Drops buffers grown beyond `cap` bytes (an idle connection keeps little).
+    pub fn shrink(&mut self, cap: usize) {
+        if self.buf.capacity() > cap {
+            self.buf = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeaderList;
+
+    #[test]
+    fn append_insert_remove_get() {
+        let mut h = HeaderList::default();
+        assert!(h.append("A", b"1"));
+        assert!(h.append("b", b"2"));
+        assert!(h.append("a", b"3"));
+        assert_eq!(h.get("a"), Some(&b"1"[..]));
+        h.insert("A", b"x");
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            [("b", &b"2"[..]), ("A", &b"x"[..])]
+        );
+        h.remove("B");
+        assert_eq!(h.len(), 1);
+        assert!(!h.append("bad name", b"v"));
+        assert!(!h.append("ok", b"a\r\nb"));
+        assert!(!h.append("", b"v"));
+        h.clear();
+        assert!(h.is_empty());
+    }
+}

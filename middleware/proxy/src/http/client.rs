@@ -1,0 +1,425 @@
+//! The inbound side: client connections' state on open and close, and the HTTP/1.1
+//! [`App`] that runs the policy's request phases, stages the upstream request, and passes
+//! the staged response (or tunnel bytes after a 101) back.
+
+use wireloop::{Action, Conn};
+use wireloop_middleware::http1::{
+    write_chunk, write_last_chunk, App, BodyMode, Request, Response, ResponseBody, UpgradeEvent,
+};
+
+use super::headers::{request_head, HeadParts};
+use super::state::{Answer, Client, ProxyConn, ProxyState, Side};
+use super::{push_op, Engine, Op};
+use crate::phases::{Filter, ProxyHttp, Session};
+
+/// Most request bytes staged for an upstream that is still connecting.
+pub(crate) const CONNECTING_CAP: usize = 4 << 20;
+
+/// Buffers of an idle keep-alive client beyond this are released.
+const KEEP_CAP: usize = 64 * 1024;
+
+impl<P: ProxyHttp> Engine<P> {
+    /// A client connection opened (after the HTTP adapter set up its state).
+    pub(crate) fn client_opened(&mut self, conn: &mut Conn<'_, ProxyState<P::Ctx>>) {
+        let id = conn.id();
+        let ip = conn
+            .peer_addr()
+            .ok()
+            .and_then(|a| a.inet())
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|| "unix".into());
+        let tls = self.s.tls_listeners.contains(&conn.addr_index());
+        if let Some(p) = conn.state.app_state() {
+            p.0 = Side::Client(Box::new(Client::new(id, ip, tls, self.now)));
+        }
+    }
+
+    /// A client connection is closing for good: the exchange in flight is logged (499 if
+    /// the client left first) and its upstream connection, which cannot be reused, closed.
+    pub(crate) fn client_closed(&mut self, conn: &mut Conn<'_, ProxyState<P::Ctx>>) {
+        let id = conn.id();
+        let Some(mut c) =
+            conn.state
+                .app_state()
+                .and_then(|p| match std::mem::replace(&mut p.0, Side::Gone) {
+                    Side::Client(c) => Some(c),
+                    _ => None,
+                })
+        else {
+            return;
+        };
+        if matches!(c.answer, Answer::Pending | Answer::Head | Answer::Streaming) {
+            let status = if c.status == 0 { 499 } else { c.status };
+            self.log(&mut c, status);
+        }
+        if c.routed {
+            self.groups[c.group].forget_waiting(id);
+        }
+        if let Some(up) = c.up {
+            if let Some(u) = conn
+                .control()
+                .state(up)
+                .and_then(|s| s.app_state())
+                .and_then(|p| p.0.up())
+            {
+                u.client = None;
+                u.broken = true;
+                push_op(&mut self.later, Op::Close(up));
+            }
+        }
+    }
+
+    /// After any client-side callback: tunnel bytes from the upstream go straight out.
+    pub(crate) fn flush_tunnel(&mut self, conn: &mut Conn<'_, ProxyState<P::Ctx>>) {
+        let Some(c) = conn.state.app_state().and_then(|p| p.0.client()) else {
+            return;
+        };
+        if c.tunnel && c.answer == Answer::Done && !c.stage.is_empty() {
+            let stage = std::mem::take(&mut c.stage);
+            let paused = std::mem::take(&mut c.up_paused);
+            let up = c.up;
+            conn.write(&stage);
+            if let Some(c) = conn.state.app_state().and_then(|p| p.0.client()) {
+                c.stage = stage;
+                c.stage.clear();
+            }
+            if let (true, Some(up)) = (paused, up) {
+                push_op(&mut self.later, Op::Wake(up));
+            }
+        }
+    }
+
+    /// Stages request body bytes for client `c`'s upstream.
+    fn send_up(&mut self, c: &mut Client<P::Ctx>, data: &[u8], last: bool) {
+        if c.up.is_none() {
+            if c.answer != Answer::Pending {
+                // The exchange already ended (an early answer): the rest of the body is
+                // not forwarded.
+                if last {
+                    c.req_done = true;
+                }
+                return;
+            }
+            if c.req_stage.len() > CONNECTING_CAP {
+                return;
+            }
+        }
+        if last {
+            c.req_done = true;
+        }
+        if c.req_chunked {
+            write_chunk(&mut c.req_stage, data);
+            if last {
+                write_last_chunk(&mut c.req_stage);
+            }
+        } else {
+            c.req_stage.extend_from_slice(data);
+        }
+        if c.up.is_some() {
+            push_op(&mut self.ops, Op::Flush(c.id));
+        }
+    }
+
+    /// Starts client `c`'s request: the policy's filter, route and rewrite, then the
+    /// upstream head. `false` if the request was answered here.
+    fn start(&mut self, req: &Request<'_>, res: &mut Response<'_>, c: &mut Client<P::Ctx>) -> bool {
+        let session = Session {
+            conn: c.id,
+            client_ip: &c.ip,
+            tls: c.tls,
+            now: self.now,
+        };
+        if self.policy.request_filter(req, res, &session, &mut c.ctx) == Filter::Answered {
+            if !res.is_started() {
+                res.status(500)
+                    .close()
+                    .body(b"request filter gave no answer\n");
+            }
+            c.status = res.status_code();
+            return false;
+        }
+        let Some(t) = self
+            .policy
+            .upstream_peer(req, &session, &self.groups, &mut c.ctx)
+        else {
+            c.status = 404;
+            res.status(404).body(b"no route\n");
+            return false;
+        };
+        let Some(g) = self.groups.get_mut(t.group) else {
+            log::error!("policy chose group {} of {}", t.group, self.groups.len());
+            c.status = 502;
+            res.status(502).body(b"no such upstream group\n");
+            return false;
+        };
+        let key = match t.key {
+            Some(k) => k,
+            None if *g.balance() == crate::Balance::Hash => g.hash_key().hash(req, &c.ip),
+            None => 0,
+        };
+        let peer = match t.peer {
+            Some(p) if p < g.peers().len() => Some(p),
+            Some(_) => None,
+            None => g.pick(key, self.now, 0),
+        };
+        let Some(peer) = peer else {
+            c.status = 502;
+            res.status(502).body(b"no such peer\n");
+            return false;
+        };
+        c.group = t.group;
+        c.peer = peer;
+        c.key = key;
+        c.routed = true;
+        c.attempts = 1;
+        c.tried = crate::group::peer_bit(peer);
+        self.policy
+            .upstream_request(req, &mut c.rewrite, &mut c.ctx);
+        c.req_stage.clear();
+        let parts = HeadParts {
+            client_ip: &c.ip,
+            proto: if c.tls { "https" } else { "http" },
+            authority: &self.groups[t.group].peers()[peer].authority,
+            rewrite_host: self.s.rewrite_host,
+            rewrite: &c.rewrite,
+        };
+        if !request_head(
+            req,
+            &parts,
+            &mut self.scratch,
+            &mut self.scratch2,
+            &mut c.req_stage,
+        ) {
+            c.status = 400;
+            res.status(400).close().body(b"bad request\n");
+            return false;
+        }
+        true
+    }
+}
+
+impl<P: ProxyHttp> App for Engine<P> {
+    type State = ProxyConn<P::Ctx>;
+
+    fn body_mode(&mut self, _req: &Request<'_>, _: &mut Self::State) -> BodyMode {
+        BodyMode::Stream
+    }
+
+    fn request(&mut self, req: &Request<'_>, res: &mut Response<'_>, state: &mut Self::State) {
+        let Some(c) = state.0.client() else {
+            res.status(500).body(b"unknown connection\n");
+            return;
+        };
+        c.method.clear();
+        c.method.push_str(req.method());
+        c.target.clear();
+        c.target.push_str(req.target());
+        c.started = self.now;
+        c.sent = 0;
+        c.status = 0;
+        c.routed = false;
+        c.replays = 0;
+        c.answer = Answer::Pending;
+        c.complete = false;
+        c.cut_off = false;
+        c.up_paused = false;
+        c.stage.clear();
+        c.resp.headers.clear();
+        c.req_chunked = req.is_chunked();
+        c.req_done = !req.has_body();
+        c.head_request = req.is_head();
+        c.upgrade_req = req.wants_upgrade();
+        c.idempotent = matches!(req.method(), "GET" | "HEAD" | "OPTIONS");
+        c.ctx = P::Ctx::default();
+        c.rewrite.clear();
+        if !self.start(req, res, c) {
+            c.answer = Answer::Done;
+            let status = c.status;
+            self.log(c, status);
+            return;
+        }
+        push_op(&mut self.ops, Op::Assign(c.id));
+    }
+
+    fn body(&mut self, data: &[u8], _res: &mut Response<'_>, state: &mut Self::State) {
+        if let Some(c) = state.0.client() {
+            self.send_up(c, data, false);
+        }
+    }
+
+    fn body_end(&mut self, res: &mut Response<'_>, state: &mut Self::State) {
+        if let Some(c) = state.0.client() {
+            if !c.req_done {
+                self.send_up(c, &[], true);
+            }
+        }
+        self.resume(res, state);
+    }
+
+    fn resume(&mut self, res: &mut Response<'_>, state: &mut Self::State) {
+        let Some(c) = state.0.client() else {
+            return;
+        };
+        match c.answer {
+            Answer::Pending | Answer::Done => return,
+            Answer::Fail(status) => {
+                c.answer = Answer::Done;
+                if res.is_started() {
+                    log::debug!("client {}: upstream failed mid-response; closing", c.id);
+                    res.abort();
+                } else {
+                    c.status = status;
+                    res.status(status)
+                        .header("Content-Type", "text/plain")
+                        .close()
+                        .body(if status == 504 {
+                            b"upstream timed out\n"
+                        } else {
+                            b"upstream failed\n"
+                        });
+                }
+                let st = if c.status == 0 { status } else { c.status };
+                self.log(c, st);
+                if let Some(up) = c.up.take() {
+                    push_op(&mut self.ops, Op::Release(up, false));
+                }
+                return;
+            }
+            Answer::Head => {
+                let upgrade = c.status == 101;
+                c.resp.status = c.status;
+                self.policy.response_filter(&mut c.resp, &mut c.ctx);
+                if upgrade || c.resp.status == 101 || !(200..1000).contains(&c.resp.status) {
+                    c.resp.status = c.status;
+                }
+                c.status = c.resp.status;
+                res.status(c.status);
+                for (name, value) in c.resp.headers.iter() {
+                    res.header(name, value);
+                }
+                if upgrade {
+                    if !res.upgrade() {
+                        res.abort();
+                    }
+                    c.answer = Answer::Done;
+                    self.log(c, 101);
+                    return;
+                }
+                if !c.req_done && (c.complete || c.up.is_none()) {
+                    // An early answer: the upstream is done before the request body was
+                    // forwarded whole. The rest is not read; the client connection closes.
+                    res.close();
+                }
+                match (c.resp_body, c.head_request) {
+                    (ResponseBody::Length(n), _) => res.start_sized(n),
+                    (ResponseBody::Chunked | ResponseBody::UntilClose, _) => res.start_chunked(),
+                    (ResponseBody::None, true) => match c.resp_cl {
+                        Some(n) => res.start_sized(n),
+                        None => res.start_chunked(),
+                    },
+                    (ResponseBody::None, false) => res.body(b""),
+                }
+                c.answer = Answer::Streaming;
+            }
+            Answer::Streaming => {}
+        }
+        if !c.stage.is_empty() {
+            c.sent += c.stage.len() as u64;
+            res.write(&c.stage);
+            c.stage.clear();
+            if c.up_paused {
+                c.up_paused = false;
+                if let Some(up) = c.up {
+                    push_op(&mut self.ops, Op::Wake(up));
+                }
+            }
+        }
+        if c.cut_off && !c.complete && c.stage.is_empty() {
+            // The upstream failed after its head: what arrived is passed on, then the
+            // response is cut off.
+            log::debug!("client {}: upstream failed mid-response; closing", c.id);
+            res.abort();
+            c.answer = Answer::Done;
+            let status = c.status;
+            self.log(c, status);
+            return;
+        }
+        if c.complete && c.stage.is_empty() {
+            if !c.req_done {
+                // The response ends before the request body was read whole: the rest is
+                // not read; the client connection closes after the response.
+                res.close();
+            }
+            res.finish();
+            c.answer = Answer::Done;
+            // An idle keep-alive client keeps no large buffers.
+            if c.stage.capacity() > KEEP_CAP {
+                c.stage = Vec::new();
+            }
+            if c.req_stage.capacity() > KEEP_CAP {
+                c.req_stage = Vec::new();
+            }
+            c.resp.headers.shrink(KEEP_CAP);
+            let status = c.status;
+            self.log(c, status);
+        }
+    }
+
+    fn client_eof(&mut self, res: &mut Response<'_>, state: &mut Self::State) {
+        // The client gave up while its upstream exchange is in flight (nginx: "client
+        // prematurely closed connection", 499): stop here rather than hold both
+        // connections until the upstream finishes, which may be never. Closing the client
+        // ends the exchange: `client_closed` closes the upstream connection.
+        let Some(c) = state.0.client() else {
+            return;
+        };
+        if !c.complete && matches!(c.answer, Answer::Pending | Answer::Head | Answer::Streaming) {
+            log::debug!("client {}: closed its side mid-exchange; aborting", c.id);
+            c.status = 499;
+            res.abort();
+        }
+    }
+
+    fn upgraded<T>(
+        &mut self,
+        conn: &mut Conn<'_, T>,
+        event: UpgradeEvent,
+        state: &mut Self::State,
+    ) -> Action {
+        let Some(c) = state.0.client() else {
+            return Action::Close;
+        };
+        let Some(up_id) = c.up else {
+            // The upstream side is gone: finish writing, then close.
+            if !c.stage.is_empty() {
+                conn.write(&c.stage);
+                c.stage.clear();
+            }
+            return Action::Close;
+        };
+        match event {
+            // Client bytes go straight to the upstream (through its layers).
+            UpgradeEvent::Data if !conn.input().is_empty() && !conn.forward(up_id) => {
+                return Action::Close;
+            }
+            UpgradeEvent::Eof => {
+                // Run by the handler right after this callback.
+                push_op(&mut self.ops, Op::Release(up_id, false));
+                return Action::Close;
+            }
+            _ => {}
+        }
+        if !c.stage.is_empty() {
+            conn.write(&c.stage);
+            c.stage.clear();
+        }
+        if c.tunnel_eof {
+            return Action::Close;
+        }
+        if c.up_paused {
+            c.up_paused = false;
+            conn.control().wake(up_id);
+        }
+        Action::None
+    }
+}

@@ -1,0 +1,199 @@
+//! The HTTP/1.1 proxy engine: client connections served by the HTTP/1.1 adapter, their
+//! requests sent over pooled upstream connections dialed from the same loop, the policy
+//! ([`ProxyHttp`]) consulted at each phase.
+//!
+//! Data path of one exchange (all on one loop):
+//!
+//! ```text
+//! client ──Http1──▶ App::request/body ──(req bytes)──▶ Up.out ──wake──▶ upstream socket
+//! client ◀─Response─ App::resume ◀──(head, body)── Client.stage ◀── up_data (ResponseReader)
+//! ```
+//!
+//! Each connection's data is in its own state ([`ProxyConn`]); a callback reaches its
+//! partner's with `Control::state`. The HTTP/1.1 adapter's callbacks (`App`) see only
+//! their own connection, so what they need done elsewhere is queued as an [`Op`] and
+//! carried out by the handler right after, through a [`Reach`] (this connection's state
+//! taken out for the moment, the others through the loop's `Control`).
+//!
+//! - [`handler`]: the loop's `Handler`, dispatching on `is_dialed`;
+//! - [`client`]: the inbound side (the `App`);
+//! - [`upstream`]: the dialed side (reading responses, staging them for the client);
+//! - [`pool`]: choosing a peer, idle connections, waiting clients, dialing, release;
+//! - [`failure`]: failures, the policy's recovery, retries and stale-connection replays;
+//! - [`headers`]: hop-by-hop removal and the forwarding headers.
+
+mod client;
+mod failure;
+mod handler;
+mod headers;
+mod pool;
+mod state;
+mod upstream;
+
+use std::time::Instant;
+
+use wireloop::{ConnId, Control};
+
+use crate::group::Group;
+use crate::phases::{ProxyHttp, Summary};
+use crate::settings::Settings;
+
+pub use handler::HttpProxy;
+use state::{Client, Side, Up};
+pub use state::{ProxyConn, ProxyState};
+
+/// Something to do once the current callback's own work is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// Find or make an upstream connection for this client's request.
+    Assign(ConnId),
+    /// Move this client's staged request bytes to its upstream connection.
+    Flush(ConnId),
+    /// The upstream connection finished its exchange (reusable or not).
+    Release(ConnId, bool),
+    /// The upstream connection failed in a way the policy hears of.
+    Fail(ConnId, crate::phases::FailureKind),
+    /// The upstream connection ended before any byte of its response: send the request
+    /// again if it may be, else fail this way.
+    Replay(ConnId, crate::phases::FailureKind),
+    /// The upstream connection's input ended.
+    Ended(ConnId),
+    /// Dial for this waiting client (a connection slot freed).
+    Dial(ConnId),
+    // On connections, run last.
+    Wake(ConnId),
+    Close(ConnId),
+    Link(ConnId, ConnId),
+    Unlink(ConnId),
+}
+
+/// This connection's proxy state (taken out of it for the moment) and the loop.
+pub(crate) struct Reach<'r, 'c, C> {
+    me: Option<ConnId>,
+    mine: &'r mut Side<C>,
+    ctl: &'r mut Control<'c, ProxyState<C>>,
+}
+
+impl<C> Reach<'_, '_, C> {
+    fn side(&mut self, id: ConnId) -> Option<&mut Side<C>> {
+        if Some(id) == self.me {
+            return Some(self.mine);
+        }
+        self.ctl.state(id)?.app_state().map(|p| &mut p.0)
+    }
+
+    fn client(&mut self, id: ConnId) -> Option<&mut Client<C>> {
+        self.side(id)?.client()
+    }
+
+    fn up(&mut self, id: ConnId) -> Option<&mut Up> {
+        self.side(id)?.up()
+    }
+
+    /// Takes connection `id`'s state out (put it back with [`put`](Reach::put)), so that
+    /// two connections' states can be worked on at once.
+    fn take(&mut self, id: ConnId) -> Side<C> {
+        match self.side(id) {
+            Some(s) => std::mem::replace(s, Side::Gone),
+            None => Side::Gone,
+        }
+    }
+
+    /// Takes upstream connection `id`'s state out, if it is one.
+    fn take_up(&mut self, id: ConnId) -> Option<Box<Up>> {
+        match self.side(id)? {
+            s @ Side::Upstream(_) => match std::mem::replace(s, Side::Gone) {
+                Side::Upstream(u) => Some(u),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn put_up(&mut self, id: ConnId, up: Box<Up>) {
+        self.put(id, Side::Upstream(up));
+    }
+
+    fn put(&mut self, id: ConnId, side: Side<C>) {
+        if let Some(s) = self.side(id) {
+            *s = side;
+        }
+    }
+}
+
+fn push_op(ops: &mut Vec<Op>, op: Op) {
+    if !ops.contains(&op) {
+        ops.push(op);
+    }
+}
+
+/// The proxy on one loop: the policy, the groups (with their pools), and what the
+/// current callback left to do.
+pub(crate) struct Engine<P: ProxyHttp> {
+    policy: P,
+    groups: Vec<Group>,
+    s: Settings,
+    /// Queued by the adapter's callbacks and the dialed side, run with a [`Reach`].
+    ops: Vec<Op>,
+    /// Operations on connections, run last.
+    later: Vec<Op>,
+    /// Upstream connections open on this loop (their deadlines are checked by the tick).
+    live: Vec<ConnId>,
+    /// The loop's clock, as of the current callback.
+    now: Instant,
+    scratch: String,
+    scratch2: String,
+}
+
+impl<P: ProxyHttp> Engine<P> {
+    fn new(policy: P, groups: Vec<Group>, s: Settings) -> Engine<P> {
+        Engine {
+            policy,
+            groups,
+            s,
+            ops: Vec::new(),
+            later: Vec::new(),
+            live: Vec::new(),
+            now: Instant::now(),
+            scratch: String::new(),
+            scratch2: String::new(),
+        }
+    }
+
+    /// Runs the queued operations that need other connections' state.
+    fn run_ops(&mut self, r: &mut Reach<'_, '_, P::Ctx>) {
+        let mut i = 0;
+        while i < self.ops.len() {
+            let op = self.ops[i];
+            i += 1;
+            match op {
+                Op::Assign(cid) => self.assign(r, cid),
+                Op::Flush(cid) => self.flush_up(r, cid),
+                Op::Release(up, reusable) => self.release(r, up, reusable),
+                Op::Fail(up, kind) => self.fail_up(r, up, kind),
+                Op::Replay(up, kind) => self.replay(r, up, kind),
+                Op::Ended(up) => self.ended(r, up),
+                Op::Dial(cid) => self.dial(r, cid),
+                other => push_op(&mut self.later, other),
+            }
+        }
+        self.ops.clear();
+    }
+
+    /// Logs the end of client `c`'s request with `status`.
+    fn log(&mut self, c: &mut Client<P::Ctx>, status: u16) {
+        let peer = c
+            .routed
+            .then(|| self.groups[c.group].peers()[c.peer].url.as_str());
+        let summary = Summary {
+            client_ip: &c.ip,
+            method: &c.method,
+            target: &c.target,
+            status,
+            sent: c.sent,
+            peer,
+            duration: self.now.saturating_duration_since(c.started),
+        };
+        self.policy.logging(&summary, &mut c.ctx);
+    }
+}

@@ -1,0 +1,224 @@
+//! What each connection of an HTTP proxy's loop carries in its own state: a client's
+//! exchange, or an upstream connection's. No table on the side: a connection's data lives
+//! and dies with it, and a partner reaches it with `Control::state`.
+
+use std::time::Instant;
+
+use wireloop::ConnId;
+use wireloop_middleware::http1::{Http1Conn, ResponseBody, ResponseReader};
+
+use crate::phases::{ResponseHeader, UpstreamRequest};
+
+/// The state of each connection of an [`HttpProxy`](crate::HttpProxy)'s loop (the
+/// handler's `State`): the HTTP/1.1 adapter's on client connections, around the proxy's
+/// own.
+pub type ProxyState<C> = Http1Conn<ProxyConn<C>>;
+
+/// The proxy's part of a connection's state (opaque): a client's exchange, with the
+/// policy's context `C`, or an upstream connection's.
+pub struct ProxyConn<C>(pub(crate) Side<C>);
+
+impl<C> Default for ProxyConn<C> {
+    fn default() -> ProxyConn<C> {
+        ProxyConn(Side::Gone)
+    }
+}
+
+impl<C> std::fmt::Debug for ProxyConn<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Side::Gone => "ProxyConn::Gone",
+            Side::Client(_) => "ProxyConn::Client",
+            Side::Upstream(_) => "ProxyConn::Upstream",
+        })
+    }
+}
+
+/// Which side a connection is on.
+pub(crate) enum Side<C> {
+    /// Not set up yet, or lent out for a moment.
+    Gone,
+    Client(Box<Client<C>>),
+    Upstream(Box<Up>),
+}
+
+impl<C> Side<C> {
+    pub(crate) fn client(&mut self) -> Option<&mut Client<C>> {
+        match self {
+            Side::Client(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn up(&mut self) -> Option<&mut Up> {
+        match self {
+            Side::Upstream(u) => Some(u),
+            _ => None,
+        }
+    }
+}
+
+/// What the client's current response is waiting for or carrying.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Nothing yet.
+    #[default]
+    Pending,
+    /// The upstream's head is staged.
+    Head,
+    /// Writing the body.
+    Streaming,
+    /// Answer with this error status (502, 504) if nothing was sent, else abort.
+    Fail(u16),
+    /// Done (finished, failed, answered by the policy, or upgraded).
+    Done,
+}
+
+/// One inbound connection and its current exchange.
+pub(crate) struct Client<C> {
+    pub id: ConnId,
+    pub ip: String,
+    pub tls: bool,
+    /// The upstream connection serving the current request.
+    pub up: Option<ConnId>,
+    /// Group and peer of the current attempt; `routed` once one was chosen.
+    pub group: usize,
+    pub peer: usize,
+    pub routed: bool,
+    pub key: u64,
+    /// Attempts made for the current request, and the peers tried (bit per peer).
+    pub attempts: u32,
+    pub tried: u64,
+    /// Resends of the current request after a stale pooled connection.
+    pub replays: u8,
+    /// Request bytes staged while no upstream connection is there yet.
+    pub req_stage: Vec<u8>,
+    pub req_chunked: bool,
+    pub req_done: bool,
+    pub head_request: bool,
+    /// The request asked for a protocol upgrade (only then is a 101 passed on).
+    pub upgrade_req: bool,
+    /// GET, HEAD or OPTIONS: safe to send again on a stale connection.
+    pub idempotent: bool,
+    // The response, as handed over by the upstream side.
+    pub answer: Answer,
+    pub resp: ResponseHeader,
+    pub resp_body: ResponseBody,
+    pub resp_cl: Option<u64>,
+    /// Body bytes (or tunnel bytes) waiting to be written to the client.
+    pub stage: Vec<u8>,
+    /// The upstream's response is complete (all of it is in `stage` or written).
+    pub complete: bool,
+    /// The upstream failed after the response head arrived: what arrived is passed on,
+    /// then the response is cut off.
+    pub cut_off: bool,
+    /// The upstream left input unread because `stage` was full.
+    pub up_paused: bool,
+    // Tunnel (after a 101).
+    pub tunnel: bool,
+    pub tunnel_eof: bool,
+    // For the log.
+    pub method: String,
+    pub target: String,
+    pub started: Instant,
+    pub sent: u64,
+    /// The status to log (0: none yet).
+    pub status: u16,
+    /// The policy's context for the current request, and its upstream rewrite.
+    pub ctx: C,
+    pub rewrite: UpstreamRequest,
+}
+
+impl<C: Default> Client<C> {
+    pub(crate) fn new(id: ConnId, ip: String, tls: bool, now: Instant) -> Client<C> {
+        Client {
+            id,
+            ip,
+            tls,
+            up: None,
+            group: 0,
+            peer: 0,
+            routed: false,
+            key: 0,
+            attempts: 0,
+            tried: 0,
+            replays: 0,
+            req_stage: Vec::new(),
+            req_chunked: false,
+            req_done: false,
+            head_request: false,
+            upgrade_req: false,
+            idempotent: false,
+            answer: Answer::Done,
+            resp: ResponseHeader::default(),
+            resp_body: ResponseBody::None,
+            resp_cl: None,
+            stage: Vec::new(),
+            complete: false,
+            cut_off: false,
+            up_paused: false,
+            tunnel: false,
+            tunnel_eof: false,
+            method: String::new(),
+            target: String::new(),
+            started: now,
+            sent: 0,
+            status: 0,
+            ctx: C::default(),
+            rewrite: UpstreamRequest::default(),
+        }
+    }
+}
+
+/// One dialed upstream connection.
+pub(crate) struct Up {
+    pub group: usize,
+    pub peer: usize,
+    pub client: Option<ConnId>,
+    /// Request bytes to write (through the connection's own layer) when woken.
+    pub out: Vec<u8>,
+    pub connected: bool,
+    pub reader: ResponseReader,
+    /// The current request is completely staged.
+    pub req_done: bool,
+    /// Deadline for the response head.
+    pub deadline: Option<Instant>,
+    /// When the current request went out (for the peer's latency estimate).
+    pub sent_at: Option<Instant>,
+    pub idle_since: Option<Instant>,
+    pub tunnel: bool,
+    /// Closing: not to be reused.
+    pub broken: bool,
+    /// Its `closed` ran: nothing is to be done to the connection any more.
+    pub closed: bool,
+    /// Exchanges completed on this connection.
+    pub served: u32,
+    /// Any response byte arrived for the current request.
+    pub answered: bool,
+    /// A copy of the current request when it may be sent again on another connection
+    /// (idempotent, no body) should this reused connection turn out to be stale.
+    pub replay: Vec<u8>,
+}
+
+impl Up {
+    pub(crate) fn new(group: usize, peer: usize, client: ConnId) -> Up {
+        Up {
+            group,
+            peer,
+            client: Some(client),
+            out: Vec::new(),
+            connected: false,
+            reader: ResponseReader::new(false),
+            req_done: false,
+            deadline: None,
+            sent_at: None,
+            idle_since: None,
+            tunnel: false,
+            broken: false,
+            closed: false,
+            served: 0,
+            answered: false,
+            replay: Vec::new(),
+        }
+    }
+}

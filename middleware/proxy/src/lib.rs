@@ -1,0 +1,67 @@
+//! # wireloop-proxy
+//!
+//! Building a proxy means writing its policy, not its plumbing. This crate is the
+//! plumbing for [`wireloop`]: an HTTP/1.1 reverse proxy engine ([`HttpProxy`]) that runs a
+//! policy's phases ([`ProxyHttp`]) over upstream groups ([`Group`]) of weighted peers
+//! ([`Peer`]) with balancing ([`balance`]), keep-alive pools per peer, passive health,
+//! timeouts and retries. Everything runs inside the loop: plain return values, no async,
+//! each connection's data in its own state.
+//!
+//! ```no_run
+//! use wireloop::Server;
+//! use wireloop_middleware::http1::{Request, Response};
+//! use wireloop_proxy::{Balance, Filter, Group, HttpProxy, Peer, ProxyHttp, Session, Settings};
+//!
+//! /// Requests need `Authorization`; everything else goes to group 0.
+//! struct Auth;
+//!
+//! impl ProxyHttp for Auth {
+//!     type Ctx = ();
+//!
+//!     fn request_filter(&mut self, req: &Request<'_>, res: &mut Response<'_>,
+//!                       _s: &Session<'_>, _ctx: &mut ()) -> Filter {
+//!         if req.header("authorization").is_some() {
+//!             return Filter::Continue;
+//!         }
+//!         res.status(401).header("WWW-Authenticate", "Bearer").body(b"no token\n");
+//!         Filter::Answered
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let peers = vec![Peer::parse("http://127.0.0.1:9001")?, Peer::parse("http://127.0.0.1:9002")?];
+//! let api = Group::new("api", peers, Balance::P2cEwma)?;
+//! Server::builder()
+//!     .listen("tcp://0.0.0.0:8080")?
+//!     .serve(move |_| HttpProxy::new(Auth, vec![api.clone()], Settings::default()))?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Modules: [`phases`] (the policy trait and its values), [`group`] and [`peer`]
+//! (upstreams), [`balance`] (the balancers, sans-IO), [`key`] (hash keys),
+//! [`header_list`], [`settings`], [`sni`] (the server name of a ClientHello, for routing
+//! TLS without terminating it), and the engine behind [`HttpProxy`].
+
+pub mod balance;
+pub mod fuzzing;
+pub mod group;
+pub mod header_list;
+mod http;
+pub mod key;
+pub mod peer;
+pub mod phases;
+pub mod settings;
+pub mod sni;
+
+pub use balance::Balance;
+pub use group::Group;
+pub use header_list::HeaderList;
+pub use http::{HttpProxy, ProxyConn, ProxyState};
+pub use key::HashKey;
+pub use peer::Peer;
+pub use phases::{
+    Failure, FailureKind, Filter, ProxyHttp, Recovery, ResponseHeader, Session, Summary, Target,
+    UpstreamRequest,
+};
+pub use settings::Settings;

@@ -1,0 +1,59 @@
+//! What an HTTP proxy's engine is told: timeouts, pool limits, retries, which listeners
+//! are TLS, and the HTTP/1.1 server adapter's configuration.
+
+use std::time::Duration;
+
+use wireloop_middleware::http1::Config;
+
+/// The HTTP proxy's settings. Every field has a default; change them with struct update
+/// syntax.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Resolving and connecting to a peer (nginx's `proxy_connect_timeout`). Default 5 s.
+    pub connect_timeout: Duration,
+    /// From the request (or its last body byte) going out to the response head; then
+    /// the failure is a timeout (504). Default 60 s.
+    pub first_byte_timeout: Duration,
+    /// Longest pause between two reads of a response once its head arrived (nginx's
+    /// `proxy_read_timeout`); then the client's response is cut off. Default 60 s.
+    pub read_timeout: Duration,
+    /// How long a pooled keep-alive connection may stay idle. Default 30 s.
+    pub idle_timeout: Duration,
+    /// How long a peer is avoided after a connect to it failed. Default 10 s.
+    pub down_time: Duration,
+    /// Most connections per peer per loop (idle and busy); requests beyond wait for one.
+    /// Default 64.
+    pub pool_size: usize,
+    /// Most attempts per request (the first and its retries on other peers). Default 3.
+    pub max_attempts: u32,
+    /// Send the peer's authority as `Host` (default: keep the client's).
+    pub rewrite_host: bool,
+    /// Listener indexes whose connections are TLS (for `X-Forwarded-Proto`).
+    pub tls_listeners: Vec<usize>,
+    /// The HTTP/1.1 server adapter's configuration for client connections.
+    pub http: Config,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(30),
+            down_time: Duration::from_secs(10),
+            pool_size: 64,
+            max_attempts: 3,
+            rewrite_host: false,
+            tls_listeners: Vec::new(),
+            // The engine writes all staged response bytes whenever the client's output is
+            // at or below the high-water mark: a slow client's output then crosses it and
+            // the loop stops reading the linked upstream.
+            http: Config {
+                output_low_water: 1 << 20,
+                output_high_water: 1 << 20,
+                ..Config::default()
+            },
+        }
+    }
+}

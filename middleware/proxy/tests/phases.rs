@@ -1,0 +1,300 @@
+//! Each phase of a policy over real sockets: a wireloop HTTP/1.1 backend that echoes what
+//! it received, the proxy under test, and a raw client, all on 127.0.0.1 port 0, every
+//! wait bounded, every server shut down and joined.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use wireloop::{Handle, Handler, Server};
+use wireloop_middleware::http1::{Http1, Request, Response};
+use wireloop_proxy::{
+    Balance, Failure, FailureKind, Filter, Group, HttpProxy, Peer, ProxyHttp, Recovery, Session,
+    Settings, Summary, Target, UpstreamRequest,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running server; shut down and joined on drop.
+struct Running {
+    addr: SocketAddr,
+    handle: Handle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            t.join().expect("server thread");
+        }
+    }
+}
+
+fn run<H: Handler, F: Fn(usize) -> H + Sync + Send + 'static>(factory: F) -> Running {
+    let server = Server::builder()
+        .listen("tcp://127.0.0.1:0")
+        .unwrap()
+        .build()
+        .unwrap();
+    let addr = server.local_addrs()[0].inet().unwrap();
+    let handle = server.handle();
+    let thread = thread::spawn(move || server.serve(factory).expect("serve"));
+    Running {
+        addr,
+        handle,
+        thread: Some(thread),
+    }
+}
+
+/// A backend answering `NAME METHOD TARGET` and then every header line it got.
+fn backend(name: &'static str) -> Running {
+    run(move |_| {
+        Http1::server(move |req: &Request<'_>, res: &mut Response<'_>| {
+            let mut body = format!("{name} {} {}\n", req.method(), req.target());
+            for (n, v) in req.headers() {
+                body.push_str(&format!(
+                    "{}: {}\n",
+                    n.to_ascii_lowercase(),
+                    String::from_utf8_lossy(v)
+                ));
+            }
+            res.header("X-Backend", name).body(body.as_bytes());
+        })
+    })
+}
+
+/// A port nothing listens on.
+fn closed_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn group(addrs: &[SocketAddr]) -> Group {
+    let peers = addrs
+        .iter()
+        .map(|a| Peer::parse(&format!("http://{a}")).unwrap())
+        .collect();
+    Group::new("g", peers, Balance::RoundRobin).unwrap()
+}
+
+/// Sends `req` and reads the whole answer (the request asks for `Connection: close`).
+fn get(addr: SocketAddr, req: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("answer within the timeout");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[derive(Clone, Default)]
+struct Auth {
+    logged: Arc<AtomicUsize>,
+}
+
+impl ProxyHttp for Auth {
+    type Ctx = ();
+
+    fn request_filter(
+        &mut self,
+        req: &Request<'_>,
+        res: &mut Response<'_>,
+        _: &Session<'_>,
+        _: &mut (),
+    ) -> Filter {
+        if req.header("authorization") == Some(b"Bearer good") {
+            return Filter::Continue;
+        }
+        res.status(401)
+            .header("WWW-Authenticate", "Bearer")
+            .body(b"no entry\n");
+        Filter::Answered
+    }
+
+    fn logging(&mut self, s: &Summary<'_>, _: &mut ()) {
+        if s.status == 401 && s.peer.is_none() {
+            self.logged.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn request_filter_answers_401_without_going_upstream() {
+    let be = backend("a");
+    let g = group(&[be.addr]);
+    let policy = Auth::default();
+    let logged = policy.logged.clone();
+    let px = run(move |_| HttpProxy::new(policy.clone(), vec![g.clone()], Settings::default()));
+    let out = get(
+        px.addr,
+        "GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 401 "), "{out}");
+    assert!(
+        out.contains("WWW-Authenticate: Bearer\r\n") && out.ends_with("no entry\n"),
+        "{out}"
+    );
+    let out = get(
+        px.addr,
+        "GET /x HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer good\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        out.starts_with("HTTP/1.1 200 ") && out.contains("a GET /x\n"),
+        "{out}"
+    );
+    assert_eq!(logged.load(Ordering::SeqCst), 1);
+}
+
+/// Rewrites the request going upstream and the response coming back.
+#[derive(Clone)]
+struct Rewrite;
+
+#[derive(Default)]
+struct Seen {
+    path: String,
+}
+
+impl ProxyHttp for Rewrite {
+    type Ctx = Seen;
+
+    fn upstream_request(&mut self, req: &Request<'_>, up: &mut UpstreamRequest, ctx: &mut Seen) {
+        ctx.path = req.target().to_string();
+        up.set_target(&format!("/v2{}", req.target()));
+        up.insert_header("X-Request-Id", b"42");
+        up.insert_header("Host", b"internal.test");
+        up.remove_header("X-Secret");
+    }
+
+    fn response_filter(&mut self, resp: &mut wireloop_proxy::ResponseHeader, ctx: &mut Seen) {
+        resp.headers.remove("X-Backend");
+        resp.headers.append("X-Was", ctx.path.as_bytes());
+    }
+}
+
+#[test]
+fn upstream_request_and_response_are_rewritten() {
+    let be = backend("a");
+    let g = group(&[be.addr]);
+    let px = run(move |_| HttpProxy::new(Rewrite, vec![g.clone()], Settings::default()));
+    let out = get(
+        px.addr,
+        "GET /items?id=1 HTTP/1.1\r\nHost: public.test\r\nX-Secret: s\r\nX-Keep: k\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
+    assert!(out.contains("a GET /v2/items?id=1\n"), "{out}");
+    assert!(out.contains("x-request-id: 42\n"), "{out}");
+    assert!(
+        out.contains("host: internal.test\n") && !out.contains("public.test"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("x-secret") && out.contains("x-keep: k\n"),
+        "{out}"
+    );
+    assert!(out.contains("x-forwarded-for: 127.0.0.1\n"), "{out}");
+    assert!(
+        !out.contains("X-Backend") && out.contains("X-Was: /items?id=1\r\n"),
+        "{out}"
+    );
+}
+
+/// Sends every request to peer 0 first; counts the failures it hears of.
+#[derive(Clone, Default)]
+struct FirstPeer {
+    connect_failures: Arc<AtomicUsize>,
+}
+
+impl ProxyHttp for FirstPeer {
+    type Ctx = ();
+
+    fn upstream_peer(
+        &mut self,
+        _: &Request<'_>,
+        _: &Session<'_>,
+        _: &[Group],
+        _: &mut (),
+    ) -> Option<Target> {
+        Some(Target {
+            peer: Some(0),
+            ..Target::group(0)
+        })
+    }
+
+    fn fail(&mut self, f: &Failure<'_>, _: &mut ()) -> Recovery {
+        if f.kind == FailureKind::Connect && f.retryable && f.attempts == 1 {
+            self.connect_failures.fetch_add(1, Ordering::SeqCst);
+            return Recovery::Retry;
+        }
+        Recovery::Answer(503)
+    }
+}
+
+#[test]
+fn connect_failure_is_retried_on_another_peer() {
+    let be = backend("b");
+    let dead = closed_port();
+    let g = group(&[dead, be.addr]);
+    let policy = FirstPeer::default();
+    let failures = policy.connect_failures.clone();
+    let px = run(move |_| HttpProxy::new(policy.clone(), vec![g.clone()], Settings::default()));
+    let out = get(
+        px.addr,
+        "GET /r HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        out.starts_with("HTTP/1.1 200 ") && out.contains("b GET /r\n"),
+        "{out}"
+    );
+    assert_eq!(failures.load(Ordering::SeqCst), 1);
+
+    // With only the dead peer, the policy's answer is what the client gets.
+    let g1 = group(&[dead]);
+    let px1 =
+        run(move |_| HttpProxy::new(FirstPeer::default(), vec![g1.clone()], Settings::default()));
+    let out = get(
+        px1.addr,
+        "GET /r HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 503 "), "{out}");
+}
+
+/// No route: `upstream_peer` returns `None`.
+#[derive(Clone)]
+struct NoRoute;
+
+impl ProxyHttp for NoRoute {
+    type Ctx = ();
+
+    fn upstream_peer(
+        &mut self,
+        req: &Request<'_>,
+        _: &Session<'_>,
+        _: &[Group],
+        _: &mut (),
+    ) -> Option<Target> {
+        req.target().starts_with("/api/").then(|| Target::group(0))
+    }
+}
+
+#[test]
+fn unrouted_request_gets_404() {
+    let be = backend("a");
+    let g = group(&[be.addr]);
+    let px = run(move |_| HttpProxy::new(NoRoute, vec![g.clone()], Settings::default()));
+    let out = get(
+        px.addr,
+        "GET /other HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 404 "), "{out}");
+    let out = get(
+        px.addr,
+        "GET /api/x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.contains("a GET /api/x\n"), "{out}");
+}
