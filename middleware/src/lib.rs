@@ -53,6 +53,8 @@ pub mod codec;
 pub mod fuzzing;
 #[cfg(feature = "http1")]
 pub mod http1;
+#[cfg(feature = "http1")]
+mod kept;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod translate;
