@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Feature checks, from the repository root: a scratch crate depending on `wireloop` with
 # default features off must build without tokio or hickory in its tree; the middleware
-# must build (with -D warnings) with subsets of its features.
+# and the proxy crate must build (with -D warnings) with subsets of their features.
 set -euo pipefail
 root=$(pwd)
 scratch=$(mktemp -d)
@@ -37,6 +37,12 @@ echo "wireloop without default features: $(echo "$tree" | sort -u | wc -l) crate
 for f in "" codec http1 "ring,http1,ws" "tls,aws-lc-rs" "self-signed,ring,codec"; do
   echo "middleware --no-default-features --features '$f'"
   cargo clippy -q -p wireloop-middleware --no-default-features --features "$f" --lib -- -D warnings
+done
+# wireloop-proxy always has the middleware's http1 and tls; its own features choose the
+# provider, the default roots and dns.
+for f in "ring" "aws-lc-rs" "ring,webpki-roots,dns"; do
+  echo "wireloop-proxy --no-default-features --features '$f'"
+  cargo clippy -q -p wireloop-proxy --no-default-features --features "$f" --lib -- -D warnings
 done
 echo "resolver without dns: cargo test -p wireloop --no-default-features --lib resolver"
 cargo test -q -p wireloop --no-default-features --lib resolver

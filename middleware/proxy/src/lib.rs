@@ -42,6 +42,18 @@
 //! (upstreams), [`balance`] (the balancers, sans-IO), [`key`] (hash keys),
 //! [`header_list`], [`settings`], [`sni`] (the server name of a ClientHello, for routing
 //! TLS without terminating it), and the engine behind [`HttpProxy`].
+//!
+//! ## Cargo features
+//!
+//! The engine needs `wireloop-middleware`'s `http1` and `tls` (always on). Default:
+//! `aws-lc-rs` (the TLS crypto provider for `https` peers, post-quantum `X25519MLKEM768`
+//! first; or `ring`, one of the two is needed), `webpki-roots` (an `https` peer without a
+//! client of its own trusts the Mozilla roots), `dns` (peers' host names resolved by the
+//! core's hickory resolver, `wireloop/dns`).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod balance;
 pub mod fuzzing;

@@ -15,7 +15,7 @@ use crate::settings::Settings;
 
 /// An HTTP/1.1 reverse proxy running policy `P` over `groups`: a [`Handler`], one per
 /// loop (make it in the server's factory; TLS listeners go under
-/// [`translate`](wireloop_middleware::translate), TLS peers carry their layer in their
+/// [`translate`](wireloop_middleware::translate()), TLS peers carry their layer in their
 /// [`Peer`](crate::Peer)).
 pub struct HttpProxy<P: ProxyHttp> {
     http: Http1<Engine<P>>,
