@@ -68,23 +68,22 @@ mod tests {
 
     use super::*;
 
-    /// Echoes what it receives.
-    struct Echo;
+    /// Answers `ok` to every read.
+    struct Ack;
 
-    impl Handler for Echo {
+    impl Handler for Ack {
         type State = ();
         fn data(&mut self, conn: &mut Conn<'_, ()>) -> Action {
-            let (input, mut out) = conn.split();
-            out.write(input);
-            let n = input.len();
-            conn.consume(n);
+            conn.consume(conn.input().len());
+            conn.write(b"ok");
             Action::None
         }
     }
 
-    thread_local!(static KEPT: Drivers<Echo> = const { RefCell::new(Vec::new()) });
+    thread_local!(static KEPT: Drivers<Ack> = const { RefCell::new(Vec::new()) });
 
-    fn echo_once(d: &mut Driver<Echo>) -> Vec<u8> {
+    /// One input: a connection, a read, its answer, the end.
+    fn ack_once(d: &mut Driver<Ack>) -> Vec<u8> {
         let c = d.open(0);
         d.feed(c, b"x");
         let mut out = d.take_output(c);
@@ -97,23 +96,23 @@ mod tests {
         let made = Cell::new(0);
         let make = || {
             made.set(made.get() + 1);
-            Driver::new(Echo)
+            Driver::new(Ack)
         };
         for _ in 0..3 {
-            assert_eq!(reuse(&KEPT, 0, make, echo_once), b"x");
+            assert_eq!(reuse(&KEPT, 0, make, ack_once), b"ok");
         }
         assert_eq!(made.get(), 1, "one driver for inputs that end well");
         let r = catch_unwind(AssertUnwindSafe(|| {
             reuse(&KEPT, 0, make, |_| -> () { panic!("input failed") })
         }));
         assert!(r.is_err());
-        reuse(&KEPT, 0, make, echo_once);
+        reuse(&KEPT, 0, make, ack_once);
         assert_eq!(made.get(), 2, "a fresh driver after a panic");
         for _ in 0..RENEW {
-            reuse(&KEPT, 0, make, echo_once);
+            reuse(&KEPT, 0, make, ack_once);
         }
         assert_eq!(made.get(), 3, "a fresh driver after RENEW inputs");
-        reuse(&KEPT, 1, make, echo_once);
+        reuse(&KEPT, 1, make, ack_once);
         assert_eq!(made.get(), 4, "one driver per index");
     }
 
@@ -123,7 +122,7 @@ mod tests {
             reuse(
                 &KEPT,
                 2,
-                || Driver::new(Echo),
+                || Driver::new(Ack),
                 |d| {
                     d.open(0);
                 },
