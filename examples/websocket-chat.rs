@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --example websocket-chat -- --port 8082 --tlsport 8445 --loops -1
-//! open http://127.0.0.1:8080/ in two browser tabs
+//! open http://127.0.0.1:8082/ in two browser tabs
 //! ```
 //!
 //! # How the broadcast works
