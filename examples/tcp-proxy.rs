@@ -149,6 +149,9 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     if a.upstreams.is_empty() {
         return Err("at least one --upstream is needed".into());
     }
+    if a.tls_listen.is_empty() && (a.tlscert.is_some() || a.cert_out.is_some()) {
+        return Err("--tlscert and --cert-out need a --tls-listen".into());
+    }
     Ok(a)
 }
 

@@ -1,7 +1,8 @@
 //! The examples behave like tools: a bad option value is refused with exit status 2 and an
 //! error naming the option and the value, `--loops` 0 and negatives (but -1) are refused,
 //! every example has a default port of its own (and the README's table says which), and
-//! `--tlsport 0` turns http-server's TLS listener off. Every child is bounded and reaped.
+//! `--tlsport 0` turns http-server's TLS listener off (a certificate option without a TLS
+//! listener is a usage error). Every child is bounded and reaped.
 
 mod common;
 
@@ -188,4 +189,37 @@ fn http_server_without_tls_serves_plain_http_only() {
     s.read_to_string(&mut resp).expect("response");
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.trim_end().ends_with("Hello World!"), "{resp}");
+}
+
+#[test]
+fn a_certificate_without_a_tls_listener_is_refused() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "http-server",
+            &["--tlsport", "0", "--tlscert", "x.pem"],
+            "need a --tlsport other than 0",
+        ),
+        (
+            "reverse-proxy",
+            &[
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--tlsport",
+                "0",
+                "--cert-out",
+                "x.pem",
+            ],
+            "need a --tlsport other than 0",
+        ),
+        (
+            "tcp-proxy",
+            &["--upstream", "127.0.0.1:1", "--tlscert", "x.pem"],
+            "need a --tls-listen",
+        ),
+    ];
+    for (name, args, want) in cases {
+        let (status, _, err) = run(name, args);
+        assert_eq!(status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+    }
 }
