@@ -4,17 +4,22 @@
 //! ```text
 //! cargo run --release --example tcp-proxy -- --listen 127.0.0.1:9000 --upstream 127.0.0.1:8090
 //! ```
+//!
+//! TLS can also pass through untouched, routed by the server name of its ClientHello
+//! (`--sni-listen`, `--sni-route`).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use wireloop::{Action, Conn, ConnId, DialOptions, Error, Handler, Loops, Server};
+use wireloop_middleware::proxy_protocol::{ProxyHeader, ProxyProtocol, SendProxyHeader, Version};
 use wireloop_middleware::{translate, TlsClient, TlsServer};
 use wireloop_proxy::balance::hash_bytes;
+use wireloop_proxy::sni::{peek_sni, Hello, SniRoutes};
 use wireloop_proxy::{Balance, Group, Peer};
 
-/// Where the proxy accepts when no `--listen` or `--tls-listen` is given.
+/// Where the proxy accepts when no `--listen`, `--tls-listen` or `--sni-listen` is given.
 const DEFAULT_LISTEN: &str = "tcp://0.0.0.0:9000";
 
 const USAGE: &str = "\
@@ -22,12 +27,13 @@ tcp-proxy: layer-4 reverse proxy (wireloop example)
 
 USAGE:
     tcp-proxy [--listen ADDR ...] --upstream ADDR [--upstream ADDR ...] [OPTIONS]
+    tcp-proxy --sni-listen ADDR --sni-route NAME=ADDR[,ADDR...] [...] [OPTIONS]
 
 OPTIONS:
     --listen ADDR           address to accept on (repeatable): tcp://host:port, host:port,
                             tcp6://[::1]:port, unix:///path, ...?reuseport=true
-                            (default tcp://0.0.0.0:9000 when neither --listen nor
-                            --tls-listen is given)
+                            (default tcp://0.0.0.0:9000 when no --listen, --tls-listen
+                            or --sni-listen is given)
     --upstream ADDR         upstream to forward to (repeatable); host names are resolved
                             off the loop; tcp://host:port, host:port, unix:///path
     --balance MODE          round-robin (default), least-connections, p2c-ewma (on
@@ -47,6 +53,21 @@ OPTIONS:
     --upstream-ca PEM       CA certificate(s) to verify upstreams with (default: the
                             webpki roots)
     --upstream-sni NAME     name sent and verified for upstream TLS (default localhost)
+    --sni-listen ADDR       also accept on ADDR (repeatable) and pass TLS through without
+                            terminating it, to the group --sni-route names for the server
+                            name of the client's ClientHello
+    --sni-route NAME=ADDRS  route server name NAME (exact, *.suffix, or * for any other
+                            and for hellos without a name) to a group of comma-separated
+                            upstreams (repeatable); names no route matches go to the
+                            --upstream group if there is one, else are closed
+    --hello-timeout SECS    longest wait for a complete ClientHello on --sni-listen
+                            (default 10)
+    --proxy-protocol-from NETS
+                            every listener takes a PROXY protocol header (v1 or v2) from
+                            these comma-separated networks (10.0.0.0/8,::1) and refuses
+                            connections from anywhere else
+    --send-proxy-protocol V send upstreams a PROXY protocol header, v1 or v2, naming the
+                            client (the one a received header named, if any)
     -h, --help              print this help
 
 Each client connection dials an upstream on the same loop. While one side cannot take
@@ -68,6 +89,12 @@ struct Args {
     upstream_ca: Option<String>,
     upstream_sni: String,
     upstreams: Vec<String>,
+    sni_listen: Vec<String>,
+    /// (pattern, upstreams) per --sni-route.
+    sni_routes: Vec<(String, Vec<String>)>,
+    hello_timeout: Duration,
+    proxy_protocol: Option<ProxyProtocol>,
+    send_proxy: Option<Version>,
     balance: Balance,
     loops: i64,
     connect_timeout: Duration,
@@ -94,6 +121,11 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         upstream_ca: None,
         upstream_sni: "localhost".to_string(),
         upstreams: Vec::new(),
+        sni_listen: Vec::new(),
+        sni_routes: Vec::new(),
+        hello_timeout: Duration::from_secs(10),
+        proxy_protocol: None,
+        send_proxy: None,
         balance: Balance::RoundRobin,
         loops: 1,
         connect_timeout: Duration::from_secs(5),
@@ -111,6 +143,33 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("upstream-tls") => a.upstream_tls = true,
             Long("upstream-ca") => a.upstream_ca = Some(p.value()?.string()?),
             Long("upstream-sni") => a.upstream_sni = p.value()?.string()?,
+            Long("sni-listen") => a.sni_listen.push(p.value()?.string()?),
+            Long("sni-route") => a.sni_routes.push(sni_route(&p.value()?.string()?)?),
+            Long("proxy-protocol-from") => {
+                let nets = p.value()?.string()?;
+                let list: Vec<&str> = nets.split(',').map(str::trim).collect();
+                a.proxy_protocol =
+                    Some(ProxyProtocol::new(&list).map_err(|e| {
+                        format!("--proxy-protocol-from: invalid value {nets:?} ({e})")
+                    })?);
+            }
+            Long("send-proxy-protocol") => {
+                a.send_proxy = match p.value()?.string()?.as_str() {
+                    "v1" => Some(Version::V1),
+                    "v2" => Some(Version::V2),
+                    other => {
+                        return Err(format!(
+                            "--send-proxy-protocol: invalid value {other:?} (v1 or v2)"
+                        )
+                        .into())
+                    }
+                }
+            }
+            Long("hello-timeout") => {
+                a.hello_timeout =
+                    timeout_arg(common::value(&mut p, "--hello-timeout")?, "--hello-timeout")?
+                        .ok_or("--hello-timeout must be above 0")?
+            }
             Long("balance") => {
                 let mode = p.value()?.string()?;
                 a.balance = Balance::parse(&mode).map_err(|_| {
@@ -143,11 +202,20 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             _ => return Err(arg.unexpected()),
         }
     }
-    if a.listen.is_empty() && a.tls_listen.is_empty() {
+    if a.listen.is_empty() && a.tls_listen.is_empty() && a.sni_listen.is_empty() {
         a.listen.push(DEFAULT_LISTEN.to_string());
     }
-    if a.upstreams.is_empty() {
+    let only_sni = a.listen.is_empty() && a.tls_listen.is_empty() && !a.sni_routes.is_empty();
+    if a.upstreams.is_empty() && !only_sni {
         return Err("at least one --upstream is needed".into());
+    }
+    if a.upstream_tls && !a.sni_listen.is_empty() {
+        return Err(
+            "--upstream-tls cannot be used with --sni-listen (its TLS passes through)".into(),
+        );
+    }
+    if !a.sni_routes.is_empty() && a.sni_listen.is_empty() {
+        return Err("--sni-route needs an --sni-listen".into());
     }
     if a.tls_listen.is_empty() && (a.tlscert.is_some() || a.cert_out.is_some()) {
         return Err("--tlscert and --cert-out need a --tls-listen".into());
@@ -155,27 +223,123 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     Ok(a)
 }
 
+/// `NAME=ADDR[,ADDR...]` of `--sni-route`.
+fn sni_route(s: &str) -> Result<(String, Vec<String>), lexopt::Error> {
+    let bad = || format!("--sni-route: invalid value {s:?} (expected NAME=ADDR[,ADDR...])");
+    let (name, addrs) = s.split_once('=').ok_or_else(bad)?;
+    let addrs: Vec<String> = addrs.split(',').map(|a| a.trim().to_string()).collect();
+    if name.is_empty() || addrs.iter().any(|a| a.is_empty()) {
+        return Err(bad().into());
+    }
+    SniRoutes::new()
+        .add(name, ())
+        .map_err(|e| format!("--sni-route: invalid value {s:?} ({e})"))?;
+    Ok((name.to_string(), addrs))
+}
+
 /// Which side of a pair a connection is, and its partner.
 #[derive(Default)]
 struct Side {
     /// The other connection of the pair.
     peer: Option<ConnId>,
-    /// For an upstream connection: the index of its peer in the group, and when it was
+    /// For an upstream connection: its group, its peer in the group, and when it was
     /// dialed (its connect time feeds p2c-ewma).
-    upstream: Option<(usize, Instant)>,
+    upstream: Option<(usize, usize, Instant)>,
+    /// A client on an --sni-listen listener whose ClientHello is still arriving.
+    hello: bool,
 }
 
-/// One per loop: chooses upstreams (the proxy library's group and balancer) and wires
+/// One per loop: chooses upstreams (the proxy library's groups and balancers) and wires
 /// pairs together.
 struct Proxy {
-    group: Group,
+    /// The --upstream group first (if any), then one per --sni-route.
+    groups: Vec<Group>,
+    /// The group of connections that are not routed by name, or whose name no route has.
+    default_group: Option<usize>,
+    /// Server name to group, for --sni-listen listeners.
+    sni: SniRoutes<usize>,
+    /// Listener indexes of --sni-listen.
+    sni_listeners: Vec<usize>,
+    hello_timeout: Duration,
     connect_timeout: Duration,
+    /// The PROXY protocol version upstreams are sent a header of.
+    send_proxy: Option<Version>,
 }
 
 impl Proxy {
-    /// The upstream for a client from `ip`: the group's balancer among the peers up.
-    fn pick(&mut self, ip: &[u8], now: Instant) -> usize {
-        self.group.pick(hash_bytes(ip), now, 0).unwrap_or(0)
+    /// Dials an upstream of group `g` for client `conn` (the group's balancer among the
+    /// peers up, on the client's address) and links the pair.
+    fn pair(&mut self, conn: &mut Conn<'_, Side>, g: usize) -> Action {
+        let now = conn.control().now();
+        let ip = conn.peer_addr().ok().and_then(|a| a.inet()).map(|a| a.ip());
+        let key = match ip {
+            Some(std::net::IpAddr::V4(v4)) => hash_bytes(&v4.octets()),
+            Some(std::net::IpAddr::V6(v6)) => hash_bytes(&v6.octets()),
+            None => hash_bytes(b"unix"),
+        };
+        let group = &mut self.groups[g];
+        let u = group.pick(key, now, 0).unwrap_or(0);
+        let mut opts = DialOptions::new().timeout(self.connect_timeout);
+        if let Some(version) = self.send_proxy {
+            // The client as a received header named it, else as the socket has it.
+            let h = conn.layer::<ProxyHeader>();
+            let source = h
+                .and_then(|h| h.source())
+                .or_else(|| conn.peer_addr().ok().and_then(|a| a.inet()));
+            let dest = h
+                .and_then(|h| h.dest())
+                .or_else(|| conn.local_addr().ok().and_then(|a| a.inet()));
+            if let (Some(source), Some(dest)) = (source, dest) {
+                opts = opts.layer(SendProxyHeader::new(version, source, dest));
+            }
+        }
+        let state = Side {
+            peer: Some(conn.id()),
+            upstream: Some((g, u, now)),
+            hello: false,
+        };
+        match conn.dial(&group.peers()[u].dial, opts, state) {
+            Ok(up) => {
+                let load = group.load_mut(u);
+                load.busy += 1;
+                load.conns += 1;
+                conn.state.peer = Some(up);
+                conn.link(up);
+                Action::None
+            }
+            Err(e) => {
+                log::warn!("cannot dial upstream {}: {e}", group.peers()[u].url);
+                Action::Close
+            }
+        }
+    }
+
+    /// A client on an --sni-listen listener sent (part of) its ClientHello: once it is
+    /// complete, the pair is made by its server name and the hello goes out unchanged.
+    fn route_hello(&mut self, conn: &mut Conn<'_, Side>) -> Action {
+        let name = match peek_sni(conn.input()) {
+            Ok(Hello::Partial) => return Action::None,
+            Ok(Hello::Complete(name)) => name,
+            Err(e) => {
+                log::info!("closing a client on an SNI listener: {e}");
+                return Action::Close;
+            }
+        };
+        let Some(g) = self
+            .sni
+            .route(name.as_deref())
+            .copied()
+            .or(self.default_group)
+        else {
+            log::info!("no route for server name {name:?}: closing the client");
+            return Action::Close;
+        };
+        conn.state.hello = false;
+        conn.set_read_timeout(None);
+        match self.pair(conn, g) {
+            Action::None => self.data(conn),
+            a => a,
+        }
     }
 }
 
@@ -186,43 +350,28 @@ impl Handler for Proxy {
         if conn.is_dialed() {
             // The upstream connected (and finished its TLS handshake, if it has TLS);
             // bytes the client sent meanwhile were queued on it and go out now.
-            if let Some((u, dialed)) = conn.state.upstream {
+            if let Some((g, u, dialed)) = conn.state.upstream {
                 let now = conn.control().now();
-                self.group
-                    .observe(u, now.saturating_duration_since(dialed), now);
+                self.groups[g].observe(u, now.saturating_duration_since(dialed), now);
             }
             return Action::None;
         }
-        let now = conn.control().now();
-        let ip = conn.peer_addr().ok().and_then(|a| a.inet()).map(|a| a.ip());
-        let u = match ip {
-            Some(std::net::IpAddr::V4(v4)) => self.pick(&v4.octets(), now),
-            Some(std::net::IpAddr::V6(v6)) => self.pick(&v6.octets(), now),
-            None => self.pick(b"unix", now),
-        };
-        let opts = DialOptions::new().timeout(self.connect_timeout);
-        let client = conn.id();
-        let state = Side {
-            peer: Some(client),
-            upstream: Some((u, now)),
-        };
-        match conn.dial(&self.group.peers()[u].dial, opts, state) {
-            Ok(up) => {
-                let load = self.group.load_mut(u);
-                load.busy += 1;
-                load.conns += 1;
-                conn.state.peer = Some(up);
-                conn.link(up);
-                Action::None
-            }
-            Err(e) => {
-                log::warn!("cannot dial upstream {}: {e}", self.group.peers()[u].url);
-                Action::Close
-            }
+        if self.sni_listeners.contains(&conn.addr_index()) {
+            // Nothing is dialed before the ClientHello names the server.
+            conn.state.hello = true;
+            conn.set_read_timeout(Some(self.hello_timeout));
+            return Action::None;
+        }
+        match self.default_group {
+            Some(g) => self.pair(conn, g),
+            None => Action::Close,
         }
     }
 
     fn data(&mut self, conn: &mut Conn<'_, Side>) -> Action {
+        if conn.state.hello {
+            return self.route_hello(conn);
+        }
         // Plaintext either way: the reactor encodes what goes to a TLS peer with that
         // peer's session, and queues it until a dial has connected and shaken hands.
         let peer = conn.state.peer;
@@ -245,15 +394,16 @@ impl Handler for Proxy {
     }
 
     fn closed(&mut self, conn: &mut Conn<'_, Side>, err: Option<Error>) {
-        if let Some((u, _)) = conn.state.upstream {
-            let load = self.group.load_mut(u);
+        if let Some((g, u, _)) = conn.state.upstream {
+            let group = &mut self.groups[g];
+            let load = group.load_mut(u);
             load.busy = load.busy.saturating_sub(1);
             load.conns = load.conns.saturating_sub(1);
             if let Some(e) = &err {
                 if e.is_connect() {
                     log::warn!(
                         "upstream {} failed: {e}; closing its client",
-                        self.group.peers()[u].url
+                        group.peers()[u].url
                     );
                 } else {
                     log::debug!("upstream connection closed: {e}");
@@ -276,12 +426,18 @@ fn main() {
         .loops(Loops::from_count(args.loops))
         .idle_timeout(args.idle_timeout)
         .send_timeout(args.send_timeout);
-    for a in args.listen.iter().chain(&args.tls_listen) {
+    for a in args
+        .listen
+        .iter()
+        .chain(&args.tls_listen)
+        .chain(&args.sni_listen)
+    {
         builder = builder
             .listen(a)
             .unwrap_or_else(|e| common::usage_error(e, USAGE));
     }
-    for u in &args.upstreams {
+    let all_upstreams = args.sni_routes.iter().flat_map(|(_, u)| u);
+    for u in args.upstreams.iter().chain(all_upstreams) {
         if let Err(e) = wireloop::Addr::parse(u) {
             common::usage_error(e, USAGE);
         }
@@ -291,10 +447,15 @@ fn main() {
         std::process::exit(1)
     });
     common::shutdown_on_signal(server.handle());
-    for a in server.local_addrs() {
+    let first_sni = args.listen.len() + args.tls_listen.len();
+    for (i, a) in server.local_addrs().iter().enumerate() {
+        let to = if i >= first_sni {
+            "TLS passed through by server name".to_string()
+        } else {
+            args.upstreams.join(", ")
+        };
         log::info!(
-            "tcp-proxy serving {a} -> {} on {} loop(s)",
-            args.upstreams.join(", "),
+            "tcp-proxy serving {a} -> {to} on {} loop(s)",
             server.num_loops()
         );
     }
@@ -322,13 +483,35 @@ fn main() {
     } else {
         None
     };
-    let peers = args.upstreams.iter().map(|u| Peer::raw(u)).collect();
-    let group = Group::new("upstreams", peers, args.balance.clone())
-        .unwrap_or_else(|e| fail(Error::layer(e)));
+    // The --upstream group first (if any), then one per --sni-route.
+    let mut groups = Vec::new();
+    let mut default_group = None;
+    if !args.upstreams.is_empty() {
+        let peers = args.upstreams.iter().map(|u| Peer::raw(u)).collect();
+        let g = Group::new("upstreams", peers, args.balance.clone())
+            .unwrap_or_else(|e| fail(Error::layer(e)));
+        default_group = Some(groups.len());
+        groups.push(g);
+    }
+    let mut sni = SniRoutes::new();
+    for (name, upstreams) in &args.sni_routes {
+        let peers = upstreams.iter().map(|u| Peer::raw(u)).collect();
+        let g =
+            Group::new(name, peers, args.balance.clone()).unwrap_or_else(|e| fail(Error::layer(e)));
+        sni.add(name, groups.len()).expect("checked by parse_args");
+        groups.push(g);
+    }
+    let sni_listeners: Vec<usize> = (first_sni..first_sni + args.sni_listen.len()).collect();
+    let proxy_protocol = args.proxy_protocol.clone();
     let res = server.serve(|_| {
         let proxy = Proxy {
-            group: group.clone(),
+            groups: groups.clone(),
+            default_group,
+            sni: sni.clone(),
+            sni_listeners: sni_listeners.clone(),
+            hello_timeout: args.hello_timeout,
             connect_timeout: args.connect_timeout,
+            send_proxy: args.send_proxy,
         };
         // Layers stack: TLS towards upstreams (dialed connections) inside, TLS for the
         // TLS listeners outside; plaintext connections pass both untouched.
@@ -339,11 +522,15 @@ fn main() {
             tls_client.clone(),
         );
         let tls_idx = tls_listeners.clone();
-        translate(
+        let tls = translate(
             inner,
             move |c| !c.dialed && tls_idx.contains(&c.addr_index),
             tls_server.clone(),
-        )
+        );
+        // A PROXY protocol header comes first, below TLS (and before a ClientHello that
+        // --sni-listen routes on).
+        let accept_pp = proxy_protocol.is_some();
+        translate(tls, move |c| !c.dialed && accept_pp, proxy_protocol.clone())
     });
     if let Err(e) = res {
         log::error!("{e}");

@@ -63,6 +63,9 @@ pub struct ConnInfo {
     pub addr_index: usize,
     /// Whether it was dialed.
     pub dialed: bool,
+    /// For an accepted TCP connection, the peer's address (what a PROXY protocol layer
+    /// checks against its trusted networks); `None` for dialed and unix connections.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// One connection's protocol state (see the [module documentation](self) for when each

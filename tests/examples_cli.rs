@@ -23,6 +23,7 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     ("tls-echo", &[]),
     ("http-server", &[]),
     ("reverse-proxy", &[]),
+    ("api-gateway", &[]),
     ("websocket-chat", &[]),
     ("websocket-echo", &[]),
     ("redis-server", &[]),

@@ -39,6 +39,10 @@ const TARGETS: &[Target] = &[
     ),
     ("ws_frames", wireloop_middleware::ws::fuzzing::frames),
     ("sni_hello", wireloop_proxy::fuzzing::sni_hello),
+    (
+        "proxy_header",
+        wireloop_middleware::proxy_protocol::fuzzing::header,
+    ),
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {

@@ -306,7 +306,7 @@ fn client_giving_up_aborts_the_upstream_exchange() {
             .lock()
             .unwrap()
             .iter()
-            .any(|l| l.contains("\"GET /slow\" 499"))
+            .any(|l| l.contains("\"GET /slow HTTP/1.1\" 499"))
     });
     assert!(logged, "no 499 in the access log\n{}", proxy.p.output());
 }

@@ -602,7 +602,7 @@ fn bodies_both_ways_sized_and_chunked() {
         .lock()
         .unwrap()
         .iter()
-        .any(|l| l.contains("\"POST /echo\" 200 6291456"))));
+        .any(|l| l.contains("\"POST /echo HTTP/1.1\" 200 6291456"))));
     drop(py);
 }
 
@@ -914,5 +914,5 @@ fn early_upstream_answer_during_an_upload_is_delivered() {
         .lock()
         .unwrap()
         .iter()
-        .any(|l| l.contains("\"POST /up\" 413 15"))));
+        .any(|l| l.contains("\"POST /up HTTP/1.1\" 413 15"))));
 }

@@ -15,11 +15,16 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use wireloop::{Error, Loops, Server};
+use wireloop_middleware::http1::{Request, Response};
+use wireloop_middleware::proxy_protocol::ProxyProtocol;
 use wireloop_middleware::{translate, TlsClient};
-use wireloop_proxy::{Balance, Group, HttpProxy, Peer, ProxyHttp, Settings, Summary};
+use wireloop_proxy::access_log::{AccessLog, Entry, Format};
+use wireloop_proxy::{
+    Balance, Filter, Group, HttpProxy, Peer, ProxyHttp, Session, Settings, Summary,
+};
 
 const USAGE: &str = "\
 reverse-proxy: HTTP/1.1 reverse proxy with keep-alive upstream pools (wireloop example)
@@ -53,17 +58,26 @@ OPTIONS:
                              (default 10; if every upstream is down, try anyway)
     --rewrite-host           send the upstream's host:port as Host (default: keep the
                              client's Host)
-    --no-access-log          no access log lines on stdout
+    --access-log FORMAT      access log lines on stdout: combined (default; Apache's
+                             combined format, then upstream peer, upstream and total
+                             seconds), json (one object per line) or off; written by a
+                             thread of their own, never blocking the loops
+    --no-access-log          the same as --access-log off
+    --proxy-protocol-from NETS
+                             every listener takes a PROXY protocol header (v1 or v2)
+                             from these comma-separated networks (10.0.0.0/8,::1) and
+                             refuses connections from anywhere else; the client address
+                             it names is the one logged and sent in X-Forwarded-For
     -h, --help               print this help
 
 Hop-by-hop headers are removed, X-Forwarded-For, X-Forwarded-Proto and Via are added.
 Upstream connect failure answers 502, no response head within --upstream-timeout 504;
 an upstream failing or stalling mid-response closes the client connection. A client that
 closes its side while its request is in flight aborts the upstream exchange. One access log line per
-request goes to stdout: client, method, target, status, body bytes sent, upstream,
-duration. Logging goes to stderr (WIRELOOP_LOG=debug for more).";
+request goes to stdout (see --access-log). Logging goes to stderr (WIRELOOP_LOG=debug for more).";
 
 struct Args {
+    proxy_protocol: Option<ProxyProtocol>,
     port: u16,
     tlsport: u16,
     host: String,
@@ -75,7 +89,7 @@ struct Args {
     balance: Balance,
     settings: Settings,
     send_timeout: Duration,
-    access_log: bool,
+    access_log: Option<Format>,
     loops: i64,
 }
 
@@ -89,6 +103,7 @@ fn secs(v: f64, what: &str) -> Result<Duration, lexopt::Error> {
 fn parse_args() -> Result<Args, lexopt::Error> {
     use lexopt::prelude::*;
     let mut a = Args {
+        proxy_protocol: None,
         port: 8081,
         tlsport: 8444,
         host: "0.0.0.0".into(),
@@ -100,7 +115,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         balance: Balance::RoundRobin,
         settings: Settings::default(),
         send_timeout: Duration::from_secs(60),
-        access_log: true,
+        access_log: Some(Format::Combined),
         loops: 1,
     };
     let mut p = lexopt::Parser::from_env();
@@ -167,7 +182,24 @@ fn parse_args() -> Result<Args, lexopt::Error> {
                 a.settings.pool_size = n;
             }
             Long("rewrite-host") => a.settings.rewrite_host = true,
-            Long("no-access-log") => a.access_log = false,
+            Long("no-access-log") => a.access_log = None,
+            Long("access-log") => {
+                let format = p.value()?.string()?;
+                a.access_log = match format.as_str() {
+                    "off" => None,
+                    f => Some(Format::parse(f).map_err(|_| {
+                        format!("--access-log: invalid value {format:?} (combined, json or off)")
+                    })?),
+                }
+            }
+            Long("proxy-protocol-from") => {
+                let nets = p.value()?.string()?;
+                let list: Vec<&str> = nets.split(',').map(str::trim).collect();
+                a.proxy_protocol =
+                    Some(ProxyProtocol::new(&list).map_err(|e| {
+                        format!("--proxy-protocol-from: invalid value {nets:?} ({e})")
+                    })?);
+            }
             Short('h') | Long("help") => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -185,27 +217,63 @@ fn parse_args() -> Result<Args, lexopt::Error> {
 }
 
 /// The policy: every request to the one group, balanced; one access log line per request
-/// on stdout (client, request line, status, body bytes sent, upstream, duration).
+/// (combined or JSON, see `wireloop_proxy::access_log`) on stdout.
 #[derive(Clone)]
-struct AccessLog {
-    on: bool,
+struct Logging {
+    log: Option<AccessLog>,
 }
 
-impl ProxyHttp for AccessLog {
-    type Ctx = ();
+/// What the access log needs of a request beyond the proxy's summary.
+#[derive(Default)]
+struct LogCtx {
+    version: &'static str,
+    referer: Option<String>,
+    user_agent: Option<String>,
+}
 
-    fn logging(&mut self, s: &Summary<'_>, _: &mut ()) {
-        if self.on {
-            println!(
-                "{} \"{} {}\" {} {} {} {}ms",
-                s.client_ip,
-                s.method,
-                s.target,
-                s.status,
-                s.sent,
-                s.peer.unwrap_or("-"),
-                s.duration.as_millis()
-            );
+impl ProxyHttp for Logging {
+    type Ctx = LogCtx;
+
+    fn request_filter(
+        &mut self,
+        req: &Request<'_>,
+        _: &mut Response<'_>,
+        _: &Session<'_>,
+        ctx: &mut LogCtx,
+    ) -> Filter {
+        if self.log.is_some() {
+            let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+            ctx.version = if req.version_minor() == 0 {
+                "HTTP/1.0"
+            } else {
+                "HTTP/1.1"
+            };
+            ctx.referer = req.header("referer").map(text);
+            ctx.user_agent = req.header("user-agent").map(text);
+        }
+        Filter::Continue
+    }
+
+    fn logging(&mut self, s: &Summary<'_>, ctx: &mut LogCtx) {
+        if let Some(log) = &self.log {
+            log.log(&Entry {
+                time: SystemTime::now(),
+                client_ip: s.client_ip,
+                method: s.method,
+                target: s.target,
+                version: if ctx.version.is_empty() {
+                    "HTTP/1.1"
+                } else {
+                    ctx.version
+                },
+                status: s.status,
+                bytes: s.sent,
+                referer: ctx.referer.as_deref(),
+                user_agent: ctx.user_agent.as_deref(),
+                upstream: s.peer,
+                upstream_time: s.upstream_time,
+                total_time: s.duration,
+            });
         }
     }
 }
@@ -288,17 +356,23 @@ fn main() {
         max_attempts: args.upstreams.len() as u32,
         ..args.settings
     };
-    let policy = AccessLog {
-        on: args.access_log,
+    let policy = Logging {
+        log: args
+            .access_log
+            .map(|format| AccessLog::start(format, std::io::stdout())),
     };
+    let proxy_protocol = args.proxy_protocol.clone();
     let res = server.serve(move |_| {
         let proxy = HttpProxy::new(policy.clone(), vec![group.clone()], settings.clone());
         // TLS on the TLS listener; upstream connections carry their TLS in their dial.
-        translate(
+        let tls = translate(
             proxy,
             move |c| !c.dialed && Some(c.addr_index) == tls_index,
             tls_server.clone(),
-        )
+        );
+        // The PROXY protocol header comes first, below TLS.
+        let accept_pp = proxy_protocol.is_some();
+        translate(tls, move |c| !c.dialed && accept_pp, proxy_protocol.clone())
     });
     if let Err(e) = res {
         fail(e);

@@ -35,7 +35,8 @@
 //! All on by default: `tls` (rustls) with the crypto provider `aws-lc-rs` (post-quantum
 //! `X25519MLKEM768` first; or `ring`), `self-signed` (`CertKey::self_signed`, rcgen),
 //! `webpki-roots` (the default trust store of `TlsClient`), `http1`, `ws` (needs `http1`
-//! and `codec`), `codec`, `dns` (the core's hickory resolver, `wireloop/dns`).
+//! and `codec`), `codec`, `proxy-protocol` (the PROXY protocol layers, needs `codec`),
+//! `dns` (the core's hickory resolver, `wireloop/dns`).
 //! `translate` and the `Layer` contract are always there.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -55,6 +56,8 @@ pub mod fuzzing;
 pub mod http1;
 #[cfg(feature = "http1")]
 mod kept;
+#[cfg(feature = "proxy-protocol")]
+pub mod proxy_protocol;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod translate;

@@ -348,3 +348,50 @@ fn a_client_that_half_closes_before_its_tls_upstream_connects_gets_the_answer() 
     proxy.assert_running();
     echo.stop().unwrap();
 }
+
+// ----- TLS passed through by server name ------------------------------------------------------
+
+/// A rustls client for `name`, trusting only `trust`, over a fresh connection to `addr`.
+fn tls_connect_to(addr: SocketAddr, name: &str, trust: &CertKey) -> Tls {
+    let cfg = client_config(trust, &[&TLS13, &TLS12]);
+    let server = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(cfg, server).expect("client connection");
+    let mut s = rustls::StreamOwned::new(conn, tcp_connect(addr));
+    while s.conn.is_handshaking() {
+        if let Err(e) = s.conn.complete_io(&mut s.sock) {
+            panic!("TLS handshake for {name}: {e}");
+        }
+    }
+    s
+}
+
+#[test]
+fn tls_passes_through_untouched_to_the_upstream_its_server_name_routes_to() {
+    let cert_a = CertKey::self_signed(&["a.example.test".to_string()]).unwrap();
+    let cert_b = CertKey::self_signed(&["b.example.test".to_string()]).unwrap();
+    let (a, b, plain) = (
+        start_echo(Some(&cert_a)),
+        start_echo(Some(&cert_b)),
+        start_echo(None),
+    );
+    let sni = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let args = [
+        "--sni-listen".to_string(),
+        sni.to_string(),
+        format!("--sni-route=a.example.test={}", a.tcp_addr(0)),
+        format!("--sni-route=*.example.test={}", b.tcp_addr(0)),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut proxy = Proxy::start(&plain.tcp_addr(0).to_string(), &localhost_cert(), &args);
+    // Each client trusts only its upstream's certificate: the handshake is that
+    // upstream's, end to end, and the proxy never holds a key for these names.
+    for (name, trust) in [("a.example.test", &cert_a), ("b.example.test", &cert_b)] {
+        let mut s = tls_connect_to(sni, name, trust);
+        echo_round_trips(&mut s);
+        close_cleanly(s);
+    }
+    proxy.assert_running();
+    for s in [a, b, plain] {
+        s.stop().unwrap();
+    }
+}

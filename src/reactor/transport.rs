@@ -164,14 +164,18 @@ impl<H: Handler> EventLoop<H> {
     /// longest their handshake may take.
     fn sessions(&mut self, key: usize, dial_layers: &[DialLayer]) -> Result<Sessions, Error> {
         let id = self.core.conn_id(key);
-        let (dialed, addr_index) = match self.core.slots.get_mut(key) {
-            Some(c) if !c.io.has(flags::DIALED) => (false, c.io.addr_index as usize),
-            _ => (true, usize::MAX),
+        let (dialed, addr_index, peer) = match self.core.slots.get_mut(key) {
+            Some(c) if !c.io.has(flags::DIALED) => {
+                let peer = c.io.stream.peer_addr().ok().and_then(|a| a.inet());
+                (false, c.io.addr_index as usize, peer)
+            }
+            _ => (true, usize::MAX, None),
         };
         let info = ConnInfo {
             id,
             addr_index,
             dialed,
+            peer,
         };
         let mut sessions = Vec::new();
         let mut handshake = None;

@@ -3,6 +3,7 @@
 //! patterned payloads, unique socket paths, and bounded channel waits.
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod dns;
 mod example;
 pub mod process;

@@ -11,6 +11,7 @@ use wireloop::ConnId;
 use wireloop_middleware::TlsClient;
 
 use crate::balance::{Balance, Balancer, PeerLoad};
+use crate::budget::{Budget, RetryBudget};
 use crate::key::HashKey;
 use crate::peer::Peer;
 
@@ -45,6 +46,7 @@ pub struct Group {
     balance: Balance,
     balancer: Balancer,
     hash_key: HashKey,
+    budget: Budget,
 }
 
 impl Group {
@@ -80,7 +82,35 @@ impl Group {
             balance,
             balancer,
             hash_key: HashKey::default(),
+            budget: Budget::new(RetryBudget::default()),
         })
+    }
+
+    /// Sets how many retries the group allows (default [`RetryBudget::default`]: 20 % of
+    /// its requests plus 10 a second, per loop).
+    pub fn with_retry_budget(mut self, budget: RetryBudget) -> Group {
+        self.budget = Budget::new(budget);
+        self
+    }
+
+    /// Its retry budget.
+    pub fn retry_budget(&self) -> &RetryBudget {
+        self.budget.config()
+    }
+
+    /// A request was sent to the group at `now` (it adds to the retry budget).
+    pub(crate) fn count_request(&mut self, now: Instant) {
+        self.budget.deposit(now);
+    }
+
+    /// Whether the retry budget allows a retry at `now`.
+    pub(crate) fn retry_allowed(&mut self, now: Instant) -> bool {
+        self.budget.available(now)
+    }
+
+    /// Spends a retry of the budget at `now`; `false` if it is spent.
+    pub(crate) fn spend_retry(&mut self, now: Instant) -> bool {
+        self.budget.withdraw(now)
     }
 
     /// Sets what consistent hashing hashes (with [`Balance::Hash`]).

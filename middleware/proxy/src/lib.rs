@@ -39,13 +39,14 @@
 //! ```
 //!
 //! Modules: [`phases`] (the policy trait and its values), [`group`] and [`peer`]
-//! (upstreams), [`balance`] (the balancers, sans-IO), [`key`] (hash keys),
+//! (upstreams), [`budget`] (how many retries a group allows), [`balance`] (the balancers, sans-IO), [`key`] (hash keys),
 //! [`header_list`], [`settings`], [`sni`] (the server name of a ClientHello, for routing
 //! TLS without terminating it), and the engine behind [`HttpProxy`].
 //!
 //! ## Cargo features
 //!
-//! The engine needs `wireloop-middleware`'s `http1` and `tls` (always on). Default:
+//! The engine needs `wireloop-middleware`'s `http1`, `tls` and `proxy-protocol` (always
+//! on). Default:
 //! `aws-lc-rs` (the TLS crypto provider for `https` peers, post-quantum `X25519MLKEM768`
 //! first; or `ring`, one of the two is needed), `webpki-roots` (an `https` peer without a
 //! client of its own trusts the Mozilla roots), `dns` (peers' host names resolved by the
@@ -55,7 +56,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod access_log;
 pub mod balance;
+pub mod budget;
 pub mod fuzzing;
 pub mod group;
 pub mod header_list;
@@ -67,6 +70,7 @@ pub mod settings;
 pub mod sni;
 
 pub use balance::Balance;
+pub use budget::RetryBudget;
 pub use group::Group;
 pub use header_list::HeaderList;
 pub use http::{HttpProxy, ProxyConn, ProxyState};

@@ -126,8 +126,11 @@ pub struct Failure<'a> {
     pub peer_url: &'a str,
     /// Attempts made for this request so far (1 after the first).
     pub attempts: u32,
-    /// Whether sending the request again is safe (nothing of it reached the peer) and
-    /// another peer is there to try.
+    /// Whether sending the request again is safe (nothing of it reached the peer),
+    /// another peer is there to try, attempts are left ([`Settings::max_attempts`]) and
+    /// the group's [retry budget](crate::RetryBudget) allows one.
+    ///
+    /// [`Settings::max_attempts`]: crate::Settings::max_attempts
     pub retryable: bool,
 }
 
@@ -159,6 +162,9 @@ pub struct Summary<'a> {
     pub peer: Option<&'a str>,
     /// From the request head to the end.
     pub duration: Duration,
+    /// From the request going upstream to the response head (`None`: no upstream
+    /// answered).
+    pub upstream_time: Option<Duration>,
 }
 
 /// A proxy's policy: the places it hooks into each request, each with a default, so the

@@ -12,8 +12,8 @@ use std::time::Duration;
 use wireloop::{Handle, Handler, Server};
 use wireloop_middleware::http1::{Http1, Request, Response};
 use wireloop_proxy::{
-    Balance, Failure, FailureKind, Filter, Group, HttpProxy, Peer, ProxyHttp, Recovery, Session,
-    Settings, Summary, Target, UpstreamRequest,
+    Balance, Failure, FailureKind, Filter, Group, HttpProxy, Peer, ProxyHttp, Recovery,
+    RetryBudget, Session, Settings, Summary, Target, UpstreamRequest,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -259,6 +259,49 @@ fn connect_failure_is_retried_on_another_peer() {
         run(move |_| HttpProxy::new(FirstPeer::default(), vec![g1.clone()], Settings::default()));
     let out = get(
         px1.addr,
+        "GET /r HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 503 "), "{out}");
+}
+
+#[test]
+fn retries_stay_within_the_group_budget() {
+    // Every request goes to the dead peer first. Half a retry per request and no floor:
+    // the first request finds the budget empty (503), the second has earned a retry
+    // (200 from the live peer), and so on.
+    let be = backend("b");
+    let budget = RetryBudget {
+        ratio: 0.5,
+        min_per_sec: 0.0,
+        window: Duration::from_secs(60),
+    };
+    let g = group(&[closed_port(), be.addr]).with_retry_budget(budget);
+    assert_eq!(*g.retry_budget(), budget);
+    let settings = Settings {
+        max_attempts: 10,
+        ..Settings::default()
+    };
+    let policy = FirstPeer::default();
+    let failures = policy.connect_failures.clone();
+    let px = run(move |_| HttpProxy::new(policy.clone(), vec![g.clone()], settings.clone()));
+    let statuses: Vec<String> = (0..6)
+        .map(|_| {
+            let out = get(
+                px.addr,
+                "GET /r HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+            );
+            out.get(9..12).unwrap_or(&out).to_string()
+        })
+        .collect();
+    assert_eq!(statuses, ["503", "200", "503", "200", "503", "200"]);
+    assert_eq!(failures.load(Ordering::SeqCst), 3, "retries granted");
+
+    // Without a budget nothing is retried.
+    let g0 = group(&[closed_port(), be.addr]).with_retry_budget(RetryBudget::NONE);
+    let px0 =
+        run(move |_| HttpProxy::new(FirstPeer::default(), vec![g0.clone()], Settings::default()));
+    let out = get(
+        px0.addr,
         "GET /r HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
     );
     assert!(out.starts_with("HTTP/1.1 503 "), "{out}");

@@ -6,6 +6,7 @@ use wireloop::{Action, Conn};
 use wireloop_middleware::http1::{
     write_chunk, write_last_chunk, App, BodyMode, Request, Response, ResponseBody, UpgradeEvent,
 };
+use wireloop_middleware::proxy_protocol::ProxyHeader;
 
 use super::headers::{request_head, HeadParts};
 use super::state::{Answer, Client, ProxyConn, ProxyState, Side};
@@ -22,10 +23,10 @@ impl<P: ProxyHttp> Engine<P> {
     /// A client connection opened (after the HTTP adapter set up its state).
     pub(crate) fn client_opened(&mut self, conn: &mut Conn<'_, ProxyState<P::Ctx>>) {
         let id = conn.id();
-        let ip = conn
-            .peer_addr()
-            .ok()
-            .and_then(|a| a.inet())
+        // The client a PROXY protocol header names, else the socket's peer.
+        let from_header = conn.layer::<ProxyHeader>().and_then(|h| h.source());
+        let ip = from_header
+            .or_else(|| conn.peer_addr().ok().and_then(|a| a.inet()))
             .map(|a| a.ip().to_string())
             .unwrap_or_else(|| "unix".into());
         let tls = self.s.tls_listeners.contains(&conn.addr_index());
@@ -173,6 +174,7 @@ impl<P: ProxyHttp> Engine<P> {
         c.routed = true;
         c.attempts = 1;
         c.tried = crate::group::peer_bit(peer);
+        self.groups[t.group].count_request(self.now);
         self.policy
             .upstream_request(req, &mut c.rewrite, &mut c.ctx);
         c.req_stage.clear();
@@ -215,6 +217,7 @@ impl<P: ProxyHttp> App for Engine<P> {
         c.target.clear();
         c.target.push_str(req.target());
         c.started = self.now;
+        c.upstream_time = None;
         c.sent = 0;
         c.status = 0;
         c.routed = false;

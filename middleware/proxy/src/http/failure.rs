@@ -56,10 +56,15 @@ impl<P: ProxyHttp> Engine<P> {
             self.release(r, up_id, false);
             return;
         };
-        let group = &self.groups[g];
+        let now = self.now;
+        let group = &mut self.groups[g];
         let untried = (0..group.peers().len().min(MAX_PEERS)).any(|i| c.tried & peer_bit(i) == 0);
         let pending = c.answer == Answer::Pending;
-        let retryable = sent_nothing && pending && untried && c.attempts < self.s.max_attempts;
+        let retryable = sent_nothing
+            && pending
+            && untried
+            && c.attempts < self.s.max_attempts
+            && group.retry_allowed(now);
         let recovery = if pending {
             let f = Failure {
                 kind,
@@ -74,7 +79,7 @@ impl<P: ProxyHttp> Engine<P> {
             Recovery::Answer(default_status(kind))
         };
         let status = match recovery {
-            Recovery::Retry if retryable => {
+            Recovery::Retry if retryable && self.groups[g].spend_retry(now) => {
                 let out = std::mem::take(&mut up.out);
                 up.client = None;
                 let load = self.groups[g].load_mut(p);

@@ -193,6 +193,7 @@ impl<P: ProxyHttp> Engine<P> {
             sent: c.sent,
             peer,
             duration: self.now.saturating_duration_since(c.started),
+            upstream_time: c.upstream_time,
         };
         self.policy.logging(&summary, &mut c.ctx);
     }

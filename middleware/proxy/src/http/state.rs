@@ -2,7 +2,7 @@
 //! exchange, or an upstream connection's. No table on the side: a connection's data lives
 //! and dies with it, and a partner reaches it with `Control::state`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wireloop::ConnId;
 use wireloop_middleware::http1::{Http1Conn, ResponseBody, ResponseReader};
@@ -121,6 +121,8 @@ pub(crate) struct Client<C> {
     pub method: String,
     pub target: String,
     pub started: Instant,
+    /// From the request going upstream to the response head, once it came.
+    pub upstream_time: Option<Duration>,
     pub sent: u64,
     /// The status to log (0: none yet).
     pub status: u16,
@@ -162,6 +164,7 @@ impl<C: Default> Client<C> {
             method: String::new(),
             target: String::new(),
             started: now,
+            upstream_time: None,
             sent: 0,
             status: 0,
             ctx: C::default(),

@@ -160,6 +160,7 @@ impl<P: ProxyHttp> Engine<P> {
                         if let Some(t) = up.sent_at.take() {
                             let rtt = self.now.saturating_duration_since(t);
                             self.groups[up.group].observe(up.peer, rtt, self.now);
+                            c.upstream_time = Some(rtt);
                         }
                         c.answer = Answer::Head;
                         woke = true;

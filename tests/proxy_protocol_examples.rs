@@ -1,0 +1,189 @@
+//! The PROXY protocol in the example proxies, with the real binaries: `reverse-proxy` and
+//! `tcp-proxy` take headers from trusted senders (`--proxy-protocol-from`) and use the
+//! client they name (X-Forwarded-For; the header `tcp-proxy` sends on); `tcp-proxy` sends
+//! one to its upstreams (`--send-proxy-protocol`). Every process is killed on drop; every
+//! wait is bounded.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+
+use common::process::Process;
+use common::{recv_n, TIMEOUT};
+use wireloop_middleware::codec::Status;
+use wireloop_middleware::proxy_protocol::{parse, write, Header, Version};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn header(version: Version, source: &str, dest: &str) -> Vec<u8> {
+    let mut h = Vec::new();
+    write(
+        version,
+        source.parse().unwrap(),
+        dest.parse().unwrap(),
+        &mut h,
+    );
+    h
+}
+
+/// Sends `bytes` on a fresh connection and reads until the peer closes.
+fn exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+#[test]
+fn reverse_proxy_forwards_the_client_a_trusted_header_names() {
+    let be = common::backend::header_echo("be");
+    let port = free_port();
+    let args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--tlsport",
+        "0",
+        "--listen-host",
+        "127.0.0.1",
+        "--upstream",
+        &format!("http://{}", be.tcp_addr(0)),
+        "--proxy-protocol-from",
+        "127.0.0.0/8, ::1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let _p = Process::start(
+        &common::example_bin("reverse-proxy"),
+        &args,
+        "reverse-proxy listening",
+        TIMEOUT,
+    )
+    .expect("reverse-proxy starts");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let request = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    for version in [Version::V1, Version::V2] {
+        let mut bytes = header(version, "203.0.113.9:40000", "192.0.2.1:80");
+        bytes.extend(request);
+        let out = String::from_utf8_lossy(&exchange(addr, &bytes)).into_owned();
+        assert!(out.starts_with("HTTP/1.1 200 "), "{version:?}: {out}");
+        assert!(
+            out.contains("x-forwarded-for: 203.0.113.9\n"),
+            "{version:?}: {out}"
+        );
+    }
+    // A request without a header is refused, not served as the proxy's own address.
+    assert_eq!(exchange(addr, request), b"");
+}
+
+/// An upstream that reports what each connection sent once a PROXY header and 4 bytes
+/// after it are in (or the connection ended).
+fn recording_upstream() -> (SocketAddr, mpsc::Receiver<Vec<u8>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let tx = tx.clone();
+            thread::spawn(move || {
+                s.set_read_timeout(Some(TIMEOUT)).unwrap();
+                let mut got = Vec::new();
+                let mut buf = [0u8; 512];
+                let done = |got: &[u8]| matches!(parse(got), Ok(Status::Complete((n, _))) if got.len() >= n + 4);
+                while !done(&got) {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tx.send(got);
+            });
+        }
+    });
+    (addr, rx)
+}
+
+fn tcp_proxy(args: &[String]) -> (Process, SocketAddr) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut all = vec!["--listen".to_string(), addr.to_string()];
+    all.extend_from_slice(args);
+    let p = Process::start(
+        &common::example_bin("tcp-proxy"),
+        &all,
+        "tcp-proxy serving",
+        TIMEOUT,
+    )
+    .expect("tcp-proxy starts");
+    (p, addr)
+}
+
+/// What a recorded connection began with: its header, then the rest.
+fn split_header(got: &[u8]) -> (Header, Vec<u8>) {
+    match parse(got) {
+        Ok(Status::Complete((n, h))) => (h, got[n..].to_vec()),
+        other => panic!("no PROXY header first ({other:?}): {got:?}"),
+    }
+}
+
+#[test]
+fn tcp_proxy_passes_on_the_client_a_trusted_header_names() {
+    let (up, rx) = recording_upstream();
+    let (_p, addr) = tcp_proxy(&[
+        "--upstream".into(),
+        up.to_string(),
+        "--proxy-protocol-from".into(),
+        "127.0.0.1".into(),
+        "--send-proxy-protocol".into(),
+        "v2".into(),
+    ]);
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut bytes = header(Version::V1, "198.51.100.7:5555", "192.0.2.9:443");
+    bytes.extend(b"data");
+    s.write_all(&bytes).unwrap();
+    let got = recv_n(&rx, 1, TIMEOUT, "the upstream's bytes").remove(0);
+    let (h, rest) = split_header(&got);
+    assert_eq!(
+        h,
+        Header::Proxied {
+            source: "198.51.100.7:5555".parse().unwrap(),
+            dest: "192.0.2.9:443".parse().unwrap()
+        }
+    );
+    assert_eq!(rest, b"data");
+}
+
+#[test]
+fn tcp_proxy_names_the_socket_client_when_no_header_came() {
+    let (up, rx) = recording_upstream();
+    let (_p, addr) = tcp_proxy(&[
+        "--upstream".into(),
+        up.to_string(),
+        "--send-proxy-protocol".into(),
+        "v1".into(),
+    ]);
+    let mut s = TcpStream::connect(addr).unwrap();
+    let me = s.local_addr().unwrap();
+    s.write_all(b"data").unwrap();
+    let got = recv_n(&rx, 1, TIMEOUT, "the upstream's bytes").remove(0);
+    let (h, rest) = split_header(&got);
+    assert_eq!(
+        h,
+        Header::Proxied {
+            source: me,
+            dest: addr
+        }
+    );
+    assert_eq!(rest, b"data");
+}
