@@ -94,6 +94,10 @@ impl std::error::Error for ParseError {}
 pub struct Request<'a> {
     method: &'a str,
     target: &'a str,
+    /// Where the origin-form part (path and query) begins in `target`: 0 but for an
+    /// absolute-form target, whose authority is `target[authority]`.
+    origin_at: usize,
+    authority: (usize, usize),
     minor: u8,
     headers: &'a [Header<'a>],
     body: &'a [u8],
@@ -117,26 +121,50 @@ impl<'a> Request<'a> {
         self.method == "HEAD"
     }
 
-    /// The request target as sent (origin-form `/path?query`, absolute-form, `*`, or
-    /// authority-form).
+    /// The request target as sent (origin-form `/path?query`, absolute-form
+    /// `http://host/path?query`, `*` for `OPTIONS`, or authority-form `host:port` for
+    /// `CONNECT`).
     #[inline]
     pub fn target(&self) -> &'a str {
         self.target
     }
 
-    /// The target up to `?`.
+    /// The path and query of the target: the target itself in origin-form; for an
+    /// absolute-form target what follows its authority, which can be empty or start with
+    /// `?` (`http://host?q`: a forwarded request then needs a `/` before it).
+    #[inline]
+    pub fn origin(&self) -> &'a str {
+        &self.target[self.origin_at..]
+    }
+
+    /// The authority (`host[:port]`) of an absolute-form target. The parser has checked
+    /// that it equals the `Host` field, when there is one (RFC 9112 §3.2.2).
+    pub fn authority(&self) -> Option<&'a str> {
+        let (from, to) = self.authority;
+        (to > from).then(|| &self.target[from..to])
+    }
+
+    /// The path: the target up to `?` (of an absolute-form target, its path, `/` when it
+    /// has none).
     pub fn path(&self) -> &'a str {
+        let o = self.origin();
         // A plain scan: targets are short, and `split_once`'s search costs more to set up.
-        match self.target.bytes().position(|b| b == b'?') {
-            Some(i) => &self.target[..i],
-            None => self.target,
+        let p = match o.bytes().position(|b| b == b'?') {
+            Some(i) => &o[..i],
+            None => o,
+        };
+        if p.is_empty() && self.origin_at > 0 {
+            "/"
+        } else {
+            p
         }
     }
 
     /// The target after `?`, if any.
     pub fn query(&self) -> Option<&'a str> {
-        let i = self.target.bytes().position(|b| b == b'?')?;
-        Some(&self.target[i + 1..])
+        let o = self.origin();
+        let i = o.bytes().position(|b| b == b'?')?;
+        Some(&o[i + 1..])
     }
 
     /// The minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
@@ -238,8 +266,12 @@ impl<'a> Request<'a> {
 /// end, obsolete line folding, a version other than 1.0/1.1 (505), a missing or repeated
 /// `Host` in HTTP/1.1, `Content-Length` with `Transfer-Encoding`, differing or malformed
 /// `Content-Length` values, `Transfer-Encoding` in HTTP/1.0, a `Transfer-Encoding` not
-/// ending in `chunked` (400) or with codings other than `chunked` (501), and `Expect`
-/// values other than `100-continue` (417).
+/// ending in `chunked` (400) or with codings other than `chunked` (501), `Expect`
+/// values other than `100-continue` (417), and a request target of none of the four forms
+/// or of a form its method does not take (400): origin-form (`/...`), absolute-form
+/// (`http://` or `https://`, no user information, its authority equal to `Host` when
+/// there is one), authority-form (`CONNECT` only, which takes nothing else) and `*`
+/// (`OPTIONS` only).
 pub fn parse_request<'a>(
     buf: &'a [u8],
     slots: &'a mut [MaybeUninit<Header<'a>>],
@@ -276,12 +308,32 @@ pub fn parse_request<'a>(
     if target.len() > cfg.max_target {
         return Err(ParseError::UriTooLong);
     }
+    let form = target_form(method, target)?;
     let facts = scan_headers(headers, minor)?;
+    let (origin_at, authority) = match form {
+        TargetForm::Absolute {
+            authority: (from, to),
+        } => {
+            // The target's authority is the request's host; a `Host` field naming another
+            // would let whatever reads the request next choose the other (RFC 9112 §3.2.2).
+            if let Some(host) = facts.host {
+                if !host.eq_ignore_ascii_case(&target.as_bytes()[from..to]) {
+                    return Err(ParseError::BadRequest(
+                        "Host differs from the target's authority",
+                    ));
+                }
+            }
+            (to, (from, to))
+        }
+        _ => (0, (0, 0)),
+    };
     Ok(Some((
         len,
         Request {
             method,
             target,
+            origin_at,
+            authority,
             minor,
             headers,
             body: &[],
@@ -292,6 +344,77 @@ pub fn parse_request<'a>(
             streaming: false,
         },
     )))
+}
+
+/// The four forms of a request target (RFC 9112 §3.2).
+enum TargetForm {
+    /// `/path?query`.
+    Origin,
+    /// `http://authority/path?query`: where the authority lies in the target.
+    Absolute { authority: (usize, usize) },
+    /// `host:port`, for `CONNECT`.
+    Authority,
+    /// `*`, for `OPTIONS`.
+    Asterisk,
+}
+
+/// Which form `target` has; each form only with the methods it belongs to, and nothing
+/// that is none of them (`GET admin` would reach an upstream that reads it as `/admin`
+/// past a policy that checked for `/admin`). Absolute-form: `http` or `https`, an
+/// authority without user information.
+fn target_form(method: &str, target: &str) -> Result<TargetForm, ParseError> {
+    let connect = method == "CONNECT";
+    let t = target.as_bytes();
+    if connect {
+        // authority-form: host ":" port, nothing else.
+        let ok = match target.rfind(':') {
+            Some(i) => {
+                i > 0
+                    && i + 1 < t.len()
+                    && t[i + 1..].iter().all(u8::is_ascii_digit)
+                    && !t.iter().any(|&b| matches!(b, b'/' | b'?' | b'#' | b'@'))
+            }
+            None => false,
+        };
+        return if ok {
+            Ok(TargetForm::Authority)
+        } else {
+            Err(ParseError::BadRequest(
+                "CONNECT needs an authority-form target",
+            ))
+        };
+    }
+    match t.first() {
+        Some(b'/') => return Ok(TargetForm::Origin),
+        Some(b'*') if t.len() == 1 => {
+            return if method == "OPTIONS" {
+                Ok(TargetForm::Asterisk)
+            } else {
+                Err(ParseError::BadRequest(
+                    "asterisk-form target other than OPTIONS",
+                ))
+            };
+        }
+        _ => {}
+    }
+    let rest = if t.len() > 7 && t[..7].eq_ignore_ascii_case(b"http://") {
+        7
+    } else if t.len() > 8 && t[..8].eq_ignore_ascii_case(b"https://") {
+        8
+    } else {
+        return Err(ParseError::BadRequest("invalid request target"));
+    };
+    let end = t[rest..]
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .map_or(t.len(), |i| rest + i);
+    let authority = &t[rest..end];
+    if authority.is_empty() || authority.contains(&b'@') || t.get(end) == Some(&b'#') {
+        return Err(ParseError::BadRequest("invalid absolute-form target"));
+    }
+    Ok(TargetForm::Absolute {
+        authority: (rest, end),
+    })
 }
 
 fn map_httparse_error(e: httparse::Error, window: &[u8]) -> ParseError {
@@ -369,7 +492,9 @@ fn lines_end_in_crlf(head: &[u8], method: &str, headers: &[Header<'_>]) -> bool 
 }
 
 /// What the header fields say about framing and the connection.
-struct Facts {
+struct Facts<'a> {
+    /// The `Host` field's value, if any (there is at most one).
+    host: Option<&'a [u8]>,
     length: BodyLength,
     keep_alive: bool,
     expect_continue: bool,
@@ -516,9 +641,10 @@ impl FramingFields {
     }
 }
 
-fn scan_headers(headers: &[Header<'_>], minor: u8) -> Result<Facts, ParseError> {
+fn scan_headers<'a>(headers: &[Header<'a>], minor: u8) -> Result<Facts<'a>, ParseError> {
     let mut framing = FramingFields::default();
     let mut hosts = 0u32;
+    let mut host = None;
     let mut close = false;
     let mut keep_alive_token = false;
     let mut upgrade_token = false;
@@ -535,6 +661,7 @@ fn scan_headers(headers: &[Header<'_>], minor: u8) -> Result<Facts, ParseError> 
         match name.len() {
             4 if eq(name, "host") => {
                 hosts += 1;
+                host = Some(h.value);
                 if h.value
                     .iter()
                     .any(|&b| matches!(b, b' ' | b'\t' | b'/' | b'?' | b'#' | b'@' | b'\\'))
@@ -588,6 +715,7 @@ fn scan_headers(headers: &[Header<'_>], minor: u8) -> Result<Facts, ParseError> 
     };
     let keep_alive = !close && (minor >= 1 || keep_alive_token);
     Ok(Facts {
+        host,
         length,
         keep_alive,
         expect_continue,
@@ -728,6 +856,30 @@ mod tests {
             assert_eq!(r.target(), "/1");
             assert_eq!(len, 28);
         }
+        absolute_form: b"GET http://Example.com:8080/a/b?x=1 HTTP/1.1\r\nHost: example.COM:8080\r\n\r\n" => |r, _len| {
+            assert_eq!(r.target(), "http://Example.com:8080/a/b?x=1");
+            assert_eq!(r.authority(), Some("Example.com:8080"));
+            assert_eq!(r.origin(), "/a/b?x=1");
+            assert_eq!(r.path(), "/a/b");
+            assert_eq!(r.query(), Some("x=1"));
+        }
+        absolute_form_no_path: b"GET https://a?q HTTP/1.1\r\nHost: a\r\n\r\n" => |r, _len| {
+            assert_eq!(r.origin(), "?q");
+            assert_eq!(r.path(), "/");
+            assert_eq!(r.query(), Some("q"));
+        }
+        absolute_form_http10_without_host: b"GET http://a/x HTTP/1.0\r\n\r\n" => |r, _len| {
+            assert_eq!(r.authority(), Some("a"));
+            assert_eq!(r.path(), "/x");
+        }
+        origin_form_has_no_authority: b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n" => |r, _len| {
+            assert_eq!(r.authority(), None);
+            assert_eq!(r.origin(), "/x");
+        }
+        connect_authority_form: b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n" => |r, _len| {
+            assert_eq!(r.target(), "a:443");
+            assert_eq!(r.authority(), None);
+        }
     }
 
     err! {
@@ -773,6 +925,16 @@ mod tests {
         double_space: b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
         junk: b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" => 400;
         empty_method: b" / HTTP/1.1\r\n" => 400;
+        absolute_form_other_host: b"GET http://evil/admin HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
+        absolute_form_userinfo: b"GET http://a@evil/ HTTP/1.1\r\nHost: evil\r\n\r\n" => 400;
+        absolute_form_empty_authority: b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
+        absolute_form_other_scheme: b"GET ftp://a/x HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
+        absolute_form_fragment: b"GET http://a#x HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
+        target_without_slash: b"GET admin HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
+        asterisk_other_method: b"GET * HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
+        connect_origin_form: b"CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
+        connect_no_port: b"CONNECT a HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
+        authority_form_not_connect: b"GET a:443 HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
     }
 
     partial! {

@@ -23,6 +23,9 @@
 //!         conn.write(format!("hello {client:?}\n").as_bytes());
 //!         Action::Close
 //!     }
+//!     fn data(&mut self, _: &mut Conn<'_, ()>) -> Action {
+//!         Action::None
+//!     }
 //! }
 //!
 //! # fn main() -> Result<(), wireloop::Error> {

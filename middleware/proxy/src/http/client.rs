@@ -8,7 +8,7 @@ use wireloop_middleware::http1::{
 };
 use wireloop_middleware::proxy_protocol::ProxyHeader;
 
-use super::headers::{request_head, HeadParts};
+use super::headers::{request_head, tunnels_upgrade, HeadParts};
 use super::state::{Answer, Client, ProxyConn, ProxyState, Side};
 use super::{push_op, Engine, Op};
 use crate::phases::{Filter, ProxyHttp, Session};
@@ -139,6 +139,14 @@ impl<P: ProxyHttp> Engine<P> {
             c.status = res.status_code();
             return false;
         }
+        if req.method() == "CONNECT" {
+            // No tunnels to where a client names: the upstream would take a 2xx as the
+            // start of one while the proxy read it as a response (and pooled the
+            // connection). A policy that wants CONNECT answers it in `request_filter`.
+            c.status = 501;
+            res.status(501).close().body(b"CONNECT is not supported\n");
+            return false;
+        }
         let Some(t) = self
             .policy
             .upstream_peer(req, &session, &self.groups, &mut c.ctx)
@@ -231,7 +239,7 @@ impl<P: ProxyHttp> App for Engine<P> {
         c.req_chunked = req.is_chunked();
         c.req_done = !req.has_body();
         c.head_request = req.is_head();
-        c.upgrade_req = req.wants_upgrade();
+        c.upgrade_req = tunnels_upgrade(req);
         c.idempotent = matches!(req.method(), "GET" | "HEAD" | "OPTIONS");
         c.ctx = P::Ctx::default();
         c.rewrite.clear();

@@ -15,16 +15,22 @@ use crate::phases::{default_status, Failure, FailureKind, ProxyHttp, Recovery};
 const MAX_REPLAYS: u8 = 2;
 
 impl<P: ProxyHttp> Engine<P> {
-    /// The upstream side failed for client `cid`: `status` if no response head arrived,
-    /// else what arrived is passed on and the client connection is closed without
-    /// completing the response (a response received whole is delivered).
+    /// The upstream side failed for client `cid`: `status` if no byte of the response
+    /// went to the client yet, else what arrived is passed on and the client connection
+    /// is closed without completing the response (a response received whole is
+    /// delivered).
     pub(crate) fn fail_client(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ConnId, status: u16) {
         let Some(c) = r.client(cid) else {
             return;
         };
         if c.tunnel {
             c.tunnel_eof = true;
-        } else if matches!(c.answer, Answer::Head | Answer::Streaming) && !c.complete {
+        } else if c.answer == Answer::Head && !c.complete {
+            // The head is staged but none of the response went out yet (its body failed
+            // in the same read, say): the client gets `status`, not a response cut off.
+            c.answer = Answer::Fail(status);
+            c.stage.clear();
+        } else if c.answer == Answer::Streaming && !c.complete {
             c.cut_off = true;
         } else if !matches!(c.answer, Answer::Done) && !c.complete {
             c.answer = Answer::Fail(status);

@@ -50,10 +50,31 @@ fn connection_options<'a>(
     n
 }
 
+/// Whether `name` is one of the `Connection` options, so hop-by-hop. `Host` never is: a
+/// client that names it would otherwise have the upstream receive a request without the
+/// `Host` its policy routed on (RFC 9110 §7.6.1 forbids options for end-to-end fields;
+/// the framing fields need no such care, the writer frames the body itself).
 fn named(options: &[&[u8]], name: &str) -> bool {
     options
         .iter()
         .any(|o| o.eq_ignore_ascii_case(name.as_bytes()))
+        && !name.eq_ignore_ascii_case("host")
+}
+
+/// Whether the request's upgrade is passed on (and a 101 turns the exchange into a
+/// tunnel). Not `h2c`: HTTP/2 in the clear through a tunnel would reach the upstream past
+/// the policy, request after request ("h2c smuggling"), and RFC 9113 §3.1 retired the
+/// token. Such a request goes on as a plain one, its `Upgrade` field dropped.
+pub(crate) fn tunnels_upgrade(req: &Request<'_>) -> bool {
+    req.wants_upgrade()
+        && !req.headers().any(|(name, value)| {
+            name.eq_ignore_ascii_case("upgrade")
+                && value.split(|&b| b == b',').any(|p| {
+                    p.trim_ascii()
+                        .get(..3)
+                        .is_some_and(|t| t.eq_ignore_ascii_case(b"h2c"))
+                })
+        })
 }
 
 /// Fills `out` with the response head's fields to pass on to the client: hop-by-hop
@@ -101,7 +122,7 @@ pub(crate) fn request_head(
     let mut opts = [&b""[..]; MAX_CONN_OPTIONS];
     let n_opts = connection_options(req.headers(), &mut opts);
     let opts = &opts[..n_opts];
-    let upgrade = req.wants_upgrade();
+    let upgrade = tunnels_upgrade(req);
     // X-Forwarded-For and Via, appended to what came in.
     let xff = scratch;
     xff.clear();
@@ -135,6 +156,11 @@ pub(crate) fn request_head(
     let changed = !(rw.set.is_empty() && rw.removed.is_empty());
     let rewrite = parts.rewrite_host && !rw.set.contains("host");
     let set_host = rw.set.contains("host");
+    // Without `Host` from the client (HTTP/1.0), an absolute-form target names the host.
+    let host = match req.authority() {
+        Some(a) if !rewrite => a,
+        _ => parts.authority,
+    };
     let headers = req
         .headers()
         .filter(move |&(name, _)| {
@@ -150,7 +176,7 @@ pub(crate) fn request_head(
         })
         .chain(
             [
-                ("Host", parts.authority.as_bytes()),
+                ("Host", host.as_bytes()),
                 ("X-Forwarded-For", xff.as_bytes()),
                 ("X-Forwarded-Proto", parts.proto.as_bytes()),
                 ("Via", via.as_bytes()),
@@ -164,11 +190,99 @@ pub(crate) fn request_head(
             }),
         )
         .chain(rw.set.iter());
-    let target = if rw.target.is_empty() {
-        req.target()
-    } else {
+    // Origin-form upstream: an absolute-form target's path and query (the parser checked
+    // that its authority is the `Host` sent on).
+    let slash;
+    let target = if !rw.target.is_empty() {
         rw.target.as_str()
+    } else if req.authority().is_some() && !req.origin().starts_with('/') {
+        slash = format!("/{}", req.origin());
+        slash.as_str()
+    } else {
+        req.origin()
     };
     let length = req.body_length();
     write_request_head(out, req.method(), target, headers, length).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use wireloop_middleware::http1::{header_slots, parse_request, Config};
+
+    use super::*;
+
+    /// The upstream head the proxy writes for `raw` (no policy changes, the peer's
+    /// authority `peer:80`).
+    fn upstream_head(raw: &[u8]) -> String {
+        let mut slots = header_slots();
+        let cfg = Config::default();
+        let (_, req) = parse_request(raw, &mut slots, &cfg)
+            .expect("valid request")
+            .expect("complete head");
+        let rewrite = UpstreamRequest::default();
+        let parts = HeadParts {
+            client_ip: "10.0.0.1",
+            proto: "http",
+            authority: "peer:80",
+            rewrite_host: false,
+            rewrite: &rewrite,
+        };
+        let mut out = Vec::new();
+        assert!(request_head(
+            &req,
+            &parts,
+            &mut String::new(),
+            &mut String::new(),
+            &mut out
+        ));
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn connection_cannot_remove_host() {
+        let h = upstream_head(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Host, X-Gone\r\nX-Gone: 1\r\n\r\n",
+        );
+        assert!(h.contains("\r\nHost: a\r\n"), "{h}");
+        assert!(!h.contains("X-Gone") && !h.contains("Connection"), "{h}");
+    }
+
+    #[test]
+    fn absolute_form_goes_upstream_in_origin_form() {
+        let h = upstream_head(b"GET http://a/x?y HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(h.starts_with("GET /x?y HTTP/1.1\r\n"), "{h}");
+        assert!(h.contains("\r\nHost: a\r\n"), "{h}");
+        let h = upstream_head(b"GET http://a?q HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(h.starts_with("GET /?q HTTP/1.1\r\n"), "{h}");
+        let h = upstream_head(b"GET http://a HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(h.starts_with("GET / HTTP/1.1\r\n"), "{h}");
+    }
+
+    #[test]
+    fn absolute_form_names_the_host_when_the_client_sent_none() {
+        let h = upstream_head(b"GET http://a:81/x HTTP/1.0\r\n\r\n");
+        assert!(h.starts_with("GET /x HTTP/1.1\r\n"), "{h}");
+        assert!(
+            h.contains("\r\nHost: a:81\r\n") && !h.contains("peer:80"),
+            "{h}"
+        );
+    }
+
+    #[test]
+    fn h2c_upgrade_is_not_passed_on() {
+        let h = upstream_head(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+        );
+        assert!(
+            !h.contains("Upgrade") && !h.contains("HTTP2-Settings") && !h.contains("Connection"),
+            "{h}"
+        );
+        let h = upstream_head(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        );
+        assert!(
+            h.contains("\r\nUpgrade: websocket\r\n") && h.contains("\r\nConnection: Upgrade\r\n"),
+            "{h}"
+        );
+    }
 }
