@@ -79,6 +79,15 @@ fn subject_and_authority_key_identifiers_match() {
         .expect("parse")
         .expect("basicConstraints");
     assert!(!bc.value.ca, "a leaf, not a CA");
+    // DER omits a DEFAULT value: CA:FALSE is an empty SEQUENCE, not an explicit FALSE
+    // (which strict parsers such as Python's cryptography, inside sslyze, refuse).
+    let raw = cert
+        .extensions()
+        .iter()
+        .find(|e| e.oid == oid_registry::OID_X509_EXT_BASIC_CONSTRAINTS)
+        .expect("basicConstraints");
+    assert!(raw.critical, "basicConstraints is critical");
+    assert_eq!(raw.value, [0x30, 0x00], "CA:FALSE as an empty SEQUENCE");
     let eku = cert.extended_key_usage().expect("parse").expect("EKU");
     assert!(eku.value.server_auth);
     assert_eq!(cert.subject(), cert.issuer(), "self-signed");
