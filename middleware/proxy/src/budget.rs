@@ -3,7 +3,8 @@
 //! proxy does not multiply its load on them; while one peer of several fails, the
 //! budget covers its share and well-behaved clients see nothing of it.
 //!
-//! Each request deposits [`RetryBudget::ratio`] tokens, time deposits
+//! Each request deposits [`RetryBudget::ratio`] tokens (counted, and added up only when
+//! a retry is asked for), time deposits
 //! [`RetryBudget::min_per_sec`] tokens a second, and a retry withdraws one. The balance
 //! is capped at what [`RetryBudget::window`] of deposits would give (plus one), so a
 //! quiet spell cannot save up a storm. Sans-IO: the caller passes the time.
@@ -46,8 +47,10 @@ impl RetryBudget {
 pub(crate) struct Budget {
     cfg: RetryBudget,
     tokens: f64,
-    /// Requests over about the last window (decaying), for the cap.
-    rate: f64,
+    /// Requests since the last refill: counting one is all a request costs.
+    pending: u64,
+    /// About how many requests came over the last window (for the cap).
+    recent: f64,
     last: Option<Instant>,
 }
 
@@ -57,7 +60,8 @@ impl Budget {
             cfg,
             // A fresh group may retry as if it had been idle for a while.
             tokens: cfg.min_per_sec * cfg.window.as_secs_f64(),
-            rate: 0.0,
+            pending: 0,
+            recent: 0.0,
             last: None,
         }
     }
@@ -66,34 +70,38 @@ impl Budget {
         &self.cfg
     }
 
-    /// Adds the time-based deposit since the last call, and `requests` requests.
-    fn refill(&mut self, now: Instant, requests: f64) {
-        let window = self.cfg.window.as_secs_f64();
-        if let Some(last) = self.last {
-            let dt = now.saturating_duration_since(last).as_secs_f64();
-            self.tokens += self.cfg.min_per_sec * dt;
-            // The count of recent requests decays over the window.
-            if window > 0.0 {
-                self.rate *= (-dt / window).exp();
-            }
-        }
+    /// Adds what time and the requests since the last refill deposited (only when a
+    /// retry is asked for, so requests cost a count each).
+    fn refill(&mut self, now: Instant) {
+        let dt = self
+            .last
+            .map_or(0.0, |l| now.saturating_duration_since(l).as_secs_f64());
         self.last = Some(now);
-        self.rate += requests;
-        self.tokens += self.cfg.ratio * requests;
-        // At most a window of deposits (and one token of slack, so a budget that
+        let window = self.cfg.window.as_secs_f64();
+        let n = std::mem::take(&mut self.pending) as f64;
+        self.recent = if window <= 0.0 {
+            0.0
+        } else if dt >= window {
+            // Requests spread over more than a window: the window's share.
+            n * window / dt
+        } else {
+            n + self.recent * (1.0 - dt / window)
+        };
+        self.tokens += self.cfg.min_per_sec * dt + self.cfg.ratio * n;
+        // At most about a window of deposits (and one token of slack, so a budget that
         // has just earned a retry is not denied it by rounding).
-        let cap = self.cfg.min_per_sec * window + self.cfg.ratio * self.rate + 1.0;
+        let cap = self.cfg.min_per_sec * window + self.cfg.ratio * self.recent + 1.0;
         self.tokens = self.tokens.min(cap);
     }
 
     /// A request starts.
-    pub(crate) fn deposit(&mut self, now: Instant) {
-        self.refill(now, 1.0);
+    pub(crate) fn deposit(&mut self) {
+        self.pending += 1;
     }
 
     /// Whether a retry fits in the budget now.
     pub(crate) fn available(&mut self, now: Instant) -> bool {
-        self.refill(now, 0.0);
+        self.refill(now);
         self.tokens >= 1.0
     }
 
@@ -121,7 +129,7 @@ mod tests {
         let mut n = 0;
         for i in 0..rps * secs {
             let now = t0 + Duration::from_secs_f64(f64::from(i) / f64::from(rps));
-            b.deposit(now);
+            b.deposit();
             n += u32::from(b.withdraw(now));
         }
         n
@@ -147,7 +155,8 @@ mod tests {
         // An hour of quiet saves up at most a window's worth.
         let mut b = Budget::new(cfg);
         let t0 = Instant::now();
-        b.deposit(t0);
+        b.deposit();
+        assert!(b.available(t0));
         let later = t0 + Duration::from_secs(3600);
         let burst = (0..10_000).filter(|_| b.withdraw(later)).count();
         assert!((100..=103).contains(&burst), "{burst}");

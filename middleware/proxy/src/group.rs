@@ -98,9 +98,9 @@ impl Group {
         self.budget.config()
     }
 
-    /// A request was sent to the group at `now` (it adds to the retry budget).
-    pub(crate) fn count_request(&mut self, now: Instant) {
-        self.budget.deposit(now);
+    /// A request was sent to the group (it adds to the retry budget).
+    pub(crate) fn count_request(&mut self) {
+        self.budget.deposit();
     }
 
     /// Whether the retry budget allows a retry at `now`.

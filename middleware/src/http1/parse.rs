@@ -94,10 +94,9 @@ impl std::error::Error for ParseError {}
 pub struct Request<'a> {
     method: &'a str,
     target: &'a str,
-    /// Where the origin-form part (path and query) begins in `target`: 0 but for an
-    /// absolute-form target, whose authority is `target[authority]`.
-    origin_at: usize,
-    authority: (usize, usize),
+    /// Where an absolute-form target's authority lies in `target` (`0..0` for the other
+    /// forms); its path and query follow it.
+    authority: (u32, u32),
     minor: u8,
     headers: &'a [Header<'a>],
     body: &'a [u8],
@@ -134,14 +133,14 @@ impl<'a> Request<'a> {
     /// `?` (`http://host?q`: a forwarded request then needs a `/` before it).
     #[inline]
     pub fn origin(&self) -> &'a str {
-        &self.target[self.origin_at..]
+        &self.target[self.authority.1 as usize..]
     }
 
     /// The authority (`host[:port]`) of an absolute-form target. The parser has checked
     /// that it equals the `Host` field, when there is one (RFC 9112 §3.2.2).
     pub fn authority(&self) -> Option<&'a str> {
         let (from, to) = self.authority;
-        (to > from).then(|| &self.target[from..to])
+        (to > from).then(|| &self.target[from as usize..to as usize])
     }
 
     /// The path: the target up to `?` (of an absolute-form target, its path, `/` when it
@@ -153,7 +152,7 @@ impl<'a> Request<'a> {
             Some(i) => &o[..i],
             None => o,
         };
-        if p.is_empty() && self.origin_at > 0 {
+        if self.authority.1 > 0 && p.is_empty() {
             "/"
         } else {
             p
@@ -310,7 +309,7 @@ pub fn parse_request<'a>(
     }
     let form = target_form(method, target)?;
     let facts = scan_headers(headers, minor)?;
-    let (origin_at, authority) = match form {
+    let authority = match form {
         TargetForm::Absolute {
             authority: (from, to),
         } => {
@@ -323,16 +322,16 @@ pub fn parse_request<'a>(
                     ));
                 }
             }
-            (to, (from, to))
+            // Within `max_target`, so the offsets fit.
+            (from as u32, to as u32)
         }
-        _ => (0, (0, 0)),
+        _ => (0, 0),
     };
     Ok(Some((
         len,
         Request {
             method,
             target,
-            origin_at,
             authority,
             minor,
             headers,
@@ -363,9 +362,12 @@ enum TargetForm {
 /// past a policy that checked for `/admin`). Absolute-form: `http` or `https`, an
 /// authority without user information.
 fn target_form(method: &str, target: &str) -> Result<TargetForm, ParseError> {
-    let connect = method == "CONNECT";
     let t = target.as_bytes();
-    if connect {
+    // The common case first: origin-form, and not CONNECT.
+    if t.first() == Some(&b'/') && method != "CONNECT" {
+        return Ok(TargetForm::Origin);
+    }
+    if method == "CONNECT" {
         // authority-form: host ":" port, nothing else.
         let ok = match target.rfind(':') {
             Some(i) => {

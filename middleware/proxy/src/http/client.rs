@@ -182,7 +182,7 @@ impl<P: ProxyHttp> Engine<P> {
         c.routed = true;
         c.attempts = 1;
         c.tried = crate::group::peer_bit(peer);
-        self.groups[t.group].count_request(self.now);
+        self.groups[t.group].count_request();
         self.policy
             .upstream_request(req, &mut c.rewrite, &mut c.ctx);
         c.req_stage.clear();
