@@ -67,27 +67,35 @@ wait_line() {
   done
 }
 
-# http-server: port 0 for both listeners, the bound ports read from its log line.
-WIRELOOP_LOG=info "$bin/http-server" --port 0 --tlsport 0 --loops 1 \
-  >"$out/http-server.log" 2>&1 &
-pids+=($!)
-wait_line "$out/http-server.log" "https://" "$!"
-hs_http=$(grep -o 'http://[0-9.]*:[0-9]*' "$out/http-server.log" | head -1 | sed 's/.*://')
-hs_tls=$(grep -o 'https://[0-9.]*:[0-9]*' "$out/http-server.log" | head -1 | sed 's/.*://')
+# Starts example $1 with its TLS listener on a free port ("0" turns the examples' TLS
+# listeners off), retried if the port is taken meanwhile, and waits for a line matching
+# $2 in its log; the rest are its arguments, with @PORT@ for the TLS port. Sets tls_port.
+start_tls() {
+  local name=$1 ready=$2; shift 2
+  tls_port=""
+  for _ in 1 2 3; do
+    local port p
+    port=$(free_port)
+    WIRELOOP_LOG=info "$bin/$name" "${@//@PORT@/$port}" >"$out/$name.log" 2>&1 &
+    p=$!
+    if wait_line "$out/$name.log" "$ready" "$p" >/dev/null; then
+      pids+=("$p"); tls_port=$port; return 0
+    fi
+    kill "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  echo "$name did not start"; cat "$out/$name.log"; return 1
+}
 
-# reverse-proxy: 0 means "off" for its ports, so a free one (retried if taken meanwhile).
-rp_tls=""
-for _ in 1 2 3; do
-  port=$(free_port)
-  WIRELOOP_LOG=info "$bin/reverse-proxy" --listen-host 127.0.0.1 --port 0 --tlsport "$port" \
-    --upstream "http://127.0.0.1:$hs_http" --no-access-log >"$out/reverse-proxy.log" 2>&1 &
-  p=$!
-  if wait_line "$out/reverse-proxy.log" "forwarding to" "$p" >/dev/null; then
-    pids+=("$p"); rp_tls=$port; break
-  fi
-  wait "$p" 2>/dev/null || true
-done
-[ -n "$rp_tls" ] || { echo "reverse-proxy did not start"; cat "$out/reverse-proxy.log"; exit 1; }
+# http-server: the plain listener on any free port (0), read back from its log line.
+start_tls http-server "https://" --port 0 --tlsport @PORT@ --loops 1
+hs_tls=$tls_port
+hs_http=$(grep -o 'http://[0-9.]*:[0-9]*' "$out/http-server.log" | head -1 | sed 's/.*://')
+
+# reverse-proxy: its plain listener off (0), TLS only.
+start_tls reverse-proxy "forwarding to" --listen-host 127.0.0.1 --port 0 --tlsport @PORT@ \
+  --upstream "http://127.0.0.1:$hs_http" --no-access-log
+rp_tls=$tls_port
 say "http-server TLS on 127.0.0.1:$hs_tls, reverse-proxy TLS on 127.0.0.1:$rp_tls"
 
 # ----- scans --------------------------------------------------------------------------

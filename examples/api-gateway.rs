@@ -137,7 +137,7 @@ impl ProxyHttp for Gateway {
 fn group(name: &str, urls: &[String]) -> Result<Group, String> {
     let peers = urls
         .iter()
-        .map(|u| Peer::parse(u).map_err(|e| format!("--{name} {u}: {e}")))
+        .map(|u| Peer::parse(u).map_err(|e| format!("--{name}: invalid value {u:?} ({e})")))
         .collect::<Result<Vec<_>, _>>()?;
     Group::new(name, peers, Balance::RoundRobin)
 }
@@ -151,11 +151,11 @@ fn main() {
         let mut p = lexopt::Parser::from_env();
         while let Some(arg) = p.next()? {
             match arg {
-                Long("port") => port = p.value()?.parse()?,
+                Long("port") => port = common::port(&mut p, "--port")?,
                 Long("token") => tokens.push(p.value()?.string()?),
                 Long("v1") => v1.push(p.value()?.string()?),
                 Long("v2") => v2.push(p.value()?.string()?),
-                Long("loops") => loops = p.value()?.parse()?,
+                Long("loops") => loops = common::loops(&mut p)?,
                 Short('h') | Long("help") => {
                     println!("{USAGE}");
                     std::process::exit(0);

@@ -59,16 +59,12 @@ struct Args {
 }
 
 /// `SECS` as a duration: a non-negative number of seconds (fractions allowed); 0 is `None`.
-fn parse_secs(v: std::ffi::OsString) -> Result<Option<Duration>, lexopt::Error> {
-    let s = v.into_string().map_err(lexopt::Error::NonUnicodeValue)?;
-    let secs: f64 = s.parse().map_err(|e| lexopt::Error::ParsingFailed {
-        value: s.clone(),
-        error: Box::new(e),
-    })?;
+fn parse_secs(p: &mut lexopt::Parser, opt: &str) -> Result<Option<Duration>, lexopt::Error> {
+    let secs: f64 = common::value(p, opt)?;
     match Duration::try_from_secs_f64(secs) {
         Ok(d) if d.is_zero() => Ok(None),
         Ok(d) => Ok(Some(d)),
-        Err(_) => Err(format!("invalid number of seconds: {s}").into()),
+        Err(_) => Err(format!("{opt}: invalid value \"{secs}\" (seconds, 0 or more)").into()),
     }
 }
 
@@ -86,19 +82,19 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
         match arg {
-            Long("port") => args.port = p.value()?.parse()?,
+            Long("port") => args.port = common::port(&mut p, "--port")?,
             Long("unixsocket") => args.unixsocket = Some(p.value()?.string()?),
-            Long("loops") => args.loops = p.value()?.parse()?,
+            Long("loops") => args.loops = common::loops(&mut p)?,
             Long("reuseport") => args.reuseport = true,
-            Long("idle-timeout") => args.idle_timeout = parse_secs(p.value()?)?,
+            Long("idle-timeout") => args.idle_timeout = parse_secs(&mut p, "--idle-timeout")?,
             Long("max-connections") => {
-                let n: usize = p.value()?.parse()?;
+                let n: usize = common::value(&mut p, "--max-connections")?;
                 if n == 0 {
                     return Err("--max-connections must be at least 1".into());
                 }
                 args.max_connections = Some(n);
             }
-            Long("stats-interval") => args.stats_interval = parse_secs(p.value()?)?,
+            Long("stats-interval") => args.stats_interval = parse_secs(&mut p, "--stats-interval")?,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
                 std::process::exit(0);

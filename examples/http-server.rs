@@ -3,9 +3,9 @@
 //! size: the loop stops reading while the echo backs up).
 //!
 //! ```text
-//! cargo run --release --example http-server -- --port 8080 --tlsport 4443 --cert-out /tmp/cert.pem
+//! cargo run --release --example http-server -- --port 8080 --tlsport 8443 --cert-out /tmp/cert.pem
 //! curl http://127.0.0.1:8080/
-//! curl --cacert /tmp/cert.pem https://localhost:4443/
+//! curl --cacert /tmp/cert.pem https://localhost:8443/
 //! curl --data-binary @big.file http://127.0.0.1:8080/echo -o copy
 //! ```
 
@@ -13,7 +13,7 @@ mod common;
 
 use wireloop::{Loops, Server};
 use wireloop_middleware::http1::{App, BodyMode, Http1, Request, Response};
-use wireloop_middleware::{translate, TlsServer};
+use wireloop_middleware::translate;
 
 const USAGE: &str = "\
 http-server: HTTP/1.1 hello-world and echo server, plain and TLS (wireloop example)
@@ -27,7 +27,7 @@ ROUTES:
 
 OPTIONS:
     --port N           plain HTTP port on 0.0.0.0 (default 8080; 0 = any free port)
-    --tlsport N        HTTPS port on 0.0.0.0 (default 4443; always served)
+    --tlsport N        HTTPS port on 0.0.0.0 (default 8443; 0 = no TLS listener)
     --tlscert PEM      certificate chain and private key in one PEM file; without it a
                        self-signed certificate for localhost is generated at start-up
                        and its SHA-256 fingerprint logged
@@ -93,7 +93,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     use lexopt::prelude::*;
     let mut a = Args {
         port: 8080,
-        tlsport: 4443,
+        tlsport: 8443,
         tlscert: None,
         cert_out: None,
         resumption: true,
@@ -104,13 +104,13 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
         match arg {
-            Long("port") => a.port = p.value()?.parse()?,
-            Long("tlsport") => a.tlsport = p.value()?.parse()?,
+            Long("port") => a.port = common::port(&mut p, "--port")?,
+            Long("tlsport") => a.tlsport = common::port(&mut p, "--tlsport")?,
             Long("tlscert") => a.tlscert = Some(p.value()?.string()?),
             Long("cert-out") => a.cert_out = Some(p.value()?.string()?),
             Long("no-resumption") => a.resumption = false,
             Long("unixsocket") => a.unixsocket = Some(p.value()?.string()?),
-            Long("loops") => a.loops = p.value()?.parse()?,
+            Long("loops") => a.loops = common::loops(&mut p)?,
             Long("reuseport") => a.reuseport = true,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
@@ -129,23 +129,28 @@ fn main() {
         log::error!("{e}");
         std::process::exit(1)
     };
-    let cert = common::tls_cert(args.tlscert.as_deref(), args.cert_out.as_deref())
-        .unwrap_or_else(|e| fail(e));
-    let tls = TlsServer::builder(cert)
-        .alpn(&[b"http/1.1"])
-        .resumption(args.resumption)
-        .build()
-        .unwrap_or_else(|e| fail(e));
+    let tls = common::optional_tls(
+        args.tlsport,
+        args.tlscert.as_deref(),
+        args.cert_out.as_deref(),
+        USAGE,
+        |b| b.alpn(&[b"http/1.1"]).resumption(args.resumption),
+    );
     let opt = if args.reuseport {
         "?reuseport=true"
     } else {
         ""
     };
+    // Listener 0 is plain HTTP, 1 HTTPS when on, then the unix socket.
     let mut builder = Server::builder()
         .loops(Loops::from_count(args.loops))
         .listen(&format!("tcp://0.0.0.0:{}{opt}", args.port))
-        .and_then(|b| b.listen(&format!("tcp://0.0.0.0:{}{opt}", args.tlsport)))
         .unwrap_or_else(|e| fail(e));
+    if tls.is_some() {
+        builder = builder
+            .listen(&format!("tcp://0.0.0.0:{}{opt}", args.tlsport))
+            .unwrap_or_else(|e| fail(e));
+    }
     if let Some(path) = &args.unixsocket {
         builder = builder
             .listen(&format!("unix://{path}"))
@@ -154,18 +159,28 @@ fn main() {
     let server = builder.build().unwrap_or_else(|e| fail(e));
     common::shutdown_on_signal(server.handle());
     let addrs = server.local_addrs();
+    let tls_on = tls.is_some();
+    let https = if tls_on {
+        format!(", https://{}", addrs[1])
+    } else {
+        String::new()
+    };
     log::info!(
-        "http-server: http://{} , https://{}{}, {} loop(s)",
+        "http-server: http://{}{https}{}, {} loop(s)",
         addrs[0],
-        addrs[1],
         addrs
-            .get(2)
+            .get(1 + tls_on as usize)
             .map(|a| format!(", unix {a}"))
             .unwrap_or_default(),
         server.num_loops()
     );
-    let served =
-        server.serve(|_| translate(Http1::server(HelloEcho), |c| c.addr_index == 1, tls.clone()));
+    let served = server.serve(|_| {
+        translate(
+            Http1::server(HelloEcho),
+            move |c| tls_on && c.addr_index == 1,
+            tls.clone(),
+        )
+    });
     if let Err(e) = served {
         fail(e);
     }

@@ -316,27 +316,27 @@ fn parse_args() -> Result<Args, lexopt::Error> {
                 Some("client") => mode = Some(Mode::Client),
                 _ => return Err(format!("unknown mode {v:?}: server or client").into()),
             },
-            Long("port") => args.port = p.value()?.parse()?,
-            Long("loops") => args.loops = p.value()?.parse()?,
+            Long("port") => args.port = common::port(&mut p, "--port")?,
+            Long("loops") => args.loops = common::loops(&mut p)?,
             Long("addr") => args.addr = Some(p.value()?.string()?),
-            Long("count") => args.count = p.value()?.parse()?,
-            Long("size") => args.size = p.value()?.parse()?,
+            Long("count") => args.count = common::value(&mut p, "--count")?,
+            Long("size") => args.size = common::value(&mut p, "--size")?,
             Long("window") => {
-                args.window = p.value()?.parse()?;
+                args.window = common::value(&mut p, "--window")?;
                 if args.window == 0 {
                     return Err("--window must be at least 1".into());
                 }
             }
             Long("timeout") => {
-                let secs: f64 = p.value()?.parse()?;
+                let secs: f64 = common::value(&mut p, "--timeout")?;
                 args.timeout = Duration::try_from_secs_f64(secs)
                     .ok()
                     .filter(|d| !d.is_zero())
                     .ok_or("--timeout must be a positive number of seconds")?;
             }
-            Long("max-frame") => args.max_frame = p.value()?.parse()?,
+            Long("max-frame") => args.max_frame = common::value(&mut p, "--max-frame")?,
             Long("width") => {
-                let n: usize = p.value()?.parse()?;
+                let n: usize = common::value(&mut p, "--width")?;
                 args.width = HeaderWidth::from_bytes(n).ok_or("--width must be 1, 2, 4 or 8")?;
             }
             Short('h') | Long("help") => {

@@ -2,7 +2,7 @@
 //! upstream on the same loop, and bytes flow both ways with coupled backpressure.
 //!
 //! ```text
-//! cargo run --release --example tcp-proxy -- --listen 127.0.0.1:8081 --upstream 127.0.0.1:8090
+//! cargo run --release --example tcp-proxy -- --listen 127.0.0.1:9000 --upstream 127.0.0.1:8090
 //! ```
 //!
 //! TLS can also pass through untouched, routed by the server name of its ClientHello
@@ -19,16 +19,21 @@ use wireloop_proxy::balance::hash_bytes;
 use wireloop_proxy::sni::{peek_sni, Hello, SniRoutes};
 use wireloop_proxy::{Balance, Group, Peer};
 
+/// Where the proxy accepts when no `--listen`, `--tls-listen` or `--sni-listen` is given.
+const DEFAULT_LISTEN: &str = "tcp://0.0.0.0:9000";
+
 const USAGE: &str = "\
 tcp-proxy: layer-4 reverse proxy (wireloop example)
 
 USAGE:
-    tcp-proxy --listen ADDR [--listen ADDR ...] --upstream ADDR [--upstream ADDR ...] [OPTIONS]
+    tcp-proxy [--listen ADDR ...] --upstream ADDR [--upstream ADDR ...] [OPTIONS]
     tcp-proxy --sni-listen ADDR --sni-route NAME=ADDR[,ADDR...] [...] [OPTIONS]
 
 OPTIONS:
     --listen ADDR           address to accept on (repeatable): tcp://host:port, host:port,
                             tcp6://[::1]:port, unix:///path, ...?reuseport=true
+                            (default tcp://0.0.0.0:9000 when no --listen, --tls-listen
+                            or --sni-listen is given)
     --upstream ADDR         upstream to forward to (repeatable); host names are resolved
                             off the loop; tcp://host:port, host:port, unix:///path
     --balance MODE          round-robin (default), least-connections, p2c-ewma (on
@@ -142,38 +147,53 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("sni-route") => a.sni_routes.push(sni_route(&p.value()?.string()?)?),
             Long("proxy-protocol-from") => {
                 let nets = p.value()?.string()?;
-                let nets: Vec<&str> = nets.split(',').map(str::trim).collect();
-                a.proxy_protocol = Some(
-                    ProxyProtocol::new(&nets).map_err(|e| format!("--proxy-protocol-from: {e}"))?,
-                );
+                let list: Vec<&str> = nets.split(',').map(str::trim).collect();
+                a.proxy_protocol =
+                    Some(ProxyProtocol::new(&list).map_err(|e| {
+                        format!("--proxy-protocol-from: invalid value {nets:?} ({e})")
+                    })?);
             }
             Long("send-proxy-protocol") => {
                 a.send_proxy = match p.value()?.string()?.as_str() {
                     "v1" => Some(Version::V1),
                     "v2" => Some(Version::V2),
                     other => {
-                        return Err(format!("--send-proxy-protocol {other:?}: v1 or v2").into())
+                        return Err(format!(
+                            "--send-proxy-protocol: invalid value {other:?} (v1 or v2)"
+                        )
+                        .into())
                     }
                 }
             }
             Long("hello-timeout") => {
-                a.hello_timeout = timeout_arg(p.value()?.parse()?, "--hello-timeout")?
-                    .ok_or("--hello-timeout must be above 0")?
+                a.hello_timeout =
+                    timeout_arg(common::value(&mut p, "--hello-timeout")?, "--hello-timeout")?
+                        .ok_or("--hello-timeout must be above 0")?
             }
-            Long("balance") => a.balance = Balance::parse(&p.value()?.string()?)?,
-            Long("loops") => a.loops = p.value()?.parse()?,
+            Long("balance") => {
+                let mode = p.value()?.string()?;
+                a.balance = Balance::parse(&mode).map_err(|_| {
+                    format!(
+                        "--balance: invalid value {mode:?} (round-robin, least-connections, \
+                         p2c-ewma or hash)"
+                    )
+                })?
+            }
+            Long("loops") => a.loops = common::loops(&mut p)?,
             Long("connect-timeout") => {
-                let secs: f64 = p.value()?.parse()?;
+                let secs: f64 = common::value(&mut p, "--connect-timeout")?;
                 if !(secs > 0.0 && secs < 86_400.0) {
                     return Err("--connect-timeout must be within (0, 86400) seconds".into());
                 }
                 a.connect_timeout = Duration::from_secs_f64(secs);
             }
             Long("idle-timeout") => {
-                a.idle_timeout = timeout_arg(p.value()?.parse()?, "--idle-timeout")?
+                a.idle_timeout =
+                    timeout_arg(common::value(&mut p, "--idle-timeout")?, "--idle-timeout")?
             }
             Long("send-timeout") => {
-                a.send_timeout = timeout_arg(p.value()?.parse()?, "--send-timeout")?
+                a.send_timeout =
+                    timeout_arg(common::value(&mut p, "--send-timeout")?, "--send-timeout")?
             }
             Short('h') | Long("help") => {
                 println!("{USAGE}");
@@ -183,7 +203,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         }
     }
     if a.listen.is_empty() && a.tls_listen.is_empty() && a.sni_listen.is_empty() {
-        return Err("at least one --listen, --tls-listen or --sni-listen is needed".into());
+        a.listen.push(DEFAULT_LISTEN.to_string());
     }
     let only_sni = a.listen.is_empty() && a.tls_listen.is_empty() && !a.sni_routes.is_empty();
     if a.upstreams.is_empty() && !only_sni {
@@ -197,12 +217,15 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     if !a.sni_routes.is_empty() && a.sni_listen.is_empty() {
         return Err("--sni-route needs an --sni-listen".into());
     }
+    if a.tls_listen.is_empty() && (a.tlscert.is_some() || a.cert_out.is_some()) {
+        return Err("--tlscert and --cert-out need a --tls-listen".into());
+    }
     Ok(a)
 }
 
 /// `NAME=ADDR[,ADDR...]` of `--sni-route`.
 fn sni_route(s: &str) -> Result<(String, Vec<String>), lexopt::Error> {
-    let bad = || format!("--sni-route {s:?}: expected NAME=ADDR[,ADDR...]");
+    let bad = || format!("--sni-route: invalid value {s:?} (expected NAME=ADDR[,ADDR...])");
     let (name, addrs) = s.split_once('=').ok_or_else(bad)?;
     let addrs: Vec<String> = addrs.split(',').map(|a| a.trim().to_string()).collect();
     if name.is_empty() || addrs.iter().any(|a| a.is_empty()) {
@@ -210,7 +233,7 @@ fn sni_route(s: &str) -> Result<(String, Vec<String>), lexopt::Error> {
     }
     SniRoutes::new()
         .add(name, ())
-        .map_err(|e| format!("--sni-route: {e}"))?;
+        .map_err(|e| format!("--sni-route: invalid value {s:?} ({e})"))?;
     Ok((name.to_string(), addrs))
 }
 

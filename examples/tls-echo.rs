@@ -2,14 +2,14 @@
 //! connections go through the TLS layer (`translate`), the others straight to the handler.
 //!
 //! ```text
-//! cargo run --release --example tls-echo -- --port 5000 --tlsport 5443
+//! cargo run --release --example tls-echo -- --port 5002 --tlsport 5443
 //! openssl s_client -connect 127.0.0.1:5443 -quiet
 //! ```
 
 mod common;
 
 use wireloop::{Action, Conn, Handler, Loops, Server};
-use wireloop_middleware::{translate, TlsServer};
+use wireloop_middleware::translate;
 
 const USAGE: &str = "\
 tls-echo: echo server on a plain and a TLS port (wireloop example)
@@ -18,8 +18,8 @@ USAGE:
     tls-echo [OPTIONS]
 
 OPTIONS:
-    --port N           plain TCP port on 0.0.0.0 (default 5000; 0 = any free port)
-    --tlsport N        TLS port on 0.0.0.0 (default 5443)
+    --port N           plain TCP port on 0.0.0.0 (default 5002; 0 = any free port)
+    --tlsport N        TLS port on 0.0.0.0 (default 5443; 0 = no TLS listener)
     --tlscert PEM      certificate chain and private key in one PEM file; without it a
                        self-signed certificate for localhost is generated at start-up
                        and its SHA-256 fingerprint logged
@@ -54,7 +54,7 @@ struct Args {
 fn parse_args() -> Result<Args, lexopt::Error> {
     use lexopt::prelude::*;
     let mut a = Args {
-        port: 5000,
+        port: 5002,
         tlsport: 5443,
         tlscert: None,
         cert_out: None,
@@ -64,12 +64,12 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
         match arg {
-            Long("port") => a.port = p.value()?.parse()?,
-            Long("tlsport") => a.tlsport = p.value()?.parse()?,
+            Long("port") => a.port = common::port(&mut p, "--port")?,
+            Long("tlsport") => a.tlsport = common::port(&mut p, "--tlsport")?,
             Long("tlscert") => a.tlscert = Some(p.value()?.string()?),
             Long("cert-out") => a.cert_out = Some(p.value()?.string()?),
             Long("no-resumption") => a.resumption = false,
-            Long("loops") => a.loops = p.value()?.parse()?,
+            Long("loops") => a.loops = common::loops(&mut p)?,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -87,21 +87,30 @@ fn main() {
         log::error!("{e}");
         std::process::exit(1)
     };
-    let cert = common::tls_cert(args.tlscert.as_deref(), args.cert_out.as_deref())
-        .unwrap_or_else(|e| fail(e));
-    let tls = TlsServer::builder(cert)
-        .resumption(args.resumption)
-        .build()
-        .unwrap_or_else(|e| fail(e));
-    let server = Server::builder()
+    let tls = common::optional_tls(
+        args.tlsport,
+        args.tlscert.as_deref(),
+        args.cert_out.as_deref(),
+        USAGE,
+        |b| b.resumption(args.resumption),
+    );
+    let mut builder = Server::builder()
         .loops(Loops::from_count(args.loops))
         .listen(&format!("tcp://0.0.0.0:{}", args.port))
-        .and_then(|b| b.listen(&format!("tcp://0.0.0.0:{}", args.tlsport)))
-        .and_then(|b| b.build())
         .unwrap_or_else(|e| fail(e));
+    if tls.is_some() {
+        builder = builder
+            .listen(&format!("tcp://0.0.0.0:{}", args.tlsport))
+            .unwrap_or_else(|e| fail(e));
+    }
+    let server = builder.build().unwrap_or_else(|e| fail(e));
     common::shutdown_on_signal(server.handle());
     let addrs = server.local_addrs();
-    log::info!("tls-echo: plain on {}, TLS on {}", addrs[0], addrs[1]);
+    match addrs.get(1) {
+        Some(t) => log::info!("tls-echo: plain on {}, TLS on {t}", addrs[0]),
+        None => log::info!("tls-echo: plain on {} (no TLS listener)", addrs[0]),
+    }
+    // Listener 1 is the TLS one (when on): `None` attaches no layer.
     if let Err(e) = server.serve(|_| translate(Echo, |c| c.addr_index == 1, tls.clone())) {
         fail(e);
     }

@@ -15,7 +15,7 @@ USAGE:
     udp-echo [OPTIONS]
 
 OPTIONS:
-    --port N            UDP port on 0.0.0.0 (default 5000; 0 = any free port)
+    --port N            UDP port on 0.0.0.0 (default 5001; 0 = any free port)
     --loops N           number of loops (default 1; -1 = one per core); with more than
                         one, each loop gets its own socket on the port (SO_REUSEPORT)
     -h, --help          print this help
@@ -49,14 +49,14 @@ struct Args {
 fn parse_args() -> Result<Args, lexopt::Error> {
     use lexopt::prelude::*;
     let mut args = Args {
-        port: 5000,
+        port: 5001,
         loops: 1,
     };
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
         match arg {
-            Long("port") => args.port = p.value()?.parse()?,
-            Long("loops") => args.loops = p.value()?.parse()?,
+            Long("port") => args.port = common::port(&mut p, "--port")?,
+            Long("loops") => args.loops = common::loops(&mut p)?,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
                 std::process::exit(0);

@@ -3,8 +3,8 @@
 //! every loop.
 //!
 //! ```text
-//! cargo run --example websocket-chat -- --port 8080 --tlsport 8443 --loops -1
-//! open http://127.0.0.1:8080/ in two browser tabs
+//! cargo run --example websocket-chat -- --port 8082 --tlsport 8445 --loops -1
+//! open http://127.0.0.1:8082/ in two browser tabs
 //! ```
 //!
 //! # How the broadcast works
@@ -46,8 +46,8 @@ ROUTES:
     /ws                the WebSocket: every text message is broadcast to every client
 
 OPTIONS:
-    --port N           plain HTTP/WebSocket port on 0.0.0.0 (default 8080; 0 = any free port)
-    --tlsport N        HTTPS/WSS port on 0.0.0.0 (default 8443; 0 = no TLS listener)
+    --port N           plain HTTP/WebSocket port on 0.0.0.0 (default 8082; 0 = any free port)
+    --tlsport N        HTTPS/WSS port on 0.0.0.0 (default 8445; 0 = no TLS listener)
     --tlscert PEM      certificate chain and private key in one PEM file; without it a
                        self-signed certificate for localhost is generated at start-up
     --cert-out PATH    write the generated certificate (PEM) here, for clients to trust
@@ -252,8 +252,8 @@ struct Args {
 fn parse_args() -> Result<Args, lexopt::Error> {
     use lexopt::prelude::*;
     let mut a = Args {
-        port: 8080,
-        tlsport: 8443,
+        port: 8082,
+        tlsport: 8445,
         tlscert: None,
         cert_out: None,
         loops: 1,
@@ -261,11 +261,11 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
         match arg {
-            Long("port") => a.port = p.value()?.parse()?,
-            Long("tlsport") => a.tlsport = p.value()?.parse()?,
+            Long("port") => a.port = common::port(&mut p, "--port")?,
+            Long("tlsport") => a.tlsport = common::port(&mut p, "--tlsport")?,
             Long("tlscert") => a.tlscert = Some(p.value()?.string()?),
             Long("cert-out") => a.cert_out = Some(p.value()?.string()?),
-            Long("loops") => a.loops = p.value()?.parse()?,
+            Long("loops") => a.loops = common::loops(&mut p)?,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
                 std::process::exit(0);

@@ -2,7 +2,7 @@
 //! benchmarks). Plain `ws://` only; any path upgrades, other requests get 404.
 //!
 //! ```text
-//! cargo run --release --example websocket-echo -- --port 8080 --loops -1
+//! cargo run --release --example websocket-echo -- --port 8083 --loops -1
 //! ```
 
 mod common;
@@ -18,7 +18,7 @@ USAGE:
     websocket-echo [OPTIONS]
 
 OPTIONS:
-    --port N           port on 0.0.0.0 (default 8080; 0 = any free port)
+    --port N           port on 0.0.0.0 (default 8083; 0 = any free port)
     --loops N          number of loops (default 1; -1 = one per core)
     -h, --help         print this help
 
@@ -40,12 +40,12 @@ fn not_found(_: &Request<'_>, res: &mut Response<'_>) {
 
 fn parse_args() -> Result<(u16, i64), lexopt::Error> {
     use lexopt::prelude::*;
-    let (mut port, mut loops) = (8080, 1);
+    let (mut port, mut loops) = (8083, 1);
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
         match arg {
-            Long("port") => port = p.value()?.parse()?,
-            Long("loops") => loops = p.value()?.parse()?,
+            Long("port") => port = common::port(&mut p, "--port")?,
+            Long("loops") => loops = common::loops(&mut p)?,
             Short('h') | Long("help") => {
                 println!("{USAGE}");
                 std::process::exit(0);

@@ -4,7 +4,7 @@ use std::fmt;
 
 /// Identifies a connection across threads: the loop that owns it, its slot, and the slot's
 /// generation. An id whose connection is gone (or whose slot was reused) is simply ignored
-/// by [`Handle`] and [`Control`](crate::Control) operations.
+/// by [`Handle`](crate::Handle) and [`Control`](crate::Control) operations.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct ConnId {
     pub(crate) loop_index: u32,

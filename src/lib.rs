@@ -37,8 +37,18 @@
 //! has unconsumed input or unsent output.
 //!
 //! See `ARCHITECTURE.md` for the layers and how an event flows.
+//!
+//! ## Cargo features
+//!
+//! - `dns` (default): host names for [`DialOptions`] dials are resolved by
+//!   hickory-resolver on a tokio runtime on one resolver thread (never on a loop). Off,
+//!   neither tokio nor hickory is built: IP literals, `localhost` and `/etc/hosts` are
+//!   answered directly and other names by the C library's `getaddrinfo` on a thread per
+//!   lookup, bounded by the dial's timeout (see [`ResolverConfig`]).
 
-#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod addr;
 mod balance;

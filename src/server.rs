@@ -153,7 +153,7 @@ impl Builder {
     }
 
     /// Closes a connection whose queued output took no byte for `timeout`: the peer
-    /// stopped reading (default [`DEFAULT_SEND_TIMEOUT`], 60 s; `None` never). A peer that
+    /// stopped reading (default [`DEFAULT_SEND_TIMEOUT`](crate::DEFAULT_SEND_TIMEOUT), 60 s; `None` never). A peer that
     /// reads slowly but steadily is not affected: the clock restarts with every write.
     /// The output is dropped and `closed` gets an error for which
     /// [`Error::is_send_timeout`](crate::Error::is_send_timeout) holds.

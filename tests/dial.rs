@@ -9,6 +9,7 @@
 //! given at start-up is dialed from `serving` with `Control::dial`. Every `opened`, `data`,
 //! `eof` and `closed` is reported over a channel, and the tests wait on that channel (and
 //! on sockets) with bounded timeouts: nothing here synchronises by sleeping.
+#![cfg(feature = "dns")] // dials names through ResolverConfig::nameservers
 
 mod common;
 

@@ -5,11 +5,27 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use wireloop::Handle;
 
+mod args;
+#[allow(unused_imports)] // each example uses some of them
+pub use args::{loops, port, value};
+
 struct StderrLogger(log::LevelFilter);
+
+/// The level a record is logged at. rustls warns about every ClientHello whose SNI is an
+/// IP address or not a valid name (`Illegal SNI extension`; wrk and testssl send such
+/// hellos on every connection) and then serves the connection anyway: news for debugging,
+/// noise at the default level, so warnings of its message parser count as debug.
+fn effective_level(m: &log::Metadata<'_>) -> log::Level {
+    if m.level() == log::Level::Warn && m.target().starts_with("rustls::msgs") {
+        log::Level::Debug
+    } else {
+        m.level()
+    }
+}
 
 impl log::Log for StderrLogger {
     fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= self.0
+        effective_level(m) <= self.0
     }
     fn log(&self, r: &log::Record<'_>) {
         if self.enabled(r.metadata()) {
@@ -20,7 +36,7 @@ impl log::Log for StderrLogger {
                 "{}.{:03} {:5} {}",
                 t.as_secs(),
                 t.subsec_millis(),
-                r.level(),
+                effective_level(r.metadata()),
                 r.args()
             );
         }
@@ -70,17 +86,7 @@ pub fn tls_cert(
         log::info!("TLS certificate from {path} (SHA-256 {})", ck.fingerprint());
         return Ok(ck);
     }
-    let mut names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
-    if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
-        let h = h.trim();
-        if !h.is_empty() && h != "localhost" {
-            names.push(h.to_string());
-        }
-    }
+    let names = wireloop_middleware::tls::local_names();
     let ck = CertKey::self_signed(&names)?;
     log::info!(
         "no --tlscert given: generated a self-signed certificate for {} (SHA-256 {})",
@@ -93,4 +99,34 @@ pub fn tls_cert(
         log::info!("wrote the certificate to {out} (curl --cacert {out})");
     }
     Ok(ck)
+}
+
+/// The TLS layer of an example's `--tlsport` listener, `None` when the port is 0 (then
+/// `--tlscert` and `--cert-out` are usage errors). `shape` sets ALPN, resumption and the
+/// like; a certificate or configuration error is logged and exits with status 1.
+pub fn optional_tls(
+    tlsport: u16,
+    tlscert: Option<&str>,
+    cert_out: Option<&str>,
+    usage: &str,
+    shape: impl FnOnce(wireloop_middleware::TlsServerBuilder) -> wireloop_middleware::TlsServerBuilder,
+) -> Option<wireloop_middleware::TlsServer> {
+    if tlsport == 0 {
+        if tlscert.is_some() || cert_out.is_some() {
+            usage_error(
+                "--tlscert and --cert-out need a --tlsport other than 0",
+                usage,
+            );
+        }
+        return None;
+    }
+    let built = tls_cert(tlscert, cert_out)
+        .and_then(|cert| shape(wireloop_middleware::TlsServer::builder(cert)).build());
+    match built {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            log::error!("{e}");
+            std::process::exit(1)
+        }
+    }
 }

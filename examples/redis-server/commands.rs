@@ -7,6 +7,8 @@ use wireloop_middleware::codec::Sink;
 
 use crate::glob::glob;
 use crate::keyspace::{Entry, Store};
+use crate::value::{not_integer, wrongtype, Value};
+use crate::{hashes, lists, sets, zsets};
 
 /// Every command this server knows, with its arity as Redis declares it: `n` is exactly
 /// `n` words (the name included), `-n` at least `n`. `COMMAND COUNT` counts them.
@@ -43,7 +45,43 @@ const COMMANDS: &[(&str, i32)] = &[
     ("unsubscribe", -1),
     ("psubscribe", -2),
     ("punsubscribe", -1),
+    ("type", 2),
+    ("lpush", -3),
+    ("rpush", -3),
+    ("lpop", -2),
+    ("rpop", -2),
+    ("lrange", 4),
+    ("llen", 2),
+    ("lindex", 3),
+    ("sadd", -3),
+    ("srem", -3),
+    ("spop", -2),
+    ("smembers", 2),
+    ("sismember", 3),
+    ("scard", 2),
+    ("hset", -4),
+    ("hget", 3),
+    ("hdel", -3),
+    ("hgetall", 2),
+    ("hlen", 2),
+    ("hexists", 3),
+    ("zadd", -4),
+    ("zincrby", 4),
+    ("zpopmin", -2),
+    ("zpopmax", -2),
+    ("zrange", -4),
+    ("zcard", 2),
+    ("zscore", 3),
+    ("zrem", -3),
 ];
+
+/// The commands this server implements, upper-case, for `--help`.
+pub fn command_names() -> Vec<String> {
+    COMMANDS
+        .iter()
+        .map(|(n, _)| n.to_ascii_uppercase())
+        .collect()
+}
 
 /// The subcommands of CONFIG and COMMAND this server knows, with their arity.
 const SUBCOMMANDS: &[(&str, &str, i32)] = &[
@@ -123,10 +161,6 @@ pub fn wrong_args(out: &mut impl Sink, name: &str) {
     resp::error(out, &m);
 }
 
-fn not_integer(out: &mut impl Sink) {
-    resp::error(out, "ERR value is not an integer or out of range");
-}
-
 fn syntax_error(out: &mut impl Sink) {
     resp::error(out, "ERR syntax error");
 }
@@ -197,11 +231,15 @@ pub fn exec(st: &mut Store, now: u64, cmd: &Command<'_>, out: &mut impl Sink) ->
             arity!(argc == 2, "get");
             let key = arg(1);
             match st.map.get(key) {
-                Some(e) if !e.expired(now) => resp::bulk(out, &e.value),
-                Some(_) => {
+                Some(e) if e.expired(now) => {
                     st.remove(key);
                     resp::null_bulk(out);
                 }
+                Some(Entry {
+                    value: Value::Str(v),
+                    ..
+                }) => resp::bulk(out, v),
+                Some(_) => wrongtype(out),
                 None => resp::null_bulk(out),
             }
         }
@@ -261,8 +299,11 @@ pub fn exec(st: &mut Store, now: u64, cmd: &Command<'_>, out: &mut impl Sink) ->
             resp::array_header(&mut *out, argc - 1);
             for key in cmd.iter().skip(1) {
                 match st.live(key, now) {
-                    Some(e) => resp::bulk(&mut *out, &e.value),
-                    None => resp::null_bulk(&mut *out),
+                    Some(Entry {
+                        value: Value::Str(v),
+                        ..
+                    }) => resp::bulk(&mut *out, v),
+                    _ => resp::null_bulk(&mut *out),
                 }
             }
         }
@@ -451,7 +492,23 @@ pub fn exec(st: &mut Store, now: u64, cmd: &Command<'_>, out: &mut impl Sink) ->
             resp::ok(out);
             return Next::Quit;
         }
-        _ => unknown(out, cmd),
+        b"type" => {
+            arity!(argc == 2, "type");
+            let t = st.live(arg(1), now).map_or("none", |e| e.value.type_name());
+            resp::simple(out, t.as_bytes());
+        }
+        _ => {
+            if let Some(&(name, arity)) = COMMANDS.iter().find(|(n, _)| n.as_bytes() == lname) {
+                arity!(arity_fits(arity, argc), name);
+            }
+            let done = lists::exec(st, now, lname, cmd, out)
+                || sets::exec(st, now, lname, cmd, out)
+                || hashes::exec(st, now, lname, cmd, out)
+                || zsets::exec(st, now, lname, cmd, out);
+            if !done {
+                unknown(out, cmd);
+            }
+        }
     }
     Next::Continue
 }
@@ -462,7 +519,14 @@ fn incr(st: &mut Store, key: &[u8], delta: i64, now: u64, out: &mut impl Sink) {
     match st.map.get_mut(key) {
         Some(e) => {
             let live = !e.expired(now);
-            let cur = if live { parse_int(&e.value) } else { Some(0) };
+            let Value::Str(value) = &mut e.value else {
+                if live {
+                    return wrongtype(out);
+                }
+                st.remove(key);
+                return incr(st, key, delta, now, out);
+            };
+            let cur = if live { parse_int(value) } else { Some(0) };
             let Some(cur) = cur else {
                 not_integer(out);
                 return;
@@ -471,9 +535,9 @@ fn incr(st: &mut Store, key: &[u8], delta: i64, now: u64, out: &mut impl Sink) {
                 resp::error(out, "ERR increment or decrement would overflow");
                 return;
             };
-            e.value.clear();
+            value.clear();
             // Formats straight into the value's buffer.
-            let _ = write!(e.value, "{n}");
+            let _ = write!(value, "{n}");
             if !live && e.expires.take().is_some() {
                 st.with_ttl -= 1;
             }

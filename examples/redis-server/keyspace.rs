@@ -1,14 +1,17 @@
-//! The keyspace: string values with optional deadlines, expired lazily and by a sweep.
+//! The keyspace: values (strings and collections, `value.rs`) with optional deadlines,
+//! expired lazily and by a sweep.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
+use crate::value::Value;
+
 /// A value and its deadline (milliseconds on the store's clock).
 pub struct Entry {
-    /// The value's bytes.
-    pub value: Vec<u8>,
+    /// What the key holds.
+    pub value: Value,
     /// When it expires, if ever.
     pub expires: Option<u64>,
 }
@@ -30,16 +33,53 @@ pub struct Store {
     /// Keys in `map` with a deadline.
     pub with_ttl: usize,
     epoch: Instant,
+    /// Most elements one collection may hold (`--max-elements`).
+    pub max_elements: usize,
+    rng: u64,
 }
 
 impl Store {
-    pub fn new() -> Store {
+    pub fn new(max_elements: usize) -> Store {
+        use std::hash::{BuildHasher, RandomState};
         Store {
             map: HashMap::new(),
             deadlines: BinaryHeap::new(),
             with_ttl: 0,
             epoch: Instant::now(),
+            max_elements,
+            // Seeded from the standard library's per-process random hash keys.
+            rng: RandomState::new().hash_one(0x5eed_u64) | 1,
         }
+    }
+
+    /// A pseudo-random number (xorshift64*), for SPOP.
+    pub fn random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// The live value under `key`, made with `make` (and without a deadline) when the key
+    /// is absent or expired. Always `Some`.
+    pub fn get_or_insert(
+        &mut self,
+        key: &[u8],
+        now: u64,
+        make: impl FnOnce() -> Value,
+    ) -> Option<&mut Value> {
+        if self.live(key, now).is_none() {
+            self.map.insert(
+                key.into(),
+                Entry {
+                    value: make(),
+                    expires: None,
+                },
+            );
+        }
+        self.map.get_mut(key).map(|e| &mut e.value)
     }
 
     /// Milliseconds since the store was made (the clock deadlines are on), from 1.
@@ -107,11 +147,12 @@ impl Store {
                 if (nx && live) || (xx && !live) {
                     return false;
                 }
-                if e.value.capacity() > 4 * value.len().max(64) {
-                    e.value = value.to_vec();
-                } else {
-                    e.value.clear();
-                    e.value.extend_from_slice(value);
+                match &mut e.value {
+                    Value::Str(v) if v.capacity() <= 4 * value.len().max(64) => {
+                        v.clear();
+                        v.extend_from_slice(value);
+                    }
+                    other => *other = Value::Str(value.to_vec()),
                 }
                 let old = e.expires;
                 // An expired key is a new key: it keeps no TTL.
@@ -135,7 +176,7 @@ impl Store {
                 self.map.insert(
                     key.into(),
                     Entry {
-                        value: value.to_vec(),
+                        value: Value::Str(value.to_vec()),
                         expires,
                     },
                 );
@@ -202,7 +243,7 @@ mod tests {
 
     #[test]
     fn lazy_expiry_deletes_on_access() {
-        let mut st = Store::new();
+        let mut st = Store::new(1 << 20);
         let now = st.now_ms();
         st.set(b"k", b"v", Some(now + 10), false, false, false, now);
         assert!(st.live(b"k", now).is_some());
@@ -213,7 +254,7 @@ mod tests {
 
     #[test]
     fn sweep_and_compaction() {
-        let mut st = Store::new();
+        let mut st = Store::new(1 << 20);
         let now = st.now_ms();
         for i in 0..3000 {
             let k = format!("k{i}");

@@ -68,8 +68,13 @@ mod commands;
 mod common;
 mod glob;
 mod handler;
+mod hashes;
 mod keyspace;
+mod lists;
 mod pubsub;
+mod sets;
+mod value;
+mod zsets;
 
 use std::sync::{Arc, Mutex};
 
@@ -82,7 +87,7 @@ use keyspace::Store;
 use pubsub::PubSub;
 
 const USAGE: &str = "\
-redis-server: a Redis-compatible key-value server (wireloop example)
+redis-server: a key-value server speaking Redis's protocol (wireloop example)
 
 USAGE:
     redis-server [OPTIONS]
@@ -101,6 +106,8 @@ OPTIONS:
     --loops N           number of loops (default 1; -1 = one per core); the keyspace
                         is shared by all of them behind one lock
     --max-bulk BYTES    longest value or key a client may send (default 64 MiB)
+    --max-elements N    most elements one list, set, hash or sorted set may hold; a
+                        command that would add more is refused (default 4194304)
     --pubsub-limit BYTES
                         most a subscriber may hold (its unwritten output and the
                         messages on their way to it); a message more and it is
@@ -123,7 +130,32 @@ struct Args {
     unixsocket: Option<String>,
     loops: i64,
     max_bulk: usize,
+    max_elements: usize,
     pubsub_limit: usize,
+}
+
+/// The help: the options, then the commands implemented (from the command table).
+fn help() -> String {
+    let mut text = format!(
+        "{USAGE}\n\nCOMMANDS ({} implemented; replies as Redis 7.0 over RESP2):\n",
+        commands::command_names().len()
+    );
+    let mut line = String::from("   ");
+    for name in commands::command_names() {
+        if line.len() + name.len() + 1 > 80 {
+            text.push_str(&line);
+            text.push('\n');
+            line = String::from("   ");
+        }
+        line.push(' ');
+        line.push_str(&name);
+    }
+    text.push_str(&line);
+    text.push_str(
+        "\n    Strings (with EX/PX/NX/XX/KEEPTTL and TTLs), lists, sets, hashes and sorted \
+         sets;\n    everything else is answered with Redis's unknown-command error.",
+    );
+    text
 }
 
 fn parse_args() -> Result<Args, lexopt::Error> {
@@ -137,22 +169,29 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         unixsocket: None,
         loops: 1,
         max_bulk: RespLimits::default().max_bulk,
+        max_elements: 4 << 20,
         pubsub_limit: pubsub::DEFAULT_LIMIT,
     };
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
         match arg {
-            Long("port") => args.port = p.value()?.parse()?,
+            Long("port") => args.port = common::port(&mut p, "--port")?,
             Long("bind") => args.bind = p.value()?.string()?,
-            Long("tlsport") => args.tlsport = p.value()?.parse()?,
+            Long("tlsport") => args.tlsport = common::port(&mut p, "--tlsport")?,
             Long("tlscert") => args.tlscert = Some(p.value()?.string()?),
             Long("cert-out") => args.cert_out = Some(p.value()?.string()?),
             Long("unixsocket") => args.unixsocket = Some(p.value()?.string()?),
-            Long("loops") => args.loops = p.value()?.parse()?,
-            Long("max-bulk") => args.max_bulk = p.value()?.parse()?,
-            Long("pubsub-limit") => args.pubsub_limit = p.value()?.parse()?,
+            Long("loops") => args.loops = common::loops(&mut p)?,
+            Long("max-bulk") => args.max_bulk = common::value(&mut p, "--max-bulk")?,
+            Long("max-elements") => {
+                args.max_elements = common::value(&mut p, "--max-elements")?;
+                if args.max_elements == 0 {
+                    return Err("--max-elements: invalid value \"0\" (1 or more)".into());
+                }
+            }
+            Long("pubsub-limit") => args.pubsub_limit = common::value(&mut p, "--pubsub-limit")?,
             Short('h') | Long("help") => {
-                println!("{USAGE}");
+                println!("{}", help());
                 std::process::exit(0);
             }
             _ => return Err(arg.unexpected()),
@@ -216,7 +255,7 @@ fn main() {
         };
         log::info!("redis server serving {scheme}{a} on {loops} loop(s)");
     }
-    let store = Arc::new(Mutex::new(Store::new()));
+    let store = Arc::new(Mutex::new(Store::new(args.max_elements)));
     let pubsub = Arc::new(PubSub::new(args.pubsub_limit));
     let handle = server.handle();
     // Without TLS, index 1 is the unix socket: only a TLS listener's connections get it.

@@ -8,10 +8,10 @@
 //! mode (several groups, routes, health checks).
 //!
 //! ```text
-//! cargo run --release --example reverse-proxy -- --port 8080 --tlsport 8443 \
+//! cargo run --release --example reverse-proxy -- --port 8081 --tlsport 8444 \
 //!     --upstream http://127.0.0.1:9001 --upstream http://127.0.0.1:9002
 //! cargo run --release --example reverse-proxy -- --config proxy.toml
-//! curl http://127.0.0.1:8080/
+//! curl http://127.0.0.1:8081/
 //! ```
 
 #[path = "../common/mod.rs"]
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use wireloop::{Error, Loops, Server};
 use wireloop_middleware::proxy_protocol::ProxyProtocol;
-use wireloop_middleware::{translate, TlsClient, TlsServer};
+use wireloop_middleware::{translate, TlsClient};
 use wireloop_proxy::access_log::{AccessLog, Format};
 use wireloop_proxy::{Balance, Group, HttpProxy, Peer, Settings};
 
@@ -43,8 +43,8 @@ USAGE:
                              not used
 
 OPTIONS:
-    --port N                 plain HTTP port on 0.0.0.0 (default 8080; 0 = off)
-    --tlsport N              HTTPS port on 0.0.0.0 (default 8443; 0 = off)
+    --port N                 plain HTTP port on 0.0.0.0 (default 8081; 0 = off)
+    --tlsport N              HTTPS port on 0.0.0.0 (default 8444; 0 = off)
     --listen-host ADDR       address to listen on (default 0.0.0.0)
     --tlscert PEM            certificate chain and key (one PEM file) for --tlsport;
                              without it a self-signed one is generated at start-up
@@ -116,8 +116,8 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     use lexopt::prelude::*;
     let mut a = Args {
         proxy_protocol: None,
-        port: 8080,
-        tlsport: 8443,
+        port: 8081,
+        tlsport: 8444,
         host: "0.0.0.0".into(),
         tlscert: None,
         cert_out: None,
@@ -134,42 +134,61 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
         match arg {
-            Long("port") => a.port = p.value()?.parse()?,
-            Long("tlsport") => a.tlsport = p.value()?.parse()?,
+            Long("port") => a.port = common::port(&mut p, "--port")?,
+            Long("tlsport") => a.tlsport = common::port(&mut p, "--tlsport")?,
             Long("listen-host") => a.host = p.value()?.string()?,
             Long("tlscert") => a.tlscert = Some(p.value()?.string()?),
             Long("cert-out") => a.cert_out = Some(p.value()?.string()?),
             Long("no-resumption") => a.resumption = false,
             Long("upstream") => {
                 let url = p.value()?.string()?;
-                a.upstreams
-                    .push(Peer::parse(&url).map_err(|e| format!("{url}: {e}"))?);
+                a.upstreams.push(
+                    Peer::parse(&url)
+                        .map_err(|e| format!("--upstream: invalid value {url:?} ({e})"))?,
+                );
             }
             Long("upstream-ca") => a.upstream_ca = Some(p.value()?.string()?),
             Long("balance") => {
                 a.balance = match p.value()?.string()?.as_str() {
                     "round-robin" => Balance::RoundRobin,
                     "least-connections" => Balance::LeastConn,
-                    other => return Err(format!("unknown balance mode {other:?}").into()),
+                    other => {
+                        return Err(format!(
+                            "--balance: invalid value {other:?} (round-robin or least-connections)"
+                        )
+                        .into())
+                    }
                 }
             }
-            Long("loops") => a.loops = p.value()?.parse()?,
+            Long("loops") => a.loops = common::loops(&mut p)?,
             Long("connect-timeout") => {
-                a.settings.connect_timeout = secs(p.value()?.parse()?, "--connect-timeout")?
+                a.settings.connect_timeout = secs(
+                    common::value(&mut p, "--connect-timeout")?,
+                    "--connect-timeout",
+                )?
             }
             Long("upstream-timeout") => {
-                a.settings.first_byte_timeout = secs(p.value()?.parse()?, "--upstream-timeout")?
+                a.settings.first_byte_timeout = secs(
+                    common::value(&mut p, "--upstream-timeout")?,
+                    "--upstream-timeout",
+                )?
             }
             Long("read-timeout") => {
-                a.settings.read_timeout = secs(p.value()?.parse()?, "--read-timeout")?
+                a.settings.read_timeout =
+                    secs(common::value(&mut p, "--read-timeout")?, "--read-timeout")?
             }
-            Long("send-timeout") => a.send_timeout = secs(p.value()?.parse()?, "--send-timeout")?,
+            Long("send-timeout") => {
+                a.send_timeout = secs(common::value(&mut p, "--send-timeout")?, "--send-timeout")?
+            }
             Long("idle-timeout") => {
-                a.settings.idle_timeout = secs(p.value()?.parse()?, "--idle-timeout")?
+                a.settings.idle_timeout =
+                    secs(common::value(&mut p, "--idle-timeout")?, "--idle-timeout")?
             }
-            Long("down-time") => a.settings.down_time = secs(p.value()?.parse()?, "--down-time")?,
+            Long("down-time") => {
+                a.settings.down_time = secs(common::value(&mut p, "--down-time")?, "--down-time")?
+            }
             Long("pool-size") => {
-                let n: usize = p.value()?.parse()?;
+                let n: usize = common::value(&mut p, "--pool-size")?;
                 if n == 0 {
                     return Err("--pool-size must be at least 1".into());
                 }
@@ -178,17 +197,21 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("rewrite-host") => a.settings.rewrite_host = true,
             Long("no-access-log") => a.access_log = None,
             Long("access-log") => {
-                a.access_log = match p.value()?.string()?.as_str() {
+                let format = p.value()?.string()?;
+                a.access_log = match format.as_str() {
                     "off" => None,
-                    f => Some(Format::parse(f).map_err(|e| format!("--access-log: {e}"))?),
+                    f => Some(Format::parse(f).map_err(|_| {
+                        format!("--access-log: invalid value {format:?} (combined, json or off)")
+                    })?),
                 }
             }
             Long("proxy-protocol-from") => {
                 let nets = p.value()?.string()?;
-                let nets: Vec<&str> = nets.split(',').map(str::trim).collect();
-                a.proxy_protocol = Some(
-                    ProxyProtocol::new(&nets).map_err(|e| format!("--proxy-protocol-from: {e}"))?,
-                );
+                let list: Vec<&str> = nets.split(',').map(str::trim).collect();
+                a.proxy_protocol =
+                    Some(ProxyProtocol::new(&list).map_err(|e| {
+                        format!("--proxy-protocol-from: invalid value {nets:?} ({e})")
+                    })?);
             }
             Long("config") => a.config = Some(p.value()?.string()?),
             Short('h') | Long("help") => {
@@ -233,6 +256,13 @@ fn main() {
         log::error!("{e}");
         std::process::exit(1)
     };
+    let tls_server = common::optional_tls(
+        args.tlsport,
+        args.tlscert.as_deref(),
+        args.cert_out.as_deref(),
+        USAGE,
+        |b| b.alpn(&[b"http/1.1"]).resumption(args.resumption),
+    );
     let mut builder = Server::builder()
         .loops(Loops::from_count(args.loops))
         .send_timeout(Some(args.send_timeout));
@@ -252,20 +282,6 @@ fn main() {
             .unwrap_or_else(|e| fail(e));
         tls_index = Some(n);
     }
-    let tls_server = match tls_index {
-        Some(_) => {
-            let cert = common::tls_cert(args.tlscert.as_deref(), args.cert_out.as_deref())
-                .unwrap_or_else(|e| fail(e));
-            Some(
-                TlsServer::builder(cert)
-                    .alpn(&[b"http/1.1"])
-                    .resumption(args.resumption)
-                    .build()
-                    .unwrap_or_else(|e| fail(e)),
-            )
-        }
-        None => None,
-    };
     let ca = args.upstream_ca.as_ref().map(|path| {
         std::fs::read(path)
             .unwrap_or_else(|e| fail(Error::layer(format!("cannot read {path}: {e}"))))

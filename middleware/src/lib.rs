@@ -29,18 +29,48 @@
 //!     .serve(|_| translate(Echo, |c| c.addr_index == 1, tls.clone()))
 //! # }
 //! ```
+//!
+//! ## Cargo features
+//!
+//! All on by default: `tls` (rustls) with the crypto provider `aws-lc-rs` (post-quantum
+//! `X25519MLKEM768` first; or `ring`), `self-signed` (`CertKey::self_signed`, rcgen),
+//! `webpki-roots` (the default trust store of `TlsClient`), `http1`, `ws` (needs `http1`
+//! and `codec`), `codec`, `proxy-protocol` (the PROXY protocol layers, needs `codec`),
+//! `dns` (the core's hickory resolver, `wireloop/dns`).
+//! `translate` and the `Layer` contract are always there.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(feature = "codec")]
 pub mod codec;
+#[cfg(all(
+    feature = "self-signed",
+    feature = "http1",
+    feature = "ws",
+    feature = "codec"
+))]
 pub mod fuzzing;
+#[cfg(feature = "http1")]
 pub mod http1;
+#[cfg(feature = "http1")]
+mod kept;
+#[cfg(feature = "proxy-protocol")]
 pub mod proxy_protocol;
+#[cfg(feature = "tls")]
 pub mod tls;
 pub mod translate;
+#[cfg(feature = "ws")]
 pub mod ws;
 
+#[cfg(feature = "codec")]
 pub use codec::{LengthPrefixed, Lines, RespDecoder, Status};
+#[cfg(feature = "http1")]
 pub use http1::Http1;
+#[cfg(feature = "tls")]
 pub use tls::{CertKey, TlsClient, TlsClientBuilder, TlsServer, TlsServerBuilder, TlsSession};
 pub use translate::{translate, ConnInfo, Layer, Session, Translate};
 pub use wireloop;
+#[cfg(feature = "ws")]
 pub use ws::{Accept, ClientConfig, WebSocket, Ws, WsClient, WsHandler};

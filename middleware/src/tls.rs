@@ -3,11 +3,17 @@
 //!
 //! # Crypto provider
 //!
-//! wireloop uses rustls's **ring** provider. aws-lc-rs (rustls's default) is somewhat faster
-//! at bulk encryption, but it needs cmake and a C toolchain setup that a fresh machine may
-//! not have and takes several times longer to build; ring builds with a plain C compiler,
-//! is small, and its P-256/X25519 and AES-GCM/ChaCha20 are what a TLS terminator spends
-//! its time in. Both are FIPS-free general-purpose choices.
+//! aws-lc-rs by default, so the post-quantum hybrid `X25519MLKEM768` is offered first;
+//! `ring` with the feature of that name (no post-quantum key exchange, smaller build). See
+//! [`crypto_provider`] for the trade and the build requirements.
+//!
+//! # Certificates and logs
+//!
+//! [`CertKey::self_signed`] makes what a scanner accepts from a self-signed server: CN and
+//! SANs for the names given ([`local_names`] for this machine), at most 398 days from an
+//! hour ago, key identifiers. rustls logs `Illegal SNI extension` at warn level for every
+//! client that sends an IP address as SNI (wrk, testssl) and serves it anyway; give the
+//! target `rustls::msgs` debug level in your logger (the examples do).
 //!
 //! # How the session is driven
 //!
@@ -41,9 +47,14 @@ pub const WIRE_BUDGET: usize = 256 * 1024;
 /// Default handshake timeout.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+mod provider;
+#[cfg(feature = "self-signed")]
+mod self_signed;
+
+pub use provider::crypto_provider;
+use provider::crypto_provider as provider;
+#[cfg(feature = "self-signed")]
+pub use self_signed::{local_names, BACKDATE, LIFETIME};
 
 fn cfg_err(msg: impl Into<String>) -> Error {
     Error::layer(msg.into())
@@ -99,14 +110,23 @@ impl CertKey {
         CertKey::from_pem(&read(chain.as_ref())?, &read(key.as_ref())?)
     }
 
-    /// A self-signed certificate for `names` (DNS names or IP addresses), made now.
+    /// A self-signed certificate for `names` (DNS names or IP addresses; the first is the
+    /// subject's CN), valid from an hour ago for 397 days, with key identifiers (see
+    /// [`LIFETIME`] and [`BACKDATE`]).
+    #[cfg(feature = "self-signed")]
     pub fn self_signed(names: &[String]) -> Result<CertKey, Error> {
-        let ck = rcgen::generate_simple_self_signed(names.to_vec())
-            .map_err(|e| cfg_err(format!("cannot generate a certificate: {e}")))?;
-        let chain = vec![ck.cert.der().clone()];
-        let key = PrivateKeyDer::try_from(ck.key_pair.serialize_der())
-            .map_err(|e| cfg_err(format!("generated key: {e}")))?;
-        Ok(CertKey { chain, key })
+        let (cert, key) = self_signed::generate(names)?;
+        Ok(CertKey {
+            chain: vec![cert],
+            key,
+        })
+    }
+
+    /// A self-signed certificate for this machine: `localhost`, `127.0.0.1`, `::1` and the
+    /// host name ([`local_names`]).
+    #[cfg(feature = "self-signed")]
+    pub fn self_signed_local() -> Result<CertKey, Error> {
+        CertKey::self_signed(&local_names())
     }
 
     /// The leaf certificate (DER).
@@ -126,8 +146,7 @@ impl CertKey {
 
     /// SHA-256 fingerprint of the leaf, as `AB:CD:...`.
     pub fn fingerprint(&self) -> String {
-        let d = ring::digest::digest(&ring::digest::SHA256, &self.chain[0]);
-        d.as_ref()
+        provider::sha256(&self.chain[0])
             .iter()
             .map(|b| format!("{b:02X}"))
             .collect::<Vec<_>>()
@@ -253,8 +272,8 @@ impl TlsServerBuilder {
             .with_cert_resolver(Arc::new(resolver));
         cfg.alpn_protocols = self.alpn;
         if self.resumption {
-            cfg.ticketer = rustls::crypto::ring::Ticketer::new()
-                .map_err(|e| cfg_err(format!("session tickets: {e}")))?;
+            cfg.ticketer =
+                provider::ticketer().map_err(|e| cfg_err(format!("session tickets: {e}")))?;
             cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
         } else {
             cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
@@ -377,6 +396,12 @@ impl TlsClientBuilder {
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| cfg_err(format!("TLS versions: {e}")))?;
+        if self.verify && self.roots.is_empty() {
+            return Err(cfg_err(
+                "TLS client: no trusted roots (enable the `webpki-roots` feature or give \
+                 root_ca_pem)",
+            ));
+        }
         let builder = if self.verify {
             builder.with_root_certificates(self.roots)
         } else {
@@ -410,12 +435,11 @@ pub struct TlsClient {
 }
 
 impl TlsClient {
-    /// Starts a client layer trusting the webpki (Mozilla) roots.
+    /// Starts a client layer trusting the webpki (Mozilla) roots (with the `webpki-roots`
+    /// feature; without it, nothing until [`root_ca_pem`](TlsClientBuilder::root_ca_pem)).
     pub fn builder() -> TlsClientBuilder {
         TlsClientBuilder {
-            roots: RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            },
+            roots: default_roots(),
             server_name: None,
             alpn: Vec::new(),
             client_cert: None,
@@ -435,6 +459,17 @@ impl Layer for TlsClient {
     fn handshake_timeout(&self) -> Option<Duration> {
         self.handshake_timeout
     }
+}
+
+/// The trust store a client starts with: the Mozilla roots with the `webpki-roots`
+/// feature, else none (then `root_ca_pem` or `dangerous_accept_any_certificate` decides).
+fn default_roots() -> RootCertStore {
+    #[cfg(feature = "webpki-roots")]
+    return RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    #[cfg(not(feature = "webpki-roots"))]
+    return RootCertStore::empty();
 }
 
 /// Verifier that accepts everything (see `dangerous_accept_any_certificate`).

@@ -1,13 +1,16 @@
 //! The `redis-server` example against the real Redis tools: `redis-cli` round trips for
 //! every command, `redis-cli --pipe`, raw sockets for pipelining, inline commands, QUIT and
 //! protocol errors, two loops sharing one keyspace over TCP and a unix socket, and a
-//! `redis-benchmark` smoke run; pub/sub and TLS in `redis/pubsub.rs`.
+//! `redis-benchmark` smoke run; lists, sets, hashes, sorted sets and redis-benchmark's
+//! default suite in `redis/collections.rs`; pub/sub and TLS in `redis/pubsub.rs`.
 //!
 //! redis-cli and redis-benchmark come from Debian's `redis-tools` (CI installs it); the
 //! tests fail with that hint when they are missing. Every server is a child process that
 //! is killed and reaped whatever happens (one test stops it with SIGINT and checks the
 //! exit status), and every wait is bounded.
 
+#[path = "redis/collections.rs"]
+mod collections;
 mod common;
 #[path = "redis/pubsub.rs"]
 mod pubsub;

@@ -283,7 +283,7 @@ fn stop(server: TestServer) {
 type Tls = StreamOwned<ClientConnection, TcpStream>;
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    wireloop_middleware::tls::crypto_provider()
 }
 
 /// A root store trusting the certificates in `pems`.
@@ -1112,16 +1112,17 @@ fn plain_and_tls_listeners_share_a_handler() {
 
 /// A test CA named `name`, and a leaf for `localhost` it signed.
 fn ca_and_leaf(name: &str) -> (String, CertKey) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.distinguished_name.push(DnType::CommonName, name);
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
     let leaf_key = KeyPair::generate().unwrap();
     let leaf = CertificateParams::new(vec!["localhost".to_string()])
         .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
+        .signed_by(&leaf_key, &issuer)
         .unwrap();
     let ck = CertKey::from_pem(leaf.pem().as_bytes(), leaf_key.serialize_pem().as_bytes())
         .expect("leaf CertKey");

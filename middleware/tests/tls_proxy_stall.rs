@@ -266,7 +266,7 @@ fn client_config(trust: &CertKey) -> Arc<ClientConfig> {
     for c in CertificateDer::pem_slice_iter(trust.leaf_pem().as_bytes()) {
         roots.add(c.expect("PEM")).expect("trust anchor");
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = wireloop_middleware::tls::crypto_provider();
     Arc::new(
         ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

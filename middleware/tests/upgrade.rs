@@ -129,13 +129,12 @@ fn websocket_upgrade_under_tls_drops_the_http_state() {
             cert.leaf_der().to_vec(),
         ))
         .expect("trust the certificate");
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let cfg =
+        rustls::ClientConfig::builder_with_provider(wireloop_middleware::tls::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
     let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     tcp.set_read_timeout(Some(TIMEOUT)).expect("timeout");

@@ -127,13 +127,12 @@ fn ws_tls(port: u16, cert: &CertKey) -> Client {
             cert.leaf_der().to_vec(),
         ))
         .expect("trust the certificate");
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocol versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let cfg =
+        rustls::ClientConfig::builder_with_provider(wireloop_middleware::tls::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
     let conn = rustls::ClientConnection::new(Arc::new(cfg), name).expect("TLS client");
     let stream: Box<dyn Stream> = Box::new(rustls::StreamOwned::new(conn, tcp(port)));

@@ -61,7 +61,9 @@ pub struct Group {
 impl Group {
     /// A group `name` of `peers` spread by `balance`. At least one peer and at most
     /// [`MAX_PEERS`]. An `https` peer without a TLS client of its own gets one for its
-    /// host name (webpki roots, ALPN `http/1.1`), so it is never dialed in the clear.
+    /// host name (webpki roots, ALPN `http/1.1`), so it is never dialed in the clear;
+    /// without the `webpki-roots` feature that is an error (give the peer its own
+    /// [`Peer::tls`] with `root_ca_pem`).
     pub fn new(name: &str, mut peers: Vec<Peer>, balance: Balance) -> Result<Group, String> {
         for p in peers.iter_mut().filter(|p| p.https && p.tls.is_none()) {
             let tls = TlsClient::builder()

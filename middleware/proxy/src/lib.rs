@@ -45,6 +45,19 @@
 //! [`sni`] (the server name of a ClientHello, for routing TLS without terminating it),
 //! [`access_log`], `config` (cargo feature `config`: a TOML configuration file), and the
 //! engine behind [`HttpProxy`].
+//!
+//! ## Cargo features
+//!
+//! The engine needs `wireloop-middleware`'s `http1`, `tls` and `proxy-protocol` (always
+//! on). Default:
+//! `aws-lc-rs` (the TLS crypto provider for `https` peers, post-quantum `X25519MLKEM768`
+//! first; or `ring`, one of the two is needed), `webpki-roots` (an `https` peer without a
+//! client of its own trusts the Mozilla roots), `dns` (peers' host names resolved by the
+//! core's hickory resolver, `wireloop/dns`).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod access_log;
 pub mod balance;

@@ -10,7 +10,7 @@ use super::response::Response;
 /// How the adapter delivers a request's body to the application.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BodyMode {
-    /// Read the whole body first (up to [`Config::max_body`], else 413), then call
+    /// Read the whole body first (up to [`Config::max_body`](super::Config::max_body), else 413), then call
     /// [`App::request`] with it in [`Request::body`].
     #[default]
     Collect,

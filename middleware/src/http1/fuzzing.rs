@@ -13,7 +13,7 @@ use super::{
     header_slots, parse_request, App, BodyLength, BodyMode, ChunkedDecoder, ChunkedError, Config,
     Decoded, Http1, ParseError, Request, Response, UpgradeEvent,
 };
-use crate::fuzzing::{finish, reuse, Drivers};
+use crate::kept::{finish, reuse, Drivers};
 
 /// The application the fuzz targets and tests drive: `/echo` streams the body back (one
 /// chunk per byte, so the output does not depend on how the input was cut), `/collect`
@@ -130,7 +130,7 @@ fn serve<'a>(
 }
 
 /// [`serve`] on a driver kept between inputs (one per configuration index, see
-/// [`crate::fuzzing::reuse`]): the same answers, without making a loop per input.
+/// `crate::kept::reuse`): the same answers, without making a loop per input.
 fn run_kept<'a>(index: usize, cfg: &Config, pieces: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
     thread_local!(static KEPT: Drivers<Http1<TestApp>> = const { RefCell::new(Vec::new()) });
     reuse(&KEPT, index, || driver(cfg.clone()), |d| serve(d, pieces))

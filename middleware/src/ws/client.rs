@@ -1,7 +1,6 @@
 //! The client side: a byte [`Handler`] for dialed connections that performs the opening
 //! handshake and then drives a [`WsHandler`] with masked frames.
 
-use ring::rand::SystemRandom;
 use wireloop::{Action, Conn, Error, Handler};
 
 use super::handshake::{check_response, client_key, write_request, HandshakeError};
@@ -51,23 +50,18 @@ impl<S> WsClientConn<S> {
 }
 
 /// A WebSocket client over every connection it serves (use it for dialed connections, or
-/// select them with [`translate`](crate::translate)): sends the upgrade request on
+/// select them with [`translate`](crate::translate())): sends the upgrade request on
 /// `opened`, checks the `101`, then drives `W` with masked frames. Stacks above
 /// [`TlsClient`](crate::TlsClient) for `wss://`.
 pub struct WsClient<W: WsHandler> {
     handler: W,
     cfg: ClientConfig,
-    rng: SystemRandom,
 }
 
 impl<W: WsHandler> WsClient<W> {
     /// A client serving `handler`, sending requests as `cfg` says.
     pub fn new(handler: W, cfg: ClientConfig) -> WsClient<W> {
-        WsClient {
-            handler,
-            cfg,
-            rng: SystemRandom::new(),
-        }
+        WsClient { handler, cfg }
     }
 
     /// The handler.
@@ -97,7 +91,7 @@ impl<W: WsHandler> Handler for WsClient<W> {
     type State = WsClientConn<W::State>;
 
     fn opened(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
-        let key = match client_key(&self.rng) {
+        let key = match client_key() {
             Ok(k) => k,
             Err(e) => {
                 log::error!("ws client: {e}");

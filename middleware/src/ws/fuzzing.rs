@@ -16,8 +16,8 @@ use super::frame::{decode_header, Opcode};
 use super::protocol::{Event, Protocol, Role, Src};
 use super::{Config, Message, WebSocket, Ws, WsHandler};
 use crate::codec::Status;
-use crate::fuzzing::{finish, reuse, Drivers};
 use crate::http1::{Http1, Request, Response};
+use crate::kept::{finish, reuse, Drivers};
 
 /// Echoes messages and pieces.
 struct Echo;

@@ -4,8 +4,6 @@
 
 use std::fmt;
 
-use ring::digest;
-
 use crate::http1::Request;
 
 /// The GUID appended to the key before hashing (RFC 6455 §1.3).
@@ -96,11 +94,11 @@ pub fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
 
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`: base64(SHA-1(key + GUID)).
 pub fn accept_key(key: &[u8]) -> String {
-    let mut ctx = digest::Context::new(&digest::SHA1_FOR_LEGACY_USE_ONLY);
+    let mut ctx = sha1_smol::Sha1::new();
     ctx.update(key);
     ctx.update(GUID);
     let mut out = String::with_capacity(28);
-    base64_encode(ctx.finish().as_ref(), &mut out);
+    base64_encode(&ctx.digest().bytes(), &mut out);
     out
 }
 
@@ -166,10 +164,10 @@ pub fn offered_protocols<'a>(req: &Request<'a>) -> impl Iterator<Item = &'a str>
         .filter(|t| !t.is_empty())
 }
 
-/// A fresh `Sec-WebSocket-Key`: base64 of 16 random bytes.
-pub fn client_key(rng: &dyn ring::rand::SecureRandom) -> Result<String, HandshakeError> {
+/// A fresh `Sec-WebSocket-Key`: base64 of 16 random bytes from the system's CSPRNG.
+pub fn client_key() -> Result<String, HandshakeError> {
     let mut raw = [0u8; 16];
-    rng.fill(&mut raw)
+    getrandom::fill(&mut raw)
         .map_err(|_| HandshakeError::BadResponse("no randomness for the key".into()))?;
     let mut key = String::with_capacity(24);
     base64_encode(&raw, &mut key);

@@ -8,7 +8,7 @@
 //! [`WsHandler::accept`] (which routes, picks a subprotocol, or rejects), checked, answered
 //! with `101 Switching Protocols`, and from then on the connection's frames drive the
 //! handler. It stacks like every other handler — plain, or under
-//! [`translate`](crate::translate) with [`TlsServer`](crate::TlsServer) for `wss://`:
+//! [`translate`](crate::translate()) with [`TlsServer`](crate::TlsServer) for `wss://`:
 //!
 //! ```no_run
 //! use wireloop::Server;

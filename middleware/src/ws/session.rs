@@ -2,7 +2,6 @@
 //! machine, the send side ([`Ws`]), and the glue that turns connection events into
 //! [`WsHandler`] calls.
 
-use ring::rand::{SecureRandom, SystemRandom};
 use wireloop::{Action, Conn, ConnId, Error, Handle};
 
 use super::frame::{encode_header, Opcode, MAX_CONTROL, MAX_HEADER};
@@ -14,7 +13,6 @@ use super::{Config, WsHandler};
 
 /// Masking keys for the client role, drawn from the system's CSPRNG 16 at a time.
 struct Keys {
-    rng: SystemRandom,
     pool: [u8; 64],
     pos: usize,
 }
@@ -22,7 +20,6 @@ struct Keys {
 impl Keys {
     fn new() -> Keys {
         Keys {
-            rng: SystemRandom::new(),
             pool: [0; 64],
             pos: 64,
         }
@@ -30,7 +27,7 @@ impl Keys {
 
     fn next(&mut self) -> [u8; 4] {
         if self.pos >= self.pool.len() {
-            if self.rng.fill(&mut self.pool).is_err() {
+            if getrandom::fill(&mut self.pool).is_err() {
                 log::error!("ws: the system random generator failed; reusing old masking keys");
             }
             self.pos = 0;
@@ -216,7 +213,7 @@ impl<'a, 'c> Ws<'a, 'c> {
     }
 
     /// The connection's id (for [`Handle::wake`] from other threads, or
-    /// [`Control::wake`] / [`Control::output_len`] on this loop).
+    /// [`Control::wake`](wireloop::Control::wake) / [`Control::output_len`](wireloop::Control::output_len) on this loop).
     pub fn id(&self) -> ConnId {
         self.conn.id()
     }

@@ -141,3 +141,17 @@ pub fn rss() -> (usize, usize) {
     };
     (field("VmRSS:"), field("VmHWM:"))
 }
+
+/// Echoes everything it receives (the handler above the layers under test).
+pub struct Echo;
+
+impl wireloop::Handler for Echo {
+    type State = ();
+    fn data(&mut self, conn: &mut wireloop::Conn<'_, ()>) -> wireloop::Action {
+        let (input, mut out) = conn.split();
+        out.write(input);
+        let n = input.len();
+        conn.consume(n);
+        wireloop::Action::None
+    }
+}

@@ -35,7 +35,7 @@ pub fn client_config(
     for c in CertificateDer::pem_slice_iter(trust.leaf_pem().as_bytes()) {
         roots.add(c.expect("PEM")).expect("trust anchor");
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = wireloop_middleware::tls::crypto_provider();
     Arc::new(
         ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)

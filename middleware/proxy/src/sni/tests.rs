@@ -5,7 +5,7 @@ use super::{peek_sni, Hello, HelloError, SniRoutes, MAX_HELLO};
 /// The first flight of a real rustls client asking for `name`.
 fn rustls_hello(name: &str) -> Vec<u8> {
     let roots = rustls::RootCertStore::empty();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = wireloop_middleware::tls::crypto_provider();
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()

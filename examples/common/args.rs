@@ -1,0 +1,44 @@
+//! Option values for the examples' command lines: a bad value is an error that names the
+//! option and the value (`--port: invalid value "notanumber" (invalid digit found in
+//! string)`), never lexopt's bare `cannot parse argument`.
+
+use std::fmt::Display;
+use std::str::FromStr;
+
+use lexopt::{Error, Parser};
+
+/// The value of option `opt` (spelled as on the command line, `--port`) parsed as `T`.
+pub fn value<T>(p: &mut Parser, opt: &str) -> Result<T, Error>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    let raw = p.value()?;
+    let text = raw
+        .to_str()
+        .ok_or_else(|| format!("{opt}: invalid value {raw:?} (not UTF-8)"))?;
+    text.parse()
+        .map_err(|e| format!("{opt}: invalid value {text:?} ({e})").into())
+}
+
+/// A port number for `opt`: 0 to 65535 (what 0 means is the option's to say).
+pub fn port(p: &mut Parser, opt: &str) -> Result<u16, Error> {
+    let raw = p.value()?;
+    let text = raw.to_string_lossy();
+    text.parse()
+        .map_err(|_| format!("{opt}: invalid value {text:?} (a port number, 0 to 65535)").into())
+}
+
+/// `--loops N`: 1 or more, or -1 for one loop per core; 0 and other negatives are refused.
+pub fn loops(p: &mut Parser) -> Result<i64, Error> {
+    let n: i64 = value(p, "--loops")?;
+    if n == -1 || (1..=1024).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "--loops: invalid value \"{n}\" (a number of loops from 1 to 1024, or -1 for one \
+             per core)"
+        )
+        .into())
+    }
+}
