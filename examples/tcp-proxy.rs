@@ -145,14 +145,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("upstream-sni") => a.upstream_sni = p.value()?.string()?,
             Long("sni-listen") => a.sni_listen.push(p.value()?.string()?),
             Long("sni-route") => a.sni_routes.push(sni_route(&p.value()?.string()?)?),
-            Long("proxy-protocol-from") => {
-                let nets = p.value()?.string()?;
-                let list: Vec<&str> = nets.split(',').map(str::trim).collect();
-                a.proxy_protocol =
-                    Some(ProxyProtocol::new(&list).map_err(|e| {
-                        format!("--proxy-protocol-from: invalid value {nets:?} ({e})")
-                    })?);
-            }
+            Long("proxy-protocol-from") => a.proxy_protocol = Some(common::proxy_protocol(&mut p)?),
             Long("send-proxy-protocol") => {
                 a.send_proxy = match p.value()?.string()?.as_str() {
                     "v1" => Some(Version::V1),

@@ -5,7 +5,7 @@
 use std::fmt::Display;
 use std::str::FromStr;
 
-use lexopt::{Error, Parser};
+use lexopt::{Error, Parser, ValueExt};
 
 /// The value of option `opt` (spelled as on the command line, `--port`) parsed as `T`.
 pub fn value<T>(p: &mut Parser, opt: &str) -> Result<T, Error>
@@ -41,4 +41,15 @@ pub fn loops(p: &mut Parser) -> Result<i64, Error> {
         )
         .into())
     }
+}
+
+/// `--proxy-protocol-from NETS`: the comma-separated networks a PROXY protocol header is
+/// taken from.
+pub fn proxy_protocol(
+    p: &mut Parser,
+) -> Result<wireloop_middleware::proxy_protocol::ProxyProtocol, Error> {
+    let nets = p.value()?.string()?;
+    let list: Vec<&str> = nets.split(',').map(str::trim).collect();
+    wireloop_middleware::proxy_protocol::ProxyProtocol::new(&list)
+        .map_err(|e| format!("--proxy-protocol-from: invalid value {nets:?} ({e})").into())
 }

@@ -7,7 +7,8 @@ use wireloop_middleware::codec::Sink;
 
 use crate::keyspace::Store;
 use crate::value::{
-    count_arg, index_range, lookup, lookup_or_new, not_integer, too_many, wrongtype, WrongType,
+    count_arg, index_range, lookup, lookup_or_new, not_integer, start_stop, too_many, wrongtype,
+    WrongType,
 };
 
 type List = VecDeque<Box<[u8]>>;
@@ -25,11 +26,7 @@ pub fn exec(
         b"lpush" | b"rpush" => push(st, now, key, cmd, lname == b"lpush", out),
         b"lpop" | b"rpop" => pop(st, now, key, cmd, lname == b"lpop", out),
         b"lrange" => {
-            let (Some(start), Some(stop)) = (
-                cmd.get(2).and_then(parse_int),
-                cmd.get(3).and_then(parse_int),
-            ) else {
-                not_integer(out);
+            let Ok((start, stop)) = start_stop(cmd, out) else {
                 return true;
             };
             match lookup::<List>(st, key, now) {

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use wireloop_middleware::codec::resp;
+use wireloop_middleware::codec::resp::{self, Command};
 use wireloop_middleware::codec::Sink;
 
 use crate::keyspace::Store;
@@ -67,6 +67,22 @@ pub fn count_arg(arg: Option<&[u8]>, out: &mut impl Sink) -> Result<Option<u64>,
         Some(Some(n)) if n >= 0 => Ok(Some(n as u64)),
         Some(_) => {
             out_of_range(out);
+            Err(())
+        }
+    }
+}
+
+/// The `start stop` range of LRANGE and ZRANGE (arguments 2 and 3), resolved against a
+/// collection of `len` items once it is found: `Err(())` after Redis's reply when either is
+/// not a number.
+pub fn start_stop(cmd: &Command<'_>, out: &mut impl Sink) -> Result<(i64, i64), ()> {
+    match (
+        cmd.get(2).and_then(resp::parse_int),
+        cmd.get(3).and_then(resp::parse_int),
+    ) {
+        (Some(start), Some(stop)) => Ok((start, stop)),
+        _ => {
+            not_integer(out);
             Err(())
         }
     }

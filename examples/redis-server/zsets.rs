@@ -5,12 +5,12 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
 
-use wireloop_middleware::codec::resp::{self, parse_int, Command};
+use wireloop_middleware::codec::resp::{self, Command};
 use wireloop_middleware::codec::Sink;
 
 use crate::keyspace::Store;
 use crate::value::{
-    count_arg, index_range, lookup, lookup_or_new, not_integer, too_many, wrongtype, WrongType,
+    count_arg, index_range, lookup, lookup_or_new, start_stop, too_many, wrongtype, WrongType,
 };
 
 /// A score, ordered totally (NaN never gets in).
@@ -210,11 +210,7 @@ pub fn exec(
                     return true;
                 }
             };
-            let (Some(start), Some(stop)) = (
-                cmd.get(2).and_then(parse_int),
-                cmd.get(3).and_then(parse_int),
-            ) else {
-                not_integer(out);
+            let Ok((start, stop)) = start_stop(cmd, out) else {
                 return true;
             };
             match lookup::<SortedSet>(st, key, now) {

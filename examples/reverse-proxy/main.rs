@@ -205,14 +205,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
                     })?),
                 }
             }
-            Long("proxy-protocol-from") => {
-                let nets = p.value()?.string()?;
-                let list: Vec<&str> = nets.split(',').map(str::trim).collect();
-                a.proxy_protocol =
-                    Some(ProxyProtocol::new(&list).map_err(|e| {
-                        format!("--proxy-protocol-from: invalid value {nets:?} ({e})")
-                    })?);
-            }
+            Long("proxy-protocol-from") => a.proxy_protocol = Some(common::proxy_protocol(&mut p)?),
             Long("config") => a.config = Some(p.value()?.string()?),
             Short('h') | Long("help") => {
                 println!("{USAGE}");

@@ -17,18 +17,17 @@
 //! Each case is named; a run reports every failing case at once. All sockets are on
 //! 127.0.0.1 port 0, every wait is bounded, every server is shut down and joined.
 
+mod common;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use wireloop::{Handle, Server};
+use common::{Running, TIMEOUT};
 use wireloop_middleware::http1::{Request, Response};
-use wireloop_proxy::{Balance, Filter, Group, HttpProxy, Peer, ProxyHttp, Session, Settings};
-
-/// Longest wait for any one thing (an answer, a close, a thread).
-const TIMEOUT: Duration = Duration::from_secs(10);
+use wireloop_proxy::{Filter, HttpProxy, ProxyHttp, Session, Settings};
 
 /// What the upstream answers a request with when the case scripts nothing else.
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -58,48 +57,11 @@ impl ProxyHttp for Guard {
     }
 }
 
-/// A proxy on 127.0.0.1 port 0; shut down and joined on drop.
-struct Proxy {
-    addr: SocketAddr,
-    handle: Handle,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Proxy {
-    fn start(upstream: SocketAddr) -> Proxy {
-        let peer = Peer::parse(&format!("http://{upstream}")).unwrap();
-        let group = Group::new("up", vec![peer], Balance::RoundRobin).unwrap();
-        let server = Server::builder()
-            .listen("tcp://127.0.0.1:0")
-            .unwrap()
-            .build()
-            .unwrap();
-        let addr = server.local_addrs()[0].inet().unwrap();
-        let handle = server.handle();
-        let thread = thread::spawn(move || {
-            server
-                .serve(move |_| HttpProxy::new(Guard, vec![group.clone()], Settings::default()))
-                .expect("serve")
-        });
-        Proxy {
-            addr,
-            handle,
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(&mut self) {
-        self.handle.shutdown();
-        if let Some(t) = self.thread.take() {
-            t.join().expect("proxy thread");
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// The proxy under test in front of `upstream`, on 127.0.0.1 port 0; shut down and
+/// joined on drop.
+fn proxy(upstream: SocketAddr) -> Running {
+    let group = common::group(&[upstream]);
+    common::run(move |_| HttpProxy::new(Guard, vec![group.clone()], Settings::default()))
 }
 
 // ----- the recording upstream -----------------------------------------------------------
@@ -1341,7 +1303,7 @@ fn run_request_case(case: &Case) -> Result<String, String> {
         _ => ok_script(),
     };
     let up = Upstream::start(script);
-    let mut px = Proxy::start(up.addr);
+    let px = proxy(up.addr);
     let mut s = TcpStream::connect(px.addr).map_err(|e| e.to_string())?;
     s.write_all(&case.send).map_err(|e| e.to_string())?;
     let tunnel_sent;
@@ -1356,7 +1318,7 @@ fn run_request_case(case: &Case) -> Result<String, String> {
     };
     let finals = statuses.iter().filter(|&&s| s >= 200 || s == 101).count();
     let got = receive(&mut s, finals, &heads(&case.send), to_close);
-    px.stop();
+    drop(px);
     let rest = if got.closed {
         Vec::new()
     } else {
@@ -1610,7 +1572,7 @@ fn run_response_case(case: &RespCase) -> Result<String, String> {
             (OK.to_vec(), Then::Next)
         }
     }));
-    let mut px = Proxy::start(up.addr);
+    let px = proxy(up.addr);
     let mut problems = Vec::new();
     let mut s = TcpStream::connect(px.addr).map_err(|e| e.to_string())?;
     s.write_all(case.request).map_err(|e| e.to_string())?;
@@ -1683,7 +1645,7 @@ fn run_response_case(case: &RespCase) -> Result<String, String> {
             second.junk
         ));
     }
-    px.stop();
+    drop(px);
     let recs = up.finish();
     // What each upstream connection received, strictly.
     let mut conns = Vec::new();
