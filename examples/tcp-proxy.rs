@@ -328,6 +328,8 @@ impl Proxy {
             return Action::Close;
         };
         conn.state.hello = false;
+        // Back to the server's setting (this proxy sets no read timeout: the idle and send
+        // timeouts bound a pair).
         conn.set_read_timeout(None);
         match self.pair(conn, g) {
             Action::None => self.data(conn),

@@ -63,8 +63,9 @@ pub struct ConnInfo {
     pub addr_index: usize,
     /// Whether it was dialed.
     pub dialed: bool,
-    /// For an accepted TCP connection, the peer's address (what a PROXY protocol layer
-    /// checks against its trusted networks); `None` for dialed and unix connections.
+    /// For an accepted TCP connection, the peer's address, looked up for the layers that
+    /// ask for it ([`Layer::needs_peer`]: a PROXY protocol layer checks it against its
+    /// trusted networks); `None` otherwise, and for dialed and unix connections.
     pub peer: Option<std::net::SocketAddr>,
 }
 
@@ -170,6 +171,12 @@ pub trait Layer: 'static {
     fn handshake_timeout(&self) -> Option<Duration> {
         None
     }
+
+    /// Whether the session needs [`ConnInfo::peer`] (one `getpeername` per connection,
+    /// spent only for layers that say so). Default: no.
+    fn needs_peer(&self) -> bool {
+        false
+    }
 }
 
 /// A layer that may be absent, for programs whose layers are optional (a proxy with or
@@ -186,6 +193,10 @@ impl<L: Layer> Layer for Option<L> {
     fn handshake_timeout(&self) -> Option<Duration> {
         self.as_ref().and_then(|l| l.handshake_timeout())
     }
+
+    fn needs_peer(&self) -> bool {
+        self.as_ref().is_some_and(|l| l.needs_peer())
+    }
 }
 
 impl<L: Layer + ?Sized> Layer for std::sync::Arc<L> {
@@ -196,6 +207,10 @@ impl<L: Layer + ?Sized> Layer for std::sync::Arc<L> {
     fn handshake_timeout(&self) -> Option<Duration> {
         (**self).handshake_timeout()
     }
+
+    fn needs_peer(&self) -> bool {
+        (**self).needs_peer()
+    }
 }
 
 /// A connection's layers while they are attached ([`Handler::layers`](crate::Handler::layers)).
@@ -204,6 +219,8 @@ pub struct Layers<'a> {
     pub(crate) sessions: &'a mut Vec<Box<dyn Session>>,
     pub(crate) handshake_timeout: &'a mut Option<Duration>,
     pub(crate) error: &'a mut Option<Error>,
+    /// The accepted connection's socket, for [`ConnInfo::peer`] on demand.
+    pub(crate) stream: Option<&'a crate::socket::Stream>,
 }
 
 impl Layers<'_> {
@@ -216,6 +233,12 @@ impl Layers<'_> {
     /// one, the connection is refused (the error is logged and, for a dial, reported to
     /// `closed`).
     pub fn push(&mut self, layer: &dyn Layer) {
+        if layer.needs_peer() && self.info.peer.is_none() {
+            self.info.peer = self
+                .stream
+                .and_then(|s| s.peer_addr().ok())
+                .and_then(|a| a.inet());
+        }
         match layer.session(&self.info) {
             Ok(s) => self.push_session(s, layer.handshake_timeout()),
             Err(e) => {

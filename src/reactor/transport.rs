@@ -164,10 +164,9 @@ impl<H: Handler> EventLoop<H> {
     /// longest their handshake may take.
     fn sessions(&mut self, key: usize, dial_layers: &[DialLayer]) -> Result<Sessions, Error> {
         let id = self.core.conn_id(key);
-        let (dialed, addr_index, peer) = match self.core.slots.get_mut(key) {
+        let (dialed, addr_index, stream) = match self.core.slots.get_mut(key) {
             Some(c) if !c.io.has(flags::DIALED) => {
-                let peer = c.io.stream.peer_addr().ok().and_then(|a| a.inet());
-                (false, c.io.addr_index as usize, peer)
+                (false, c.io.addr_index as usize, Some(&c.io.stream))
             }
             _ => (true, usize::MAX, None),
         };
@@ -175,7 +174,8 @@ impl<H: Handler> EventLoop<H> {
             id,
             addr_index,
             dialed,
-            peer,
+            // Looked up only for a layer that asks (`Layer::needs_peer`).
+            peer: None,
         };
         let mut sessions = Vec::new();
         let mut handshake = None;
@@ -185,6 +185,7 @@ impl<H: Handler> EventLoop<H> {
             sessions: &mut sessions,
             handshake_timeout: &mut handshake,
             error: &mut error,
+            stream,
         };
         for l in dial_layers {
             layers.push(l.as_ref());

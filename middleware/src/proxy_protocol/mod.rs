@@ -105,6 +105,10 @@ impl Layer for ProxyProtocol {
     fn handshake_timeout(&self) -> Option<Duration> {
         Some(self.timeout)
     }
+
+    fn needs_peer(&self) -> bool {
+        true
+    }
 }
 
 /// One accepted connection's PROXY protocol state: the header, once it arrived.
