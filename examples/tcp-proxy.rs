@@ -28,6 +28,8 @@ OPTIONS:
     --balance MODE          round-robin (default), least-connections, p2c-ewma (on
                             connect times) or hash (on the client's address)
     --loops N               number of loops (default 1; -1 = one per core)
+    --max-connections N     refuse connections past N open at once, upstream ones
+                            included (default: no limit)
     --connect-timeout SECS  time to resolve and connect to an upstream (default 5)
     --idle-timeout SECS     close a connection (and so its pair) with no byte either way
                             this long (default 600; 0 = never), nginx's proxy_timeout
@@ -65,6 +67,7 @@ struct Args {
     upstreams: Vec<String>,
     balance: Balance,
     loops: i64,
+    max_connections: Option<usize>,
     connect_timeout: Duration,
     idle_timeout: Option<Duration>,
     send_timeout: Option<Duration>,
@@ -91,6 +94,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         upstreams: Vec::new(),
         balance: Balance::RoundRobin,
         loops: 1,
+        max_connections: None,
         connect_timeout: Duration::from_secs(5),
         idle_timeout: Some(Duration::from_secs(600)),
         send_timeout: Some(wireloop::DEFAULT_SEND_TIMEOUT),
@@ -108,6 +112,13 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("upstream-sni") => a.upstream_sni = p.value()?.string()?,
             Long("balance") => a.balance = Balance::parse(&p.value()?.string()?)?,
             Long("loops") => a.loops = p.value()?.parse()?,
+            Long("max-connections") => {
+                let n: usize = p.value()?.parse()?;
+                if n == 0 {
+                    return Err("--max-connections must be at least 1".into());
+                }
+                a.max_connections = Some(n);
+            }
             Long("connect-timeout") => {
                 let secs: f64 = p.value()?.parse()?;
                 if !(secs > 0.0 && secs < 86_400.0) {
@@ -258,6 +269,9 @@ fn main() {
         .loops(Loops::from_count(args.loops))
         .idle_timeout(args.idle_timeout)
         .send_timeout(args.send_timeout);
+    if let Some(n) = args.max_connections {
+        builder = builder.max_connections(n);
+    }
     for a in args.listen.iter().chain(&args.tls_listen) {
         builder = builder
             .listen(a)

@@ -41,6 +41,8 @@ OPTIONS:
     --upstream-ca PEM        CA certificate(s) for https upstreams (default: webpki roots)
     --balance MODE           round-robin (default) or least-connections
     --loops N                number of loops (default 1; -1 = one per core)
+    --max-connections N      refuse connections past N open at once, upstream ones
+                             included (default: no limit)
     --connect-timeout SECS   time to resolve and connect to an upstream (default 5)
     --upstream-timeout SECS  time from sending a request to the response head (default 60)
     --read-timeout SECS      longest pause between two reads of an upstream's response
@@ -77,6 +79,7 @@ struct Args {
     send_timeout: Duration,
     access_log: bool,
     loops: i64,
+    max_connections: Option<usize>,
 }
 
 fn secs(v: f64, what: &str) -> Result<Duration, lexopt::Error> {
@@ -102,6 +105,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         send_timeout: Duration::from_secs(60),
         access_log: true,
         loops: 1,
+        max_connections: None,
     };
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
@@ -126,6 +130,13 @@ fn parse_args() -> Result<Args, lexopt::Error> {
                 }
             }
             Long("loops") => a.loops = p.value()?.parse()?,
+            Long("max-connections") => {
+                let n: usize = p.value()?.parse()?;
+                if n == 0 {
+                    return Err("--max-connections must be at least 1".into());
+                }
+                a.max_connections = Some(n);
+            }
             Long("connect-timeout") => {
                 a.settings.connect_timeout = secs(p.value()?.parse()?, "--connect-timeout")?
             }
@@ -201,6 +212,9 @@ fn main() {
     let mut builder = Server::builder()
         .loops(Loops::from_count(args.loops))
         .send_timeout(Some(args.send_timeout));
+    if let Some(n) = args.max_connections {
+        builder = builder.max_connections(n);
+    }
     let mut plain_index = None;
     let mut tls_index = None;
     let mut n = 0;
