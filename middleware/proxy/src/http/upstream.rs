@@ -43,8 +43,8 @@ impl<P: ProxyHttp> Engine<P> {
         up.deadline = Some(self.now + self.s.first_byte_timeout);
         up.sent_at = Some(self.now);
         let _ = conn.set_nodelay(true);
-        // Between two reads of the response (the head has its own deadline, above).
-        conn.set_read_timeout(Some(self.s.read_timeout));
+        // The response head has its own deadline (above, enforced by the tick); the read
+        // timeout between response bytes starts with the head.
         if !up.out.is_empty() {
             conn.write(&up.out);
             up.out.clear();
@@ -69,9 +69,6 @@ impl<P: ProxyHttp> Engine<P> {
         if !up.out.is_empty() && up.connected {
             conn.write(&up.out);
             up.out.clear();
-            // Request bytes went out: the wait for the answer starts now (a pooled
-            // connection's clock would still count from its previous exchange).
-            conn.set_read_timeout(Some(self.s.read_timeout));
         }
         put_mine(conn, side);
         self.up_data(conn)
@@ -114,6 +111,7 @@ impl<P: ProxyHttp> Engine<P> {
             return Action::Close;
         };
         let mut woke = false;
+        let mut got_head = false;
         let mut end = false;
         let mut error = None;
         if up.tunnel {
@@ -163,6 +161,7 @@ impl<P: ProxyHttp> Engine<P> {
                         }
                         c.answer = Answer::Head;
                         woke = true;
+                        got_head = true;
                         stop = h.is_upgrade();
                     }
                     ClientEvent::Data(d) => {
@@ -195,6 +194,12 @@ impl<P: ProxyHttp> Engine<P> {
         }
         if let Some(p) = conn.control().state(cid).and_then(|s| s.app_state()) {
             p.0 = cside;
+        }
+        if got_head && !end && !up.tunnel {
+            // The head came (it had the first-byte deadline): from now on the longest
+            // pause between two reads of the body. Armed no earlier, or a read timeout
+            // shorter than the first-byte timeout would cut the wait for the head short.
+            conn.set_read_timeout(Some(self.s.read_timeout));
         }
         if up.tunnel && conn.read_timeout().is_some() {
             // A tunnel may rightly stay quiet (a WebSocket between messages).
@@ -264,7 +269,11 @@ impl<P: ProxyHttp> Engine<P> {
                 Some(e) if e.is_timeout() => FailureKind::Timeout,
                 _ => FailureKind::BadResponse,
             };
-            if !connect_failed && up.served > 0 && !up.answered && !up.replay.is_empty() {
+            // A reused connection that ended before any response byte was stale (the
+            // server closed it as the request went out); one that timed out was not:
+            // sending the request again would only multiply the wait and the load.
+            let stale = !connect_failed && kind != FailureKind::Timeout;
+            if stale && up.served > 0 && !up.answered && !up.replay.is_empty() {
                 push_op(&mut self.ops, Op::Replay(id, kind));
             } else {
                 push_op(&mut self.ops, Op::Fail(id, kind));
