@@ -392,3 +392,57 @@ fn quiet_pooled_upstream_gets_the_first_byte_timeout_once() {
         "the request was sent again on another connection"
     );
 }
+
+/// An upstream that answers a POST before it was sent the body, and never reads on:
+/// its connection is not pooled, though the body arrives in full before the answer ends
+/// (the next request would wait behind the unread body until its 504 — found by the
+/// chaos harness). The next request goes out on a new connection.
+#[test]
+fn upstream_answering_before_the_body_is_sent_is_not_reused() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (body_sent, wait_body) = std::sync::mpsc::channel::<()>();
+    thread::spawn(move || {
+        let (mut early, _) = l.accept().unwrap();
+        read_head(&mut early);
+        early
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nea")
+            .unwrap();
+        // The client sends the body once it has this much; the answer then ends, and
+        // the body is never read.
+        wait_body.recv().unwrap();
+        early.write_all(b"rly").unwrap();
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        read_head(&mut s);
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+            .unwrap();
+        let mut b = [0u8; 64];
+        while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+        drop(early);
+    });
+    let settings = Settings {
+        first_byte_timeout: Duration::from_secs(2),
+        ..Settings::default()
+    };
+    let g = group(&[addr]);
+    let px = run(move |_| HttpProxy::new(Defaults, vec![g.clone()], settings.clone()));
+    let mut c = TcpStream::connect(px.addr).unwrap();
+    c.set_read_timeout(Some(TIMEOUT)).unwrap();
+    c.write_all(b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n")
+        .unwrap();
+    let head = String::from_utf8(read_head(&mut c)).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    c.write_all(b"0123456789").unwrap();
+    body_sent.send(()).unwrap();
+    let mut body = [0u8; 5];
+    c.read_exact(&mut body).unwrap();
+    assert_eq!(&body, b"early");
+    c.write_all(b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    let out = read_response(&mut c);
+    assert!(
+        out.starts_with("HTTP/1.1 200 ") && out.ends_with("second"),
+        "{out}"
+    );
+}

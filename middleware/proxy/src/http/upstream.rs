@@ -110,6 +110,8 @@ impl<P: ProxyHttp> Engine<P> {
             up.broken = true;
             return Action::Close;
         };
+        // Whether the whole request had gone to the socket when this input came.
+        let sent = up.req_done && up.out.is_empty() && conn.output_len() == 0;
         let mut woke = false;
         let mut got_head = false;
         let mut end = false;
@@ -162,6 +164,14 @@ impl<P: ProxyHttp> Engine<P> {
                         c.answer = Answer::Head;
                         woke = true;
                         got_head = true;
+                        if !sent {
+                            // An early answer: the upstream answered before it was sent
+                            // the whole request. What it did not read of the body would
+                            // be the start of the next request on this connection, or,
+                            // if it never reads again, leave that request unanswered:
+                            // the connection is not reused.
+                            up.broken = true;
+                        }
                         stop = h.is_upgrade();
                     }
                     ClientEvent::Data(d) => {
