@@ -11,7 +11,7 @@ starts, on 127.0.0.1 only, with ports picked free at start:
     faults         a server whose misbehaviour is chosen by the request path: /reset (head
                    and 30 KB of a 100 KB body, then a TCP reset), /stall (head and 300 of
                    1000 body bytes, then silence), /slow (answers after 30 s), /noread
-                   (answers a POST at once and never reads its body), /ok (behaves)
+                   (answers a 4.5 MiB POST at once and never reads its body), /ok (behaves)
   proxies (the release examples)
     rp-main        reverse-proxy, plain and TLS listeners, group "main" = flap1 + flap2,
                    --max-connections (the cap the bursts hit)
@@ -316,7 +316,12 @@ def allowed(plan, route, path, start, end):
 
 async def one_request(route, path, reader, writer):
     if path == "/noread":
-        body = b"b" * (512 << 10)
+        # More than the kernel holds between proxy and upstream (a 4 MiB send buffer at
+        # most, a 4 KiB receive buffer), less than that and the proxy's 1 MiB output
+        # high-water mark: the proxy may read it all, and cannot have sent it all when
+        # the early answer comes, so it must not pool the connection. A body the kernel
+        # took whole is out of the proxy's sight (RELIABILITY.md).
+        body = b"b" * (4608 << 10)
         writer.write(
             b"POST /noread HTTP/1.1\r\nhost: chaos\r\ncontent-length: %d\r\n\r\n" % len(body)
         )
@@ -481,8 +486,11 @@ def ended(w, closed_by_proxy, since, lifetimes, stats, name):
     """Closes our side; a connection the proxy closed counts, with how long it lived."""
     close_writer(w)
     if closed_by_proxy:
-        lifetimes.append(time.time() - since)
-        stats[name] = stats.get(name, 0) + 1
+        lived = time.time() - since
+        lifetimes.append(lived)
+        # Within a second: refused at the connection cap (a burst), not a timeout.
+        key = name + (" (closed at once: refused during a burst)" if lived < 1.0 else " (closed by a timeout)")
+        stats[key] = stats.get(key, 0) + 1
 
 
 async def slowloris(plan, stats, port, tls, stop_at, name, lifetimes):
