@@ -39,6 +39,8 @@ OPTIONS:
     --balance MODE          round-robin (default), least-connections, p2c-ewma (on
                             connect times) or hash (on the client's address)
     --loops N               number of loops (default 1; -1 = one per core)
+    --max-connections N     refuse connections past N open at once, upstream ones
+                            included (default: no limit)
     --connect-timeout SECS  time to resolve and connect to an upstream (default 5)
     --idle-timeout SECS     close a connection (and so its pair) with no byte either way
                             this long (default 600; 0 = never), nginx's proxy_timeout
@@ -97,6 +99,7 @@ struct Args {
     send_proxy: Option<Version>,
     balance: Balance,
     loops: i64,
+    max_connections: Option<usize>,
     connect_timeout: Duration,
     idle_timeout: Option<Duration>,
     send_timeout: Option<Duration>,
@@ -128,6 +131,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         send_proxy: None,
         balance: Balance::RoundRobin,
         loops: 1,
+        max_connections: None,
         connect_timeout: Duration::from_secs(5),
         idle_timeout: Some(Duration::from_secs(600)),
         send_timeout: Some(wireloop::DEFAULT_SEND_TIMEOUT),
@@ -173,6 +177,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
                 })?
             }
             Long("loops") => a.loops = common::loops(&mut p)?,
+            Long("max-connections") => a.max_connections = Some(common::max_connections(&mut p)?),
             Long("connect-timeout") => {
                 let secs: f64 = common::value(&mut p, "--connect-timeout")?;
                 if !(secs > 0.0 && secs < 86_400.0) {
@@ -421,6 +426,9 @@ fn main() {
         .loops(Loops::from_count(args.loops))
         .idle_timeout(args.idle_timeout)
         .send_timeout(args.send_timeout);
+    if let Some(n) = args.max_connections {
+        builder = builder.max_connections(n);
+    }
     for a in args
         .listen
         .iter()

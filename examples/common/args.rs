@@ -53,3 +53,12 @@ pub fn proxy_protocol(
     wireloop_middleware::proxy_protocol::ProxyProtocol::new(&list)
         .map_err(|e| format!("--proxy-protocol-from: invalid value {nets:?} ({e})").into())
 }
+
+/// `--max-connections N`: at least 1.
+pub fn max_connections(p: &mut Parser) -> Result<usize, Error> {
+    let n: usize = value(p, "--max-connections")?;
+    if n == 0 {
+        return Err("--max-connections: invalid value \"0\" (at least 1)".into());
+    }
+    Ok(n)
+}

@@ -56,6 +56,8 @@ OPTIONS:
     --upstream-ca PEM        CA certificate(s) for https upstreams (default: webpki roots)
     --balance MODE           round-robin (default) or least-connections
     --loops N                number of loops (default 1; -1 = one per core)
+    --max-connections N      refuse connections past N open at once, upstream ones
+                             included (default: no limit)
     --connect-timeout SECS   time to resolve and connect to an upstream (default 5)
     --upstream-timeout SECS  time from sending a request to the response head (default 60)
     --read-timeout SECS      longest pause between two reads of an upstream's response
@@ -103,6 +105,7 @@ struct Args {
     access_log: Option<Format>,
     loops: i64,
     config: Option<String>,
+    max_connections: Option<usize>,
 }
 
 fn secs(v: f64, what: &str) -> Result<Duration, lexopt::Error> {
@@ -130,6 +133,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         access_log: Some(Format::Combined),
         loops: 1,
         config: None,
+        max_connections: None,
     };
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
@@ -161,6 +165,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
                 }
             }
             Long("loops") => a.loops = common::loops(&mut p)?,
+            Long("max-connections") => a.max_connections = Some(common::max_connections(&mut p)?),
             Long("connect-timeout") => {
                 a.settings.connect_timeout = secs(
                     common::value(&mut p, "--connect-timeout")?,
@@ -259,6 +264,9 @@ fn main() {
     let mut builder = Server::builder()
         .loops(Loops::from_count(args.loops))
         .send_timeout(Some(args.send_timeout));
+    if let Some(n) = args.max_connections {
+        builder = builder.max_connections(n);
+    }
     let mut plain_index = None;
     let mut tls_index = None;
     let mut n = 0;

@@ -4,11 +4,14 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread;
 use std::time::Duration;
 
-use common::{backend, closed_port, get, group, run};
+use common::{backend, closed_port, get, group, run, TIMEOUT};
 use wireloop_middleware::http1::{Request, Response};
 use wireloop_proxy::{
     Failure, FailureKind, Filter, Group, HttpProxy, ProxyHttp, Recovery, RetryBudget, Session,
@@ -262,4 +265,152 @@ fn unrouted_request_gets_404() {
         "GET /api/x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
     );
     assert!(out.contains("a GET /api/x\n"), "{out}");
+}
+
+/// Every default phase: the first group, its balancer.
+#[derive(Clone)]
+struct Defaults;
+
+impl ProxyHttp for Defaults {
+    type Ctx = ();
+}
+
+/// Reads one request head from `s` (bytes up to the blank line).
+fn read_head(s: &mut TcpStream) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut b).expect("a request head"),
+            1,
+            "closed mid-head: {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(b[0]);
+    }
+    head
+}
+
+/// Reads one response with a `Content-Length` body from `s`.
+fn read_response(s: &mut TcpStream) -> String {
+    let head = String::from_utf8(read_head(s)).unwrap();
+    let lower = head.to_ascii_lowercase();
+    let len = match lower.split_once("\r\ncontent-length:") {
+        Some((_, rest)) => rest.split("\r\n").next().unwrap().trim().parse().unwrap(),
+        None => 0,
+    };
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).unwrap();
+    head + &String::from_utf8_lossy(&body)
+}
+
+/// A pooled upstream connection that goes quiet after its request: the response head has
+/// the first-byte timeout (504), however short the read timeout between response bytes
+/// is, and the silence is no sign of a stale connection, so the request is not sent again
+/// (found by the chaos harness: with `--read-timeout 3 --upstream-timeout 5` a slow
+/// upstream got every GET three times and the client its 504 after 9 s).
+#[test]
+fn quiet_pooled_upstream_gets_the_first_byte_timeout_once() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let upstream = thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        read_head(&mut s);
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .unwrap();
+        // The second request on the pooled connection is never answered; the proxy
+        // closes the connection when it gives up.
+        read_head(&mut s);
+        let mut b = [0u8; 64];
+        while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+        l
+    });
+    let settings = Settings {
+        read_timeout: Duration::from_millis(300),
+        first_byte_timeout: Duration::from_millis(1500),
+        ..Settings::default()
+    };
+    let g = group(&[addr]);
+    let px = run(move |_| HttpProxy::new(Defaults, vec![g.clone()], settings.clone()));
+    let mut c = TcpStream::connect(px.addr).unwrap();
+    c.set_read_timeout(Some(TIMEOUT)).unwrap();
+    c.write_all(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    let out = read_response(&mut c);
+    assert!(
+        out.starts_with("HTTP/1.1 200 ") && out.ends_with("ok"),
+        "{out}"
+    );
+    let sent = std::time::Instant::now();
+    c.write_all(b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    let out = read_response(&mut c);
+    let waited = sent.elapsed();
+    assert!(out.starts_with("HTTP/1.1 504 "), "{out}");
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "504 after {waited:?}, before the first-byte timeout"
+    );
+    // The proxy closed the quiet connection, and dialed no other to send the request
+    // again: a replay would have connected (the backlog accepts it) before the 504.
+    let l = upstream.join().expect("upstream thread");
+    l.set_nonblocking(true).unwrap();
+    assert!(
+        l.accept()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "the request was sent again on another connection"
+    );
+}
+
+/// An upstream that answers a POST before it was sent the body, and never reads on:
+/// its connection is not pooled, though the body arrives in full before the answer ends
+/// (the next request would wait behind the unread body until its 504 — found by the
+/// chaos harness). The next request goes out on a new connection.
+#[test]
+fn upstream_answering_before_the_body_is_sent_is_not_reused() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (body_sent, wait_body) = std::sync::mpsc::channel::<()>();
+    thread::spawn(move || {
+        let (mut early, _) = l.accept().unwrap();
+        read_head(&mut early);
+        early
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nea")
+            .unwrap();
+        // The client sends the body once it has this much; the answer then ends, and
+        // the body is never read.
+        wait_body.recv().unwrap();
+        early.write_all(b"rly").unwrap();
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        read_head(&mut s);
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+            .unwrap();
+        let mut b = [0u8; 64];
+        while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+        drop(early);
+    });
+    let settings = Settings {
+        first_byte_timeout: Duration::from_secs(2),
+        ..Settings::default()
+    };
+    let g = group(&[addr]);
+    let px = run(move |_| HttpProxy::new(Defaults, vec![g.clone()], settings.clone()));
+    let mut c = TcpStream::connect(px.addr).unwrap();
+    c.set_read_timeout(Some(TIMEOUT)).unwrap();
+    c.write_all(b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n")
+        .unwrap();
+    let head = String::from_utf8(read_head(&mut c)).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    c.write_all(b"0123456789").unwrap();
+    body_sent.send(()).unwrap();
+    let mut body = [0u8; 5];
+    c.read_exact(&mut body).unwrap();
+    assert_eq!(&body, b"early");
+    c.write_all(b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    let out = read_response(&mut c);
+    assert!(
+        out.starts_with("HTTP/1.1 200 ") && out.ends_with("second"),
+        "{out}"
+    );
 }

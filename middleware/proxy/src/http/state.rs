@@ -196,7 +196,7 @@ pub(crate) struct Up {
     pub sent_at: Option<Instant>,
     pub idle_since: Option<Instant>,
     pub tunnel: bool,
-    /// Closing: not to be reused.
+    /// Not to be reused: closing, or answered before the request was sent whole.
     pub broken: bool,
     /// Its `closed` ran: nothing is to be done to the connection any more.
     pub closed: bool,

@@ -43,8 +43,8 @@ impl<P: ProxyHttp> Engine<P> {
         up.deadline = Some(self.now + self.s.first_byte_timeout);
         up.sent_at = Some(self.now);
         let _ = conn.set_nodelay(true);
-        // Between two reads of the response (the head has its own deadline, above).
-        conn.set_read_timeout(Some(self.s.read_timeout));
+        // The response head has its own deadline (above, enforced by the tick); the read
+        // timeout between response bytes starts with the head.
         if !up.out.is_empty() {
             conn.write(&up.out);
             up.out.clear();
@@ -70,9 +70,6 @@ impl<P: ProxyHttp> Engine<P> {
         if !up.out.is_empty() && up.connected {
             conn.write(&up.out);
             up.out.clear();
-            // Request bytes went out: the wait for the answer starts now (a pooled
-            // connection's clock would still count from its previous exchange).
-            conn.set_read_timeout(Some(self.s.read_timeout));
         }
         put_mine(conn, side);
         self.up_data(conn)
@@ -114,7 +111,10 @@ impl<P: ProxyHttp> Engine<P> {
             up.broken = true;
             return Action::Close;
         };
+        // Whether the whole request had gone to the socket when this input came.
+        let sent = up.req_done && up.out.is_empty() && conn.output_len() == 0;
         let mut woke = false;
+        let mut got_head = false;
         let mut end = false;
         let mut error = None;
         if up.tunnel {
@@ -166,6 +166,15 @@ impl<P: ProxyHttp> Engine<P> {
                         self.groups[up.group].record_success(up.peer);
                         c.answer = Answer::Head;
                         woke = true;
+                        got_head = true;
+                        if !sent {
+                            // An early answer: the upstream answered before it was sent
+                            // the whole request. What it did not read of the body would
+                            // be the start of the next request on this connection, or,
+                            // if it never reads again, leave that request unanswered:
+                            // the connection is not reused.
+                            up.broken = true;
+                        }
                         stop = h.is_upgrade();
                     }
                     ClientEvent::Data(d) => {
@@ -198,6 +207,12 @@ impl<P: ProxyHttp> Engine<P> {
         }
         if let Some(p) = conn.control().state(cid).and_then(|s| s.app_state()) {
             p.0 = cside;
+        }
+        if got_head && !end && !up.tunnel {
+            // The head came (it had the first-byte deadline): from now on the longest
+            // pause between two reads of the body. Armed no earlier, or a read timeout
+            // shorter than the first-byte timeout would cut the wait for the head short.
+            conn.set_read_timeout(Some(self.s.read_timeout));
         }
         if up.tunnel && conn.read_timeout().is_some() {
             // A tunnel may rightly stay quiet (a WebSocket between messages).
@@ -268,7 +283,11 @@ impl<P: ProxyHttp> Engine<P> {
                 Some(e) if e.is_timeout() => FailureKind::Timeout,
                 _ => FailureKind::BadResponse,
             };
-            if !connect_failed && up.served > 0 && !up.answered && !up.replay.is_empty() {
+            // A reused connection that ended before any response byte was stale (the
+            // server closed it as the request went out); one that timed out was not:
+            // sending the request again would only multiply the wait and the load.
+            let stale = !connect_failed && kind != FailureKind::Timeout;
+            if stale && up.served > 0 && !up.answered && !up.replay.is_empty() {
                 push_op(&mut self.ops, Op::Replay(id, kind));
             } else {
                 push_op(&mut self.ops, Op::Fail(id, kind));
