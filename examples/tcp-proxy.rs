@@ -77,9 +77,10 @@ more bytes, the proxy stops reading the other, so memory stays bounded. A half-c
 one side is passed on to the other, and the other direction stays open: on a TLS side
 the end of input is the peer's close_notify (or its FIN), and passing an end on sends
 close_notify, then FIN (before the handshake is done, it waits for it). The pair closes
-once both directions have ended; when one side fails, the other is closed after its
-pending output is flushed. A pair where one side went quiet ends with the idle timeout,
-a peer that stops reading with the send timeout. Logging goes to stderr
+once both directions have ended. When one side is reset or stops reading (the send
+timeout), the other is reset too, its pending output dropped; when one side goes quiet
+(the idle timeout) or its upstream cannot be reached, the other is closed after its
+pending output is flushed. Logging goes to stderr
 (WIRELOOP_LOG=debug for more).";
 
 struct Args {
@@ -413,8 +414,17 @@ impl Handler for Proxy {
             log::debug!("client connection closed: {e}");
         }
         if let Some(peer) = conn.state.peer.take() {
-            // Flushes what is queued for the peer, then closes it.
-            conn.control().close(peer);
+            match err {
+                // A broken stream is passed on as one: the peer is reset, and what it
+                // still sends is not read and thrown away for the close linger.
+                Some(e) if e.is_io() || e.is_send_timeout() => {
+                    conn.control().abort(peer);
+                }
+                // Flushes what is queued for the peer, then closes it.
+                _ => {
+                    conn.control().close(peer);
+                }
+            }
         }
     }
 }

@@ -107,6 +107,27 @@ impl<H: Handler> EventLoop<H> {
         self.finish_close(key, Some(err), false);
     }
 
+    /// The handler abandoned the connection (`Conn::abort`, `Control::abort`): queued
+    /// output is dropped, `closed` runs (with the reason from `close_with`, if any), and
+    /// the socket is reset (`SO_LINGER` 0) instead of flushed, FIN'd and drained.
+    pub(crate) fn abort(&mut self, key: usize) {
+        let Some(c) = self.core.slots.get_mut(key) else {
+            return;
+        };
+        c.io.stream.reset_on_close();
+        if c.io.phase == Phase::Lingering {
+            // `closed` has run: only the drain is left, and a reset ends it.
+            self.core.slots.remove(key);
+            return;
+        }
+        if let Some(b) = c.bufs.as_deref_mut() {
+            b.out.discard();
+        }
+        c.io.phase = Phase::Closing;
+        let err = self.take_close_error(key);
+        self.finish_close(key, err, false);
+    }
+
     /// Calls `closed`, then lets the socket go: at once, or (`graceful`) after sending FIN
     /// and draining what the peer still sends, so the close is not a reset that could
     /// destroy the output just written.

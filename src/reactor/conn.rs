@@ -390,6 +390,17 @@ impl<S> Conn<'_, S> {
         self.core.set_close_error(self.id.key, err);
     }
 
+    /// Abandons the connection after this callback: queued output (and anything queued
+    /// for it by its layers) is dropped, [`Handler::closed`](crate::Handler::closed) runs
+    /// as for a close, and the socket is reset (`SO_LINGER` 0, so the peer sees `RST`)
+    /// instead of flushed, ended with FIN and drained for the close linger. For an
+    /// exchange nobody will finish: an upstream whose client left mid-response, whose
+    /// unread response would otherwise be read and thrown away for the whole linger.
+    /// Takes precedence over [`close`](Conn::close) in the same callback.
+    pub fn abort(&mut self) {
+        self.io.set(flags::CLOSE_REQ | flags::ABORT_REQ);
+    }
+
     /// Sends end-of-file to the peer once the queued output is written (TCP half-close).
     /// The connection stays open for reading; nothing more can be written.
     pub fn shutdown_write(&mut self) {

@@ -102,6 +102,16 @@ impl<S> Control<'_, S> {
         true
     }
 
+    /// Aborts connection `id` (see [`Conn::abort`](crate::Conn::abort)): its queued output
+    /// is dropped and the socket is reset. `false` if it is not open here.
+    pub fn abort(&mut self, id: ConnId) -> bool {
+        if self.core.live(id).is_none() {
+            return false;
+        }
+        self.core.deferred.push(Deferred::Abort(id.key, id.gen));
+        true
+    }
+
     /// Sends end-of-file on connection `id` once its queued output is written (see
     /// [`Conn::shutdown_write`](crate::Conn::shutdown_write)). `false` if it is not open here.
     pub fn shutdown_write(&mut self, id: ConnId) -> bool {

@@ -143,7 +143,9 @@ impl<H: Handler> EventLoop<H> {
         let mut written = 0;
         let core = &mut self.core;
         if let Some(c) = core.slots.get_mut(key) {
-            if !self.bufs.stage.is_empty() && c.io.has(flags::WRITABLE) {
+            // (Not for an abort: what it queued is dropped with the rest.)
+            let go = c.io.flags & (flags::WRITABLE | flags::ABORT_REQ) == flags::WRITABLE;
+            if !self.bufs.stage.is_empty() && go {
                 match self.bufs.stage.flush_to(&mut c.io.stream, &mut written) {
                     Ok(true) => {}
                     Ok(false) => c.io.unset(flags::WRITABLE),
@@ -171,7 +173,18 @@ impl<H: Handler> EventLoop<H> {
             return;
         };
         let close = c.io.has(flags::CLOSE_REQ);
-        c.io.unset(flags::CLOSE_REQ);
+        let abort = c.io.has(flags::ABORT_REQ);
+        c.io.unset(flags::CLOSE_REQ | flags::ABORT_REQ);
+        if abort {
+            self.abort(key);
+            if matches!(action, Action::Shutdown) {
+                self.start_shutdown();
+            }
+            if !self.core.deferred.is_empty() {
+                self.run_deferred();
+            }
+            return;
+        }
         if c.io.has(flags::TIMEOUTS_CHANGED) {
             self.core.arm_watch(key);
         }

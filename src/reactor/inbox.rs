@@ -75,6 +75,7 @@ impl<H: Handler> EventLoop<H> {
                 let (key, gen) = match d {
                     Deferred::Flush(k, g)
                     | Deferred::Close(k, g)
+                    | Deferred::Abort(k, g)
                     | Deferred::ShutdownWrite(k, g)
                     | Deferred::Wake(k, g)
                     | Deferred::DialStep(k, g)
@@ -86,6 +87,7 @@ impl<H: Handler> EventLoop<H> {
                 match d {
                     Deferred::Flush(..) => self.flush(key),
                     Deferred::Close(..) => self.begin_close(key, None),
+                    Deferred::Abort(..) => self.abort(key),
                     Deferred::ShutdownWrite(..) => {
                         if let Some(c) = self.core.slots.get_mut(key) {
                             c.io.set(flags::SHUT_WR_REQ);

@@ -97,6 +97,8 @@ pub(crate) struct UserTimer<S> {
 pub(crate) enum Deferred {
     Flush(u32, u32),
     Close(u32, u32),
+    /// Close by a reset, dropping queued output (`Control::abort`).
+    Abort(u32, u32),
     ShutdownWrite(u32, u32),
     /// Call `woken` for the connection.
     Wake(u32, u32),

@@ -23,6 +23,8 @@ pub(crate) mod flags {
     pub(crate) const SHUT_WR_REQ: u32 = 1 << 5;
     /// `shutdown(Write)` was done.
     pub(crate) const SHUT_WR_DONE: u32 = 1 << 6;
+    /// The handler asked to abort (`Conn::abort`): with `CLOSE_REQ`, close by a reset.
+    pub(crate) const ABORT_REQ: u32 = 1 << 4;
     /// The handler asked to close (`Conn::close`).
     pub(crate) const CLOSE_REQ: u32 = 1 << 7;
     /// The connection is in the loop's queue of connections to read again.

@@ -72,7 +72,7 @@ impl<P: ProxyHttp> Engine<P> {
             {
                 u.client = None;
                 u.broken = true;
-                push_op(&mut self.later, Op::Close(up));
+                push_op(&mut self.later, Op::Abort(up));
             }
         }
     }

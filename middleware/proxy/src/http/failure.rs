@@ -92,7 +92,7 @@ impl<P: ProxyHttp> Engine<P> {
                 load.busy = load.busy.saturating_sub(1);
                 r.put_up(up_id, up);
                 if !up_closed(r, up_id) {
-                    push_op(&mut self.later, Op::Close(up_id));
+                    push_op(&mut self.later, Op::Abort(up_id));
                 }
                 if self.retry(r, cid, out) {
                     return;
@@ -168,7 +168,7 @@ impl<P: ProxyHttp> Engine<P> {
         load.busy = load.busy.saturating_sub(1);
         r.put_up(up_id, up);
         if !up_closed(r, up_id) {
-            push_op(&mut self.later, Op::Close(up_id));
+            push_op(&mut self.later, Op::Abort(up_id));
         }
         if let Some(c) = r.client(cid) {
             log::info!(

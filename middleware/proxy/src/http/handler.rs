@@ -82,6 +82,10 @@ impl<P: ProxyHttp> HttpProxy<P> {
                 Op::Close(id) => {
                     conn.control().close(id);
                 }
+                Op::Abort(id) if id == me => conn.abort(),
+                Op::Abort(id) => {
+                    conn.control().abort(id);
+                }
                 Op::Link(a, b) if a == me => {
                     conn.link(b);
                 }

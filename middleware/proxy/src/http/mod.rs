@@ -65,6 +65,9 @@ pub(crate) enum Op {
     // On connections, run last.
     Wake(ConnId),
     Close(ConnId),
+    /// Reset this connection, dropping what is queued for it: an upstream exchange
+    /// abandoned mid-way, whose unread rest must not be drained for the close linger.
+    Abort(ConnId),
     Link(ConnId, ConnId),
     Unlink(ConnId),
 }

@@ -155,9 +155,16 @@ impl<P: ProxyHttp> Engine<P> {
             push_op(&mut self.later, Op::Unlink(up_id));
             up.idle_since = Some(self.now);
         } else {
+            // A failed or abandoned exchange ends with a reset: what the upstream still
+            // sends is not read and thrown away for the close linger.
+            let op = if up.broken {
+                Op::Abort(up_id)
+            } else {
+                Op::Close(up_id)
+            };
             up.broken = true;
             if !up.closed {
-                push_op(&mut self.later, Op::Close(up_id));
+                push_op(&mut self.later, op);
             }
         }
         r.put_up(up_id, up);

@@ -101,15 +101,18 @@ impl<P: ProxyHttp> Engine<P> {
                 "upstream {} sent bytes while idle",
                 self.groups[up.group].peers()[up.peer].url
             );
-            return Action::Close;
+            conn.abort();
+            return Action::None;
         };
         let mut cside = match conn.control().state(cid).and_then(|s| s.app_state()) {
             Some(p) => std::mem::replace(&mut p.0, Side::Gone),
             None => Side::Gone,
         };
         let Some(c) = cside.client() else {
+            // Its client left: nobody reads the rest.
             up.broken = true;
-            return Action::Close;
+            conn.abort();
+            return Action::None;
         };
         // Whether the whole request had gone to the socket when this input came.
         let sent = up.req_done && up.out.is_empty() && conn.output_len() == 0;
@@ -228,7 +231,8 @@ impl<P: ProxyHttp> Engine<P> {
             );
             up.broken = true;
             push_op(&mut self.ops, Op::Fail(id, FailureKind::BadResponse));
-            return Action::Close;
+            conn.abort();
+            return Action::None;
         }
         if end {
             up.served += 1;
@@ -349,6 +353,9 @@ impl<P: ProxyHttp> Engine<P> {
                 }
                 Op::Close(id) => {
                     r.ctl.close(id);
+                }
+                Op::Abort(id) => {
+                    r.ctl.abort(id);
                 }
                 Op::Link(a, b) => {
                     r.ctl.link(a, b);
