@@ -19,7 +19,7 @@ use hickory_proto::op::{Edns, Message, Metadata, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
 
-/// TTL of every answer, in seconds.
+/// TTL of every answer, in seconds, unless [`TestDns::set_ttl`] says otherwise.
 const TTL: u32 = 60;
 /// How often the server thread looks at its stop flag.
 const POLL: Duration = Duration::from_millis(50);
@@ -30,6 +30,8 @@ struct Zone {
     a: HashMap<String, Vec<Ipv4Addr>>,
     aaaa: HashMap<String, Vec<Ipv6Addr>>,
     silent: HashSet<String>,
+    /// TTL of every answer (`None`: [`TTL`]).
+    ttl: Option<u32>,
 }
 
 /// A DNS server on 127.0.0.1 (UDP) serving on a thread of its own; dropping it stops and
@@ -78,6 +80,16 @@ impl TestDns {
     /// with or without the trailing dot.
     pub fn add_a(&self, name: &str, ip: Ipv4Addr) {
         self.zone().a.entry(normalise(name)).or_default().push(ip);
+    }
+
+    /// Replaces `name`'s A records with `ips`.
+    pub fn set_a(&self, name: &str, ips: &[Ipv4Addr]) {
+        self.zone().a.insert(normalise(name), ips.to_vec());
+    }
+
+    /// The TTL of every answer from now on, in seconds (60 by default).
+    pub fn set_ttl(&self, secs: u32) {
+        self.zone().ttl = Some(secs);
     }
 
     /// Adds an AAAA record (more than one per name is fine).
@@ -172,6 +184,7 @@ fn respond(request: &Message, zone: &Zone) -> Option<Message> {
         None => 512,
     };
 
+    let ttl = zone.ttl.unwrap_or(TTL);
     let mut known = request.queries.is_empty();
     for query in &request.queries {
         let key = normalise(&query.name().to_ascii());
@@ -185,14 +198,14 @@ fn respond(request: &Message, zone: &Zone) -> Option<Message> {
         match query.query_type() {
             RecordType::A => {
                 for ip in a.into_iter().flatten() {
-                    response.add_answer(Record::from_rdata(name.clone(), TTL, RData::A(A(*ip))));
+                    response.add_answer(Record::from_rdata(name.clone(), ttl, RData::A(A(*ip))));
                 }
             }
             RecordType::AAAA => {
                 for ip in aaaa.into_iter().flatten() {
                     response.add_answer(Record::from_rdata(
                         name.clone(),
-                        TTL,
+                        ttl,
                         RData::AAAA(AAAA(*ip)),
                     ));
                 }

@@ -9,7 +9,9 @@ pub struct Peer {
     pub url: String,
     /// Host name or IP literal (IPv6 without brackets).
     pub host: String,
-    /// What to dial: `host:port` (names are resolved off the loop when dialing).
+    /// What to dial: `host:port`. A name is resolved off the loop for every new
+    /// connection, the answer cached for its DNS TTL: once that expires, new connections
+    /// follow a changed record (pooled ones stay until their idle timeout).
     pub dial: String,
     /// `Host` value when the request's is rewritten: host, and the port unless default.
     pub authority: String,
