@@ -98,6 +98,20 @@ impl Proxy {
         s
     }
 
+    /// Waits for an access log line (stdout) that contains `needle`.
+    #[track_caller]
+    fn assert_logged(&self, needle: &str) {
+        let logged = wait_until(TIMEOUT, || {
+            self.p
+                .out
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+        });
+        assert!(logged, "no log line with {needle}\n{}", self.p.output());
+    }
+
     /// Waits until the proxy holds no more descriptors than when it started.
     #[track_caller]
     fn assert_fds_released(&self) {
@@ -236,6 +250,15 @@ fn deaf_client(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// `after` is what a 0.5 s `which` timeout takes: not much less, and bounded.
+#[track_caller]
+fn assert_half_a_second(after: Duration, which: &str) {
+    assert!(
+        after >= Duration::from_millis(400) && after < TIMEOUT,
+        "ended after {after:?}; the {which} timeout is 0.5 s"
+    );
+}
+
 #[track_caller]
 fn expect_closed(ev: UpEvent, within: Duration, what: &str) {
     match ev {
@@ -265,10 +288,7 @@ fn upstream_stalled_mid_body_is_cut_after_the_read_timeout() {
         BODY_SENT,
         "the cut response is as long as what came"
     );
-    assert!(
-        after >= Duration::from_millis(400) && after < TIMEOUT,
-        "cut after {after:?}; the read timeout is 0.5 s"
-    );
+    assert_half_a_second(after, "read");
     expect_closed(
         recv(&events, TIMEOUT, "the upstream's end"),
         TIMEOUT,
@@ -299,16 +319,7 @@ fn client_giving_up_aborts_the_upstream_exchange() {
         "upstream of a client that left",
     );
     proxy.assert_fds_released();
-    let logged = wait_until(TIMEOUT, || {
-        proxy
-            .p
-            .out
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("\"GET /slow HTTP/1.1\" 499"))
-    });
-    assert!(logged, "no 499 in the access log\n{}", proxy.p.output());
+    proxy.assert_logged("\"GET /slow HTTP/1.1\" 499");
 }
 
 #[test]
@@ -364,6 +375,104 @@ fn upstream_that_never_reads_the_body_gets_a_504_after_the_send_timeout() {
     proxy.assert_fds_released();
 }
 
+/// Answers a 100,000-byte body one byte every 20 ms: never quiet for long, never done.
+fn trickle(mut s: TcpStream) -> UpEvent {
+    if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+        .is_err()
+    {
+        return UpEvent::WriteFailed;
+    }
+    for _ in 0..100_000 {
+        if s.write_all(b"t").is_err() {
+            return UpEvent::WriteFailed;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    UpEvent::WroteAll
+}
+
+#[test]
+fn response_still_trickling_is_cut_after_the_total_timeout() {
+    let (up, events) = upstream(trickle);
+    // The read timeout never fires (a byte every 20 ms): only the total limit ends it.
+    let proxy = Proxy::http(up, &["--total-timeout", "0.5", "--read-timeout", "5"]);
+    let mut c = proxy.connect();
+    c.write_all(b"GET /trickle HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let t = Instant::now();
+    let got = read_to_end(&mut c);
+    let after = t.elapsed();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    let body = text.split_once("\r\n\r\n").map_or(0, |(_, b)| b.len());
+    assert!(body < 100_000, "the whole body arrived");
+    assert_half_a_second(after, "total");
+    drop(c);
+    match recv(&events, TIMEOUT, "the upstream's end") {
+        UpEvent::WriteFailed => {}
+        other => panic!("the upstream should have been cut off, got {other:?}"),
+    }
+    proxy.assert_fds_released();
+    proxy.assert_logged("\"GET /trickle HTTP/1.1\" 200");
+}
+
+#[test]
+fn no_response_head_within_the_total_timeout_is_a_504() {
+    let (up, events) = upstream(hold);
+    let proxy = Proxy::http(up, &["--total-timeout", "0.5"]);
+    let mut c = proxy.connect();
+    let t = Instant::now();
+    c.write_all(b"GET /silent HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut b = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = c.read(&mut b).expect("an answer");
+        assert!(n > 0, "EOF without an answer");
+        got.extend_from_slice(&b[..n]);
+    }
+    let after = t.elapsed();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 504 "), "{text}");
+    assert_half_a_second(after, "total");
+    expect_closed(
+        recv(&events, TIMEOUT, "the upstream's end"),
+        TIMEOUT,
+        "silent upstream",
+    );
+    // The client's connection stays usable.
+    c.write_all(b"GET /again HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    drop(c);
+    proxy.assert_fds_released();
+}
+
+#[test]
+fn requests_queued_at_the_pool_limit_get_a_504_after_the_total_timeout() {
+    let (up, events) = upstream(hold);
+    let proxy = Proxy::http(up, &["--total-timeout", "0.5", "--pool-size", "1"]);
+    let t = Instant::now();
+    // The first takes the only connection to the silent upstream; the second waits.
+    let mut clients: Vec<TcpStream> = (0..2).map(|_| proxy.connect()).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let req = format!("GET /{i} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        c.write_all(req.as_bytes()).unwrap();
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let text = String::from_utf8_lossy(&read_to_end(c)).into_owned();
+        assert!(text.starts_with("HTTP/1.1 504 "), "request {i}: {text}");
+    }
+    let after = t.elapsed();
+    assert_half_a_second(after, "total");
+    expect_closed(
+        recv(&events, TIMEOUT, "the upstream's end"),
+        TIMEOUT,
+        "silent upstream",
+    );
+    drop(clients);
+    proxy.assert_fds_released();
+}
+
 // ----- tcp-proxy ------------------------------------------------------------------------
 
 /// A raw L4 upstream for one connection: `act` gets the accepted socket.
@@ -401,10 +510,7 @@ fn l4_silent_pair_ends_with_the_idle_timeout() {
     let t = Instant::now();
     assert!(read_to_end(&mut c).is_empty());
     let after = t.elapsed();
-    assert!(
-        after >= Duration::from_millis(400) && after < TIMEOUT,
-        "closed after {after:?}; the idle timeout is 0.5 s"
-    );
+    assert_half_a_second(after, "idle");
     expect_closed(
         recv(&events, TIMEOUT, "the upstream's end"),
         TIMEOUT,

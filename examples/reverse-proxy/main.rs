@@ -62,6 +62,8 @@ OPTIONS:
     --upstream-timeout SECS  time from sending a request to the response head (default 60)
     --read-timeout SECS      longest pause between two reads of an upstream's response
                              (default 60); then the client's response is cut off
+    --total-timeout SECS     longest a whole request and its response may take
+                             (default: no limit); then 504, or the response is cut off
     --send-timeout SECS      close a client or upstream that takes none of the bytes
                              queued for it this long (default 60)
     --pool-size N            most connections per upstream per loop (default 64)
@@ -181,6 +183,12 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("read-timeout") => {
                 a.settings.read_timeout =
                     secs(common::value(&mut p, "--read-timeout")?, "--read-timeout")?
+            }
+            Long("total-timeout") => {
+                a.settings.total_timeout = Some(secs(
+                    common::value(&mut p, "--total-timeout")?,
+                    "--total-timeout",
+                )?)
             }
             Long("send-timeout") => {
                 a.send_timeout = secs(common::value(&mut p, "--send-timeout")?, "--send-timeout")?

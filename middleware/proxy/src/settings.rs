@@ -17,6 +17,12 @@ pub struct Settings {
     /// Longest pause between two reads of a response once its head arrived (nginx's
     /// `proxy_read_timeout`); then the client's response is cut off. Default 60 s.
     pub read_timeout: Duration,
+    /// Longest a request may take as a whole, from its head arriving to the last byte
+    /// of its response (envoy's route timeout): past it, a request still waiting for a
+    /// connection or a response head gets a timeout failure (504 unless the policy
+    /// answers otherwise; never retried), and a response in progress is cut off. Not
+    /// for tunnels (after a `101`). Default `None`: no limit beyond the others.
+    pub total_timeout: Option<Duration>,
     /// How long a pooled keep-alive connection may stay idle. Default 30 s.
     pub idle_timeout: Duration,
     /// Failures in a row (connect failures, no response head in time) after which a peer
@@ -43,6 +49,7 @@ impl Default for Settings {
             connect_timeout: Duration::from_secs(5),
             first_byte_timeout: Duration::from_secs(60),
             read_timeout: Duration::from_secs(60),
+            total_timeout: None,
             idle_timeout: Duration::from_secs(30),
             max_fails: 1,
             down_time: Duration::from_secs(10),

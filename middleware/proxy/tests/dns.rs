@@ -41,7 +41,10 @@ fn backend(addr: SocketAddr, name: &'static str) -> Running {
 /// Two free listening addresses with the same port, on 127.0.0.1 and 127.0.0.2.
 fn same_port_pair() -> (SocketAddr, SocketAddr) {
     for _ in 0..20 {
-        let a = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let a = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let b = SocketAddr::from(([127, 0, 0, 2], a.port()));
         if TcpListener::bind(b).is_ok() {
             return (a, b);
@@ -91,14 +94,20 @@ fn a_peer_is_re_resolved_once_its_dns_ttl_expires() {
     let again = body(px);
     if first.elapsed() < Duration::from_secs(TTL as u64) {
         // (The server already answers 127.0.0.2: only the cache can say 127.0.0.1.)
-        assert_eq!(again, "a", "a new connection within the TTL uses the cached answer");
+        assert_eq!(
+            again, "a",
+            "a new connection within the TTL uses the cached answer"
+        );
     } else {
         eprintln!("note: the machine is slow; not checking the cached answer");
     }
 
     // Once it expires, the next connection asks again and goes to the new address.
     let moved = wait_until(TIMEOUT, || body(px) == "b");
-    assert!(moved, "still not at the new address {TIMEOUT:?} after the change");
+    assert!(
+        moved,
+        "still not at the new address {TIMEOUT:?} after the change"
+    );
     assert!(
         first.elapsed() >= Duration::from_secs(TTL as u64),
         "re-resolved before the TTL ran out ({:?})",

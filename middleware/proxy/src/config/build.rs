@@ -174,6 +174,9 @@ impl Ctx<'_> {
                 *field = self.millis(v, what)?;
             }
         }
+        if let Some(v) = &p.total_timeout_ms {
+            s.total_timeout = Some(self.millis(v, "total_timeout_ms")?);
+        }
         if let Some(n) = &p.pool_size {
             if *n.get_ref() == 0 {
                 return Err(self.err(n.span(), "pool_size must be at least 1"));

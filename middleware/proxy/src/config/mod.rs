@@ -36,6 +36,7 @@
 //! connect_timeout_ms = 5000
 //! first_byte_timeout_ms = 60000
 //! read_timeout_ms = 60000
+//! total_timeout_ms = 300000        # a whole request and response (default: no limit)
 //! idle_timeout_ms = 30000          # pooled upstream connections
 //! down_time_ms = 10000             # passive health: how long a failing peer is avoided
 //! max_fails = 1                    # ... after this many failures in a row (0: never)

@@ -79,6 +79,7 @@ pub(super) struct Proxy {
     pub connect_timeout_ms: Option<Spanned<u64>>,
     pub first_byte_timeout_ms: Option<Spanned<u64>>,
     pub read_timeout_ms: Option<Spanned<u64>>,
+    pub total_timeout_ms: Option<Spanned<u64>>,
     pub idle_timeout_ms: Option<Spanned<u64>>,
     pub down_time_ms: Option<Spanned<u64>>,
     pub max_fails: Option<u32>,

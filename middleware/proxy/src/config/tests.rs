@@ -119,6 +119,7 @@ health = { interval_ms = 100, timeout_ms = 50, expect = "200-204", path = "/h" }
 
 [proxy]
 connect_timeout_ms = 250
+total_timeout_ms = 90000
 down_time_ms = 1500
 max_fails = 3
 pool_size = 8
@@ -143,6 +144,7 @@ rewrite_host = true
     ));
     let s = &c.settings;
     assert_eq!(s.connect_timeout, Duration::from_millis(250));
+    assert_eq!(s.total_timeout, Some(Duration::from_secs(90)));
     assert_eq!((s.max_fails, s.pool_size, s.max_attempts), (3, 8, 2));
     assert_eq!(s.down_time, Duration::from_millis(1500));
     assert!(s.rewrite_host);

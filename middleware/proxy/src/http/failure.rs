@@ -4,15 +4,35 @@
 //! and the client is cut off. A reused pooled connection that ends before any response
 //! byte was stale: an idempotent request goes out again on another connection.
 
-use wireloop::ConnId;
+use std::time::{Duration, Instant};
+
+use wireloop::{ConnId, Control};
 
 use super::state::{Answer, Side};
-use super::{push_op, Engine, Op, Reach};
+use super::{push_op, Engine, Op, ProxyState, Reach};
 use crate::group::{peer_bit, MAX_PEERS};
 use crate::phases::{default_status, Failure, FailureKind, ProxyHttp, Recovery};
 
 /// Most resends of one request after stale pooled connections.
 const MAX_REPLAYS: u8 = 2;
+
+/// Whether client `cid`'s request started `total` or more before `now` and is still
+/// going (not a tunnel).
+pub(crate) fn overdue<C>(
+    ctl: &mut Control<'_, ProxyState<C>>,
+    cid: ConnId,
+    now: Instant,
+    total: Duration,
+) -> bool {
+    ctl.state(cid)
+        .and_then(|s| s.app_state())
+        .and_then(|p| p.0.client())
+        .is_some_and(|c| {
+            !c.tunnel
+                && !matches!(c.answer, Answer::Done)
+                && now.saturating_duration_since(c.started) >= total
+        })
+}
 
 impl<P: ProxyHttp> Engine<P> {
     /// The upstream side failed for client `cid`: `status` if no byte of the response
@@ -106,6 +126,51 @@ impl<P: ProxyHttp> Engine<P> {
         r.put_up(up_id, up);
         self.fail_client(r, cid, status);
         self.release(r, up_id, false);
+    }
+
+    /// Clients waiting at a peer's connection limit whose request is over the total
+    /// timeout: they stop waiting and get the timeout failure's answer.
+    pub(crate) fn fail_queued_overdue(&mut self, r: &mut Reach<'_, '_, P::Ctx>, total: Duration) {
+        let now = self.now;
+        let mut late = Vec::new();
+        for g in 0..self.groups.len() {
+            for pool in self.groups[g].pools_mut() {
+                pool.waiting.retain(|&cid| {
+                    let over = overdue(r.ctl, cid, now, total);
+                    if over {
+                        late.push(cid);
+                    }
+                    !over
+                });
+            }
+        }
+        for cid in late {
+            log::warn!("client {cid}: no upstream connection within {total:?}");
+            let status = self.timeout_answer(r, cid);
+            self.fail_client(r, cid, status);
+        }
+    }
+
+    /// What a request that ran out of time gets: the policy's answer to a timeout
+    /// failure, by default 504.
+    fn timeout_answer(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ConnId) -> u16 {
+        let Some(c) = r.client(cid) else {
+            return default_status(FailureKind::Timeout);
+        };
+        let g = c.group;
+        let group = &self.groups[g];
+        let f = Failure {
+            kind: FailureKind::Timeout,
+            group: g,
+            peer: c.peer,
+            peer_url: &group.peers()[c.peer].url,
+            attempts: c.attempts,
+            retryable: false,
+        };
+        match self.policy.fail(&f, &mut c.ctx) {
+            Recovery::Answer(s) => s,
+            Recovery::Retry => default_status(FailureKind::Timeout),
+        }
     }
 
     /// Sends client `cid`'s request (`out`: everything staged, nothing of it sent) to

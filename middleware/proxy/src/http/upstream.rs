@@ -8,6 +8,7 @@ use std::time::Duration;
 use wireloop::{Action, Conn, Control, Error};
 use wireloop_middleware::http1::{header_slots, ClientEvent, ResponseError};
 
+use super::failure::overdue;
 use super::headers::response_head;
 use super::state::{Answer, ProxyState, Side};
 use super::{push_op, Engine, Op, Reach};
@@ -330,12 +331,19 @@ impl<P: ProxyHttp> Engine<P> {
                     let (g, p) = (up.group, up.peer);
                     self.mark_down(g, p);
                     push_op(&mut self.ops, Op::Fail(id, FailureKind::Timeout));
+                    continue;
                 }
             }
             if let Some(t) = up.idle_since {
                 if now.saturating_duration_since(t) >= self.s.idle_timeout && !up.broken {
                     up.broken = true;
                     push_op(&mut self.later, Op::Close(id));
+                }
+            }
+            if let (Some(total), Some(cid), false) = (self.s.total_timeout, up.client, up.tunnel) {
+                if overdue(ctl, cid, now, total) {
+                    log::warn!("upstream connection {id}: the request took over {total:?}");
+                    push_op(&mut self.ops, Op::Fail(id, FailureKind::Timeout));
                 }
             }
         }
@@ -345,6 +353,9 @@ impl<P: ProxyHttp> Engine<P> {
             mine: &mut mine,
             ctl,
         };
+        if let Some(total) = self.s.total_timeout {
+            self.fail_queued_overdue(&mut r, total);
+        }
         self.run_ops(&mut r);
         for op in self.later.drain(..) {
             match op {
@@ -366,8 +377,9 @@ impl<P: ProxyHttp> Engine<P> {
                 _ => {}
             }
         }
-        let period = (self.s.first_byte_timeout.min(self.s.idle_timeout) / 4)
-            .clamp(Duration::from_millis(10), Duration::from_millis(250));
+        let shortest = self.s.first_byte_timeout.min(self.s.idle_timeout);
+        let shortest = self.s.total_timeout.map_or(shortest, |t| t.min(shortest));
+        let period = (shortest / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
         match self.run_checks(r.ctl) {
             Some(next) => period.min(next.max(Duration::from_millis(1))),
             None => period,
