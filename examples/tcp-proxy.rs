@@ -12,12 +12,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use wireloop::{Action, Conn, ConnId, DialOptions, Error, Handler, Loops, Server};
+use wireloop::{Action, Conn, ConnId, Control, DialOptions, Error, Handler, Loops, Server};
 use wireloop_middleware::proxy_protocol::{ProxyHeader, ProxyProtocol, SendProxyHeader, Version};
 use wireloop_middleware::{translate, TlsClient, TlsServer};
 use wireloop_proxy::balance::hash_bytes;
+use wireloop_proxy::health::{report_connect_check, run_connect_checks};
 use wireloop_proxy::sni::{peek_sni, Hello, SniRoutes};
-use wireloop_proxy::{Balance, Group, Peer};
+use wireloop_proxy::{Balance, Group, HealthCheck, Peer};
 
 /// Where the proxy accepts when no `--listen`, `--tls-listen` or `--sni-listen` is given.
 const DEFAULT_LISTEN: &str = "tcp://0.0.0.0:9000";
@@ -42,6 +43,15 @@ OPTIONS:
     --max-connections N     refuse connections past N open at once, upstream ones
                             included (default: no limit)
     --connect-timeout SECS  time to resolve and connect to an upstream (default 5)
+    --health-interval SECS  check every upstream actively this often: a connection (and,
+                            with --upstream-tls, a TLS handshake) from the proxy (default:
+                            no active checks)
+    --health-timeout SECS   a check not connected within this fails (default 2)
+    --health-rise N         passed checks in a row that bring an upstream back (default 2)
+    --health-fall N         failed checks in a row that take an upstream out (default 3)
+    --max-fails N           failed connects in a row after which an upstream is avoided
+                            for --down-time (default 0: never)
+    --down-time SECS        how long such an upstream is avoided (default 10)
     --idle-timeout SECS     close a connection (and so its pair) with no byte either way
                             this long (default 600; 0 = never), nginx's proxy_timeout
     --send-timeout SECS     close a connection that takes none of the bytes queued for
@@ -77,7 +87,8 @@ more bytes, the proxy stops reading the other, so memory stays bounded. A half-c
 one side is passed on to the other, and the other direction stays open: on a TLS side
 the end of input is the peer's close_notify (or its FIN), and passing an end on sends
 close_notify, then FIN (before the handshake is done, it waits for it). The pair closes
-once both directions have ended. When one side is reset or stops reading (the send
+once both directions have ended. A client arriving while no upstream of its group is
+healthy is closed at once. When one side is reset or stops reading (the send
 timeout), the other is reset too, its pending output dropped; when one side goes quiet
 (the idle timeout) or its upstream cannot be reached, the other is closed after its
 pending output is flushed. Logging goes to stderr
@@ -104,6 +115,13 @@ struct Args {
     connect_timeout: Duration,
     idle_timeout: Option<Duration>,
     send_timeout: Option<Duration>,
+    /// Active checks (`--health-interval` given).
+    health: Option<HealthCheck>,
+    health_timeout: Duration,
+    rise: u32,
+    fall: u32,
+    max_fails: u32,
+    down_time: Duration,
 }
 
 /// `SECS` of an optional timeout: 0 is off.
@@ -136,6 +154,12 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         connect_timeout: Duration::from_secs(5),
         idle_timeout: Some(Duration::from_secs(600)),
         send_timeout: Some(wireloop::DEFAULT_SEND_TIMEOUT),
+        health: None,
+        health_timeout: Duration::from_secs(2),
+        rise: 2,
+        fall: 3,
+        max_fails: 0,
+        down_time: Duration::from_secs(10),
     };
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next()? {
@@ -186,6 +210,28 @@ fn parse_args() -> Result<Args, lexopt::Error> {
                 }
                 a.connect_timeout = Duration::from_secs_f64(secs);
             }
+            Long("health-interval") => {
+                let every = common::value(&mut p, "--health-interval")?;
+                let every = timeout_arg(every, "--health-interval")?
+                    .ok_or("--health-interval must be above 0")?;
+                a.health = Some(HealthCheck {
+                    interval: every,
+                    ..HealthCheck::tcp()
+                });
+            }
+            Long("health-timeout") => {
+                let t = common::value(&mut p, "--health-timeout")?;
+                a.health_timeout = timeout_arg(t, "--health-timeout")?
+                    .ok_or("--health-timeout must be above 0")?;
+            }
+            Long("health-rise") => a.rise = count(&mut p, "--health-rise")?,
+            Long("health-fall") => a.fall = count(&mut p, "--health-fall")?,
+            Long("max-fails") => a.max_fails = common::value(&mut p, "--max-fails")?,
+            Long("down-time") => {
+                let t = common::value(&mut p, "--down-time")?;
+                a.down_time =
+                    timeout_arg(t, "--down-time")?.ok_or("--down-time must be above 0")?;
+            }
             Long("idle-timeout") => {
                 a.idle_timeout =
                     timeout_arg(common::value(&mut p, "--idle-timeout")?, "--idle-timeout")?
@@ -200,6 +246,9 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             }
             _ => return Err(arg.unexpected()),
         }
+    }
+    if let Some(h) = &mut a.health {
+        (h.timeout, h.rise, h.fall) = (a.health_timeout, a.rise, a.fall);
     }
     if a.listen.is_empty() && a.tls_listen.is_empty() && a.sni_listen.is_empty() {
         a.listen.push(DEFAULT_LISTEN.to_string());
@@ -220,6 +269,15 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         return Err("--tlscert and --cert-out need a --tls-listen".into());
     }
     Ok(a)
+}
+
+/// A count of at least 1.
+fn count(p: &mut lexopt::Parser, what: &str) -> Result<u32, lexopt::Error> {
+    let n: u32 = common::value(p, what)?;
+    if n == 0 {
+        return Err(format!("{what} must be at least 1").into());
+    }
+    Ok(n)
 }
 
 /// `NAME=ADDR[,ADDR...]` of `--sni-route`.
@@ -246,6 +304,8 @@ struct Side {
     upstream: Option<(usize, usize, Instant)>,
     /// A client on an --sni-listen listener whose ClientHello is still arriving.
     hello: bool,
+    /// A health check's connection to peer `.1` of group `.0`.
+    probe: Option<(usize, usize)>,
 }
 
 /// One per loop: chooses upstreams (the proxy library's groups and balancers) and wires
@@ -263,6 +323,10 @@ struct Proxy {
     connect_timeout: Duration,
     /// The PROXY protocol version upstreams are sent a header of.
     send_proxy: Option<Version>,
+    /// Passive health: failed connects in a row (0: never) that mark an upstream down
+    /// for `down_time`.
+    max_fails: u32,
+    down_time: Duration,
 }
 
 impl Proxy {
@@ -277,7 +341,13 @@ impl Proxy {
             None => hash_bytes(b"unix"),
         };
         let group = &mut self.groups[g];
-        let u = group.pick(key, now, 0).unwrap_or(0);
+        let Some(u) = group.pick(key, now, 0) else {
+            log::warn!(
+                "no healthy upstream in group {:?}: closing the client",
+                group.name()
+            );
+            return Action::Close;
+        };
         let mut opts = DialOptions::new().timeout(self.connect_timeout);
         if let Some(version) = self.send_proxy {
             // The client as a received header named it, else as the socket has it.
@@ -295,7 +365,7 @@ impl Proxy {
         let state = Side {
             peer: Some(conn.id()),
             upstream: Some((g, u, now)),
-            hello: false,
+            ..Side::default()
         };
         match conn.dial(&group.peers()[u].dial, opts, state) {
             Ok(up) => {
@@ -347,13 +417,33 @@ impl Proxy {
 impl Handler for Proxy {
     type State = Side;
 
+    fn tick(&mut self, ctl: &mut Control<'_, Side>) -> (Option<Duration>, Action) {
+        let next = run_connect_checks(
+            &mut self.groups,
+            ctl,
+            |_, _| DialOptions::new(),
+            |g, p| Side {
+                probe: Some((g, p)),
+                ..Side::default()
+            },
+        );
+        (next, Action::None)
+    }
+
     fn opened(&mut self, conn: &mut Conn<'_, Side>) -> Action {
+        if let Some((g, p)) = conn.state.probe {
+            // Connected (and shaken hands): the check passed.
+            let (me, now, id) = (conn.control().loop_index(), conn.control().now(), conn.id());
+            report_connect_check(&mut self.groups[g], me, now, p, id, true, "connected");
+            return Action::Close;
+        }
         if conn.is_dialed() {
             // The upstream connected (and finished its TLS handshake, if it has TLS);
             // bytes the client sent meanwhile were queued on it and go out now.
             if let Some((g, u, dialed)) = conn.state.upstream {
                 let now = conn.control().now();
                 self.groups[g].observe(u, now.saturating_duration_since(dialed), now);
+                self.groups[g].record_success(u);
             }
             return Action::None;
         }
@@ -395,6 +485,13 @@ impl Handler for Proxy {
     }
 
     fn closed(&mut self, conn: &mut Conn<'_, Side>, err: Option<Error>) {
+        if let Some((g, p)) = conn.state.probe {
+            // Before `opened` (else this reports nothing): the check failed.
+            let why = err.map_or_else(|| "closed".to_string(), |e| e.to_string());
+            let (me, now, id) = (conn.control().loop_index(), conn.control().now(), conn.id());
+            report_connect_check(&mut self.groups[g], me, now, p, id, false, &why);
+            return;
+        }
         if let Some((g, u, _)) = conn.state.upstream {
             let group = &mut self.groups[g];
             let load = group.load_mut(u);
@@ -406,6 +503,16 @@ impl Handler for Proxy {
                         "upstream {} failed: {e}; closing its client",
                         group.peers()[u].url
                     );
+                    let now = conn.control().now();
+                    if self.max_fails > 0
+                        && group.record_failure(u, now, self.max_fails, self.down_time)
+                    {
+                        log::warn!(
+                            "upstream {} marked down for {:?}",
+                            group.peers()[u].url,
+                            self.down_time
+                        );
+                    }
                 } else {
                     log::debug!("upstream connection closed: {e}");
                 }
@@ -426,6 +533,14 @@ impl Handler for Proxy {
                 }
             }
         }
+    }
+}
+
+/// `g` with the active check, if there is one.
+fn checked(g: Group, check: &Option<HealthCheck>) -> Result<Group, String> {
+    match check {
+        Some(c) => g.with_health_check(c.clone()),
+        None => Ok(g),
     }
 }
 
@@ -502,6 +617,7 @@ fn main() {
     if !args.upstreams.is_empty() {
         let peers = args.upstreams.iter().map(|u| Peer::raw(u)).collect();
         let g = Group::new("upstreams", peers, args.balance.clone())
+            .and_then(|g| checked(g, &args.health))
             .unwrap_or_else(|e| fail(Error::layer(e)));
         default_group = Some(groups.len());
         groups.push(g);
@@ -509,8 +625,9 @@ fn main() {
     let mut sni = SniRoutes::new();
     for (name, upstreams) in &args.sni_routes {
         let peers = upstreams.iter().map(|u| Peer::raw(u)).collect();
-        let g =
-            Group::new(name, peers, args.balance.clone()).unwrap_or_else(|e| fail(Error::layer(e)));
+        let g = Group::new(name, peers, args.balance.clone())
+            .and_then(|g| checked(g, &args.health))
+            .unwrap_or_else(|e| fail(Error::layer(e)));
         sni.add(name, groups.len()).expect("checked by parse_args");
         groups.push(g);
     }
@@ -525,6 +642,8 @@ fn main() {
             hello_timeout: args.hello_timeout,
             connect_timeout: args.connect_timeout,
             send_proxy: args.send_proxy,
+            max_fails: args.max_fails,
+            down_time: args.down_time,
         };
         // Layers stack: TLS towards upstreams (dialed connections) inside, TLS for the
         // TLS listeners outside; plaintext connections pass both untouched.

@@ -105,6 +105,23 @@ impl Checker {
         Some(if ok { Verdict::Up } else { Verdict::Down })
     }
 
+    /// Like [`report`](Checker::report), for the check in flight on connection `conn`
+    /// only: a result from any other connection (a probe whose time ran out, reporting
+    /// late) is ignored.
+    pub fn report_for(
+        &mut self,
+        i: usize,
+        conn: ConnId,
+        ok: bool,
+        now: Instant,
+    ) -> Option<Verdict> {
+        let current = self.peers.get(i)?.in_flight?.1;
+        if current != Some(conn) {
+            return None;
+        }
+        self.report(i, ok, now)
+    }
+
     /// A check in flight whose time ran out at `now`: its peer and connection (to be
     /// closed). Report it as failed before asking again.
     pub fn overdue(&self, now: Instant) -> Option<(usize, Option<ConnId>)> {

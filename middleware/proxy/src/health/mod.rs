@@ -17,11 +17,14 @@
 //! 503 at once.
 
 mod checker;
+mod connect;
 mod shared;
 
 use std::time::Duration;
 
 pub use checker::{Checker, Verdict};
+pub(crate) use connect::publish;
+pub use connect::{report_connect_check, run_connect_checks};
 pub use shared::SharedHealth;
 
 /// What an active check does.

@@ -14,7 +14,7 @@ use wireloop_middleware::http1::{
 
 use super::state::{Probe, ProxyConn, ProxyState, Side};
 use super::Engine;
-use crate::health::{CheckKind, Verdict};
+use crate::health::{publish, CheckKind};
 use crate::phases::ProxyHttp;
 
 type PConn<'c, 'a, C> = &'c mut Conn<'a, ProxyState<C>>;
@@ -46,7 +46,7 @@ impl<P: ProxyHttp> Engine<P> {
                     }
                     ctl.close(id);
                 }
-                self.verdict(g, p, v, "no answer in time");
+                publish(&self.groups[g], p, v, "no answer in time");
             }
             while let Some(p) = self.groups[g].checker(me, now).and_then(|c| c.due(now)) {
                 self.start_probe(ctl, g, p);
@@ -183,21 +183,7 @@ impl<P: ProxyHttp> Engine<P> {
             return;
         };
         let v = c.report(p, ok, now);
-        self.verdict(g, p, v, why);
-    }
-
-    /// Publishes a change of peer `p`'s health to every loop, and logs it.
-    fn verdict(&mut self, g: usize, p: usize, v: Option<Verdict>, why: &str) {
-        let Some(v) = v else {
-            return;
-        };
-        let group = &self.groups[g];
-        group.publish(p, v);
-        let url = &group.peers()[p].url;
-        match v {
-            Verdict::Down => log::warn!("upstream {url} is down: failed its health checks ({why})"),
-            Verdict::Up => log::info!("upstream {url} is up: passed its health checks"),
-        }
+        publish(&self.groups[g], p, v, why);
     }
 }
 
