@@ -1,7 +1,7 @@
 //! Pieces shared by the examples: a stderr logger and Ctrl-C/SIGTERM → graceful shutdown.
 #![allow(dead_code)]
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use wireloop::Handle;
 
@@ -29,16 +29,10 @@ impl log::Log for StderrLogger {
     }
     fn log(&self, r: &log::Record<'_>) {
         if self.enabled(r.metadata()) {
-            let t = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            eprintln!(
-                "{}.{:03} {:5} {}",
-                t.as_secs(),
-                t.subsec_millis(),
-                effective_level(r.metadata()),
-                r.args()
-            );
+            // RFC 3339 in UTC with milliseconds, as the access log writes it.
+            let mut at = String::with_capacity(24);
+            wireloop_proxy::access_log::rfc3339(SystemTime::now(), &mut at);
+            eprintln!("{at} {:5} {}", effective_level(r.metadata()), r.args());
         }
     }
     fn flush(&self) {}
