@@ -230,7 +230,9 @@ impl Group {
 
     /// Peer `i` failed at `now` (a connect failure, no response head in time): after
     /// `max_fails` failures in a row (0: never) it is marked down for `down_time`.
-    /// `true` if that happened now.
+    /// `true` if that happened now. A group's only peer is never marked down (as in
+    /// nginx): there is no other peer to send its requests to, and one slow request
+    /// must not turn every other into a 503; active checks can still take it out.
     pub fn record_failure(
         &mut self,
         i: usize,
@@ -240,7 +242,7 @@ impl Group {
     ) -> bool {
         let l = &mut self.load[i];
         l.fails = l.fails.saturating_add(1);
-        if max_fails == 0 || l.fails < max_fails {
+        if max_fails == 0 || l.fails < max_fails || self.peers.len() == 1 {
             return false;
         }
         l.fails = 0;

@@ -26,7 +26,7 @@ pub struct Settings {
     /// How long a pooled keep-alive connection may stay idle. Default 30 s.
     pub idle_timeout: Duration,
     /// Failures in a row (connect failures, no response head in time) after which a peer
-    /// is marked down (passive health; 0: never). Default 1.
+    /// is marked down (passive health; 0: never; never a group's only peer). Default 1.
     pub max_fails: u32,
     /// How long a peer marked down is avoided. Default 10 s.
     pub down_time: Duration,

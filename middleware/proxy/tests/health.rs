@@ -201,16 +201,32 @@ fn tcp_check_brings_a_restarted_peer_back() {
 
 #[test]
 fn failures_in_a_row_mark_a_peer_down_then_503_at_once() {
-    let dead = closed_port();
+    let dead = [closed_port(), closed_port()];
     let settings = Settings {
         max_fails: 2,
         down_time: Duration::from_secs(60),
         ..Settings::default()
     };
-    let px = proxy(group(&[dead]), settings);
+    let px = proxy(group(&dead), settings);
+    // Each request tries both peers (a failed connect is retried on the other): two
+    // requests make two failures in a row of each.
     assert!(served_by(px.addr).starts_with("HTTP/1.1 502 "));
     assert!(served_by(px.addr).starts_with("HTTP/1.1 502 "));
     let out = get_path(px.addr, "h", "/");
     assert!(out.starts_with("HTTP/1.1 503 "), "{out}");
     assert!(out.ends_with("no healthy upstream\n"), "{out}");
+}
+
+#[test]
+fn a_groups_only_peer_is_never_marked_down_by_failures() {
+    let settings = Settings {
+        max_fails: 1,
+        down_time: Duration::from_secs(60),
+        ..Settings::default()
+    };
+    let px = proxy(group(&[closed_port()]), settings);
+    for i in 0..5 {
+        let out = served_by(px.addr);
+        assert!(out.starts_with("HTTP/1.1 502 "), "request {i}: {out}");
+    }
 }

@@ -141,6 +141,22 @@ fn passive_failures_in_a_row_mark_a_peer_down_for_the_down_time() {
 }
 
 #[test]
+fn the_only_peer_of_a_group_is_never_marked_down_by_failures() {
+    let mut g = crate::Group::new(
+        "one",
+        vec![crate::Peer::parse("http://127.0.0.1:1").unwrap()],
+        crate::Balance::RoundRobin,
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    for _ in 0..10 {
+        assert!(!g.record_failure(0, t0, 1, Duration::from_secs(10)));
+    }
+    assert!(g.is_healthy(0, t0));
+    assert_eq!(g.pick(0, t0, 0), Some(0));
+}
+
+#[test]
 fn active_verdicts_are_shared_by_the_clones_of_a_group() {
     let t0 = Instant::now();
     let check = HealthCheck {
