@@ -50,6 +50,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[macro_use]
+mod logging;
+
 pub mod addr;
 mod balance;
 mod buf;
@@ -58,6 +61,7 @@ mod datagram;
 mod detach;
 mod dial;
 mod error;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod handle;
 mod id;
@@ -70,6 +74,7 @@ mod server;
 mod slots;
 mod socket;
 mod stats;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod timer;
 

@@ -215,6 +215,7 @@ impl Builder {
     }
 
     /// The settings (for the test driver, which has no listeners).
+    #[cfg(feature = "testing")]
     pub(crate) fn config(&self) -> Config {
         self.cfg.clone()
     }

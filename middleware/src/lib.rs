@@ -46,6 +46,7 @@
 #[cfg(feature = "codec")]
 pub mod codec;
 #[cfg(all(
+    feature = "fuzzing",
     feature = "self-signed",
     feature = "http1",
     feature = "ws",
@@ -54,7 +55,7 @@ pub mod codec;
 pub mod fuzzing;
 #[cfg(feature = "http1")]
 pub mod http1;
-#[cfg(feature = "http1")]
+#[cfg(all(feature = "http1", feature = "fuzzing"))]
 mod kept;
 #[cfg(feature = "proxy-protocol")]
 pub mod proxy_protocol;

@@ -54,7 +54,7 @@ impl<H: Handler> EventLoop<H> {
                     if open >= cfg.max_connections {
                         bump(&self.core.counters().refused, 1);
                         if Self::warn_rate_limited(&mut self.core.refuse_warned) {
-                            log::warn!(
+                            warn!(
                                 "loop {}: {open} connections open, the limit is {}: refusing new ones (counted in stats.refused)",
                                 self.core.ctx.index,
                                 cfg.max_connections
@@ -64,11 +64,11 @@ impl<H: Handler> EventLoop<H> {
                         continue;
                     }
                     if let Err(e) = stream.set_nodelay(cfg.nodelay) {
-                        log::debug!("set TCP_NODELAY: {e}");
+                        debug!("set TCP_NODELAY: {e}");
                     }
                     if cfg.keepalive.is_some() {
                         if let Err(e) = stream.set_keepalive(cfg.keepalive) {
-                            log::debug!("set SO_KEEPALIVE: {e}");
+                            debug!("set SO_KEEPALIVE: {e}");
                         }
                     }
                     let target = if balanced {
@@ -94,10 +94,9 @@ impl<H: Handler> EventLoop<H> {
                         // connections in the backlog and try again shortly. No spinning:
                         // the retry is a timer, and the listener is edge-triggered.
                         if Self::warn_rate_limited(&mut self.core.accept_warned) {
-                            log::warn!(
+                            warn!(
                                 "loop {}: accept failed: {e}; retrying every {:?}",
-                                self.core.ctx.index,
-                                ACCEPT_BACKOFF
+                                self.core.ctx.index, ACCEPT_BACKOFF
                             );
                         }
                         if !self.core.accept_retry[index] {
@@ -135,7 +134,7 @@ impl<H: Handler> EventLoop<H> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // ICMP errors from earlier sends surface here (ECONNREFUSED): not fatal.
-                    log::debug!("loop {}: udp receive: {e}", core.ctx.index);
+                    debug!("loop {}: udp receive: {e}", core.ctx.index);
                     continue;
                 }
             };
@@ -177,7 +176,7 @@ impl<H: Handler> EventLoop<H> {
             Token(key as usize),
             Interest::READABLE | Interest::WRITABLE,
         ) {
-            log::warn!("loop {}: register connection: {e}", core.ctx.index);
+            warn!("loop {}: register connection: {e}", core.ctx.index);
             core.open_count_add(-1);
             return;
         }

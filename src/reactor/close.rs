@@ -161,7 +161,7 @@ impl<H: Handler> EventLoop<H> {
         if opened || dialed {
             self.with_conn(key, |h, conn| h.closed(conn, err));
         } else if let Some(e) = err {
-            log::debug!("connection {key} closed during its handshake: {e}");
+            debug!("connection {key} closed during its handshake: {e}");
         }
         // A reason given too late (`close_with` in `closed`) must not outlive its connection.
         let _ = self.take_close_error(key);
@@ -279,7 +279,7 @@ impl<H: Handler> EventLoop<H> {
         match &detached {
             Ok(_) => bump(&core.counters().detached, 1),
             Err(e) => {
-                log::warn!(
+                warn!(
                     "loop {}: detach {id} failed, closing instead: {e}",
                     core.ctx.index
                 );

@@ -35,7 +35,7 @@ impl<S> Control<'_, S> {
     }
 
     /// The loop's clock: the time its timers and timeouts run on. The real time, except
-    /// under [`testing::Driver`](crate::testing::Driver), whose clock moves only when the
+    /// under `testing::Driver` (feature `testing`), whose clock moves only when the
     /// test advances it; a handler or layer that keeps deadlines of its own reads the time
     /// here so that it can be tested the same way.
     pub fn now(&self) -> std::time::Instant {

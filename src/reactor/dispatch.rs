@@ -162,7 +162,7 @@ impl<H: Handler> EventLoop<H> {
             self.wrote(key, written);
         }
         if over_limit {
-            log::debug!(
+            debug!(
                 "loop {}: connection {key} over the input limit",
                 self.core.ctx.index
             );

@@ -255,12 +255,14 @@ impl<S> Core<S> {
     }
 
     /// Switches to a manual clock (the test driver), starting at the real time.
+    #[cfg(feature = "testing")]
     pub(crate) fn use_manual_clock(&mut self) {
         self.manual_now = Some(Instant::now());
         self.tick_clock();
     }
 
     /// Moves the manual clock on by `by`.
+    #[cfg(feature = "testing")]
     pub(crate) fn advance_manual_clock(&mut self, by: Duration) {
         if let Some(t) = self.manual_now.as_mut() {
             *t += by;
@@ -351,6 +353,7 @@ impl<H: Handler> EventLoop<H> {
     }
 
     /// The handler.
+    #[cfg(feature = "testing")]
     pub(crate) fn handler_mut(&mut self) -> &mut H {
         &mut self.handler
     }

@@ -207,7 +207,7 @@ impl<H: Handler> EventLoop<H> {
         let (sessions, handshake) = match self.sessions(key, dial_layers) {
             Ok(s) => s,
             Err(e) => {
-                log::warn!("connection {id}: cannot start its layers: {e}");
+                warn!("connection {id}: cannot start its layers: {e}");
                 self.fail(key, e);
                 return;
             }
@@ -252,7 +252,7 @@ impl<H: Handler> EventLoop<H> {
             Ok((sessions, _)) if sessions.is_empty() => self.flush(key),
             layered => {
                 if let Err(e) = layered {
-                    log::debug!("connection {key}: its layers: {e}");
+                    debug!("connection {key}: its layers: {e}");
                 }
                 self.discard_output(key);
                 let err = self.take_close_error(key);
@@ -412,7 +412,7 @@ impl<H: Handler> EventLoop<H> {
         }
         let bufs = c.bufs.get_or_insert_with(Box::default);
         if let Err(e) = stack.close(&mut bufs.out) {
-            log::debug!("connection {key}: closing its layers: {e}");
+            debug!("connection {key}: closing its layers: {e}");
         }
     }
 
@@ -433,7 +433,7 @@ impl<H: Handler> EventLoop<H> {
             .get_mut(key)
             .is_some_and(|c| c.io.has(flags::OPENED | flags::DIALED));
         if !opened {
-            log::debug!("connection {key}: closed during its handshake: {err}");
+            debug!("connection {key}: closed during its handshake: {err}");
         }
         self.core.set_close_error(key as u32, err);
         self.begin_close_from(key, None, true);

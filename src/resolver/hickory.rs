@@ -47,7 +47,7 @@ fn system_conf() -> (HickoryConfig, ResolverOpts) {
     match hickory_resolver::system_conf::read_system_conf() {
         Ok(conf) => conf,
         Err(e) => {
-            log::warn!(
+            warn!(
                 "DNS: cannot use /etc/resolv.conf ({e}); using the local nameserver \
                  (127.0.0.1:53, [::1]:53) with default options"
             );

@@ -64,6 +64,7 @@ pub mod balance;
 pub mod budget;
 #[cfg(feature = "config")]
 pub mod config;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod group;
 pub mod header_list;

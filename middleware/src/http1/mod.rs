@@ -60,6 +60,7 @@ mod chunked;
 mod client;
 mod date;
 mod exchange;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod parse;
 mod response;

@@ -66,6 +66,7 @@
 
 mod client;
 pub mod frame;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod handshake;
 pub mod protocol;
