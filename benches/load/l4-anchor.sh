@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Layer-4 (TCP) proxy anchors for ../shared/bench/proxy.sh, which has only HTTP proxies.
+# Layer-4 (TCP) proxy anchors for the harness's proxy.sh (benches/harness), which has only HTTP proxies.
 # Writes a config under $WORK and execs the server in the foreground (one worker/thread),
 # so this script's PID is the server's PID, as the harness expects.
 #   l4-anchor.sh haproxy PORT BACKEND_PORT   haproxy "mode tcp"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # nginx terminating TLS in front of an HTTP backend (proxy_pass with upstream keep-alive):
-# the TLS reverse-proxy anchor ../shared/bench lacks (it has haproxy's, `haproxy.sh tls`).
+# the TLS reverse-proxy anchor the harness lacks (it has haproxy's, `haproxy.sh tls`).
 # Writes a config under $WORK and execs nginx in the foreground (one worker), so this
 # script's PID is the server's PID, as the harness expects.
 #   l7-tls-anchor.sh PORT BACKEND_PORT

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # tcp-proxy (layer 4) against haproxy "mode tcp" and nginx "stream", same nginx backend,
-# through ../shared/bench (proxy.sh: proxy pinned to SERVER_CPU, backend + wrk on LOAD_CPU),
+# through the harness (benches/harness: proxy.sh: proxy pinned to SERVER_CPU, backend + wrk on LOAD_CPU),
 # in interleaved rounds (ROUNDS, default 3). Run from the repository root after
 # `cargo build --release --examples`. Prints the comparison; results under BENCH_HOME.
 set -eu
-BENCH=${BENCH:-$(cd "$(dirname "$0")/../../../shared/bench" && pwd)}
+# The harness: the copy in benches/harness unless BENCH names another (../shared/bench).
+BENCH=${BENCH:-$(cd "$(dirname "$0")/../harness" && pwd)}
 HERE=$(cd "$(dirname "$0")" && pwd)
 RES=${RES:-/tmp/wireloop-bench/results/proxy-l4-$(date +%m%d-%H%M)/results.csv}
 mkdir -p "$(dirname "$RES")"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # reverse-proxy (HTTP, layer 7) against nginx (proxy_pass, upstream keepalive) and haproxy
-# (mode http), all in front of the same nginx backend, through ../shared/bench in interleaved
+# (mode http), all in front of the same nginx backend, through the harness (benches/harness) in interleaved
 # rounds (ROUNDS, default 3):
 #   proxy: plain HTTP on the client side (proxy.sh: proxy on SERVER_CPU, backend + wrk on
 #          LOAD_CPU) -> scenario proxy_plain
@@ -10,7 +10,8 @@
 # Run from the repository root after `cargo build --release --examples`. Prints the
 # comparisons; results under BENCH_HOME.
 set -eu
-BENCH=${BENCH:-$(cd "$(dirname "$0")/../../../shared/bench" && pwd)}
+# The harness: the copy in benches/harness unless BENCH names another (../shared/bench).
+BENCH=${BENCH:-$(cd "$(dirname "$0")/../harness" && pwd)}
 HERE=$(cd "$(dirname "$0")" && pwd)
 RES=${RES:-/tmp/wireloop-bench/results/proxy-l7-$(date +%m%d-%H%M)/results.csv}
 mkdir -p "$(dirname "$RES")"

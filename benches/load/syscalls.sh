@@ -2,7 +2,7 @@
 # Where a server's time per operation goes: user vs kernel CPU of its process tree, and the
 # system calls, context switches and TCP segments per operation on each core, counted with
 # perf's tracepoints (software events only: they work where hardware counters do not).
-# Pinned like ../shared/bench (server on SERVER_CPU, load and backend on LOAD_CPU).
+# Pinned like the harness (benches/harness) (server on SERVER_CPU, load and backend on LOAD_CPU).
 #
 #   syscalls.sh NAME PORT 'SERVER CMD' echo  DEPTH        loadtool echo, 50 conns x 64 B
 #   syscalls.sh NAME PORT 'SERVER CMD' wrk   [DEPTH]      wrk -c50 keep-alive, or pipelined
@@ -10,12 +10,13 @@
 #
 # env: BACKEND='PORT|CMD' (a backend on LOAD_CPU, for proxies), SECS (default 5),
 #      SCHEME=https (wrk over TLS), REDIS_RATE (expected commands/s at -P 1, default 60000:
-#      sizes -n so a redis run lasts about SECS), plus the knobs of ../shared/bench/lib.sh.
+#      sizes -n so a redis run lasts about SECS), plus the knobs of the harness's lib.sh.
 # Needs perf (linux-perf) and nstat (iproute2). Run it with nothing else busy; it prints
 # one block per run and writes nothing else.
 set -u   # no -e: lib.sh's stop_pid relies on commands that may fail
 [ $# -ge 4 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
-BENCH=${BENCH:-$(cd "$(dirname "$0")/../../../shared/bench" && pwd)}
+# The harness: the copy in benches/harness unless BENCH names another (../shared/bench).
+BENCH=${BENCH:-$(cd "$(dirname "$0")/../harness" && pwd)}
 source "$BENCH/lib.sh"
 name=$1; port=$2; cmd=$3; mode=$4; shift 4
 SECS=${SECS:-5}

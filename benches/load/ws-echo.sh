@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # WebSocket echo: wireloop's websocket-echo example against tungstenite on tokio (the
-# anchor, built from ws/), one core each, through ../shared/bench's lib.sh (server pinned to
+# anchor, built from ws/), one core each, through the harness's lib.sh (server pinned to
 # SERVER_CPU, load client `wsload` to LOAD_CPU, CPU sampled from the server's process tree).
 # Workload: CONNS connections (default 50), SIZE-byte binary messages (default 64), DEPTH
 # messages per write and wait for all echoes (depth 1 and 16), DURATION seconds per run.
@@ -8,7 +8,8 @@
 # by aggregate.sh, then compare.sh. Run from the repository root after
 # `cargo build --release --examples`.
 set -u
-BENCH=${BENCH:-$(cd "$(dirname "$0")/../../../shared/bench" && pwd)}
+# The harness: the copy in benches/harness unless BENCH names another (../shared/bench).
+BENCH=${BENCH:-$(cd "$(dirname "$0")/../harness" && pwd)}
 HERE=$(cd "$(dirname "$0")" && pwd)
 RES=${RES:-/tmp/wireloop-bench/results/ws-echo-$(date +%m%d-%H%M)/results.csv}
 ROUNDS=${ROUNDS:-3}
