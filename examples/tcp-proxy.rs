@@ -176,16 +176,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("sni-route") => a.sni_routes.push(sni_route(&p.value()?.string()?)?),
             Long("proxy-protocol-from") => a.proxy_protocol = Some(common::proxy_protocol(&mut p)?),
             Long("send-proxy-protocol") => {
-                a.send_proxy = match p.value()?.string()?.as_str() {
-                    "v1" => Some(Version::V1),
-                    "v2" => Some(Version::V2),
-                    other => {
-                        return Err(format!(
-                            "--send-proxy-protocol: invalid value {other:?} (v1 or v2)"
-                        )
-                        .into())
-                    }
-                }
+                a.send_proxy = Some(common::send_proxy_protocol(&mut p)?)
             }
             Long("hello-timeout") => {
                 a.hello_timeout =

@@ -45,11 +45,11 @@ fn exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-#[test]
-fn reverse_proxy_forwards_the_client_a_trusted_header_names() {
-    let be = common::backend::header_echo("be");
+/// `reverse-proxy` on a free port of 127.0.0.1 (plain only) in front of `upstream`, with
+/// `extra` arguments.
+fn reverse_proxy(upstream: SocketAddr, extra: &[&str]) -> (Process, SocketAddr) {
     let port = free_port();
-    let args: Vec<String> = [
+    let mut args: Vec<String> = [
         "--port",
         &port.to_string(),
         "--tlsport",
@@ -57,21 +57,29 @@ fn reverse_proxy_forwards_the_client_a_trusted_header_names() {
         "--listen-host",
         "127.0.0.1",
         "--upstream",
-        &format!("http://{}", be.tcp_addr(0)),
-        "--proxy-protocol-from",
-        "127.0.0.0/8, ::1",
+        &format!("http://{upstream}"),
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let _p = Process::start(
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let p = Process::start(
         &common::example_bin("reverse-proxy"),
         &args,
         "reverse-proxy listening",
         TIMEOUT,
     )
     .expect("reverse-proxy starts");
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    (p, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+#[test]
+fn reverse_proxy_forwards_the_client_a_trusted_header_names() {
+    let be = common::backend::header_echo("be");
+    let (_p, addr) = reverse_proxy(
+        be.tcp_addr(0),
+        &["--proxy-protocol-from", "127.0.0.0/8, ::1"],
+    );
     let request = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
     for version in [Version::V1, Version::V2] {
         let mut bytes = header(version, "203.0.113.9:40000", "192.0.2.1:80");
@@ -87,9 +95,11 @@ fn reverse_proxy_forwards_the_client_a_trusted_header_names() {
     assert_eq!(exchange(addr, request), b"");
 }
 
-/// An upstream that reports what each connection sent once a PROXY header and 4 bytes
-/// after it are in (or the connection ended).
-fn recording_upstream() -> (SocketAddr, mpsc::Receiver<Vec<u8>>) {
+/// A listener on 127.0.0.1 whose every connection is served by `serve` on a thread of
+/// its own (read timeout set), with a sender for what it reports.
+fn upstream_threads<T: Send + 'static>(
+    serve: fn(&mut TcpStream, &mpsc::Sender<T>),
+) -> (SocketAddr, mpsc::Receiver<T>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -99,20 +109,29 @@ fn recording_upstream() -> (SocketAddr, mpsc::Receiver<Vec<u8>>) {
             let tx = tx.clone();
             thread::spawn(move || {
                 s.set_read_timeout(Some(TIMEOUT)).unwrap();
-                let mut got = Vec::new();
-                let mut buf = [0u8; 512];
-                let done = |got: &[u8]| matches!(parse(got), Ok(Status::Complete((n, _))) if got.len() >= n + 4);
-                while !done(&got) {
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = tx.send(got);
+                serve(&mut s, &tx);
             });
         }
     });
     (addr, rx)
+}
+
+/// An upstream that reports what each connection sent once a PROXY header and 4 bytes
+/// after it are in (or the connection ended).
+fn recording_upstream() -> (SocketAddr, mpsc::Receiver<Vec<u8>>) {
+    upstream_threads(|s, tx| {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        let done =
+            |got: &[u8]| matches!(parse(got), Ok(Status::Complete((n, _))) if got.len() >= n + 4);
+        while !done(&got) {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = tx.send(got);
+    })
 }
 
 fn tcp_proxy(args: &[String]) -> (Process, SocketAddr) {
@@ -186,4 +205,106 @@ fn tcp_proxy_names_the_socket_client_when_no_header_came() {
         }
     );
     assert_eq!(rest, b"data");
+}
+
+/// An HTTP upstream whose connections start with a PROXY header: every response's body is
+/// the client that header named. Reports each connection's header.
+fn naming_upstream() -> (SocketAddr, mpsc::Receiver<Header>) {
+    upstream_threads(|s, tx| {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let (n, h) = loop {
+            if let Ok(Status::Complete(done)) = parse(&got) {
+                break done;
+            }
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(k) => got.extend_from_slice(&buf[..k]),
+            }
+        };
+        got.drain(..n);
+        let _ = tx.send(h);
+        let body = match h {
+            Header::Proxied { source, .. } => source.to_string(),
+            Header::Local => "local".to_string(),
+        };
+        loop {
+            while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                got.drain(..end + 4);
+                let r = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if s.write_all(r.as_bytes()).is_err() {
+                    return;
+                }
+            }
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(k) => got.extend_from_slice(&buf[..k]),
+            }
+        }
+    })
+}
+
+/// Reads one response with a Content-Length body; returns its body.
+fn read_response(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            assert!(head.starts_with("http/1.1 200 "), "{head}");
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("a content-length");
+            if got.len() >= end + 4 + len {
+                return String::from_utf8_lossy(&got[end + 4..end + 4 + len]).into_owned();
+            }
+        }
+        let n = s.read(&mut buf).expect("the response");
+        assert!(n > 0, "EOF before the whole response");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn reverse_proxy_sends_each_upstream_connection_a_header_naming_its_client() {
+    let (up, rx) = naming_upstream();
+    let (_p, addr) = reverse_proxy(up, &["--send-proxy-protocol", "v2"]);
+    let request = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    // Two clients, two keep-alive requests each, interleaved: an upstream connection
+    // that named one client never carries the other's requests.
+    let mut a = TcpStream::connect(addr).unwrap();
+    let mut b = TcpStream::connect(addr).unwrap();
+    for s in [&a, &b] {
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    }
+    let (me_a, me_b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    for round in 0..2 {
+        a.write_all(request).unwrap();
+        assert_eq!(
+            read_response(&mut a),
+            me_a.to_string(),
+            "client a, round {round}"
+        );
+        b.write_all(request).unwrap();
+        assert_eq!(
+            read_response(&mut b),
+            me_b.to_string(),
+            "client b, round {round}"
+        );
+    }
+    let headers = recv_n(&rx, 2, TIMEOUT, "the upstream connections' headers");
+    for h in headers {
+        match h {
+            Header::Proxied { source, dest } => {
+                assert!(source == me_a || source == me_b, "{source}");
+                assert_eq!(dest, addr);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

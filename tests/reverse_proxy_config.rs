@@ -255,3 +255,56 @@ fn a_bad_file_is_refused_naming_file_and_line() {
         .expect("run the proxy");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Sends `bytes` to `port` on a fresh connection and reads until the proxy closes.
+fn raw_exchange(port: u16, bytes: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    text(&out)
+}
+
+#[test]
+fn listeners_take_proxy_protocol_headers_from_trusted_networks_and_log_json() {
+    let dir = TempDir::new("pp");
+    let be = common::backend::header_echo("be");
+    let (plain, pp, untrusted) = (free_port(), free_port(), free_port());
+    let file = format!(
+        "[[listener]]\naddress = \"tcp://127.0.0.1:{plain}\"\n\n\
+         [[listener]]\naddress = \"tcp://127.0.0.1:{pp}\"\nproxy_protocol = true\n\
+         trusted_proxies = [\"127.0.0.0/8\"]\n\n\
+         [[listener]]\naddress = \"tcp://127.0.0.1:{untrusted}\"\nproxy_protocol = true\n\
+         trusted_proxies = [\"10.0.0.0/8\"]\n\n\
+         [[upstream]]\nname = \"be\"\nservers = [\"{}\"]\n\n[log]\naccess = \"json\"\n",
+        be.tcp_addr(0)
+    );
+    let p = start_proxy(dir.path(), &file);
+    let request = "GET /pp HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    let with_header = format!("PROXY TCP4 203.0.113.9 192.0.2.1 40000 80\r\n{request}");
+    // The PROXY listener: the header's client is the one forwarded and logged.
+    let out = raw_exchange(pp, with_header.as_bytes());
+    assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
+    assert!(out.contains("x-forwarded-for: 203.0.113.9\n"), "{out}");
+    // curl's own header (v1) names curl itself.
+    let url = format!("http://127.0.0.1:{pp}/curl");
+    let body = text(&curl(&["-s", "--haproxy-protocol", &url]));
+    assert!(body.contains("x-forwarded-for: 127.0.0.1\n"), "{body}");
+    // No header, or a header from a network not trusted: the connection is closed.
+    assert_eq!(raw_exchange(pp, request.as_bytes()), "");
+    assert_eq!(raw_exchange(untrusted, with_header.as_bytes()), "");
+    // The plain listener takes none.
+    let out = raw_exchange(plain, request.as_bytes());
+    assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
+    // [log] access = "json": one object per request on stdout.
+    let logged = wait_until(TIMEOUT, || {
+        p.out
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with('{') && l.contains("203.0.113.9"))
+    });
+    assert!(logged, "no JSON access log line\n{}", p.output());
+}

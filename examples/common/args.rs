@@ -54,6 +54,18 @@ pub fn proxy_protocol(
         .map_err(|e| format!("--proxy-protocol-from: invalid value {nets:?} ({e})").into())
 }
 
+/// `--send-proxy-protocol V`: `v1` or `v2`.
+pub fn send_proxy_protocol(
+    p: &mut Parser,
+) -> Result<wireloop_middleware::proxy_protocol::Version, Error> {
+    use wireloop_middleware::proxy_protocol::Version;
+    match p.value()?.string()?.as_str() {
+        "v1" => Ok(Version::V1),
+        "v2" => Ok(Version::V2),
+        other => Err(format!("--send-proxy-protocol: invalid value {other:?} (v1 or v2)").into()),
+    }
+}
+
 /// `--max-connections N`: at least 1.
 pub fn max_connections(p: &mut Parser) -> Result<usize, Error> {
     let n: usize = value(p, "--max-connections")?;

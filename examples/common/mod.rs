@@ -7,7 +7,7 @@ use wireloop::Handle;
 
 mod args;
 #[allow(unused_imports)] // each example uses some of them
-pub use args::{loops, max_connections, port, proxy_protocol, value};
+pub use args::{loops, max_connections, port, proxy_protocol, send_proxy_protocol, value};
 
 struct StderrLogger(log::LevelFilter);
 

@@ -62,22 +62,25 @@ pub fn run(path: &str, flags: Flags<'_>) -> Result<(), String> {
         groups.join(", "),
         server.num_loops()
     );
+    // Each listener's own PROXY protocol setting, else the command line's for all.
+    let pp = cfg.proxy_protocol_layer(flags.proxy_protocol.as_ref());
     let policy = Logging {
-        log: flags
+        // The file's [log] access, else the command line's.
+        log: cfg
             .access_log
+            .unwrap_or(flags.access_log)
             .map(|format| AccessLog::start(format, std::io::stdout())),
         router: Some(cfg.router),
     };
     let (groups, settings) = (cfg.groups, cfg.settings);
-    let proxy_protocol = flags.proxy_protocol;
     server
         .serve(move |_| {
             let proxy = HttpProxy::new(policy.clone(), groups.clone(), settings.clone());
             let select = tls.clone();
             let tls = translate(proxy, move |c| select.is_tls(c), tls.clone());
             // The PROXY protocol header comes first, below TLS.
-            let accept_pp = proxy_protocol.is_some();
-            translate(tls, move |c| !c.dialed && accept_pp, proxy_protocol.clone())
+            let select = pp.clone();
+            translate(tls, move |c| select.applies(c), pp.clone())
         })
         .map_err(|e: Error| e.to_string())
 }

@@ -22,7 +22,7 @@ mod policy;
 use std::time::Duration;
 
 use wireloop::{Error, Loops, Server};
-use wireloop_middleware::proxy_protocol::ProxyProtocol;
+use wireloop_middleware::proxy_protocol::{ProxyProtocol, Version};
 use wireloop_middleware::{translate, TlsClient};
 use wireloop_proxy::access_log::{AccessLog, Format};
 use wireloop_proxy::{Balance, Group, HttpProxy, Peer, Settings};
@@ -83,6 +83,9 @@ OPTIONS:
                              from these comma-separated networks (10.0.0.0/8,::1) and
                              refuses connections from anywhere else; the client address
                              it names is the one logged and sent in X-Forwarded-For
+    --send-proxy-protocol V  start every upstream connection with a PROXY protocol
+                             header, v1 or v2, naming the client (such connections
+                             serve that client only: they are not pooled for others)
     -h, --help               print this help
 
 Hop-by-hop headers are removed, X-Forwarded-For, X-Forwarded-Proto and Via are added.
@@ -93,6 +96,7 @@ request goes to stdout (see --access-log). Logging goes to stderr (WIRELOOP_LOG=
 
 struct Args {
     proxy_protocol: Option<ProxyProtocol>,
+    send_proxy: Option<Version>,
     port: u16,
     tlsport: u16,
     host: String,
@@ -121,6 +125,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     use lexopt::prelude::*;
     let mut a = Args {
         proxy_protocol: None,
+        send_proxy: None,
         port: 8081,
         tlsport: 8444,
         host: "0.0.0.0".into(),
@@ -219,6 +224,9 @@ fn parse_args() -> Result<Args, lexopt::Error> {
                 }
             }
             Long("proxy-protocol-from") => a.proxy_protocol = Some(common::proxy_protocol(&mut p)?),
+            Long("send-proxy-protocol") => {
+                a.send_proxy = Some(common::send_proxy_protocol(&mut p)?)
+            }
             Long("config") => a.config = Some(p.value()?.string()?),
             Short('h') | Long("help") => {
                 println!("{USAGE}");
@@ -313,8 +321,11 @@ fn main() {
             u.clone().tls(b.build().unwrap_or_else(|e| fail(e)))
         })
         .collect();
-    let group = Group::new("default", peers, args.balance.clone())
+    let mut group = Group::new("default", peers, args.balance.clone())
         .unwrap_or_else(|e| fail(Error::layer(e)));
+    if let Some(v) = args.send_proxy {
+        group = group.with_send_proxy(v);
+    }
     let server = builder.build().unwrap_or_else(|e| fail(e));
     common::shutdown_on_signal(server.handle());
     let addrs = server.local_addrs();

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wireloop::ConnId;
+use wireloop_middleware::proxy_protocol::Version;
 use wireloop_middleware::TlsClient;
 
 use crate::balance::{Balance, Balancer, PeerLoad};
@@ -56,6 +57,8 @@ pub struct Group {
     check: Option<HealthCheck>,
     shared: Option<Arc<SharedHealth>>,
     checker: Option<Checker>,
+    /// A PROXY protocol header naming the client starts every connection to its peers.
+    send_proxy: Option<Version>,
 }
 
 impl Group {
@@ -95,6 +98,7 @@ impl Group {
             check: None,
             shared: None,
             checker: None,
+            send_proxy: None,
         })
     }
 
@@ -108,6 +112,21 @@ impl Group {
         self.check = Some(check);
         self.checker = None;
         Ok(self)
+    }
+
+    /// Starts every connection to the group's peers with a PROXY protocol header of
+    /// `version` naming the client (the one a received header named, if any) and the
+    /// address it connected to. Such a connection carries one client's requests only:
+    /// it is not pooled for others (as haproxy's `send-proxy` makes a connection
+    /// private).
+    pub fn with_send_proxy(mut self, version: Version) -> Group {
+        self.send_proxy = Some(version);
+        self
+    }
+
+    /// The PROXY protocol version its connections start with, if any.
+    pub fn send_proxy(&self) -> Option<Version> {
+        self.send_proxy
     }
 
     /// Its active health check, if it has one.

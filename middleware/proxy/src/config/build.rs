@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use toml::Spanned;
 use wireloop::Addr;
+use wireloop_middleware::proxy_protocol::ProxyProtocol;
 use wireloop_middleware::CertKey;
 
 use super::raw;
 use super::{ConfigError, Listener, ProxyConfig};
+use crate::access_log::Format;
 use crate::router::{RouteError, Router};
 use crate::settings::Settings;
 
@@ -69,11 +71,21 @@ impl Ctx<'_> {
         settings.tls_listeners = (0..listeners.len())
             .filter(|&i| listeners[i].tls.is_some())
             .collect();
+        let access_log = match raw.log.as_ref().and_then(|l| l.get_ref().access.as_ref()) {
+            Some(a) if a.get_ref() == "off" => Some(None),
+            Some(a) => {
+                Some(Some(Format::parse(a.get_ref()).map_err(|e| {
+                    self.err(a.span(), format!("access: {e} (or \"off\")"))
+                })?))
+            }
+            None => None,
+        };
         Ok(ProxyConfig {
             listeners,
             groups,
             router,
             settings,
+            access_log,
         })
     }
 
@@ -81,11 +93,13 @@ impl Ctx<'_> {
         let raw = l.get_ref();
         let address = raw.address.get_ref();
         Addr::parse(address).map_err(|e| self.err(raw.address.span(), e.to_string()))?;
+        let proxy_protocol = self.proxy_protocol(raw)?;
         let Some(tls) = &raw.tls else {
             return Ok(Listener {
                 address: address.clone(),
                 tls: None,
                 self_signed: false,
+                proxy_protocol,
             });
         };
         let (cert, self_signed) = match (&tls.get_ref().cert, &tls.get_ref().key) {
@@ -112,7 +126,36 @@ impl Ctx<'_> {
             address: address.clone(),
             tls: Some(cert),
             self_signed,
+            proxy_protocol,
         })
+    }
+
+    /// A listener's `proxy_protocol` and `trusted_proxies`.
+    fn proxy_protocol(&self, raw: &raw::Listener) -> Result<Option<ProxyProtocol>, ConfigError> {
+        let on = raw.proxy_protocol.as_ref().is_some_and(|b| *b.get_ref());
+        let Some(trusted) = &raw.trusted_proxies else {
+            return Ok(
+                on.then(|| ProxyProtocol::new(&["127.0.0.0/8", "::1"]).expect("loopback networks"))
+            );
+        };
+        if !on {
+            return Err(self.err(
+                trusted.span(),
+                "trusted_proxies needs proxy_protocol = true",
+            ));
+        }
+        let mut nets = Vec::new();
+        for n in trusted.get_ref() {
+            // Each network on its own, so that a bad one is named with its place.
+            ProxyProtocol::new(&[n.get_ref().as_str()]).map_err(|e| self.err(n.span(), e))?;
+            nets.push(n.get_ref().as_str());
+        }
+        if nets.is_empty() {
+            return Err(self.err(trusted.span(), "trusted_proxies is empty"));
+        }
+        Ok(Some(
+            ProxyProtocol::new(&nets).map_err(|e| self.err(trusted.span(), e))?,
+        ))
     }
 
     fn router(

@@ -9,6 +9,8 @@
 //! [[listener]]
 //! address = "tcp://127.0.0.1:8443"
 //! tls = { cert = "cert.pem", key = "key.pem" }   # both omitted: generated self-signed
+//! proxy_protocol = true            # a PROXY header (v1 or v2) starts every connection
+//! trusted_proxies = ["10.0.0.0/8"] # ... from these networks only (default: loopback)
 //!
 //! [[upstream]]
 //! name = "api"
@@ -18,6 +20,7 @@
 //! health = { path = "/health", interval_ms = 500, rise = 2, fall = 2 }
 //! # health: no path = a TCP connect check; also timeout_ms, expect = 200 or "200-299"
 //! # tls_ca = "ca.pem"              # for https:// servers (default: webpki roots)
+//! # send_proxy_protocol = "v2"      # or "v1": a PROXY header naming the client first
 //!
 //! [[upstream]]
 //! name = "static"
@@ -31,6 +34,9 @@
 //! [[route]]
 //! path_prefix = "/static/"
 //! upstream = "static"
+//!
+//! [log]                            # optional
+//! access = "json"                  # or "combined", "off" (default: the program's)
 //!
 //! [proxy]                          # optional, every key too
 //! connect_timeout_ms = 5000
@@ -65,17 +71,21 @@
 
 mod build;
 mod error;
+mod proxy_protocol;
 mod raw;
 mod tls;
 mod upstream;
 
 use std::path::Path;
 
+use wireloop_middleware::proxy_protocol::ProxyProtocol;
 use wireloop_middleware::CertKey;
 
 pub use error::ConfigError;
+pub use proxy_protocol::ProxyProtocolListeners;
 pub use tls::TlsListeners;
 
+use crate::access_log::Format;
 use crate::group::Group;
 use crate::router::Router;
 use crate::settings::Settings;
@@ -89,6 +99,10 @@ pub struct Listener {
     pub tls: Option<CertKey>,
     /// The certificate was generated (self-signed) because the file named none.
     pub self_signed: bool,
+    /// Its connections start with a PROXY protocol header from one of these networks
+    /// (`proxy_protocol = true`, `trusted_proxies`); a header from anyone else, or none,
+    /// closes the connection.
+    pub proxy_protocol: Option<ProxyProtocol>,
 }
 
 /// A configuration, checked and ready to serve.
@@ -102,6 +116,9 @@ pub struct ProxyConfig {
     pub router: Router,
     /// The engine's settings (with the TLS listeners' indexes filled in).
     pub settings: Settings,
+    /// `[log] access`: `Some(Some(format))`, `Some(None)` for `"off"`, `None` when the
+    /// file does not say (the program's default stands).
+    pub access_log: Option<Option<Format>>,
 }
 
 impl ProxyConfig {

@@ -16,6 +16,15 @@ pub(super) struct File {
     #[serde(default)]
     pub route: Vec<Spanned<Route>>,
     pub proxy: Option<Spanned<Proxy>>,
+    pub log: Option<Spanned<Log>>,
+}
+
+/// `[log]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Log {
+    /// `"combined"`, `"json"` or `"off"`.
+    pub access: Option<Spanned<String>>,
 }
 
 /// `[[listener]]`
@@ -24,6 +33,10 @@ pub(super) struct File {
 pub(super) struct Listener {
     pub address: Spanned<String>,
     pub tls: Option<Spanned<Tls>>,
+    /// Every connection starts with a PROXY protocol header (v1 or v2).
+    pub proxy_protocol: Option<Spanned<bool>>,
+    /// The networks a header is taken from (with `proxy_protocol`; default: loopback).
+    pub trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `tls = { cert, key }` of a listener.
@@ -47,6 +60,8 @@ pub(super) struct Upstream {
     pub health: Option<Spanned<Health>>,
     /// CA certificates (PEM) for `https://` servers (default: the webpki roots).
     pub tls_ca: Option<Spanned<String>>,
+    /// `"v1"` or `"v2"`: a PROXY protocol header starts every connection to its servers.
+    pub send_proxy_protocol: Option<Spanned<String>>,
 }
 
 /// `health = { .. }` of an upstream.

@@ -116,6 +116,7 @@ servers = ["127.0.0.1:1 weight=3", { address = "http://127.0.0.1:2", weight = 2 
 balance = "hash"
 hash_key = "path"
 health = { interval_ms = 100, timeout_ms = 50, expect = "200-204", path = "/h" }
+send_proxy_protocol = "v1"
 
 [proxy]
 connect_timeout_ms = 250
@@ -133,6 +134,10 @@ rewrite_host = true
     assert_eq!(weights, [3, 2, 1]);
     assert!(g.peers()[2].tls.is_some(), "https servers carry TLS");
     assert_eq!(*g.hash_key(), HashKey::Path);
+    assert_eq!(
+        g.send_proxy(),
+        Some(wireloop_middleware::proxy_protocol::Version::V1)
+    );
     let h = g.health_check().unwrap();
     assert_eq!(h.timeout, Duration::from_millis(50));
     assert!(matches!(
@@ -174,6 +179,10 @@ fn bad_files_are_refused_with_file_line_and_reason() {
         (with_upstream("[[route]]\nupstream = \"b\"\n"), "bad.toml:7:12:", "no upstream named \"b\""),
         (with_upstream("balance = \"fastest\"\n"), "bad.toml:6:11:", "unknown balance mode"),
         (with_upstream("hash_key = \"cookie\"\n"), "bad.toml:6:", "unknown hash key"),
+        (with_upstream("send_proxy_protocol = \"v3\"\n"), "bad.toml:6:23:", "send_proxy_protocol must be \"v1\" or \"v2\""),
+        (with_upstream("[log]\naccess = \"xml\"\n"), "bad.toml:7:10:", "access:"),
+        (with_upstream("").replace("tcp://127.0.0.1:0\"", "tcp://127.0.0.1:0\"\ntrusted_proxies = [\"10.0.0.0/8\"]"), "bad.toml:3:19:", "trusted_proxies needs proxy_protocol = true"),
+        (with_upstream("").replace("tcp://127.0.0.1:0\"", "tcp://127.0.0.1:0\"\nproxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/99\"]"), "bad.toml:4:20:", ""),
         (with_upstream("health = { rise = 0 }\n"), "bad.toml:6:", "rise must be at least 1"),
         (with_upstream("health = { path = \"h\" }\n"), "bad.toml:6:", "must start with /"),
         (with_upstream("health = { expect = 200 }\n"), "bad.toml:6:", "expect needs a path"),

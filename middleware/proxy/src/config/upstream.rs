@@ -2,6 +2,7 @@
 //! balancing, hash key and health check, each mistake at its place.
 
 use toml::{Spanned, Value};
+use wireloop_middleware::proxy_protocol::Version;
 use wireloop_middleware::TlsClient;
 
 use super::build::Ctx;
@@ -79,6 +80,19 @@ impl Ctx<'_> {
             group = group
                 .with_health_check(check)
                 .map_err(|e| self.err(h.span(), e))?;
+        }
+        if let Some(v) = &u.send_proxy_protocol {
+            let version = match v.get_ref().as_str() {
+                "v1" => Version::V1,
+                "v2" => Version::V2,
+                other => {
+                    return Err(self.err(
+                        v.span(),
+                        format!("send_proxy_protocol must be \"v1\" or \"v2\", not {other:?}"),
+                    ))
+                }
+            };
+            group = group.with_send_proxy(version);
         }
         Ok(group)
     }

@@ -24,10 +24,20 @@ impl<P: ProxyHttp> Engine<P> {
     /// A client connection opened (after the HTTP adapter set up its state).
     pub(crate) fn client_opened(&mut self, conn: &mut Conn<'_, ProxyState<P::Ctx>>) {
         let id = conn.id();
-        // The client a PROXY protocol header names, else the socket's peer.
-        let from_header = conn.layer::<ProxyHeader>().and_then(|h| h.source());
-        let ip = from_header
-            .or_else(|| conn.peer_addr().ok().and_then(|a| a.inet()))
+        // The client a PROXY protocol header names, else the socket's peer; where it
+        // connected to only when some group passes both on in a header of its own.
+        let header = conn.layer::<ProxyHeader>();
+        let src = header
+            .and_then(|h| h.source())
+            .or_else(|| conn.peer_addr().ok().and_then(|a| a.inet()));
+        let dst = if self.groups.iter().any(|g| g.send_proxy().is_some()) {
+            header
+                .and_then(|h| h.dest())
+                .or_else(|| conn.local_addr().ok().and_then(|a| a.inet()))
+        } else {
+            None
+        };
+        let ip = src
             .map(|a| a.ip().to_string())
             .unwrap_or_else(|| "unix".into());
         let tls = self.s.tls_listeners.contains(&conn.addr_index());
@@ -38,6 +48,7 @@ impl<P: ProxyHttp> Engine<P> {
         if let Some(p) = conn.state.app_state() {
             let mut c = Client::new(id, ip, tls, self.now);
             c.sni = sni;
+            c.addrs = src.zip(dst);
             p.0 = Side::Client(Box::new(c));
         }
     }

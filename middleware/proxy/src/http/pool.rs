@@ -4,6 +4,7 @@
 
 use wireloop::{ConnId, DialOptions};
 use wireloop_middleware::http1::{Http1Conn, ResponseReader};
+use wireloop_middleware::proxy_protocol::SendProxyHeader;
 
 use super::client::CONNECTING_CAP;
 use super::state::{Answer, ProxyConn, Side, Up};
@@ -64,12 +65,17 @@ impl<P: ProxyHttp> Engine<P> {
             return;
         };
         let (g, p) = (c.group, c.peer);
+        let addrs = c.addrs;
         let mut up = Up::new(g, p, cid);
         up.out = std::mem::take(&mut c.req_stage);
         up.reader = ResponseReader::new(c.head_request);
         up.req_done = c.req_done;
         let peer = &self.groups[g].peers()[p];
         let mut opts = DialOptions::new().timeout(self.s.connect_timeout);
+        if let (Some(v), Some((src, dst))) = (self.groups[g].send_proxy(), addrs) {
+            // Next to the socket: the header goes out before any TLS record.
+            opts = opts.layer(SendProxyHeader::new(v, src, dst));
+        }
         if let Some(tls) = &peer.tls {
             // TLS towards this peer (its own name for SNI and verification), owned by
             // the connection: everything written to it is encrypted.
@@ -149,7 +155,10 @@ impl<P: ProxyHttp> Engine<P> {
         if up.out.capacity() > KEEP_CAP {
             up.out = Vec::new();
         }
-        let back = reusable && !self.draining && !up.broken && !up.closed && up.out.is_empty();
+        // A connection whose PROXY header named its client serves no other.
+        let private = self.groups[g].send_proxy().is_some();
+        let back =
+            reusable && !private && !self.draining && !up.broken && !up.closed && up.out.is_empty();
         if back {
             // Its former client must not be held back by (or hold back) its next one.
             push_op(&mut self.later, Op::Unlink(up_id));

@@ -2,6 +2,7 @@
 //! exchange, or an upstream connection's. No table on the side: a connection's data lives
 //! and dies with it, and a partner reaches it with `Control::state`.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use wireloop::ConnId;
@@ -81,6 +82,9 @@ pub(crate) enum Answer {
 pub(crate) struct Client<C> {
     pub id: ConnId,
     pub ip: String,
+    /// The client's address and the one it connected to, for a PROXY protocol header to
+    /// the upstream (known only when some group sends one).
+    pub addrs: Option<(SocketAddr, SocketAddr)>,
     pub tls: bool,
     /// The server name the client asked for in its TLS handshake.
     pub sni: Option<String>,
@@ -141,6 +145,7 @@ impl<C: Default> Client<C> {
         Client {
             id,
             ip,
+            addrs: None,
             tls,
             sni: None,
             up: None,
