@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread;
 
-use common::process::Process;
+use common::process::{reverse_proxy, Process};
 use common::{recv_n, TIMEOUT};
 use wireloop_middleware::codec::Status;
 use wireloop_middleware::proxy_protocol::{parse, write, Header, Version};
@@ -45,41 +45,11 @@ fn exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `reverse-proxy` on a free port of 127.0.0.1 (plain only) in front of `upstream`, with
-/// `extra` arguments.
-fn reverse_proxy(upstream: SocketAddr, extra: &[&str]) -> (Process, SocketAddr) {
-    let port = free_port();
-    let mut args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--tlsport",
-        "0",
-        "--listen-host",
-        "127.0.0.1",
-        "--upstream",
-        &format!("http://{upstream}"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let p = Process::start(
-        &common::example_bin("reverse-proxy"),
-        &args,
-        "reverse-proxy listening",
-        TIMEOUT,
-    )
-    .expect("reverse-proxy starts");
-    (p, SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
 #[test]
 fn reverse_proxy_forwards_the_client_a_trusted_header_names() {
     let be = common::backend::header_echo("be");
-    let (_p, addr) = reverse_proxy(
-        be.tcp_addr(0),
-        &["--proxy-protocol-from", "127.0.0.0/8, ::1"],
-    );
+    let upstream = format!("http://{}", be.tcp_addr(0));
+    let (_p, addr) = reverse_proxy(&upstream, &["--proxy-protocol-from", "127.0.0.0/8, ::1"]);
     let request = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
     for version in [Version::V1, Version::V2] {
         let mut bytes = header(version, "203.0.113.9:40000", "192.0.2.1:80");
@@ -273,7 +243,7 @@ fn read_response(s: &mut TcpStream) -> String {
 #[test]
 fn reverse_proxy_sends_each_upstream_connection_a_header_naming_its_client() {
     let (up, rx) = naming_upstream();
-    let (_p, addr) = reverse_proxy(up, &["--send-proxy-protocol", "v2"]);
+    let (_p, addr) = reverse_proxy(&format!("http://{up}"), &["--send-proxy-protocol", "v2"]);
     let request = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
     // Two clients, two keep-alive requests each, interleaved: an upstream connection
     // that named one client never carries the other's requests.

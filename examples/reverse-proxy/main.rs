@@ -25,7 +25,7 @@ use wireloop::{Error, Loops, Server};
 use wireloop_middleware::proxy_protocol::{ProxyProtocol, Version};
 use wireloop_middleware::{translate, TlsClient};
 use wireloop_proxy::access_log::{AccessLog, Format};
-use wireloop_proxy::{Balance, Group, HttpProxy, Peer, Settings};
+use wireloop_proxy::{Balance, Group, HttpProxy, Limits, Peer, Settings};
 
 use policy::Logging;
 
@@ -62,6 +62,10 @@ OPTIONS:
     --upstream-timeout SECS  time from sending a request to the response head (default 60)
     --read-timeout SECS      longest pause between two reads of an upstream's response
                              (default 60); then the client's response is cut off
+    --rate-per-ip N          requests a second per client address (a token bucket of one
+                             second's worth); past it 429 with Retry-After (default: none)
+    --connections-per-ip N   connections open at once per client address; more are
+                             closed at once (default: none)
     --total-timeout SECS     longest a whole request and its response may take
                              (default: no limit); then 504, or the response is cut off
     --send-timeout SECS      close a client or upstream that takes none of the bytes
@@ -119,6 +123,14 @@ fn secs(v: f64, what: &str) -> Result<Duration, lexopt::Error> {
         return Err(format!("{what} must be within (0, 86400) seconds").into());
     }
     Ok(Duration::from_secs_f64(v))
+}
+
+/// A count of at least 1.
+fn positive(n: u32, what: &str) -> Result<u32, lexopt::Error> {
+    if n == 0 {
+        return Err(format!("{what}: invalid value \"0\" (at least 1)").into());
+    }
+    Ok(n)
 }
 
 fn parse_args() -> Result<Args, lexopt::Error> {
@@ -188,6 +200,16 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("read-timeout") => {
                 a.settings.read_timeout =
                     secs(common::value(&mut p, "--read-timeout")?, "--read-timeout")?
+            }
+            Long("rate-per-ip") => {
+                let n = positive(common::value(&mut p, "--rate-per-ip")?, "--rate-per-ip")?;
+                a.settings.limits = Limits::new(Some(n), a.settings.limits.connections_per_ip);
+            }
+            Long("connections-per-ip") => {
+                let flag = "--connections-per-ip";
+                let n = positive(common::value(&mut p, flag)?, flag)?;
+                a.settings.limits =
+                    Limits::new(a.settings.limits.requests_per_second_per_ip, Some(n));
             }
             Long("total-timeout") => {
                 a.settings.total_timeout = Some(secs(

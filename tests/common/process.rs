@@ -94,3 +94,31 @@ pub fn free_port() -> u16 {
         .expect("bind a probe listener")
         .port()
 }
+
+/// The `reverse-proxy` example on a free port of 127.0.0.1 (plain only) in front of
+/// `upstream` (`http://...`), with `extra` arguments; its address.
+pub fn reverse_proxy(upstream: &str, extra: &[&str]) -> (Process, std::net::SocketAddr) {
+    let port = free_port();
+    let mut args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--tlsport",
+        "0",
+        "--listen-host",
+        "127.0.0.1",
+        "--upstream",
+        upstream,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let p = Process::start(
+        &super::example_bin("reverse-proxy"),
+        &args,
+        "reverse-proxy listening",
+        super::TIMEOUT,
+    )
+    .expect("reverse-proxy starts");
+    (p, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}

@@ -71,6 +71,7 @@ pub mod header_list;
 pub mod health;
 mod http;
 pub mod key;
+pub mod limits;
 pub mod peer;
 pub mod phases;
 pub mod router;
@@ -84,6 +85,7 @@ pub use header_list::HeaderList;
 pub use health::HealthCheck;
 pub use http::{HttpProxy, ProxyConn, ProxyState};
 pub use key::HashKey;
+pub use limits::Limits;
 pub use peer::Peer;
 pub use phases::{
     Failure, FailureKind, Filter, ProxyHttp, Recovery, ResponseHeader, Session, Summary, Target,

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use wireloop_middleware::http1::Config;
 
+use crate::limits::Limits;
+
 /// The HTTP proxy's settings. Every field has a default; change them with struct update
 /// syntax.
 #[derive(Clone, Debug)]
@@ -37,6 +39,9 @@ pub struct Settings {
     pub max_attempts: u32,
     /// Send the peer's authority as `Host` (default: keep the client's).
     pub rewrite_host: bool,
+    /// Per-client-IP connection and request-rate limits (default: none). Shared by the
+    /// clones of these settings, so by every loop (see [`Limits`]).
+    pub limits: Limits,
     /// Listener indexes whose connections are TLS (for `X-Forwarded-Proto`).
     pub tls_listeners: Vec<usize>,
     /// The HTTP/1.1 server adapter's configuration for client connections.
@@ -56,6 +61,7 @@ impl Default for Settings {
             pool_size: 64,
             max_attempts: 3,
             rewrite_host: false,
+            limits: Limits::default(),
             tls_listeners: Vec::new(),
             // The engine writes all staged response bytes whenever the client's output is
             // at or below the high-water mark: a slow client's output then crosses it and

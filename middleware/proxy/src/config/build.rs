@@ -13,6 +13,7 @@ use wireloop_middleware::CertKey;
 use super::raw;
 use super::{ConfigError, Listener, ProxyConfig};
 use crate::access_log::Format;
+use crate::limits::Limits;
 use crate::router::{RouteError, Router};
 use crate::settings::Settings;
 
@@ -68,6 +69,20 @@ impl Ctx<'_> {
             Some(p) => self.settings(p.get_ref())?,
             None => Settings::default(),
         };
+        if let Some(l) = &raw.limits {
+            let l = l.get_ref();
+            let positive = |v: &Option<Spanned<u32>>, what: &str| match v {
+                Some(n) if *n.get_ref() == 0 => {
+                    Err(self.err(n.span(), format!("{what} must be at least 1")))
+                }
+                Some(n) => Ok(Some(*n.get_ref())),
+                None => Ok(None),
+            };
+            settings.limits = Limits::new(
+                positive(&l.requests_per_second_per_ip, "requests_per_second_per_ip")?,
+                positive(&l.connections_per_ip, "connections_per_ip")?,
+            );
+        }
         settings.tls_listeners = (0..listeners.len())
             .filter(|&i| listeners[i].tls.is_some())
             .collect();

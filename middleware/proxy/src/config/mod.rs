@@ -35,6 +35,10 @@
 //! path_prefix = "/static/"
 //! upstream = "static"
 //!
+//! [limits]                         # optional, every key too
+//! requests_per_second_per_ip = 50  # token bucket, burst = one second's worth; 429 past it
+//! connections_per_ip = 100         # more from one address are closed at once
+//!
 //! [log]                            # optional
 //! access = "json"                  # or "combined", "off" (default: the program's)
 //!

@@ -17,6 +17,15 @@ pub(super) struct File {
     pub route: Vec<Spanned<Route>>,
     pub proxy: Option<Spanned<Proxy>>,
     pub log: Option<Spanned<Log>>,
+    pub limits: Option<Spanned<Limits>>,
+}
+
+/// `[limits]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Limits {
+    pub requests_per_second_per_ip: Option<Spanned<u32>>,
+    pub connections_per_ip: Option<Spanned<u32>>,
 }
 
 /// `[log]`

@@ -126,6 +126,10 @@ max_fails = 3
 pool_size = 8
 max_attempts = 2
 rewrite_host = true
+
+[limits]
+requests_per_second_per_ip = 50
+connections_per_ip = 100
 "#;
     let c = ProxyConfig::parse(text, "x.toml", ".".as_ref()).unwrap();
     assert!(c.listeners[0].self_signed && c.listeners[0].tls.is_some());
@@ -150,6 +154,8 @@ rewrite_host = true
     let s = &c.settings;
     assert_eq!(s.connect_timeout, Duration::from_millis(250));
     assert_eq!(s.total_timeout, Some(Duration::from_secs(90)));
+    assert_eq!(s.limits.requests_per_second_per_ip, Some(50));
+    assert_eq!(s.limits.connections_per_ip, Some(100));
     assert_eq!((s.max_fails, s.pool_size, s.max_attempts), (3, 8, 2));
     assert_eq!(s.down_time, Duration::from_millis(1500));
     assert!(s.rewrite_host);
@@ -181,6 +187,7 @@ fn bad_files_are_refused_with_file_line_and_reason() {
         (with_upstream("hash_key = \"cookie\"\n"), "bad.toml:6:", "unknown hash key"),
         (with_upstream("send_proxy_protocol = \"v3\"\n"), "bad.toml:6:23:", "send_proxy_protocol must be \"v1\" or \"v2\""),
         (with_upstream("[log]\naccess = \"xml\"\n"), "bad.toml:7:10:", "access:"),
+        (with_upstream("[limits]\nconnections_per_ip = 0\n"), "bad.toml:7:22:", "connections_per_ip must be at least 1"),
         (with_upstream("").replace("tcp://127.0.0.1:0\"", "tcp://127.0.0.1:0\"\ntrusted_proxies = [\"10.0.0.0/8\"]"), "bad.toml:3:19:", "trusted_proxies needs proxy_protocol = true"),
         (with_upstream("").replace("tcp://127.0.0.1:0\"", "tcp://127.0.0.1:0\"\nproxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/99\"]"), "bad.toml:4:20:", ""),
         (with_upstream("health = { rise = 0 }\n"), "bad.toml:6:", "rise must be at least 1"),

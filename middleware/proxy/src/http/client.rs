@@ -49,6 +49,18 @@ impl<P: ProxyHttp> Engine<P> {
             let mut c = Client::new(id, ip, tls, self.now);
             c.sni = sni;
             c.addrs = src.zip(dst);
+            c.peer_ip = src.map(|a| a.ip());
+            if let Some(ip) = c.peer_ip {
+                if self.s.limits.connections_per_ip.is_some() {
+                    if !self.s.limits.connected(ip, self.now) {
+                        log::info!("client {ip}: over the connection limit, closed");
+                        p.0 = Side::Gone;
+                        conn.close();
+                        return;
+                    }
+                    c.counted = true;
+                }
+            }
             p.0 = Side::Client(Box::new(c));
         }
     }
@@ -70,6 +82,9 @@ impl<P: ProxyHttp> Engine<P> {
         if matches!(c.answer, Answer::Pending | Answer::Head | Answer::Streaming) {
             let status = if c.status == 0 { 499 } else { c.status };
             self.log(&mut c, status);
+        }
+        if let (true, Some(ip)) = (c.counted, c.peer_ip) {
+            self.s.limits.disconnected(ip);
         }
         if c.routed {
             self.groups[c.group].forget_waiting(id);
@@ -142,6 +157,17 @@ impl<P: ProxyHttp> Engine<P> {
     /// Starts client `c`'s request: the policy's filter, route and rewrite, then the
     /// upstream head. `false` if the request was answered here.
     fn start(&mut self, req: &Request<'_>, res: &mut Response<'_>, c: &mut Client<P::Ctx>) -> bool {
+        if let (Some(ip), Some(_)) = (c.peer_ip, self.s.limits.requests_per_second_per_ip) {
+            if let Err(wait) = self.s.limits.request(ip, self.now) {
+                // Whole seconds, rounded up: never "0", which would invite a retry now.
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                c.status = 429;
+                res.status(429)
+                    .header("Retry-After", secs.max(1).to_string())
+                    .body(b"too many requests\n");
+                return false;
+            }
+        }
         let session = Session {
             conn: c.id,
             client_ip: &c.ip,

@@ -2,7 +2,7 @@
 //! exchange, or an upstream connection's. No table on the side: a connection's data lives
 //! and dies with it, and a partner reaches it with `Control::state`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use wireloop::ConnId;
@@ -82,6 +82,10 @@ pub(crate) enum Answer {
 pub(crate) struct Client<C> {
     pub id: ConnId,
     pub ip: String,
+    /// The client's address, for the per-IP limits; `counted`: its connection counts
+    /// towards them.
+    pub peer_ip: Option<IpAddr>,
+    pub counted: bool,
     /// The client's address and the one it connected to, for a PROXY protocol header to
     /// the upstream (known only when some group sends one).
     pub addrs: Option<(SocketAddr, SocketAddr)>,
@@ -145,6 +149,8 @@ impl<C: Default> Client<C> {
         Client {
             id,
             ip,
+            peer_ip: None,
+            counted: false,
             addrs: None,
             tls,
             sni: None,
