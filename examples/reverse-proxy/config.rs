@@ -8,7 +8,9 @@ use wireloop_middleware::proxy_protocol::ProxyProtocol;
 use wireloop_middleware::translate;
 use wireloop_proxy::access_log::{AccessLog, Format};
 use wireloop_proxy::config::ProxyConfig;
-use wireloop_proxy::HttpProxy;
+use wireloop_proxy::{HttpProxy, Metrics};
+
+use crate::admin::Admin;
 
 use crate::policy::Logging;
 
@@ -21,6 +23,8 @@ pub struct Flags<'a> {
     pub resumption: bool,
     /// Where to write a generated certificate.
     pub cert_out: Option<&'a str>,
+    /// `--admin`: where to serve /metrics (the file's `[admin] listen` wins).
+    pub admin: Option<String>,
 }
 
 /// Serves the proxy the file at `path` describes, until shut down.
@@ -72,8 +76,22 @@ pub fn run(path: &str, flags: Flags<'_>) -> Result<(), String> {
             .map(|format| AccessLog::start(format, std::io::stdout())),
         router: Some(cfg.router),
     };
-    let (groups, settings) = (cfg.groups, cfg.settings);
-    server
+    let (groups, mut settings) = (cfg.groups, cfg.settings);
+    let admin = match cfg.admin.or(flags.admin) {
+        Some(addr) => {
+            let names: Vec<&str> = groups.iter().map(|g| g.name()).collect();
+            let metrics = Metrics::new(&names);
+            settings.metrics = Some(metrics.clone());
+            Some(Admin::start(
+                &addr,
+                metrics,
+                groups.clone(),
+                server.handle(),
+            )?)
+        }
+        None => None,
+    };
+    let served = server
         .serve(move |_| {
             let proxy = HttpProxy::new(policy.clone(), groups.clone(), settings.clone());
             let select = tls.clone();
@@ -82,5 +100,9 @@ pub fn run(path: &str, flags: Flags<'_>) -> Result<(), String> {
             let select = pp.clone();
             translate(tls, move |c| select.applies(c), pp.clone())
         })
-        .map_err(|e: Error| e.to_string())
+        .map_err(|e: Error| e.to_string());
+    if let Some(a) = admin {
+        a.stop();
+    }
+    served
 }

@@ -14,6 +14,7 @@
 //! curl http://127.0.0.1:8081/
 //! ```
 
+mod admin;
 #[path = "../common/mod.rs"]
 mod common;
 mod config;
@@ -25,7 +26,9 @@ use wireloop::{Error, Loops, Server};
 use wireloop_middleware::proxy_protocol::{ProxyProtocol, Version};
 use wireloop_middleware::{translate, TlsClient};
 use wireloop_proxy::access_log::{AccessLog, Format};
-use wireloop_proxy::{Balance, Group, HttpProxy, Limits, Peer, Settings};
+use wireloop_proxy::{Balance, Group, HttpProxy, Limits, Metrics, Peer, Settings};
+
+use admin::Admin;
 
 use policy::Logging;
 
@@ -62,6 +65,8 @@ OPTIONS:
     --upstream-timeout SECS  time from sending a request to the response head (default 60)
     --read-timeout SECS      longest pause between two reads of an upstream's response
                              (default 60); then the client's response is cut off
+    --admin ADDR             serve GET /metrics (Prometheus text) and /healthz on ADDR
+                             (127.0.0.1:9901, say) from a thread of their own
     --rate-per-ip N          requests a second per client address (a token bucket of one
                              second's worth); past it 429 with Retry-After (default: none)
     --connections-per-ip N   connections open at once per client address; more are
@@ -101,6 +106,7 @@ request goes to stdout (see --access-log). Logging goes to stderr (WIRELOOP_LOG=
 struct Args {
     proxy_protocol: Option<ProxyProtocol>,
     send_proxy: Option<Version>,
+    admin: Option<String>,
     port: u16,
     tlsport: u16,
     host: String,
@@ -138,6 +144,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     let mut a = Args {
         proxy_protocol: None,
         send_proxy: None,
+        admin: None,
         port: 8081,
         tlsport: 8444,
         host: "0.0.0.0".into(),
@@ -201,6 +208,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
                 a.settings.read_timeout =
                     secs(common::value(&mut p, "--read-timeout")?, "--read-timeout")?
             }
+            Long("admin") => a.admin = Some(p.value()?.string()?),
             Long("rate-per-ip") => {
                 let n = positive(common::value(&mut p, "--rate-per-ip")?, "--rate-per-ip")?;
                 a.settings.limits = Limits::new(Some(n), a.settings.limits.connections_per_ip);
@@ -280,6 +288,7 @@ fn main() {
             proxy_protocol: args.proxy_protocol.clone(),
             resumption: args.resumption,
             cert_out: args.cert_out.as_deref(),
+            admin: args.admin.clone(),
         };
         if let Err(e) = config::run(path, flags) {
             log::error!("{e}");
@@ -363,11 +372,20 @@ fn main() {
         ups.join(", "),
         server.num_loops()
     );
+    let metrics = args.admin.as_ref().map(|_| Metrics::new(&[group.name()]));
     let settings = Settings {
         tls_listeners: tls_index.into_iter().collect(),
         // A failed connect is retried on every other upstream once.
         max_attempts: args.upstreams.len() as u32,
+        metrics: metrics.clone(),
         ..args.settings
+    };
+    let admin = match (&args.admin, metrics) {
+        (Some(addr), Some(m)) => Some(
+            Admin::start(addr, m, vec![group.clone()], server.handle())
+                .unwrap_or_else(|e| fail(Error::layer(e))),
+        ),
+        _ => None,
     };
     let policy = Logging {
         log: args
@@ -388,6 +406,9 @@ fn main() {
         let accept_pp = proxy_protocol.is_some();
         translate(tls, move |c| !c.dialed && accept_pp, proxy_protocol.clone())
     });
+    if let Some(a) = admin {
+        a.stop();
+    }
     if let Err(e) = res {
         fail(e);
     }

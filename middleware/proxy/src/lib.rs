@@ -72,6 +72,7 @@ pub mod health;
 mod http;
 pub mod key;
 pub mod limits;
+pub mod metrics;
 pub mod peer;
 pub mod phases;
 pub mod router;
@@ -86,6 +87,7 @@ pub use health::HealthCheck;
 pub use http::{HttpProxy, ProxyConn, ProxyState};
 pub use key::HashKey;
 pub use limits::Limits;
+pub use metrics::Metrics;
 pub use peer::Peer;
 pub use phases::{
     Failure, FailureKind, Filter, ProxyHttp, Recovery, ResponseHeader, Session, Summary, Target,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use wireloop_middleware::http1::Config;
 
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 
 /// The HTTP proxy's settings. Every field has a default; change them with struct update
 /// syntax.
@@ -42,6 +43,8 @@ pub struct Settings {
     /// Per-client-IP connection and request-rate limits (default: none). Shared by the
     /// clones of these settings, so by every loop (see [`Limits`]).
     pub limits: Limits,
+    /// Counters for `/metrics` (see [`Metrics`]); `None` (default): none kept.
+    pub metrics: Option<Metrics>,
     /// Listener indexes whose connections are TLS (for `X-Forwarded-Proto`).
     pub tls_listeners: Vec<usize>,
     /// The HTTP/1.1 server adapter's configuration for client connections.
@@ -62,6 +65,7 @@ impl Default for Settings {
             max_attempts: 3,
             rewrite_host: false,
             limits: Limits::default(),
+            metrics: None,
             tls_listeners: Vec::new(),
             // The engine writes all staged response bytes whenever the client's output is
             // at or below the high-water mark: a slow client's output then crosses it and

@@ -95,12 +95,27 @@ impl Ctx<'_> {
             }
             None => None,
         };
+        let admin = match &raw.admin {
+            Some(a) => {
+                let l = &a.get_ref().listen;
+                let addr = l.get_ref();
+                let full = if addr.contains("://") {
+                    addr.clone()
+                } else {
+                    format!("tcp://{addr}")
+                };
+                Addr::parse(&full).map_err(|e| self.err(l.span(), e.to_string()))?;
+                Some(addr.clone())
+            }
+            None => None,
+        };
         Ok(ProxyConfig {
             listeners,
             groups,
             router,
             settings,
             access_log,
+            admin,
         })
     }
 

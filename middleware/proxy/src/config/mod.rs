@@ -39,6 +39,9 @@
 //! requests_per_second_per_ip = 50  # token bucket, burst = one second's worth; 429 past it
 //! connections_per_ip = 100         # more from one address are closed at once
 //!
+//! [admin]                          # optional
+//! listen = "127.0.0.1:9901"        # GET /metrics (Prometheus text), GET /healthz
+//!
 //! [log]                            # optional
 //! access = "json"                  # or "combined", "off" (default: the program's)
 //!
@@ -123,6 +126,9 @@ pub struct ProxyConfig {
     /// `[log] access`: `Some(Some(format))`, `Some(None)` for `"off"`, `None` when the
     /// file does not say (the program's default stands).
     pub access_log: Option<Option<Format>>,
+    /// `[admin] listen`: where the program serves its metrics (`host:port`), if the
+    /// file says.
+    pub admin: Option<String>,
 }
 
 impl ProxyConfig {

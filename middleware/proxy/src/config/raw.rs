@@ -18,6 +18,15 @@ pub(super) struct File {
     pub proxy: Option<Spanned<Proxy>>,
     pub log: Option<Spanned<Log>>,
     pub limits: Option<Spanned<Limits>>,
+    pub admin: Option<Spanned<Admin>>,
+}
+
+/// `[admin]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Admin {
+    /// Where to serve /metrics and /healthz.
+    pub listen: Spanned<String>,
 }
 
 /// `[limits]`

@@ -106,6 +106,9 @@ impl<P: ProxyHttp> Engine<P> {
         };
         let status = match recovery {
             Recovery::Retry if retryable && self.groups[g].spend_retry(now) => {
+                if let Some(m) = &self.s.metrics {
+                    m.retry(g);
+                }
                 let out = std::mem::take(&mut up.out);
                 up.client = None;
                 let load = self.groups[g].load_mut(p);

@@ -204,5 +204,8 @@ impl<P: ProxyHttp> Engine<P> {
             upstream_time: c.upstream_time,
         };
         self.policy.logging(&summary, &mut c.ctx);
+        if let Some(m) = &self.s.metrics {
+            m.request(c.routed.then_some(c.group), status, c.upstream_time, c.sent);
+        }
     }
 }

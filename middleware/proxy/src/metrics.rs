@@ -1,0 +1,296 @@
+//! The HTTP proxy's metrics in the Prometheus text format (version 0.0.4): requests by
+//! upstream group and status class, the upstream response-time histogram per group,
+//! retries, response body bytes, and, at scrape time, every peer's health and the
+//! reactor's connection and byte counters.
+//!
+//! A [`Metrics`] is shared by its clones (atomics behind an `Arc`): put one in
+//! [`Settings::metrics`](crate::Settings::metrics) before the settings are cloned into
+//! each loop's proxy, and serve [`Metrics::render`] from an admin listener of your own
+//! (the `reverse-proxy` example serves `/metrics` and `/healthz` on `--admin`, or
+//! `[admin] listen` in its file, from a server of its own so that scrapes never share a
+//! loop with traffic). Counting is a few relaxed atomic additions per request; nothing
+//! on the data path allocates or locks.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wireloop::Stats;
+
+use crate::group::Group;
+
+/// Upper bounds of the response-time histogram's buckets, in seconds (`+Inf` follows).
+pub const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Status classes counted: 1xx to 5xx.
+const CLASSES: usize = 5;
+
+/// One group's counters (the last slot counts requests answered without a group: a 404,
+/// a 429, a filter's own answer).
+#[derive(Debug, Default)]
+struct GroupCounters {
+    requests: [AtomicU64; CLASSES],
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    latency_us: AtomicU64,
+    latency_count: AtomicU64,
+    retries: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    names: Vec<String>,
+    groups: Vec<GroupCounters>,
+    response_bytes: AtomicU64,
+}
+
+/// The proxy's counters for groups named `names` (in the order the proxy has them).
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl Metrics {
+    /// Counters for the groups `names`, in the proxy's order.
+    pub fn new<S: AsRef<str>>(names: &[S]) -> Metrics {
+        let names: Vec<String> = names.iter().map(|n| n.as_ref().to_string()).collect();
+        let groups = (0..=names.len())
+            .map(|_| GroupCounters::default())
+            .collect();
+        Metrics {
+            inner: Arc::new(Inner {
+                names,
+                groups,
+                response_bytes: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    fn group(&self, g: Option<usize>) -> &GroupCounters {
+        let last = self.inner.groups.len() - 1;
+        &self.inner.groups[g.map_or(last, |g| g.min(last))]
+    }
+
+    /// A request ended with `status`, routed to group `g` (if it was), its response head
+    /// `upstream` after the request went out (if one came), `bytes` of body sent.
+    pub fn request(&self, g: Option<usize>, status: u16, upstream: Option<Duration>, bytes: u64) {
+        let c = self.group(g);
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        c.requests[class].fetch_add(1, Relaxed);
+        if let Some(t) = upstream {
+            let s = t.as_secs_f64();
+            let i = BUCKETS
+                .iter()
+                .position(|&b| s <= b)
+                .unwrap_or(BUCKETS.len());
+            c.buckets[i].fetch_add(1, Relaxed);
+            c.latency_us.fetch_add(t.as_micros() as u64, Relaxed);
+            c.latency_count.fetch_add(1, Relaxed);
+        }
+        self.inner.response_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// A request of group `g` was sent again to another peer.
+    pub fn retry(&self, g: usize) {
+        self.group(Some(g)).retries.fetch_add(1, Relaxed);
+    }
+
+    /// Requests of group `g` (`None`: answered without one) with a status of `class`xx.
+    pub fn requests(&self, g: Option<usize>, class: u16) -> u64 {
+        let i = (class.clamp(1, 5) - 1) as usize;
+        self.group(g).requests[i].load(Relaxed)
+    }
+
+    /// The text exposition: the counters, then the health of `groups`' peers at `now`
+    /// and the reactor's `stats` (when given).
+    pub fn render(&self, groups: &[Group], now: Instant, stats: Option<&Stats>, out: &mut String) {
+        let label = |g: usize| match self.inner.names.get(g) {
+            Some(n) => escape(n),
+            None => "-".to_string(),
+        };
+        let n = self.inner.groups.len();
+        header(
+            out,
+            "wireloop_proxy_requests_total",
+            "counter",
+            "Requests answered, by upstream group (\"-\": none) and status class.",
+        );
+        for g in 0..n {
+            for (i, c) in self.inner.groups[g].requests.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "wireloop_proxy_requests_total{{group=\"{}\",class=\"{}xx\"}} {}",
+                    label(g),
+                    i + 1,
+                    c.load(Relaxed)
+                );
+            }
+        }
+        header(
+            out,
+            "wireloop_proxy_upstream_response_seconds",
+            "histogram",
+            "From the request going upstream to the response head, by group.",
+        );
+        for g in 0..n.saturating_sub(1) {
+            let c = &self.inner.groups[g];
+            let mut cumulative = 0;
+            for (i, b) in c.buckets.iter().enumerate() {
+                cumulative += b.load(Relaxed);
+                let le = BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+                let _ = writeln!(out, "wireloop_proxy_upstream_response_seconds_bucket{{group=\"{}\",le=\"{le}\"}} {cumulative}", label(g));
+            }
+            let sum = c.latency_us.load(Relaxed) as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "wireloop_proxy_upstream_response_seconds_sum{{group=\"{}\"}} {sum}",
+                label(g)
+            );
+            let _ = writeln!(
+                out,
+                "wireloop_proxy_upstream_response_seconds_count{{group=\"{}\"}} {}",
+                label(g),
+                c.latency_count.load(Relaxed)
+            );
+        }
+        header(
+            out,
+            "wireloop_proxy_retries_total",
+            "counter",
+            "Requests sent again to another peer, by group.",
+        );
+        for g in 0..n.saturating_sub(1) {
+            let _ = writeln!(
+                out,
+                "wireloop_proxy_retries_total{{group=\"{}\"}} {}",
+                label(g),
+                self.inner.groups[g].retries.load(Relaxed)
+            );
+        }
+        header(
+            out,
+            "wireloop_proxy_response_body_bytes_total",
+            "counter",
+            "Response body bytes sent to clients.",
+        );
+        let _ = writeln!(
+            out,
+            "wireloop_proxy_response_body_bytes_total {}",
+            self.inner.response_bytes.load(Relaxed)
+        );
+        header(
+            out,
+            "wireloop_proxy_upstream_healthy",
+            "gauge",
+            "1 if the peer is taken for healthy (active checks; passive marks are per loop).",
+        );
+        for g in groups {
+            for (i, p) in g.peers().iter().enumerate() {
+                let up = u8::from(g.is_healthy(i, now));
+                let _ = writeln!(
+                    out,
+                    "wireloop_proxy_upstream_healthy{{group=\"{}\",peer=\"{}\"}} {up}",
+                    escape(g.name()),
+                    escape(&p.url)
+                );
+            }
+        }
+        if let Some(s) = stats {
+            let gauges = [(
+                "wireloop_connections_open",
+                "Connections open (clients and upstreams).",
+                s.open,
+            )];
+            for (name, help, v) in gauges {
+                header(out, name, "gauge", help);
+                let _ = writeln!(out, "{name} {v}");
+            }
+            let counters = [
+                (
+                    "wireloop_connections_accepted_total",
+                    "Connections accepted.",
+                    s.accepted,
+                ),
+                (
+                    "wireloop_connections_dialed_total",
+                    "Connections dialed (upstreams, checks).",
+                    s.dialed,
+                ),
+                (
+                    "wireloop_connections_refused_total",
+                    "Connections refused at the connection cap.",
+                    s.refused,
+                ),
+                (
+                    "wireloop_received_bytes_total",
+                    "Bytes read from sockets.",
+                    s.bytes_in,
+                ),
+                (
+                    "wireloop_sent_bytes_total",
+                    "Bytes written to sockets.",
+                    s.bytes_out,
+                ),
+            ];
+            for (name, help, v) in counters {
+                header(out, name, "counter", help);
+                let _ = writeln!(out, "{name} {v}");
+            }
+        }
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_group_and_class_with_a_cumulative_histogram() {
+        let m = Metrics::new(&["api", "static"]);
+        m.request(Some(0), 200, Some(Duration::from_millis(3)), 10);
+        m.request(Some(0), 204, Some(Duration::from_millis(30)), 0);
+        m.request(Some(0), 502, None, 5);
+        m.request(None, 429, None, 18);
+        m.retry(0);
+        assert_eq!((m.requests(Some(0), 2), m.requests(Some(0), 5)), (2, 1));
+        assert_eq!(m.requests(None, 4), 1);
+        let mut out = String::new();
+        m.render(&[], Instant::now(), None, &mut out);
+        for line in [
+            "wireloop_proxy_requests_total{group=\"api\",class=\"2xx\"} 2",
+            "wireloop_proxy_requests_total{group=\"-\",class=\"4xx\"} 1",
+            "wireloop_proxy_upstream_response_seconds_bucket{group=\"api\",le=\"0.005\"} 1",
+            "wireloop_proxy_upstream_response_seconds_bucket{group=\"api\",le=\"0.025\"} 1",
+            "wireloop_proxy_upstream_response_seconds_bucket{group=\"api\",le=\"0.05\"} 2",
+            "wireloop_proxy_upstream_response_seconds_bucket{group=\"api\",le=\"+Inf\"} 2",
+            "wireloop_proxy_upstream_response_seconds_count{group=\"api\"} 2",
+            "wireloop_proxy_upstream_response_seconds_sum{group=\"api\"} 0.033",
+            "wireloop_proxy_retries_total{group=\"api\"} 1",
+            "wireloop_proxy_response_body_bytes_total 33",
+        ] {
+            assert!(out.lines().any(|l| l == line), "no {line:?} in\n{out}");
+        }
+        // Clones count into the same place.
+        m.clone().request(Some(1), 301, None, 0);
+        assert_eq!(m.requests(Some(1), 3), 1);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
