@@ -449,7 +449,26 @@ fn no_response_head_within_the_total_timeout_is_a_504() {
 
 #[test]
 fn requests_queued_at_the_pool_limit_get_a_504_after_the_total_timeout() {
-    let (up, events) = upstream(hold);
+    // Silent upstream connections, every one held (the queued request may get one once
+    // the first is given up, depending on which of the two runs out first).
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    let (tx, events) = mpsc::channel();
+    thread::spawn(move || {
+        let mut first = true;
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            s.set_read_timeout(Some(TIMEOUT * 2)).unwrap();
+            let tx = tx.clone();
+            let report = std::mem::take(&mut first);
+            thread::spawn(move || {
+                let ev = hold(s);
+                if report {
+                    let _ = tx.send(ev);
+                }
+            });
+        }
+    });
     let proxy = Proxy::http(up, &["--total-timeout", "0.5", "--pool-size", "1"]);
     let t = Instant::now();
     // The first takes the only connection to the silent upstream; the second waits.
