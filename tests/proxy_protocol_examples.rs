@@ -1,8 +1,8 @@
 //! The PROXY protocol in the example proxies, with the real binaries: `reverse-proxy` and
 //! `tcp-proxy` take headers from trusted senders (`--proxy-protocol-from`) and use the
 //! client they name (X-Forwarded-For; the header `tcp-proxy` sends on); `tcp-proxy` sends
-//! one to its upstreams (`--send-proxy-protocol`). Every process is killed on drop; every
-//! wait is bounded.
+//! one to its upstreams (`--send-proxy-protocol`), as `reverse-proxy` does; haproxy itself
+//! sends v2 to both. Every process is killed on drop; every wait is bounded.
 
 mod common;
 
@@ -277,4 +277,107 @@ fn reverse_proxy_sends_each_upstream_connection_a_header_naming_its_client() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// haproxy (Debian's package) in front of `backend`, `mode tcp`, sending a PROXY v2
+/// header on every connection (`send-proxy-v2`); killed on drop. Its address.
+fn haproxy_in_front_of(backend: SocketAddr, dir: &std::path::Path) -> (Process, SocketAddr) {
+    let port = free_port();
+    let cfg = dir.join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global\n  log stderr local0 info\n\
+             defaults\n  mode tcp\n  log global\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
+             frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\
+             backend be\n  server s1 {backend} send-proxy-v2\n"
+        ),
+    )
+    .unwrap();
+    let haproxy = which("haproxy").expect("haproxy (Debian's package) is needed for this test");
+    // haproxy says nothing when it is ready: its start is checked by connecting.
+    let child = std::process::Command::new(&haproxy)
+        .args(["-db", "-f"])
+        .arg(&cfg)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("haproxy starts");
+    let p = Process {
+        child,
+        log: Default::default(),
+        out: Default::default(),
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let up = common::wait_until(TIMEOUT, || TcpStream::connect(addr).is_ok());
+    assert!(up, "haproxy is not listening on {addr}\n{}", p.output());
+    (p, addr)
+}
+
+fn which(cmd: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .map(|d| std::path::Path::new(d).join(cmd))
+        .find(|p| p.is_file())
+}
+
+/// A connection to `addr` from 127.0.0.2, so that the client the header names differs
+/// from every proxy's own address (127.0.0.1).
+fn connect_from_127_0_0_2(addr: SocketAddr) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&SocketAddr::from(([127, 0, 0, 2], 0)).into())
+        .unwrap();
+    s.connect(&addr.into()).unwrap();
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s
+}
+
+#[test]
+fn haproxy_sending_proxy_v2_names_the_client_to_both_example_proxies() {
+    let dir = std::env::temp_dir().join(format!("wl-haproxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // L7: haproxy -> reverse-proxy (trusting 127.0.0.1) -> a backend echoing headers.
+    let be = common::backend::header_echo("be");
+    let upstream = format!("http://{}", be.tcp_addr(0));
+    let (_rp, rp) = reverse_proxy(&upstream, &["--proxy-protocol-from", "127.0.0.1"]);
+    let (_h7, front7) = haproxy_in_front_of(rp, &dir);
+    let mut c = connect_from_127_0_0_2(front7);
+    c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
+    assert!(out.contains("x-forwarded-for: 127.0.0.2\n"), "{out}");
+    // L4: haproxy -> tcp-proxy (trusting 127.0.0.1, sending v1 on) -> a recording upstream.
+    let (up, rx) = recording_upstream();
+    let (_tp, tp) = tcp_proxy(&[
+        "--upstream".into(),
+        up.to_string(),
+        "--proxy-protocol-from".into(),
+        "127.0.0.1".into(),
+        "--send-proxy-protocol".into(),
+        "v1".into(),
+    ]);
+    let (_h4, front4) = haproxy_in_front_of(tp, &dir);
+    let mut c = connect_from_127_0_0_2(front4);
+    c.write_all(b"data").unwrap();
+    let got = recv_n(&rx, 1, TIMEOUT, "the upstream's bytes").remove(0);
+    let (h, rest) = split_header(&got);
+    match h {
+        Header::Proxied { source, dest } => {
+            assert_eq!(source.ip(), std::net::IpAddr::from([127, 0, 0, 2]));
+            assert_eq!(
+                dest, front4,
+                "the address the client connected to: haproxy's"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(rest, b"data");
+    let _ = std::fs::remove_dir_all(&dir);
 }
