@@ -39,6 +39,7 @@ const TARGETS: &[Target] = &[
     ),
     ("ws_frames", wireloop_middleware::ws::fuzzing::frames),
     ("sni_hello", wireloop_proxy::fuzzing::sni_hello),
+    ("proxy_config", wireloop_proxy::fuzzing::proxy_config),
     (
         "proxy_header",
         wireloop_middleware::proxy_protocol::fuzzing::header,

@@ -13,6 +13,7 @@
 #   l4       proxy-l4.sh: tcp-proxy vs haproxy mode tcp / nginx stream
 #   l7       proxy-l7.sh: reverse-proxy vs nginx proxy_pass / haproxy, plain and TLS
 #   ws       ws-echo.sh: websocket-echo vs tokio-tungstenite
+#   redis-suite  redis-suite.sh: redis-benchmark -q's default suite, redis-server vs ours
 #   instr    user-space instructions per operation (instr.sh under callgrind; exact, the
 #            same on a busy machine): echo1, echo16, ka, pipe, the L7 proxy, redis1, tlshs
 # env: ROUNDS (default 3), BENCH_HOME (default /tmp/wireloop-bench; results under
@@ -24,7 +25,7 @@ export BENCH_HOME=${BENCH_HOME:-/tmp/wireloop-bench}
 export ROUNDS=${ROUNDS:-3}
 OUT=$BENCH_HOME/results/all-$(date +%m%d-%H%M)
 mkdir -p "$OUT"
-PARTS=${*:-setup core l4 l7 ws instr}
+PARTS=${*:-setup core l4 l7 ws redis-suite instr}
 T=target/release/examples
 S=$BENCH/servers
 
@@ -67,6 +68,10 @@ for p in $PARTS; do
     part "ws: websocket-echo against tokio-tungstenite"
     bash benches/load/ws-echo.sh
     ;;
+  redis-suite)
+    part "redis-suite: redis-benchmark -q default suite against redis-server"
+    OUT=$OUT/redis-suite bash benches/load/redis-suite.sh
+    ;;
   instr)
     part "instr: user-space instructions per operation (callgrind)"
     I="$BENCH/instr.sh"
@@ -85,7 +90,7 @@ for p in $PARTS; do
     trap - EXIT
     ;;
   *)
-    echo "unknown part $p (setup core l4 l7 ws instr)" >&2
+    echo "unknown part $p (setup core l4 l7 ws redis-suite instr)" >&2
     exit 2
     ;;
   esac

@@ -25,3 +25,34 @@ pub fn sni_hello(data: &[u8]) {
         }
     }
 }
+
+/// `proxy_config`: [`ProxyConfig::parse`](crate::config::ProxyConfig::parse) on any text
+/// never panics, and every refusal names the file and a line within the text. Files a
+/// configuration names are looked up under a directory that does not exist, and inputs
+/// naming anything under `/dev`, `/proc` or `/sys` are skipped (a fuzzer must not read
+/// `/dev/zero`).
+#[cfg(feature = "config")]
+pub fn proxy_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if ["/dev", "/proc", "/sys"].iter().any(|d| text.contains(d)) {
+        return;
+    }
+    let dir = std::path::Path::new("/nonexistent-wireloop-fuzz");
+    if let Err(e) = crate::config::ProxyConfig::parse(text, "fuzz.toml", dir) {
+        let msg = e.to_string();
+        assert!(msg.starts_with("fuzz.toml"), "{msg}");
+        let lines = text.lines().count().max(1);
+        if let Some(line) = msg
+            .strip_prefix("fuzz.toml:")
+            .and_then(|r| r.split(':').next())
+            .and_then(|l| l.parse::<usize>().ok())
+        {
+            assert!(
+                line >= 1 && line <= lines + 1,
+                "line {line} of {lines}: {msg}"
+            );
+        }
+    }
+}
