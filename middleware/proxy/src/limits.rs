@@ -60,22 +60,20 @@ impl Limits {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A connection from `ip` opened at `now`: `true` (and counted) if it is within the
-    /// connection limit; call [`disconnected`](Limits::disconnected) when it closes.
-    pub fn connected(&self, ip: IpAddr, now: Instant) -> bool {
-        let Some(max) = self.connections_per_ip else {
-            return true;
-        };
+    /// A connection from `ip` opened at `now`: `Some(true)` if it is within the
+    /// connection limit and was counted (call [`disconnected`](Limits::disconnected) when
+    /// it closes), `Some(false)` if it is over the limit, `None` if it is let in without
+    /// being counted (no connection limit, or the table is full of busy addresses).
+    pub fn connected(&self, ip: IpAddr, now: Instant) -> Option<bool> {
+        let max = self.connections_per_ip?;
         let burst = self.burst();
         let mut map = self.map();
-        let Some(e) = entry(&mut map, ip, now, burst, self.requests_per_second_per_ip) else {
-            return true;
-        };
+        let e = entry(&mut map, ip, now, burst, self.requests_per_second_per_ip)?;
         if e.conns >= max {
-            return false;
+            return Some(false);
         }
         e.conns += 1;
-        true
+        Some(true)
     }
 
     /// A connection from `ip` that [`connected`](Limits::connected) counted closed.
@@ -185,11 +183,16 @@ mod tests {
     fn connections_are_counted_per_address_and_released() {
         let l = Limits::new(None, Some(2));
         let t0 = Instant::now();
-        assert!(l.connected(ip(1), t0) && l.connected(ip(1), t0));
-        assert!(!l.connected(ip(1), t0), "a third one is over the limit");
-        assert!(l.connected(ip(2), t0), "another address is not");
+        assert_eq!(l.connected(ip(1), t0), Some(true));
+        assert_eq!(l.connected(ip(1), t0), Some(true));
+        assert_eq!(
+            l.connected(ip(1), t0),
+            Some(false),
+            "a third one is over the limit"
+        );
+        assert_eq!(l.connected(ip(2), t0), Some(true), "another address is not");
         l.disconnected(ip(1));
-        assert!(l.connected(ip(1), t0));
+        assert_eq!(l.connected(ip(1), t0), Some(true));
         // No rate limit: requests are never refused.
         assert!((0..1000).all(|_| l.request(ip(1), t0).is_ok()));
     }
@@ -199,13 +202,14 @@ mod tests {
         let l = Limits::new(Some(1), Some(1));
         let other = l.clone();
         let t0 = Instant::now();
-        assert!(l.connected(ip(1), t0));
-        assert!(!other.connected(ip(1), t0));
+        assert_eq!(l.connected(ip(1), t0), Some(true));
+        assert_eq!(other.connected(ip(1), t0), Some(false));
         assert_eq!(l.request(ip(1), t0), Ok(()));
         assert!(other.request(ip(1), t0).is_err());
         let none = Limits::default();
         assert!(!none.is_on());
-        assert!((0..100).all(|_| none.connected(ip(1), t0) && none.request(ip(1), t0).is_ok()));
+        assert!((0..100)
+            .all(|_| none.connected(ip(1), t0).is_none() && none.request(ip(1), t0).is_ok()));
         assert_eq!(none.tracked(), 0, "nothing is tracked without limits");
     }
 }

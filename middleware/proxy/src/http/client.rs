@@ -51,14 +51,15 @@ impl<P: ProxyHttp> Engine<P> {
             c.addrs = src.zip(dst);
             c.peer_ip = src.map(|a| a.ip());
             if let Some(ip) = c.peer_ip {
-                if self.s.limits.connections_per_ip.is_some() {
-                    if !self.s.limits.connected(ip, self.now) {
+                match self.s.limits.connected(ip, self.now) {
+                    Some(false) => {
                         log::info!("client {ip}: over the connection limit, closed");
                         p.0 = Side::Gone;
                         conn.close();
                         return;
                     }
-                    c.counted = true;
+                    // Only a counted connection is uncounted when it closes.
+                    counted => c.counted = counted == Some(true),
                 }
             }
             p.0 = Side::Client(Box::new(c));
