@@ -15,6 +15,8 @@ use mio::Waker;
 
 use crate::dial::DialOptions;
 use crate::id::ConnId;
+use crate::inherit::Listeners;
+use crate::listener::Listener;
 use crate::resolver::{Family, Reply, ResolveError, Resolver, ResolverConfig};
 use crate::socket::Stream;
 use crate::stats::{Counters, Stats};
@@ -107,6 +109,9 @@ pub(crate) struct Shared {
     next_dial_loop: AtomicUsize,
     /// Loops running now (a dial request to a stopped server must not wait forever).
     pub(crate) running_loops: AtomicUsize,
+    /// A second descriptor of every listening socket, by address, for
+    /// [`Handle::listeners`]; closed when shutdown begins.
+    pub(crate) listen_socks: Mutex<Vec<(crate::Addr, Vec<Listener>)>>,
 }
 
 impl Shared {
@@ -122,6 +127,7 @@ impl Shared {
             resolver: Mutex::new(None),
             next_dial_loop: AtomicUsize::new(0),
             running_loops: AtomicUsize::new(0),
+            listen_socks: Mutex::new(Vec::new()),
         }
     }
 
@@ -262,10 +268,42 @@ impl Handle {
     /// Safe to call more than once and from any thread, including a signal-handling one.
     pub fn shutdown(&self) {
         if !self.shared.shutting_down.swap(true, Ordering::AcqRel) {
+            // The loops close their listeners now: so must the spare descriptors, or the
+            // kernel would go on queuing connections nobody accepts.
+            if let Ok(mut socks) = self.shared.listen_socks.lock() {
+                socks.clear();
+            }
             for mb in &self.shared.mailboxes {
                 mb.post(Msg::Shutdown);
             }
         }
+    }
+
+    /// Second descriptors of this server's listening sockets, for a new server to take
+    /// over with [`Builder::inherit`](crate::Builder::inherit) (a reload: the new server
+    /// accepts from the same sockets, then this one is shut down and drains). Every
+    /// listener is there, in `listen` order, with all its sockets (one per loop with
+    /// `reuseport`). Fails once shutdown has begun (the sockets are closing) or when the
+    /// system is out of descriptors.
+    pub fn listeners(&self) -> Result<Listeners, Error> {
+        let socks = self
+            .shared
+            .listen_socks
+            .lock()
+            .map_err(|_| Error::config("listener table poisoned"))?;
+        if self.is_shutting_down() {
+            return Err(Error::config("the server is shutting down"));
+        }
+        let mut entries = Vec::with_capacity(socks.len());
+        for (addr, ls) in socks.iter() {
+            let dups = ls
+                .iter()
+                .map(Listener::try_clone)
+                .collect::<io::Result<Vec<_>>>()
+                .map_err(|e| Error::bind(addr.as_str(), e))?;
+            entries.push((addr.clone(), dups));
+        }
+        Ok(Listeners { entries })
     }
 
     /// Whether shutdown has begun.

@@ -3,6 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use mio::event::Source;
 use mio::net::{TcpListener, UdpSocket, UnixListener};
@@ -17,8 +18,9 @@ use crate::Error;
 #[derive(Debug)]
 pub(crate) enum Listener {
     Tcp(TcpListener),
-    /// The path is removed when the listener is dropped.
-    Unix(UnixListener, PathBuf),
+    /// The path is removed when the last listener holding it (duplicates included) is
+    /// dropped.
+    Unix(UnixListener, Arc<SocketPath>),
     /// A bound UDP socket: datagrams, not connections.
     Udp(UdpSocket),
 }
@@ -36,17 +38,39 @@ impl Listener {
     pub(crate) fn local_addr(&self) -> io::Result<NetAddr> {
         match self {
             Listener::Tcp(l) => l.local_addr().map(NetAddr::Inet),
-            Listener::Unix(_, p) => Ok(NetAddr::Unix(Some(p.clone()))),
+            Listener::Unix(_, p) => Ok(NetAddr::Unix(Some(p.0.clone()))),
             Listener::Udp(u) => u.local_addr().map(NetAddr::Inet),
         }
     }
+
+    /// A second descriptor for the same socket (`dup`, close-on-exec): both accept from
+    /// one queue, and the socket stays open until both are closed. A unix socket's path
+    /// is removed only when the last of them goes.
+    pub(crate) fn try_clone(&self) -> io::Result<Listener> {
+        Ok(match self {
+            Listener::Tcp(l) => {
+                let s = socket2::SockRef::from(l).try_clone()?;
+                Listener::Tcp(TcpListener::from_std(s.into()))
+            }
+            Listener::Unix(l, p) => {
+                let s = socket2::SockRef::from(l).try_clone()?;
+                Listener::Unix(UnixListener::from_std(s.into()), p.clone())
+            }
+            Listener::Udp(u) => {
+                let s = socket2::SockRef::from(u).try_clone()?;
+                Listener::Udp(UdpSocket::from_std(s.into()))
+            }
+        })
+    }
 }
 
-impl Drop for Listener {
+/// A unix listener's socket path, removed from the file system when dropped.
+#[derive(Debug)]
+pub(crate) struct SocketPath(PathBuf);
+
+impl Drop for SocketPath {
     fn drop(&mut self) {
-        if let Listener::Unix(_, path) = self {
-            let _ = std::fs::remove_file(path);
-        }
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -175,6 +199,6 @@ fn bind_unix(addr: &Addr, path: &std::path::Path) -> Result<Listener, Error> {
         .map_err(|e| Error::bind(addr.as_str(), e))?;
     Ok(Listener::Unix(
         UnixListener::from_std(l),
-        path.to_path_buf(),
+        Arc::new(SocketPath(path.to_path_buf())),
     ))
 }

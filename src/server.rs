@@ -9,6 +9,7 @@ use mio::{Poll, Waker};
 use crate::addr::Addr;
 use crate::config::Config;
 use crate::handle::{Inbox, Mailbox, Shared};
+use crate::inherit::Listeners;
 use crate::listener::{self, ListenOptions};
 use crate::reactor::store::LoopCtx;
 use crate::reactor::{EventLoop, LoopListener, WAKER};
@@ -54,6 +55,7 @@ impl Loops {
 #[derive(Debug, Default)]
 pub struct Builder {
     addrs: Vec<Addr>,
+    inherited: Option<Listeners>,
     loops: Loops,
     cfg: Config,
 }
@@ -220,7 +222,19 @@ impl Builder {
         self.cfg.clone()
     }
 
-    /// Validates the settings and binds every listener.
+    /// Takes over listening sockets of another server ([`Handle::listeners`]): every
+    /// address given to [`listen`](Builder::listen) that one of them was listened on
+    /// (the same scheme, host, port and options) is served from that socket instead of a
+    /// new one, so not one connection attempt is refused while one server replaces the
+    /// other; the others are bound as usual, and sockets no address asks for are closed
+    /// by [`build`](Builder::build). With `reuseport`, keep the number of loops.
+    pub fn inherit(mut self, listeners: Listeners) -> Builder {
+        self.inherited = Some(listeners);
+        self
+    }
+
+    /// Validates the settings and binds every listener (or takes it over, see
+    /// [`inherit`](Builder::inherit)).
     pub fn build(self) -> Result<Server, Error> {
         let cfg = self.cfg;
         if self.addrs.is_empty() {
@@ -265,8 +279,19 @@ impl Builder {
         };
         let mut per_loop: Vec<Vec<LoopListener>> = (0..n).map(|_| Vec::new()).collect();
         let mut local_addrs = Vec::with_capacity(self.addrs.len());
+        let mut spare = Vec::with_capacity(self.addrs.len());
+        let mut inherited = self.inherited;
         for (i, addr) in self.addrs.iter().enumerate() {
-            let socks = listener::bind(addr, &opts, n)?;
+            let socks = match inherited.as_mut().and_then(|l| l.take(addr)) {
+                Some(socks) if !socks.is_empty() => socks,
+                _ => listener::bind(addr, &opts, n)?,
+            };
+            let dups = socks
+                .iter()
+                .map(listener::Listener::try_clone)
+                .collect::<std::io::Result<Vec<_>>>()
+                .map_err(|e| Error::bind(addr.as_str(), e))?;
+            spare.push((addr.clone(), dups));
             local_addrs.push(
                 socks[0]
                     .local_addr()
@@ -274,14 +299,18 @@ impl Builder {
             );
             let own_socket_per_loop = socks.len() == n && n > 1;
             for (j, l) in socks.into_iter().enumerate() {
-                per_loop[j].push(LoopListener {
+                per_loop[j % n].push(LoopListener {
                     listener: l,
                     addr_index: i as u16,
                     balanced: !own_socket_per_loop,
                 });
             }
         }
+        drop(inherited);
         let shared = Arc::new(Shared::new(mailboxes, cfg.resolver.clone()));
+        if let Ok(mut socks) = shared.listen_socks.lock() {
+            *socks = spare;
+        }
         let loops = polls
             .into_iter()
             .zip(inboxes)
