@@ -149,6 +149,17 @@ pub(crate) fn sync_wait<S, T>(cfg: &Config, e: &mut Entry<S>, conn: &mut Conn<'_
     }
 }
 
+/// Cuts the current wait's read timeout to at most `limit`, from now (a drain's grace
+/// for an idle connection).
+pub(crate) fn shorten_wait<S, T>(e: &mut Entry<S>, limit: Duration, conn: &mut Conn<'_, T>) {
+    let timeout = match e.armed {
+        Some(Some(t)) => t.min(limit),
+        _ => limit,
+    };
+    e.armed = Some(Some(timeout));
+    conn.set_read_timeout(Some(timeout));
+}
+
 impl<S> Entry<S> {
     /// Whether a timeout now is answered with 408: a head is arriving, or a body whose
     /// response has not started.

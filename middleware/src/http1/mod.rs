@@ -111,6 +111,12 @@ pub struct Config {
     /// How long a connection may stay idle between requests; then it is closed quietly.
     /// Default 60 s.
     pub keep_alive_timeout: Option<Duration>,
+    /// On a graceful shutdown (or a reload's drain), how long a connection idle between
+    /// requests is kept for one more request, answered with `Connection: close`, before
+    /// it is closed quietly. Closing it at once would lose a request already on its way
+    /// (the client would see its connection close without an answer). `None`: closed at
+    /// once. Default 1 s.
+    pub drain_idle_timeout: Option<Duration>,
     /// Queued output at or above which pipelined requests wait and
     /// [`Response::has_room`] turns false. Default 1 MiB (the loop's default high-water
     /// mark, so the loop also stops reading).
@@ -134,6 +140,7 @@ impl Default for Config {
             header_timeout: Some(Duration::from_secs(10)),
             body_timeout: Some(Duration::from_secs(10)),
             keep_alive_timeout: Some(Duration::from_secs(60)),
+            drain_idle_timeout: Some(Duration::from_secs(1)),
             output_high_water: 1024 * 1024,
             output_low_water: 256 * 1024,
             inline_body: 64 * 1024,

@@ -8,7 +8,9 @@ use wireloop::{Action, Conn, Control, Error, Handler};
 
 use super::app::{App, UpgradeEvent};
 use super::date::HttpDate;
-use super::exchange::{client_eof, drive, set_wait, sync_wait, Cx, Entry, Phase, Wait};
+use super::exchange::{
+    client_eof, drive, set_wait, shorten_wait, sync_wait, Cx, Entry, Phase, Wait,
+};
 use super::response::put_error;
 use super::Config;
 
@@ -306,8 +308,17 @@ impl<A: App> Handler for Http1<A> {
             return false;
         };
         if e.phase == Phase::Head && !waiting && !e.answering {
-            // Between requests: nothing in flight.
-            return false;
+            // Between requests: kept a moment for a request that may be on its way (its
+            // response will say `Connection: close`), then closed by the read timeout.
+            let Some(grace) = self.cfg.drain_idle_timeout else {
+                return false;
+            };
+            let mut e = std::mem::replace(&mut conn.state.0, Proto::None);
+            if let Proto::Http(e) = &mut e {
+                shorten_wait(e, grace, conn);
+            }
+            conn.state.0 = e;
+            return true;
         }
         // A request in flight: its response closes the connection (and says so, unless
         // its head went out already).

@@ -8,10 +8,14 @@ mod example;
 #[path = "../../../tests/common/server.rs"]
 mod server;
 pub mod tls_client;
+#[path = "../../../tests/common/wait.rs"]
+mod wait;
 #[allow(unused_imports)]
 pub use example::{example_bin, ChildLog};
 #[allow(unused_imports)]
 pub use server::{pattern, recv, TestServer, TIMEOUT};
+#[allow(unused_imports)]
+pub use wait::wait_until;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
