@@ -1,59 +1,134 @@
 //! `--config FILE`: listeners, upstream groups, routes and settings from a TOML file
 //! (`wireloop_proxy::config`); a mistake in it stops the start with its file and line.
+//! `SIGHUP` or `POST /reload` on the admin listener reads it again (see `reload.rs`).
 
+use std::sync::mpsc::{self, Sender};
 use std::time::Duration;
 
 use wireloop::{Error, Loops, Server};
 use wireloop_middleware::proxy_protocol::ProxyProtocol;
-use wireloop_middleware::translate;
+use wireloop_middleware::{translate, CertKey};
 use wireloop_proxy::access_log::{AccessLog, Format};
 use wireloop_proxy::config::ProxyConfig;
-use wireloop_proxy::{HttpProxy, Metrics};
+use wireloop_proxy::{Group, HttpProxy, Limits, Metrics};
 
-use crate::admin::Admin;
-
+use crate::admin::{Admin, View};
 use crate::policy::Logging;
+use crate::reload::{self, Event, Generation};
 
 /// What the command line adds to the file.
-pub struct Flags<'a> {
+#[derive(Clone)]
+pub struct Flags {
     pub loops: i64,
     pub send_timeout: Duration,
     pub access_log: Option<Format>,
     pub proxy_protocol: Option<ProxyProtocol>,
     pub resumption: bool,
     /// Where to write a generated certificate.
-    pub cert_out: Option<&'a str>,
+    pub cert_out: Option<String>,
     /// `--admin`: where to serve /metrics (the file's `[admin] listen` wins).
     pub admin: Option<String>,
 }
 
+/// What a generation hands to the next one.
+pub struct Kept {
+    groups: Vec<Group>,
+    metrics: Option<Metrics>,
+    /// The access log's format and writer (`None`: off).
+    access: Option<(Format, AccessLog)>,
+    limits: Limits,
+    /// Generated certificates, by listener address: a reload keeps serving them.
+    generated: Vec<(String, CertKey)>,
+    admin: Option<String>,
+}
+
 /// Serves the proxy the file at `path` describes, until shut down.
-pub fn run(path: &str, flags: Flags<'_>) -> Result<(), String> {
+pub fn run(path: &str, flags: Flags) -> Result<(), String> {
+    let (tx, events) = mpsc::channel();
+    reload::on_signals(tx.clone())?;
     let cfg = ProxyConfig::load(path).map_err(|e| e.to_string())?;
+    let metrics = cfg.admin.as_ref().or(flags.admin.as_ref()).map(|_| {
+        let names: Vec<&str> = cfg.groups.iter().map(|g| g.name()).collect();
+        Metrics::new(&names)
+    });
+    let first = start(cfg, &flags, None, metrics, &tx)?;
+    let admin = match &first.kept.admin {
+        Some(addr) => Some(Admin::start(addr, view(&first), Some(tx.clone()))?),
+        None => None,
+    };
+    let next = |cur: &Generation<Kept>| -> Result<Generation<Kept>, String> {
+        let cfg = ProxyConfig::load(path).map_err(|e| e.to_string())?;
+        let admin = cfg.admin.clone().or(flags.admin.clone());
+        if admin != cur.kept.admin {
+            log::warn!("the admin listener's address changes only with a restart");
+        }
+        let listeners = cur.handle.listeners().map_err(|e| e.to_string())?;
+        start(cfg, &flags, Some((listeners, &cur.kept)), None, &tx)
+    };
+    let swapped = |g: &Generation<Kept>| {
+        if let Some(a) = &admin {
+            a.follow(view(g));
+        }
+    };
+    reload::run(first, events, next, swapped);
+    if let Some(a) = admin {
+        a.stop();
+    }
+    Ok(())
+}
+
+fn view(g: &Generation<Kept>) -> View {
+    View {
+        groups: g.kept.groups.clone(),
+        metrics: g.kept.metrics.clone(),
+        proxy: g.handle.clone(),
+    }
+}
+
+/// Starts a generation serving `cfg`: on new sockets, or on the running generation's
+/// (`prev`), reusing what it can of it.
+fn start(
+    mut cfg: ProxyConfig,
+    flags: &Flags,
+    prev: Option<(wireloop::Listeners, &Kept)>,
+    metrics: Option<Metrics>,
+    events: &Sender<Event>,
+) -> Result<Generation<Kept>, String> {
     let mut builder = Server::builder()
         .loops(Loops::from_count(flags.loops))
         .send_timeout(Some(flags.send_timeout));
     for l in &cfg.listeners {
         builder = builder.listen(&l.address).map_err(|e| e.to_string())?;
     }
-    if let (Some(out), Some(ck)) = (
-        flags.cert_out,
-        cfg.listeners
-            .iter()
-            .find(|l| l.self_signed)
-            .and_then(|l| l.tls.as_ref()),
-    ) {
+    let (kept, listeners) = match prev {
+        Some((listeners, kept)) => (Some(kept), Some(listeners)),
+        None => (None, None),
+    };
+    if let Some(l) = listeners {
+        builder = builder.inherit(l);
+    }
+    // A listener whose certificate was generated keeps the one it had.
+    let mut generated = Vec::new();
+    for l in cfg.listeners.iter_mut().filter(|l| l.self_signed) {
+        let old = kept.and_then(|k| k.generated.iter().find(|(a, _)| *a == l.address));
+        if let Some((_, ck)) = old {
+            l.tls = Some(ck.clone());
+        }
+        if let Some(ck) = &l.tls {
+            generated.push((l.address.clone(), ck.clone()));
+        }
+    }
+    if let (Some(out), None, Some((_, ck))) = (&flags.cert_out, kept, generated.first()) {
         std::fs::write(out, ck.leaf_pem()).map_err(|e| format!("cannot write {out}: {e}"))?;
         log::info!("wrote the generated certificate to {out}");
     }
     let tls = cfg.tls_layer(flags.resumption).map_err(|e| e.to_string())?;
     let server = builder.build().map_err(|e| e.to_string())?;
-    crate::common::shutdown_on_signal(server.handle());
     for (l, addr) in cfg.listeners.iter().zip(server.local_addrs()) {
         let scheme = if l.tls.is_some() { "https" } else { "http" };
         log::info!("reverse-proxy listening on {scheme}://{addr}");
     }
-    let groups: Vec<String> = cfg
+    let names: Vec<String> = cfg
         .groups
         .iter()
         .map(|g| {
@@ -63,46 +138,59 @@ pub fn run(path: &str, flags: Flags<'_>) -> Result<(), String> {
         .collect();
     log::info!(
         "reverse-proxy forwarding to {} ({} loop(s))",
-        groups.join(", "),
+        names.join(", "),
         server.num_loops()
     );
     // Each listener's own PROXY protocol setting, else the command line's for all.
     let pp = cfg.proxy_protocol_layer(flags.proxy_protocol.as_ref());
+    // The file's [log] access, else the command line's; the writer goes on if the format
+    // stays.
+    let format = cfg.access_log.unwrap_or(flags.access_log);
+    let access = match (format, kept.and_then(|k| k.access.as_ref())) {
+        (Some(f), Some((old, log))) if *old == f => Some((f, log.clone())),
+        (Some(f), _) => Some((f, AccessLog::start(f, std::io::stdout()))),
+        (None, _) => None,
+    };
     let policy = Logging {
-        // The file's [log] access, else the command line's.
-        log: cfg
-            .access_log
-            .unwrap_or(flags.access_log)
-            .map(|format| AccessLog::start(format, std::io::stdout())),
+        log: access.as_ref().map(|(_, l)| l.clone()),
         router: Some(cfg.router),
     };
     let (groups, mut settings) = (cfg.groups, cfg.settings);
-    let admin = match cfg.admin.or(flags.admin) {
-        Some(addr) => {
-            let names: Vec<&str> = groups.iter().map(|g| g.name()).collect();
-            let metrics = Metrics::new(&names);
-            settings.metrics = Some(metrics.clone());
-            Some(Admin::start(
-                &addr,
-                metrics,
-                groups.clone(),
-                server.handle(),
-            )?)
+    // Limits that stay the same go on counting (connections open, tokens).
+    if let Some(k) = kept {
+        let (a, b) = (&k.limits, &settings.limits);
+        if a.requests_per_second_per_ip == b.requests_per_second_per_ip
+            && a.connections_per_ip == b.connections_per_ip
+        {
+            settings.limits = k.limits.clone();
         }
-        None => None,
-    };
-    let served = server
-        .serve(move |_| {
-            let proxy = HttpProxy::new(policy.clone(), groups.clone(), settings.clone());
-            let select = tls.clone();
-            let tls = translate(proxy, move |c| select.is_tls(c), tls.clone());
-            // The PROXY protocol header comes first, below TLS.
-            let select = pp.clone();
-            translate(tls, move |c| select.applies(c), pp.clone())
-        })
-        .map_err(|e: Error| e.to_string());
-    if let Some(a) = admin {
-        a.stop();
     }
-    served
+    let names: Vec<&str> = groups.iter().map(|g| g.name()).collect();
+    let metrics = match kept {
+        Some(k) => k.metrics.as_ref().map(|m| m.for_groups(&names)),
+        None => metrics,
+    };
+    settings.metrics = metrics.clone();
+    let handle = server.handle();
+    let kept = Kept {
+        groups: groups.clone(),
+        metrics,
+        access,
+        limits: settings.limits.clone(),
+        generated,
+        admin: kept.map_or(cfg.admin.or(flags.admin.clone()), |k| k.admin.clone()),
+    };
+    let serve = move || {
+        server
+            .serve(move |_| {
+                let proxy = HttpProxy::new(policy.clone(), groups.clone(), settings.clone());
+                let select = tls.clone();
+                let tls = translate(proxy, move |c| select.is_tls(c), tls.clone());
+                // The PROXY protocol header comes first, below TLS.
+                let select = pp.clone();
+                translate(tls, move |c| select.applies(c), pp.clone())
+            })
+            .map_err(|e: Error| e.to_string())
+    };
+    Generation::spawn("proxy".into(), handle, kept, events.clone(), serve)
 }

@@ -5,7 +5,8 @@
 //!
 //! All of that is the `wireloop-proxy` library; this file is the command line and
 //! `main`, `policy.rs` the routing and access log policy, `config.rs` the `--config FILE`
-//! mode (several groups, routes, health checks).
+//! mode (several groups, routes, health checks), `reload.rs` its reloads (SIGHUP,
+//! `POST /reload`) and `admin.rs` the admin listener.
 //!
 //! ```text
 //! cargo run --release --example reverse-proxy -- --port 8081 --tlsport 8444 \
@@ -19,6 +20,7 @@ mod admin;
 mod common;
 mod config;
 mod policy;
+mod reload;
 
 use std::time::Duration;
 
@@ -28,7 +30,7 @@ use wireloop_middleware::{translate, TlsClient};
 use wireloop_proxy::access_log::{AccessLog, Format};
 use wireloop_proxy::{Balance, Group, HttpProxy, Limits, Metrics, Peer, Settings};
 
-use admin::Admin;
+use admin::{Admin, View};
 
 use policy::Logging;
 
@@ -43,7 +45,11 @@ USAGE:
                              routes by host and path prefix and settings from a TOML
                              file (see wireloop_proxy::config); --port, --tlsport,
                              --upstream and the timeouts of the command line are then
-                             not used
+                             not used. SIGHUP (or POST /reload on the admin
+                             listener) reads the file and its certificates again:
+                             new connections get the new configuration, requests in
+                             flight finish on the old one, a bad file is refused
+                             and the running configuration stays
 
 OPTIONS:
     --port N                 plain HTTP port on 0.0.0.0 (default 8081; 0 = off)
@@ -65,8 +71,9 @@ OPTIONS:
     --upstream-timeout SECS  time from sending a request to the response head (default 60)
     --read-timeout SECS      longest pause between two reads of an upstream's response
                              (default 60); then the client's response is cut off
-    --admin ADDR             serve GET /metrics (Prometheus text) and /healthz on ADDR
-                             (127.0.0.1:9901, say) from a thread of their own
+    --admin ADDR             serve GET /metrics (Prometheus text), /healthz and (with
+                             --config) POST /reload on ADDR (127.0.0.1:9901, say) from
+                             a thread of their own
     --rate-per-ip N          requests a second per client address (a token bucket of one
                              second's worth); past it 429 with Retry-After (default: none)
     --connections-per-ip N   connections open at once per client address; more are
@@ -287,7 +294,7 @@ fn main() {
             access_log: args.access_log,
             proxy_protocol: args.proxy_protocol.clone(),
             resumption: args.resumption,
-            cert_out: args.cert_out.as_deref(),
+            cert_out: args.cert_out.clone(),
             admin: args.admin.clone(),
         };
         if let Err(e) = config::run(path, flags) {
@@ -382,8 +389,16 @@ fn main() {
     };
     let admin = match (&args.admin, metrics) {
         (Some(addr), Some(m)) => Some(
-            Admin::start(addr, m, vec![group.clone()], server.handle())
-                .unwrap_or_else(|e| fail(Error::layer(e))),
+            Admin::start(
+                addr,
+                View {
+                    groups: vec![group.clone()],
+                    metrics: Some(m),
+                    proxy: server.handle(),
+                },
+                None,
+            )
+            .unwrap_or_else(|e| fail(Error::layer(e))),
         ),
         _ => None,
     };

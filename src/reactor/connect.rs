@@ -29,9 +29,9 @@ impl<S> Core<S> {
         state: S,
     ) -> Result<ConnId, Error> {
         let addr = Addr::parse(addr)?;
-        if self.shutting_down {
-            return Err(Error::config("cannot dial: the server is shutting down"));
-        }
+        // While the server drains, connections finishing their work may still dial (a
+        // proxy's request in flight needs its upstream); the shutdown deadline bounds
+        // them as it bounds the others.
         if addr.scheme().is_udp() {
             return Err(Error::config(format!(
                 "cannot dial {:?}: dial makes stream connections (tcp or unix)",

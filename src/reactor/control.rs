@@ -143,7 +143,8 @@ impl<S> Control<'_, S> {
     /// true); if it fails — refused, unreachable, name not found, timeout — `opened` never
     /// fires and `closed` gets the error ([`Error::is_connect`]). Either way `closed`
     /// fires exactly once. Output written to the id before it connects is sent once it
-    /// does.
+    /// does. During a graceful shutdown dials are still made (for the connections
+    /// finishing their work); the shutdown deadline closes them with the rest.
     ///
     /// `addr` is `tcp://host:port` (also `tcp4`, `tcp6`, plain `host:port`) or
     /// `unix:///path`. IP literals and unix paths connect at once; host names are resolved

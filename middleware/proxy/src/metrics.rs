@@ -42,8 +42,9 @@ struct GroupCounters {
 #[derive(Debug)]
 struct Inner {
     names: Vec<String>,
-    groups: Vec<GroupCounters>,
-    response_bytes: AtomicU64,
+    /// Shared with the metrics of a reloaded configuration (see [`Metrics::for_groups`]).
+    groups: Vec<Arc<GroupCounters>>,
+    response_bytes: Arc<AtomicU64>,
 }
 
 /// The proxy's counters for groups named `names` (in the order the proxy has them).
@@ -56,14 +57,38 @@ impl Metrics {
     /// Counters for the groups `names`, in the proxy's order.
     pub fn new<S: AsRef<str>>(names: &[S]) -> Metrics {
         let names: Vec<String> = names.iter().map(|n| n.as_ref().to_string()).collect();
-        let groups = (0..=names.len())
-            .map(|_| GroupCounters::default())
-            .collect();
+        let groups = (0..=names.len()).map(|_| Arc::default()).collect();
         Metrics {
             inner: Arc::new(Inner {
                 names,
                 groups,
-                response_bytes: AtomicU64::new(0),
+                response_bytes: Arc::default(),
+            }),
+        }
+    }
+
+    /// Counters for the groups `names` of a reloaded configuration that go on from these:
+    /// a group with a name these count keeps its counters (so a scrape sees no reset),
+    /// a new name starts at zero, and the requests answered without a group and the byte
+    /// count carry on. The old counters stay valid for the old configuration's requests
+    /// still in flight.
+    pub fn for_groups<S: AsRef<str>>(&self, names: &[S]) -> Metrics {
+        let old = &self.inner;
+        let mut groups: Vec<Arc<GroupCounters>> = names
+            .iter()
+            .map(|n| {
+                old.names
+                    .iter()
+                    .position(|o| o == n.as_ref())
+                    .map_or_else(Arc::default, |i| old.groups[i].clone())
+            })
+            .collect();
+        groups.push(old.groups[old.groups.len() - 1].clone());
+        Metrics {
+            inner: Arc::new(Inner {
+                names: names.iter().map(|n| n.as_ref().to_string()).collect(),
+                groups,
+                response_bytes: old.response_bytes.clone(),
             }),
         }
     }
@@ -287,6 +312,27 @@ mod tests {
         // Clones count into the same place.
         m.clone().request(Some(1), 301, None, 0);
         assert_eq!(m.requests(Some(1), 3), 1);
+    }
+
+    #[test]
+    fn a_reload_keeps_the_counters_of_groups_it_keeps() {
+        let m = Metrics::new(&["api", "old"]);
+        m.request(Some(0), 200, None, 7);
+        m.request(Some(1), 500, None, 0);
+        m.request(None, 404, None, 0);
+        let r = m.for_groups(&["new", "api"]);
+        assert_eq!(r.requests(Some(1), 2), 1, "api carried over");
+        assert_eq!(r.requests(Some(0), 5), 0, "a new group starts at zero");
+        assert_eq!(r.requests(None, 4), 1, "no group: carried over");
+        // The old configuration's requests in flight still count for both.
+        m.request(Some(0), 201, None, 3);
+        assert_eq!(r.requests(Some(1), 2), 2);
+        let mut out = String::new();
+        r.render(&[], Instant::now(), None, &mut out);
+        assert!(
+            out.contains("wireloop_proxy_response_body_bytes_total 10"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -40,7 +40,8 @@
 //! connections_per_ip = 100         # more from one address are closed at once
 //!
 //! [admin]                          # optional
-//! listen = "127.0.0.1:9901"        # GET /metrics (Prometheus text), GET /healthz
+//! listen = "127.0.0.1:9901"        # GET /metrics (Prometheus text), GET /healthz,
+//!                                  # POST /reload (in the reverse-proxy example)
 //!
 //! [log]                            # optional
 //! access = "json"                  # or "combined", "off" (default: the program's)
