@@ -3,8 +3,9 @@
 //! certificate three times (reloads by `SIGHUP` and by `POST /reload` on the admin
 //! listener), and once is broken. Every request is answered (a client reconnects only
 //! after a response that said `Connection: close`); each reload sends new connections to
-//! the new route and serves the new certificate (its fingerprint read with
-//! `openssl s_client`); the broken file is refused with its file and line, and the
+//! the new route and serves the new certificates, the default one and one chosen by
+//! server name (SNI, an exact name and a wildcard), their fingerprints read with
+//! `openssl s_client`; the broken file is refused with its file and line, and the
 //! running configuration stays.
 
 mod common;
@@ -44,13 +45,15 @@ struct Ports {
 }
 
 /// The file: a plain and a TLS listener, every request to `upstream`, the TLS
-/// listener's certificate from `cert`.
+/// listener's certificate from `cert`, and `cert-sni` for two server names.
 fn file(p: &Ports, upstream: SocketAddr, cert: &str) -> String {
     format!(
         "[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
          [[listener]]\naddress = \"tcp://127.0.0.1:{plain}\"\n\n\
          [[listener]]\naddress = \"tcp://127.0.0.1:{tls}\"\n\
-         tls = {{ cert = \"{cert}.pem\", key = \"{cert}.key\" }}\n\n\
+         tls = {{ cert = \"{cert}.pem\", key = \"{cert}.key\", sni = [\
+         {{ names = [\"api.reload.test\", \"*.cdn.reload.test\"], \
+         cert = \"{cert}-sni.pem\", key = \"{cert}-sni.key\" }}] }}\n\n\
          [[upstream]]\nname = \"app\"\nservers = [\"{upstream}\"]\n\n\
          [[route]]\npath_prefix = \"/\"\nupstream = \"app\"\n",
         admin = p.admin,
@@ -69,10 +72,10 @@ fn write_cert(dir: &Path, name: &str) -> String {
 
 /// The SHA-256 fingerprint of the certificate the TLS listener serves to a new
 /// connection, as `openssl s_client` receives it.
-fn served_fingerprint(port: u16) -> String {
+fn served_fingerprint(port: u16, server_name: &str) -> String {
     let s_client = Command::new("openssl")
         .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
-        .args(["-servername", "localhost"])
+        .args(["-servername", server_name])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
@@ -268,14 +271,33 @@ fn reloads_under_load_change_routes_and_certificates_and_lose_no_request() {
     let fingerprints: Vec<String> = (0..4)
         .map(|i| write_cert(dir.path(), &format!("cert{i}")))
         .collect();
+    let sni_fingerprints: Vec<String> = (0..4)
+        .map(|i| write_cert(dir.path(), &format!("cert{i}-sni")))
+        .collect();
+    // What each server name is served: the default certificate, or the SNI one (an
+    // exact name, a wildcard).
+    let check_certs = |i: usize| {
+        for (name, want) in [
+            ("localhost", &fingerprints[i]),
+            ("api.reload.test", &sni_fingerprints[i]),
+            ("x.cdn.reload.test", &sni_fingerprints[i]),
+            ("x.y.cdn.reload.test", &fingerprints[i]),
+        ] {
+            assert_eq!(
+                &served_fingerprint(ports.tls, name),
+                want,
+                "configuration {i}: the certificate for {name}"
+            );
+        }
+    };
     std::fs::write(&path, file(&ports, a.tcp_addr(0), "cert0")).unwrap();
     let proxy = start_proxy(&path);
     assert_eq!(new_connection_reaches(ports.plain), "a");
-    assert_eq!(served_fingerprint(ports.tls), fingerprints[0]);
+    check_certs(0);
 
     let load = Load::start(ports.plain, 4);
     load.progress(200);
-    for (i, fingerprint) in fingerprints.iter().enumerate().skip(1) {
+    for i in 1..=3 {
         // Routes alternate between the backends; every reload brings a new certificate.
         let (to, name) = if i % 2 == 1 { (&b, "b") } else { (&a, "a") };
         std::fs::write(&path, file(&ports, to.tcp_addr(0), &format!("cert{i}"))).unwrap();
@@ -291,11 +313,7 @@ fn reloads_under_load_change_routes_and_certificates_and_lose_no_request() {
             "reload {i}: new connections do not reach {name}\n{}",
             proxy.output()
         );
-        assert_eq!(
-            &served_fingerprint(ports.tls),
-            fingerprint,
-            "reload {i}: the new certificate is not served"
-        );
+        check_certs(i);
         load.progress(200);
     }
 
@@ -305,7 +323,7 @@ fn reloads_under_load_change_routes_and_certificates_and_lose_no_request() {
     assert_eq!(status, 500, "{body}");
     assert!(body.contains("proxy.toml:2:"), "{body}");
     assert_eq!(new_connection_reaches(ports.plain), "b");
-    assert_eq!(served_fingerprint(ports.tls), fingerprints[3]);
+    check_certs(3);
     load.progress(200);
 
     let (answered, reconnects, failures) = load.stop();

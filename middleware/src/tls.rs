@@ -197,9 +197,18 @@ struct SniResolver {
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         if let Some(name) = hello.server_name() {
+            // An exact name first, then a wildcard (`*.example.com`: one label).
             for (n, ck) in &self.by_name {
                 if n.eq_ignore_ascii_case(name) {
                     return Some(ck.clone());
+                }
+            }
+            if let Some((first, parent)) = name.split_once('.') {
+                for (n, ck) in &self.by_name {
+                    let wild = n.strip_prefix("*.");
+                    if !first.is_empty() && wild.is_some_and(|w| w.eq_ignore_ascii_case(parent)) {
+                        return Some(ck.clone());
+                    }
                 }
             }
         }
@@ -219,7 +228,9 @@ pub struct TlsServerBuilder {
 }
 
 impl TlsServerBuilder {
-    /// Serves `name` (the client's SNI) with this certificate; others get the default.
+    /// Serves `name` (the client's SNI, compared without regard to case; `*.example.com`
+    /// matches one label under `example.com`, after the exact names) with this
+    /// certificate; others get the default.
     pub fn sni_cert(mut self, name: &str, cert: CertKey) -> TlsServerBuilder {
         self.sni.push((name.to_string(), cert));
         self

@@ -128,6 +128,7 @@ impl Ctx<'_> {
             return Ok(Listener {
                 address: address.clone(),
                 tls: None,
+                sni: Vec::new(),
                 self_signed: false,
                 proxy_protocol,
             });
@@ -152,9 +153,28 @@ impl Ctx<'_> {
                 ))
             }
         };
+        let mut sni = Vec::new();
+        for c in tls.get_ref().sni.iter().flatten() {
+            let c = c.get_ref();
+            let ck =
+                CertKey::from_pem_files(self.path(c.cert.get_ref()), self.path(c.key.get_ref()))
+                    .map_err(|e| self.err(c.cert.span(), e.to_string()))?;
+            if c.names.get_ref().is_empty() {
+                return Err(self.err(c.names.span(), "sni needs at least one name"));
+            }
+            for n in c.names.get_ref() {
+                let name = n.get_ref();
+                let host = name.strip_prefix("*.").unwrap_or(name);
+                if host.is_empty() || host.contains(['*', '/', ':', ' ']) {
+                    return Err(self.err(n.span(), format!("{name:?} is not a server name")));
+                }
+                sni.push((name.to_ascii_lowercase(), ck.clone()));
+            }
+        }
         Ok(Listener {
             address: address.clone(),
             tls: Some(cert),
+            sni,
             self_signed,
             proxy_protocol,
         })

@@ -9,6 +9,9 @@
 //! [[listener]]
 //! address = "tcp://127.0.0.1:8443"
 //! tls = { cert = "cert.pem", key = "key.pem" }   # both omitted: generated self-signed
+//! # more certificates by the client's server name (SNI); others get the one above:
+//! # tls = { cert = "cert.pem", key = "key.pem", sni = [
+//! #     { names = ["static.example.test", "*.cdn.example.test"], cert = "s.pem", key = "s.key" } ] }
 //! proxy_protocol = true            # a PROXY header (v1 or v2) starts every connection
 //! trusted_proxies = ["10.0.0.0/8"] # ... from these networks only (default: loopback)
 //!
@@ -105,6 +108,9 @@ pub struct Listener {
     pub address: String,
     /// Its TLS certificate and key, if it is a TLS listener.
     pub tls: Option<CertKey>,
+    /// More certificates of a TLS listener, by server name (`tls.sni`; a name may be a
+    /// wildcard, `*.example.test`): a client naming none of them gets `tls`.
+    pub sni: Vec<(String, CertKey)>,
     /// The certificate was generated (self-signed) because the file named none.
     pub self_signed: bool,
     /// Its connections start with a PROXY protocol header from one of these networks

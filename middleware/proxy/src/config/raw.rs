@@ -63,6 +63,17 @@ pub(super) struct Listener {
 pub(super) struct Tls {
     pub cert: Option<Spanned<String>>,
     pub key: Option<Spanned<String>>,
+    /// More certificates, chosen by the client's server name.
+    pub sni: Option<Vec<Spanned<SniCert>>>,
+}
+
+/// `{ names, cert, key }` in a listener's `tls.sni`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SniCert {
+    pub names: Spanned<Vec<Spanned<String>>>,
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
 }
 
 /// `[[upstream]]`

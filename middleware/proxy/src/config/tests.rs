@@ -244,3 +244,46 @@ fn lines_and_columns_count_characters() {
     assert_eq!((inside.line, inside.column), (2, 3));
     assert_eq!(ConfigError::at("f", text, 99..99, "end").line, 2);
 }
+
+#[test]
+fn a_tls_listener_takes_more_certificates_by_server_name() {
+    let dir = dir_with_cert();
+    let text = "[[listener]]\naddress = \"tcp://127.0.0.1:0\"\n\
+                tls = { cert = \"cert.pem\", key = \"key.pem\", sni = [{ names = [\"API.example.test\", \"*.cdn.example.test\"], cert = \"cert.pem\", key = \"key.pem\" }] }\n\
+                [[upstream]]\nname = \"a\"\nservers = [\"127.0.0.1:1\"]\n";
+    let c = ProxyConfig::parse(text, "sni.toml", &dir).unwrap();
+    let names: Vec<&str> = c.listeners[0].sni.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["api.example.test", "*.cdn.example.test"]);
+    for (bad, want) in [
+        (
+            "*.cdn.example.test",
+            "\"b*.example.test\" is not a server name",
+        ),
+        ("API.example.test", "\"a:1\" is not a server name"),
+    ] {
+        let replace = if bad.starts_with('*') {
+            "b*.example.test"
+        } else {
+            "a:1"
+        };
+        let e = ProxyConfig::parse(&text.replace(bad, replace), "sni.toml", &dir).unwrap_err();
+        assert!(
+            e.to_string().starts_with("sni.toml:3:") && e.to_string().contains(want),
+            "{e}"
+        );
+    }
+    let e = ProxyConfig::parse(
+        &text.replace("[\"API.example.test\", \"*.cdn.example.test\"]", "[]"),
+        "sni.toml",
+        &dir,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("sni needs at least one name"), "{e}");
+    let e = ProxyConfig::parse(
+        &text.replace("key = \"key.pem\" }]", "key = \"nope.pem\" }]"),
+        "sni.toml",
+        &dir,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("nope.pem"), "{e}");
+}

@@ -83,10 +83,11 @@ impl ProxyConfig {
                 l.tls
                     .as_ref()
                     .map(|ck| {
-                        TlsServer::builder(ck.clone())
-                            .alpn(&[b"http/1.1"])
-                            .resumption(resumption)
-                            .build()
+                        let mut b = TlsServer::builder(ck.clone());
+                        for (name, ck) in &l.sni {
+                            b = b.sni_cert(name, ck.clone());
+                        }
+                        b.alpn(&[b"http/1.1"]).resumption(resumption).build()
                     })
                     .transpose()
             })
