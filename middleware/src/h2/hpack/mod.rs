@@ -1,1 +1,3 @@
 //! HPACK header compression (RFC 7541).
+
+pub mod huffman;
