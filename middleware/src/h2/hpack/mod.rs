@@ -39,11 +39,15 @@
 //! any octets in names and values; the encoder sends the names it is given unchanged.
 
 mod decoder;
+mod encoder;
 pub mod huffman;
 mod integer;
 mod table;
+#[cfg(test)]
+mod tests;
 
 pub use decoder::{DecodeError, Decoder};
+pub use encoder::{Encoder, Field, MAX_INDEXED_VALUE};
 
 /// The initial SETTINGS_HEADER_TABLE_SIZE (RFC 9113 §6.5.2): the dynamic table's size
 /// until a SETTINGS frame changes it, and the most the [`Encoder`] uses.
