@@ -24,6 +24,7 @@ const TARGETS: &[Target] = &[
         wireloop_middleware::codec::fuzzing::length_prefixed,
     ),
     ("lines", wireloop_middleware::codec::fuzzing::lines),
+    ("hpack_decode", wireloop_middleware::h2::hpack::fuzzing::decode),
     (
         "http1_request",
         wireloop_middleware::http1::fuzzing::request,

@@ -40,6 +40,8 @@
 
 mod decoder;
 mod encoder;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod huffman;
 mod integer;
 mod table;
