@@ -24,7 +24,10 @@ const TARGETS: &[Target] = &[
         wireloop_middleware::codec::fuzzing::length_prefixed,
     ),
     ("lines", wireloop_middleware::codec::fuzzing::lines),
-    ("hpack_decode", wireloop_middleware::h2::hpack::fuzzing::decode),
+    (
+        "hpack_decode",
+        wireloop_middleware::h2::hpack::fuzzing::decode,
+    ),
     (
         "http1_request",
         wireloop_middleware::http1::fuzzing::request,

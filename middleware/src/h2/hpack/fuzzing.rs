@@ -58,7 +58,11 @@ pub fn decode(data: &[u8]) {
             decoder.set_max_table_size(other_size);
         }
         if first & 0x80 != 0 {
-            let size = if block_no.is_multiple_of(2) { other_size } else { 4096 };
+            let size = if block_no.is_multiple_of(2) {
+                other_size
+            } else {
+                4096
+            };
             encoder.set_max_table_size(size);
             again.set_max_table_size(size);
         }
