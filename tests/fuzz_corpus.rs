@@ -25,6 +25,10 @@ const TARGETS: &[Target] = &[
     ),
     ("lines", wireloop_middleware::codec::fuzzing::lines),
     (
+        "hpack_decode",
+        wireloop_middleware::h2::hpack::fuzzing::decode,
+    ),
+    (
         "http1_request",
         wireloop_middleware::http1::fuzzing::request,
     ),

@@ -53,6 +53,8 @@ pub mod codec;
     feature = "codec"
 ))]
 pub mod fuzzing;
+#[cfg(feature = "h2")]
+pub mod h2;
 #[cfg(feature = "http1")]
 pub mod http1;
 #[cfg(all(feature = "http1", feature = "fuzzing"))]

@@ -1,0 +1,1 @@
+//! The HTTP/2 frame layer (RFC 9113 §4, §6).

@@ -1,0 +1,11 @@
+//! HTTP/2 (RFC 9113), sans-IO: the pieces a connection is built from.
+//!
+//! - [`frame`]: the frame layer (RFC 9113 §4 and §6): decoding frames from a byte buffer
+//!   with every size and field checked, and encoding them into an output buffer.
+//! - [`hpack`]: header compression (RFC 7541): a decoder with a bounded dynamic table and a
+//!   header-list size limit, and an encoder with Huffman coding.
+//!
+//! Nothing here does I/O or allocates per frame beyond what the protocol needs.
+
+pub mod frame;
+pub mod hpack;
