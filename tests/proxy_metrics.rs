@@ -51,12 +51,8 @@ for family in text_string_to_metric_families(sys.stdin.read()):
         .collect()
 }
 
-#[test]
-fn metrics_count_the_requests_and_parse_as_prometheus_text() {
-    let be = common::backend::header_echo("be");
-    let admin = format!("127.0.0.1:{}", free_port());
-    let upstream = format!("http://{}", be.tcp_addr(0));
-    let (p, addr) = reverse_proxy(&upstream, &["--admin", &admin]);
+/// Waits until the proxy says its admin listener is up.
+fn wait_for_admin(p: &common::process::Process) {
     assert!(
         common::wait_until(TIMEOUT, || p
             .log
@@ -67,6 +63,15 @@ fn metrics_count_the_requests_and_parse_as_prometheus_text() {
         "{}",
         p.output()
     );
+}
+
+#[test]
+fn metrics_count_the_requests_and_parse_as_prometheus_text() {
+    let be = common::backend::header_echo("be");
+    let admin = format!("127.0.0.1:{}", free_port());
+    let upstream = format!("http://{}", be.tcp_addr(0));
+    let (p, addr) = reverse_proxy(&upstream, &["--admin", &admin]);
+    wait_for_admin(&p);
     let url = format!("http://{addr}/x");
     for _ in 0..7 {
         assert!(text(&curl(&["-s", &url])).starts_with("be /x\n"));
@@ -101,4 +106,76 @@ fn metrics_count_the_requests_and_parse_as_prometheus_text() {
         .and_then(|v| v.parse::<f64>().ok())
         .expect("connections accepted");
     assert!(accepted >= 7.0, "{accepted}");
+}
+
+/// The sample `name` (labels sorted, as printed by the parser) in `samples`, if any.
+fn sample(samples: &[String], name: &str) -> Option<f64> {
+    samples
+        .iter()
+        .find_map(|s| s.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn metrics_count_connections_by_listener_and_tls_handshakes() {
+    let be = common::backend::header_echo("be");
+    let admin = format!("127.0.0.1:{}", free_port());
+    let tls_port = free_port();
+    let dir = common::tools::TempDir::new("metrics-tls");
+    let ca = dir.path().join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let upstream = format!("http://{}", be.tcp_addr(0));
+    let (p, addr) = reverse_proxy(
+        &upstream,
+        &[
+            "--admin",
+            &admin,
+            "--tlsport",
+            &tls_port.to_string(),
+            "--cert-out",
+            ca,
+        ],
+    );
+    wait_for_admin(&p);
+    // Three TLS handshakes with a client that trusts the certificate, one refused by a
+    // client that does not; two plain requests and a plain connection kept open.
+    let https = format!("https://localhost:{tls_port}/t");
+    let resolve = format!("localhost:{tls_port}:127.0.0.1");
+    for _ in 0..3 {
+        let out = curl(&["-s", "--cacert", ca, "--resolve", &resolve, &https]);
+        assert!(text(&out).starts_with("be /t\n"), "{}", text(&out));
+    }
+    let (code, _) = curl_status(&["-s", "--resolve", &resolve, &https]);
+    assert_ne!(code, 0, "curl trusted a certificate it was not given");
+    for _ in 0..2 {
+        assert!(text(&curl(&["-s", &format!("http://{addr}/p")])).starts_with("be /p\n"));
+    }
+    let _held = std::net::TcpStream::connect(addr).unwrap();
+
+    let plain = format!("{{listener=\"{addr}\"}}");
+    let tls = format!("{{listener=\"127.0.0.1:{tls_port}\"}}");
+    let want = [
+        ("wireloop_proxy_tls_handshakes_total{}".to_string(), 3.0),
+        (
+            "wireloop_proxy_tls_handshake_failures_total{}".to_string(),
+            1.0,
+        ),
+        (
+            format!("wireloop_proxy_client_connections_total{plain}"),
+            3.0,
+        ),
+        (format!("wireloop_proxy_client_connections_total{tls}"), 3.0),
+        (
+            format!("wireloop_proxy_client_connections_open{plain}"),
+            1.0,
+        ),
+        (format!("wireloop_proxy_client_connections_open{tls}"), 0.0),
+    ];
+    // The closes of curl's connections reach the proxy a moment after curl returns.
+    let mut last = Vec::new();
+    let settled = common::wait_until(TIMEOUT, || {
+        let body = text(&curl(&["-s", &format!("http://{admin}/metrics")]));
+        last = parse_with_prometheus_client(&body);
+        want.iter().all(|(name, v)| sample(&last, name) == Some(*v))
+    });
+    assert!(settled, "want {want:?} in\n{}", last.join("\n"));
 }

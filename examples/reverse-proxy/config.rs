@@ -47,10 +47,11 @@ pub fn run(path: &str, flags: Flags) -> Result<(), String> {
     let (tx, events) = mpsc::channel();
     reload::on_signals(tx.clone())?;
     let cfg = ProxyConfig::load(path).map_err(|e| e.to_string())?;
-    let metrics = cfg.admin.as_ref().or(flags.admin.as_ref()).map(|_| {
-        let names: Vec<&str> = cfg.groups.iter().map(|g| g.name()).collect();
-        Metrics::new(&names)
-    });
+    let metrics = cfg
+        .admin
+        .as_ref()
+        .or(flags.admin.as_ref())
+        .map(|_| Metrics::new(&cfg.groups.iter().map(|g| g.name()).collect::<Vec<_>>()));
     let first = start(cfg, &flags, None, metrics, &tx)?;
     let admin = match &first.kept.admin {
         Some(addr) => Some(Admin::start(addr, view(&first), Some(tx.clone()))?),
@@ -122,7 +123,7 @@ fn start(
         std::fs::write(out, ck.leaf_pem()).map_err(|e| format!("cannot write {out}: {e}"))?;
         log::info!("wrote the generated certificate to {out}");
     }
-    let tls = cfg.tls_layer(flags.resumption).map_err(|e| e.to_string())?;
+    let mut tls = cfg.tls_layer(flags.resumption).map_err(|e| e.to_string())?;
     let server = builder.build().map_err(|e| e.to_string())?;
     for (l, addr) in cfg.listeners.iter().zip(server.local_addrs()) {
         let scheme = if l.tls.is_some() { "https" } else { "http" };
@@ -155,6 +156,7 @@ fn start(
         log: access.as_ref().map(|(_, l)| l.clone()),
         router: Some(cfg.router),
     };
+    let addresses: Vec<String> = cfg.listeners.iter().map(|l| l.address.clone()).collect();
     let (groups, mut settings) = (cfg.groups, cfg.settings);
     // Limits that stay the same go on counting (connections open, tokens).
     if let Some(k) = kept {
@@ -165,11 +167,17 @@ fn start(
             settings.limits = k.limits.clone();
         }
     }
+    // Counters by group and by listener (its address as written in the file), going on
+    // from the previous configuration's.
     let names: Vec<&str> = groups.iter().map(|g| g.name()).collect();
     let metrics = match kept {
         Some(k) => k.metrics.as_ref().map(|m| m.for_groups(&names)),
         None => metrics,
-    };
+    }
+    .map(|m| m.listeners(&addresses));
+    if let Some(m) = &metrics {
+        tls = tls.counting(m.tls());
+    }
     settings.metrics = metrics.clone();
     let handle = server.handle();
     let kept = Kept {

@@ -379,7 +379,14 @@ fn main() {
         ups.join(", "),
         server.num_loops()
     );
-    let metrics = args.admin.as_ref().map(|_| Metrics::new(&[group.name()]));
+    let metrics = args.admin.as_ref().map(|_| {
+        let listeners: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        Metrics::new(&[group.name()]).listeners(&listeners)
+    });
+    let tls_server = match (tls_server, &metrics) {
+        (Some(t), Some(m)) => Some(t.counting(m.tls().clone())),
+        (t, _) => t,
+    };
     let settings = Settings {
         tls_listeners: tls_index.into_iter().collect(),
         // A failed connect is retried on every other upstream once.

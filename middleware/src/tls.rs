@@ -47,10 +47,12 @@ pub const WIRE_BUDGET: usize = 256 * 1024;
 /// Default handshake timeout.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+mod counters;
 mod provider;
 #[cfg(feature = "self-signed")]
 mod self_signed;
 
+pub use counters::TlsCounters;
 pub use provider::crypto_provider;
 use provider::crypto_provider as provider;
 #[cfg(feature = "self-signed")]
@@ -293,6 +295,7 @@ impl TlsServerBuilder {
         Ok(TlsServer {
             config: Arc::new(cfg),
             handshake_timeout: self.handshake_timeout,
+            counters: None,
         })
     }
 }
@@ -302,6 +305,7 @@ impl TlsServerBuilder {
 pub struct TlsServer {
     config: Arc<ServerConfig>,
     handshake_timeout: Option<Duration>,
+    counters: Option<TlsCounters>,
 }
 
 impl TlsServer {
@@ -322,14 +326,23 @@ impl TlsServer {
         TlsServer {
             config,
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+            counters: None,
         }
+    }
+
+    /// Counts its sessions' handshakes, completed and failed, in `counters`.
+    pub fn counting(mut self, counters: TlsCounters) -> TlsServer {
+        self.counters = Some(counters);
+        self
     }
 }
 
 impl Layer for TlsServer {
     fn session(&self, _info: &ConnInfo) -> Result<Box<dyn Session>, Error> {
         let conn = rustls::ServerConnection::new(self.config.clone()).map_err(Error::layer)?;
-        Ok(Box::new(TlsSession::new(conn.into())))
+        let mut session = TlsSession::new(conn.into());
+        session.counters = self.counters.clone();
+        Ok(Box::new(session))
     }
 
     fn handshake_timeout(&self) -> Option<Duration> {
@@ -536,6 +549,8 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
 pub struct TlsSession {
     conn: rustls::Connection,
     peer_closed: bool,
+    /// Where the handshake's outcome is counted, until it is.
+    counters: Option<TlsCounters>,
 }
 
 impl TlsSession {
@@ -543,6 +558,7 @@ impl TlsSession {
         TlsSession {
             conn,
             peer_closed: false,
+            counters: None,
         }
     }
 
@@ -567,7 +583,20 @@ impl TlsSession {
 
     /// Decrypts the records rustls holds and moves their plaintext to `plain`.
     fn decrypt(&mut self, plain: &mut LayerBuffers) -> Result<(), Error> {
-        let state = self.conn.process_new_packets().map_err(Error::layer)?;
+        let state = match self.conn.process_new_packets() {
+            Ok(state) => state,
+            Err(e) => {
+                if let Some(c) = self.counters.take() {
+                    c.failed();
+                }
+                return Err(Error::layer(e));
+            }
+        };
+        if self.counters.is_some() && !self.conn.is_handshaking() {
+            if let Some(c) = self.counters.take() {
+                c.completed();
+            }
+        }
         self.pull_plaintext(plain)?;
         if state.peer_has_closed() {
             self.peer_closed = true;
@@ -675,5 +704,14 @@ impl Session for TlsSession {
 
     fn close(&mut self) {
         self.conn.send_close_notify();
+    }
+}
+
+impl Drop for TlsSession {
+    fn drop(&mut self) {
+        // Still counting: the connection ended before its handshake did.
+        if let Some(c) = self.counters.take() {
+            c.failed();
+        }
     }
 }

@@ -12,11 +12,12 @@
 //! on the data path allocates or locks.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wireloop::Stats;
+use wireloop_middleware::tls::TlsCounters;
 
 use crate::group::Group;
 
@@ -39,12 +40,22 @@ struct GroupCounters {
     retries: AtomicU64,
 }
 
+/// One listener's client connections.
+#[derive(Debug, Default)]
+struct ListenerCounters {
+    open: AtomicI64,
+    total: AtomicU64,
+}
+
 #[derive(Debug)]
 struct Inner {
     names: Vec<String>,
     /// Shared with the metrics of a reloaded configuration (see [`Metrics::for_groups`]).
     groups: Vec<Arc<GroupCounters>>,
     response_bytes: Arc<AtomicU64>,
+    /// Listener names (addresses), by listener index, and their connection counters.
+    listeners: Vec<(String, Arc<ListenerCounters>)>,
+    tls: TlsCounters,
 }
 
 /// The proxy's counters for groups named `names` (in the order the proxy has them).
@@ -63,7 +74,57 @@ impl Metrics {
                 names,
                 groups,
                 response_bytes: Arc::default(),
+                listeners: Vec::new(),
+                tls: TlsCounters::new(),
             }),
+        }
+    }
+
+    /// These counters, also counting client connections by listener: `names` (their
+    /// addresses, say) in the order of the listeners' indexes. A name these counted
+    /// already keeps its counters (a reload).
+    pub fn listeners<S: AsRef<str>>(&self, names: &[S]) -> Metrics {
+        let old = &self.inner;
+        let listeners = names
+            .iter()
+            .map(|n| {
+                let n = n.as_ref();
+                let kept = old.listeners.iter().find(|(o, _)| o == n);
+                (
+                    n.to_string(),
+                    kept.map_or_else(Arc::default, |(_, c)| c.clone()),
+                )
+            })
+            .collect();
+        Metrics {
+            inner: Arc::new(Inner {
+                names: old.names.clone(),
+                groups: old.groups.clone(),
+                response_bytes: old.response_bytes.clone(),
+                listeners,
+                tls: old.tls.clone(),
+            }),
+        }
+    }
+
+    /// The TLS handshake counters shown with these (give them to the TLS listeners'
+    /// layer with [`TlsServer::counting`](wireloop_middleware::TlsServer::counting)).
+    pub fn tls(&self) -> &TlsCounters {
+        &self.inner.tls
+    }
+
+    /// A client connection opened on listener `index`.
+    pub fn client_opened(&self, index: usize) {
+        if let Some((_, c)) = self.inner.listeners.get(index) {
+            c.open.fetch_add(1, Relaxed);
+            c.total.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A client connection of listener `index` closed.
+    pub fn client_closed(&self, index: usize) {
+        if let Some((_, c)) = self.inner.listeners.get(index) {
+            c.open.fetch_sub(1, Relaxed);
         }
     }
 
@@ -89,6 +150,8 @@ impl Metrics {
                 names: names.iter().map(|n| n.as_ref().to_string()).collect(),
                 groups,
                 response_bytes: old.response_bytes.clone(),
+                listeners: old.listeners.clone(),
+                tls: old.tls.clone(),
             }),
         }
     }
@@ -205,6 +268,52 @@ impl Metrics {
             "wireloop_proxy_response_body_bytes_total {}",
             self.inner.response_bytes.load(Relaxed)
         );
+        if !self.inner.listeners.is_empty() {
+            header(
+                out,
+                "wireloop_proxy_client_connections_open",
+                "gauge",
+                "Client connections open, by listener.",
+            );
+            for (name, c) in &self.inner.listeners {
+                let open = c.open.load(Relaxed).max(0);
+                let _ = writeln!(
+                    out,
+                    "wireloop_proxy_client_connections_open{{listener=\"{}\"}} {open}",
+                    escape(name)
+                );
+            }
+            header(
+                out,
+                "wireloop_proxy_client_connections_total",
+                "counter",
+                "Client connections opened, by listener.",
+            );
+            for (name, c) in &self.inner.listeners {
+                let _ = writeln!(
+                    out,
+                    "wireloop_proxy_client_connections_total{{listener=\"{}\"}} {}",
+                    escape(name),
+                    c.total.load(Relaxed)
+                );
+            }
+        }
+        let tls = &self.inner.tls;
+        for (name, help, v) in [
+            (
+                "wireloop_proxy_tls_handshakes_total",
+                "TLS handshakes completed on the listeners.",
+                tls.handshakes(),
+            ),
+            (
+                "wireloop_proxy_tls_handshake_failures_total",
+                "TLS handshakes failed or abandoned on the listeners.",
+                tls.failures(),
+            ),
+        ] {
+            header(out, name, "counter", help);
+            let _ = writeln!(out, "{name} {v}");
+        }
         header(
             out,
             "wireloop_proxy_upstream_healthy",

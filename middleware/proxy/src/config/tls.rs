@@ -49,6 +49,15 @@ impl TlsListeners {
         !info.dialed && matches!(self.servers.get(info.addr_index), Some(Some(_)))
     }
 
+    /// Counts the handshakes of every TLS listener in `counters` (see
+    /// [`TlsServer::counting`]).
+    pub fn counting(mut self, counters: &wireloop_middleware::tls::TlsCounters) -> TlsListeners {
+        for s in self.servers.iter_mut().flatten() {
+            *s = s.clone().counting(counters.clone());
+        }
+        self
+    }
+
     /// Whether no listener is TLS.
     pub fn is_empty(&self) -> bool {
         self.servers.iter().all(Option::is_none)

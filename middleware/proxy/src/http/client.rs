@@ -63,6 +63,9 @@ impl<P: ProxyHttp> Engine<P> {
                 }
             }
             p.0 = Side::Client(Box::new(c));
+            if let Some(m) = &self.s.metrics {
+                m.client_opened(conn.addr_index());
+            }
         }
     }
 
@@ -80,6 +83,9 @@ impl<P: ProxyHttp> Engine<P> {
         else {
             return;
         };
+        if let Some(m) = &self.s.metrics {
+            m.client_closed(conn.addr_index());
+        }
         if matches!(c.answer, Answer::Pending | Answer::Head | Answer::Streaming) {
             let status = if c.status == 0 { 499 } else { c.status };
             self.log(&mut c, status);
