@@ -473,3 +473,42 @@ fn every_split_point_gives_partial_then_the_same_frames() {
         assert_eq!(got, whole, "cut {cut}");
     }
 }
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Wire bytes written out by hand from RFC 9113, as other implementations send them.
+#[test]
+fn known_wire_bytes() {
+    // A padded DATA frame on stream 2: "Hello, world!" and 6 bytes of padding.
+    let wire = hex("0000140008000000020648656C6C6F2C20776F726C6421486F77647921");
+    assert_eq!(
+        one(&wire),
+        Frame::Data {
+            stream_id: 2,
+            end_stream: false,
+            data: b"Hello, world!",
+            pad_len: Some(6)
+        }
+    );
+    assert_eq!(one(&wire).flow_len(), 20);
+    let mut out = Vec::new();
+    encode::settings_ack(&mut out);
+    assert_eq!(out, hex("000000040100000000"));
+    out.clear();
+    encode::settings(&mut out, [Setting::MaxConcurrentStreams(100)]);
+    assert_eq!(out, hex("000006040000000000000300000064"));
+    out.clear();
+    encode::window_update(&mut out, 0, 0x7fff_0000);
+    assert_eq!(out, hex("0000040800000000007fff0000"));
+    out.clear();
+    encode::goaway(&mut out, 1, ErrorCode::PROTOCOL_ERROR, b"");
+    assert_eq!(out, hex("0000080700000000000000000100000001"));
+    out.clear();
+    encode::rst_stream(&mut out, 1, ErrorCode::CANCEL);
+    assert_eq!(out, hex("00000403000000000100000008"));
+}
