@@ -34,7 +34,9 @@ impl<T> Status<T> {
 /// `max_frame_size` is the SETTINGS_MAX_FRAME_SIZE this endpoint advertised (and the
 /// peer acknowledged; 16,384 before that): a longer frame is a connection error
 /// FRAME_SIZE_ERROR, reported from its header alone, so at most `9 + max_frame_size`
-/// bytes are ever asked for.
+/// bytes are ever asked for. This holds for every frame type: §4.2 would let an
+/// oversized DATA frame be a stream error, but its payload would still have to be read
+/// to be skipped.
 ///
 /// Returns the frame and the number of bytes it took (header included), or
 /// [`Status::Partial`] with the length `buf` must reach. Every rule of RFC 9113 §4 and
