@@ -42,6 +42,7 @@ const TARGETS: &[Target] = &[
         wireloop_middleware::http1::fuzzing::response,
     ),
     ("ws_frames", wireloop_middleware::ws::fuzzing::frames),
+    ("h2_frames", wireloop_middleware::h2::frame::fuzzing::frames),
     ("sni_hello", wireloop_proxy::fuzzing::sni_hello),
     ("proxy_config", wireloop_proxy::fuzzing::proxy_config),
     (
