@@ -56,7 +56,7 @@ impl ProxyHttp for Logging {
         _: &mut LogCtx,
     ) -> Option<Target> {
         match &self.router {
-            Some(r) => r.route_request(req, session.sni).map(Target::group),
+            Some(r) => r.target_request(req, session.sni),
             None => Some(Target::group(0)),
         }
     }

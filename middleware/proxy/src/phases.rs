@@ -44,6 +44,11 @@ pub struct Target {
     /// The key consistent hashing uses; `None`: the group's own
     /// [`HashKey`](crate::HashKey) of the request.
     pub key: Option<u64>,
+    /// Largest request body this route takes, in bytes: a larger `Content-Length` is
+    /// answered 413 at once; a chunked body that grows past it ends its exchange (the
+    /// upstream's is aborted) with a 413 and the connection closes (or, if the response
+    /// already started, is cut off). `None`: no limit.
+    pub max_body: Option<u64>,
 }
 
 impl Target {
@@ -53,6 +58,12 @@ impl Target {
             group,
             ..Target::default()
         }
+    }
+
+    /// With a request body limit of `bytes` (see [`max_body`](Target::max_body)).
+    pub fn max_body(mut self, bytes: u64) -> Target {
+        self.max_body = Some(bytes);
+        self
     }
 }
 

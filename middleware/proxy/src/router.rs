@@ -28,6 +28,7 @@ use std::fmt;
 
 use wireloop_middleware::http1::Request;
 
+use crate::phases::Target;
 use crate::sni::SniRoutes;
 
 /// Why a route was refused.
@@ -52,22 +53,22 @@ impl fmt::Display for RouteError {
 
 impl std::error::Error for RouteError {}
 
-/// Path prefixes, longest first, each with its group.
+/// Path prefixes, longest first, each with its target.
 #[derive(Clone, Debug, Default)]
-struct Prefixes(Vec<(String, usize)>);
+struct Prefixes(Vec<(String, Target)>);
 
 impl Prefixes {
-    fn add(&mut self, prefix: &str, group: usize) {
+    fn add(&mut self, prefix: &str, target: Target) {
         self.0.retain(|(p, _)| p != prefix);
-        self.0.push((prefix.to_string(), group));
+        self.0.push((prefix.to_string(), target));
         self.0.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
     }
 
-    fn find(&self, path: &str) -> Option<usize> {
+    fn find(&self, path: &str) -> Option<Target> {
         self.0
             .iter()
             .find(|(p, _)| path.starts_with(p.as_str()))
-            .map(|(_, g)| *g)
+            .map(|(_, t)| *t)
     }
 }
 
@@ -102,6 +103,17 @@ impl Router {
         path_prefix: &str,
         group: usize,
     ) -> Result<(), RouteError> {
+        self.add_target(host, path_prefix, Target::group(group))
+    }
+
+    /// As [`add`](Router::add), to a whole [`Target`] (a group with a peer, a key or a
+    /// body limit), which [`target`](Router::target) returns.
+    pub fn add_target(
+        &mut self,
+        host: Option<&str>,
+        path_prefix: &str,
+        target: Target,
+    ) -> Result<(), RouteError> {
         if !(path_prefix.starts_with('/') || path_prefix == "*")
             || path_prefix.bytes().any(|b| b <= b' ' || b == 0x7f)
         {
@@ -109,7 +121,7 @@ impl Router {
         }
         let host = host.filter(|h| *h != "*");
         let Some(host) = host else {
-            self.any.add(path_prefix, group);
+            self.any.add(path_prefix, target);
             return Ok(());
         };
         let pattern = host.to_ascii_lowercase();
@@ -126,7 +138,7 @@ impl Router {
                 v
             }
         };
-        self.vhosts[v].add(path_prefix, group);
+        self.vhosts[v].add(path_prefix, target);
         Ok(())
     }
 
@@ -138,6 +150,11 @@ impl Router {
     /// The group for a request to `host` (a `Host` value: the port and case do not
     /// matter) with `path` (without the query). `None`: no route.
     pub fn route(&self, host: Option<&str>, path: &str) -> Option<usize> {
+        self.target(host, path).map(|t| t.group)
+    }
+
+    /// The target of the route for `host` and `path` (see [`route`](Router::route)).
+    pub fn target(&self, host: Option<&str>, path: &str) -> Option<Target> {
         let mut buf = [0u8; MAX_HOST];
         let found = host
             .and_then(|h| normalise(h, &mut buf))
@@ -152,11 +169,16 @@ impl Router {
     ///
     /// [`Session::sni`]: crate::Session::sni
     pub fn route_request(&self, req: &Request<'_>, sni: Option<&str>) -> Option<usize> {
+        self.target_request(req, sni).map(|t| t.group)
+    }
+
+    /// The target of the route for `req` (see [`route_request`](Router::route_request)).
+    pub fn target_request(&self, req: &Request<'_>, sni: Option<&str>) -> Option<Target> {
         let (authority, path) = split_target(req.target());
         let host = authority
             .or_else(|| req.header("host").and_then(|h| std::str::from_utf8(h).ok()))
             .or(sni);
-        self.route(host, path)
+        self.target(host, path)
     }
 }
 

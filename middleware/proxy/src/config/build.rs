@@ -14,6 +14,7 @@ use super::raw;
 use super::{ConfigError, Listener, ProxyConfig};
 use crate::access_log::Format;
 use crate::limits::Limits;
+use crate::phases::Target;
 use crate::router::{RouteError, Router};
 use crate::settings::Settings;
 
@@ -233,14 +234,22 @@ impl Ctx<'_> {
                 host.map(|h| h.get_ref().as_str()),
                 prefix.map_or("/", |p| p.get_ref().as_str()),
             );
-            router.add(host_str, prefix_str, group).map_err(|e| {
-                let span = match (&e, host, prefix) {
-                    (RouteError::Host(_), Some(h), _) => h.span(),
-                    (RouteError::Prefix(_), _, Some(p)) => p.span(),
-                    _ => up.span(),
-                };
-                self.err(span, e.to_string())
-            })?;
+            let mut target = Target::group(group);
+            if let Some(m) = &r.max_body {
+                let bytes = u64::try_from(*m.get_ref())
+                    .map_err(|_| self.err(m.span(), "max_body must be 0 or more bytes"))?;
+                target = target.max_body(bytes);
+            }
+            router
+                .add_target(host_str, prefix_str, target)
+                .map_err(|e| {
+                    let span = match (&e, host, prefix) {
+                        (RouteError::Host(_), Some(h), _) => h.span(),
+                        (RouteError::Prefix(_), _, Some(p)) => p.span(),
+                        _ => up.span(),
+                    };
+                    self.err(span, e.to_string())
+                })?;
         }
         Ok(router)
     }

@@ -37,6 +37,7 @@
 //! [[route]]
 //! path_prefix = "/static/"
 //! upstream = "static"
+//! max_body = 1048576               # request bodies over this many bytes: 413
 //!
 //! [limits]                         # optional, every key too
 //! requests_per_second_per_ip = 50  # token bucket, burst = one second's worth; 429 past it

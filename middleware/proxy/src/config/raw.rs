@@ -114,6 +114,8 @@ pub(super) struct Route {
     pub host: Option<Spanned<String>>,
     pub path_prefix: Option<Spanned<String>>,
     pub upstream: Spanned<String>,
+    /// Largest request body, in bytes (413 past it).
+    pub max_body: Option<Spanned<i64>>,
 }
 
 /// `[proxy]`: the engine's settings.

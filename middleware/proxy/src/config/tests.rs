@@ -196,6 +196,7 @@ fn bad_files_are_refused_with_file_line_and_reason() {
         (with_upstream("health = { path = \"/\", expect = \"x\" }\n"), "bad.toml:6:", "expect is a status"),
         (with_upstream("health = { interval_ms = 0 }\n"), "bad.toml:6:", "interval_ms must be"),
         (with_upstream("[[route]]\npath_prefix = \"static\"\nupstream = \"a\"\n"), "bad.toml:7:15:", "path prefix"),
+        (with_upstream("[[route]]\nupstream = \"a\"\nmax_body = -1\n"), "bad.toml:8:12:", "max_body must be 0 or more bytes"),
         (with_upstream("[[route]]\nhost = \"a b\"\nupstream = \"a\"\n"), "bad.toml:7:8:", "bad host name"),
         (with_upstream("[[upstream]]\nname = \"a\"\nservers = [\"127.0.0.1:2\"]\n"), "bad.toml:7:8:", "a second upstream named \"a\""),
         (with_upstream("[proxy]\npool_size = 0\n"), "bad.toml:7:13:", "pool_size must be at least 1"),
@@ -286,4 +287,16 @@ fn a_tls_listener_takes_more_certificates_by_server_name() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("nope.pem"), "{e}");
+}
+
+#[test]
+fn a_route_may_limit_request_bodies() {
+    let text = with_upstream(
+        "[[route]]\npath_prefix = \"/up/\"\nupstream = \"a\"\nmax_body = 1048576\n\
+         [[route]]\nupstream = \"a\"\n",
+    );
+    let c = ProxyConfig::parse(&text, "limit.toml", ".".as_ref()).unwrap();
+    let up = c.router.target(Some("h"), "/up/file").unwrap();
+    assert_eq!((up.group, up.max_body), (0, Some(1 << 20)));
+    assert_eq!(c.router.target(Some("h"), "/other").unwrap().max_body, None);
 }

@@ -207,6 +207,14 @@ impl<P: ProxyHttp> Engine<P> {
             res.status(404).body(b"no route\n");
             return false;
         };
+        c.max_body = t.max_body;
+        if let (Some(max), Some(len)) = (t.max_body, req.content_length()) {
+            if len > max {
+                c.status = 413;
+                res.status(413).close().body(b"request body too large\n");
+                return false;
+            }
+        }
         let Some(g) = self.groups.get_mut(t.group) else {
             log::error!("policy chose group {} of {}", t.group, self.groups.len());
             c.status = 502;
@@ -296,6 +304,8 @@ impl<P: ProxyHttp> App for Engine<P> {
         c.resp.headers.clear();
         c.req_chunked = req.is_chunked();
         c.req_done = !req.has_body();
+        c.max_body = None;
+        c.body_seen = 0;
         c.head_request = req.is_head();
         c.upgrade_req = tunnels_upgrade(req);
         c.idempotent = matches!(req.method(), "GET" | "HEAD" | "OPTIONS");
@@ -312,6 +322,15 @@ impl<P: ProxyHttp> App for Engine<P> {
 
     fn body(&mut self, data: &[u8], _res: &mut Response<'_>, state: &mut Self::State) {
         if let Some(c) = state.0.client() {
+            c.body_seen += data.len() as u64;
+            if c.max_body.is_some_and(|max| c.body_seen > max) {
+                if c.answer == Answer::Pending || c.up.is_some() {
+                    // Over the route's limit (a chunked body): the exchange ends here.
+                    log::info!("client {}: request body over {:?} bytes", c.id, c.max_body);
+                    push_op(&mut self.ops, Op::TooLarge(c.id));
+                }
+                return;
+            }
             self.send_up(c, data, false);
         }
     }
@@ -343,6 +362,8 @@ impl<P: ProxyHttp> App for Engine<P> {
                         .close()
                         .body(if status == 504 {
                             b"upstream timed out\n"
+                        } else if status == 413 {
+                            b"request body too large\n"
                         } else {
                             b"upstream failed\n"
                         });

@@ -59,6 +59,28 @@ impl<P: ProxyHttp> Engine<P> {
         push_op(&mut self.later, Op::Wake(cid));
     }
 
+    /// Client `cid`'s request body went over its route's limit: the upstream exchange
+    /// (or the wait for a connection) is abandoned and the client answered 413, or cut
+    /// off if its response already started.
+    pub(crate) fn too_large(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ConnId) {
+        let Some(c) = r.client(cid) else {
+            return;
+        };
+        let (up, group, routed) = (c.up, c.group, c.routed);
+        c.req_done = true;
+        if routed {
+            self.groups[group].forget_waiting(cid);
+        }
+        if let Some(up_id) = up {
+            // Broken: released with a reset, never pooled.
+            if let Some(u) = r.up(up_id) {
+                u.broken = true;
+            }
+            self.release(r, up_id, false);
+        }
+        self.fail_client(r, cid, 413);
+    }
+
     /// Upstream connection `up_id` failed (`kind`): the policy decides between a retry
     /// and an answer while no response head arrived.
     pub(crate) fn fail_up(

@@ -62,6 +62,9 @@ pub(crate) enum Op {
     Ended(ConnId),
     /// Dial for this waiting client (a connection slot freed).
     Dial(ConnId),
+    /// This client's request body went over its route's limit: its exchange ends with
+    /// a 413 (the upstream's aborted).
+    TooLarge(ConnId),
     // On connections, run last.
     Wake(ConnId),
     Close(ConnId),
@@ -182,6 +185,7 @@ impl<P: ProxyHttp> Engine<P> {
                 Op::Replay(up, kind) => self.replay(r, up, kind),
                 Op::Ended(up) => self.ended(r, up),
                 Op::Dial(cid) => self.dial(r, cid),
+                Op::TooLarge(cid) => self.too_large(r, cid),
                 other => push_op(&mut self.later, other),
             }
         }

@@ -108,6 +108,9 @@ pub(crate) struct Client<C> {
     pub req_stage: Vec<u8>,
     pub req_chunked: bool,
     pub req_done: bool,
+    /// The route's request body limit, and how much of the body came so far.
+    pub max_body: Option<u64>,
+    pub body_seen: u64,
     pub head_request: bool,
     /// The request asked for a protocol upgrade (only then is a 101 passed on).
     pub upgrade_req: bool,
@@ -165,6 +168,8 @@ impl<C: Default> Client<C> {
             req_stage: Vec::new(),
             req_chunked: false,
             req_done: false,
+            max_body: None,
+            body_seen: 0,
             head_request: false,
             upgrade_req: false,
             idempotent: false,
