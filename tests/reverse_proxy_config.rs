@@ -308,3 +308,36 @@ fn listeners_take_proxy_protocol_headers_from_trusted_networks_and_log_json() {
     });
     assert!(logged, "no JSON access log line\n{}", p.output());
 }
+
+#[test]
+fn the_global_connection_cap_sheds_the_excess_and_the_listener_stays_healthy() {
+    use std::io::Read;
+    let be = backend("127.0.0.1:0", "a");
+    let dir = TempDir::new("cap");
+    let port = free_port();
+    let file = format!(
+        "[[listener]]\naddress = \"tcp://127.0.0.1:{port}\"\n\
+         [[upstream]]\nname = \"a\"\nservers = [\"{}\"]\n\
+         [limits]\nmax_connections = 3\n",
+        be.tcp_addr(0)
+    );
+    let _p = start_proxy(dir.path(), &file);
+    let url = format!("http://127.0.0.1:{port}/x");
+    // Three idle clients fill the cap: a fourth is closed at once, unanswered.
+    let held: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let mut extra = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    extra.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut b = [0u8; 1];
+    assert!(
+        matches!(extra.read(&mut b), Ok(0) | Err(_)),
+        "served past the cap"
+    );
+    // Once they leave, the same listener serves again.
+    drop(held);
+    assert!(
+        wait_until(TIMEOUT, || text(&curl(&["-s", &url])) == "a /x"),
+        "the listener did not recover"
+    );
+}

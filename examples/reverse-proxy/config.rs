@@ -28,6 +28,8 @@ pub struct Flags {
     pub cert_out: Option<String>,
     /// `--admin`: where to serve /metrics (the file's `[admin] listen` wins).
     pub admin: Option<String>,
+    /// `--max-connections` (the file's `[limits] max_connections` wins).
+    pub max_connections: Option<usize>,
 }
 
 /// What a generation hands to the next one.
@@ -98,6 +100,9 @@ fn start(
     let mut builder = Server::builder()
         .loops(Loops::from_count(flags.loops))
         .send_timeout(Some(flags.send_timeout));
+    if let Some(n) = cfg.max_connections.or(flags.max_connections) {
+        builder = builder.max_connections(n);
+    }
     for l in &cfg.listeners {
         builder = builder.listen(&l.address).map_err(|e| e.to_string())?;
     }

@@ -296,6 +296,7 @@ fn main() {
             resumption: args.resumption,
             cert_out: args.cert_out.clone(),
             admin: args.admin.clone(),
+            max_connections: args.max_connections,
         };
         if let Err(e) = config::run(path, flags) {
             log::error!("{e}");

@@ -70,6 +70,7 @@ impl Ctx<'_> {
             Some(p) => self.settings(p.get_ref())?,
             None => Settings::default(),
         };
+        let mut max_connections = None;
         if let Some(l) = &raw.limits {
             let l = l.get_ref();
             let positive = |v: &Option<Spanned<u32>>, what: &str| match v {
@@ -83,6 +84,7 @@ impl Ctx<'_> {
                 positive(&l.requests_per_second_per_ip, "requests_per_second_per_ip")?,
                 positive(&l.connections_per_ip, "connections_per_ip")?,
             );
+            max_connections = positive(&l.max_connections, "max_connections")?.map(|n| n as usize);
         }
         settings.tls_listeners = (0..listeners.len())
             .filter(|&i| listeners[i].tls.is_some())
@@ -117,6 +119,7 @@ impl Ctx<'_> {
             settings,
             access_log,
             admin,
+            max_connections,
         })
     }
 

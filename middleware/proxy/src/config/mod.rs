@@ -42,6 +42,7 @@
 //! [limits]                         # optional, every key too
 //! requests_per_second_per_ip = 50  # token bucket, burst = one second's worth; 429 past it
 //! connections_per_ip = 100         # more from one address are closed at once
+//! max_connections = 10000          # all connections, upstream ones too: more are closed
 //!
 //! [admin]                          # optional
 //! listen = "127.0.0.1:9901"        # GET /metrics (Prometheus text), GET /healthz,
@@ -137,6 +138,10 @@ pub struct ProxyConfig {
     /// `[admin] listen`: where the program serves its metrics (`host:port`), if the
     /// file says.
     pub admin: Option<String>,
+    /// `[limits] max_connections`: connections open at once in all, clients and
+    /// upstreams (`Builder::max_connections`: past it new ones are closed at once and
+    /// the listener stays healthy); `None`: no cap.
+    pub max_connections: Option<usize>,
 }
 
 impl ProxyConfig {

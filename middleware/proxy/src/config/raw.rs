@@ -35,6 +35,8 @@ pub(super) struct Admin {
 pub(super) struct Limits {
     pub requests_per_second_per_ip: Option<Spanned<u32>>,
     pub connections_per_ip: Option<Spanned<u32>>,
+    /// Connections open at once, in all (clients and upstreams).
+    pub max_connections: Option<Spanned<u32>>,
 }
 
 /// `[log]`

@@ -188,6 +188,7 @@ fn bad_files_are_refused_with_file_line_and_reason() {
         (with_upstream("send_proxy_protocol = \"v3\"\n"), "bad.toml:6:23:", "send_proxy_protocol must be \"v1\" or \"v2\""),
         (with_upstream("[log]\naccess = \"xml\"\n"), "bad.toml:7:10:", "access:"),
         (with_upstream("[limits]\nconnections_per_ip = 0\n"), "bad.toml:7:22:", "connections_per_ip must be at least 1"),
+        (with_upstream("[limits]\nmax_connections = 0\n"), "bad.toml:7:19:", "max_connections must be at least 1"),
         (with_upstream("").replace("tcp://127.0.0.1:0\"", "tcp://127.0.0.1:0\"\ntrusted_proxies = [\"10.0.0.0/8\"]"), "bad.toml:3:19:", "trusted_proxies needs proxy_protocol = true"),
         (with_upstream("").replace("tcp://127.0.0.1:0\"", "tcp://127.0.0.1:0\"\nproxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/99\"]"), "bad.toml:4:20:", ""),
         (with_upstream("health = { rise = 0 }\n"), "bad.toml:6:", "rise must be at least 1"),
