@@ -336,6 +336,24 @@ fn reloads_under_load_change_routes_and_certificates_and_lose_no_request() {
     // Every keep-alive client was moved to each new configuration by a response that
     // said `Connection: close`.
     assert!(reconnects >= 3, "{reconnects} reconnects");
+    // The counters went on through the reloads: every request the load sent is counted
+    // for the group and the route the configurations share by name.
+    let mut m = connect(ports.admin);
+    m.write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut metrics = String::new();
+    m.read_to_string(&mut metrics).unwrap();
+    for name in [
+        "wireloop_proxy_requests_total{group=\"app\",class=\"2xx\"} ",
+        "wireloop_proxy_route_requests_total{route=\"*/\",class=\"2xx\"} ",
+    ] {
+        let counted: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"));
+        assert!(counted >= answered, "{name}{counted} < {answered} answered");
+    }
     let log = proxy.output();
     assert!(log.contains("configuration 4 in service"), "{log}");
     assert!(log.contains("reload refused"), "{log}");

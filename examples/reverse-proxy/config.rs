@@ -157,6 +157,7 @@ fn start(
         (Some(f), _) => Some((f, AccessLog::start(f, std::io::stdout()))),
         (None, _) => None,
     };
+    let route_names = cfg.router.route_names().to_vec();
     let policy = Logging {
         log: access.as_ref().map(|(_, l)| l.clone()),
         router: Some(cfg.router),
@@ -179,7 +180,7 @@ fn start(
         Some(k) => k.metrics.as_ref().map(|m| m.for_groups(&names)),
         None => metrics,
     }
-    .map(|m| m.listeners(&addresses));
+    .map(|m| m.listeners(&addresses).routes(&route_names));
     if let Some(m) = &metrics {
         tls = tls.counting(m.tls());
     }

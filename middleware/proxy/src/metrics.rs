@@ -21,6 +21,24 @@ use wireloop_middleware::tls::TlsCounters;
 
 use crate::group::Group;
 
+/// Counters for `names`, each taking the one of the same name in `old` if there is one.
+fn kept_by_name<S: AsRef<str>, T: Default>(
+    old: &[(String, Arc<T>)],
+    names: &[S],
+) -> Vec<(String, Arc<T>)> {
+    names
+        .iter()
+        .map(|n| {
+            let n = n.as_ref();
+            let kept = old.iter().find(|(o, _)| o == n);
+            (
+                n.to_string(),
+                kept.map_or_else(Arc::default, |(_, c)| c.clone()),
+            )
+        })
+        .collect()
+}
+
 /// Upper bounds of the response-time histogram's buckets, in seconds (`+Inf` follows).
 pub const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -47,7 +65,7 @@ struct ListenerCounters {
     total: AtomicU64,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Inner {
     names: Vec<String>,
     /// Shared with the metrics of a reloaded configuration (see [`Metrics::for_groups`]).
@@ -55,6 +73,8 @@ struct Inner {
     response_bytes: Arc<AtomicU64>,
     /// Listener names (addresses), by listener index, and their connection counters.
     listeners: Vec<(String, Arc<ListenerCounters>)>,
+    /// Route names, by route index, and their requests by status class.
+    routes: Vec<(String, Arc<[AtomicU64; CLASSES]>)>,
     tls: TlsCounters,
 }
 
@@ -75,6 +95,7 @@ impl Metrics {
                 groups,
                 response_bytes: Arc::default(),
                 listeners: Vec::new(),
+                routes: Vec::new(),
                 tls: TlsCounters::new(),
             }),
         }
@@ -84,26 +105,29 @@ impl Metrics {
     /// addresses, say) in the order of the listeners' indexes. A name these counted
     /// already keeps its counters (a reload).
     pub fn listeners<S: AsRef<str>>(&self, names: &[S]) -> Metrics {
-        let old = &self.inner;
-        let listeners = names
-            .iter()
-            .map(|n| {
-                let n = n.as_ref();
-                let kept = old.listeners.iter().find(|(o, _)| o == n);
-                (
-                    n.to_string(),
-                    kept.map_or_else(Arc::default, |(_, c)| c.clone()),
-                )
-            })
-            .collect();
+        let mut inner = (*self.inner).clone();
+        inner.listeners = kept_by_name(&self.inner.listeners, names);
         Metrics {
-            inner: Arc::new(Inner {
-                names: old.names.clone(),
-                groups: old.groups.clone(),
-                response_bytes: old.response_bytes.clone(),
-                listeners,
-                tls: old.tls.clone(),
-            }),
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// These counters, also counting requests by route: `names` by route index (a
+    /// [`Router`](crate::Router)'s [`route_names`](crate::Router::route_names)). A name
+    /// these counted already keeps its counters (a reload).
+    pub fn routes<S: AsRef<str>>(&self, names: &[S]) -> Metrics {
+        let mut inner = (*self.inner).clone();
+        inner.routes = kept_by_name(&self.inner.routes, names);
+        Metrics {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// A request that route `route` (its index) chose ended with `status`.
+    pub fn route_request(&self, route: usize, status: u16) {
+        if let Some((_, c)) = self.inner.routes.get(route) {
+            let class = (status / 100).clamp(1, 5) as usize - 1;
+            c[class].fetch_add(1, Relaxed);
         }
     }
 
@@ -151,6 +175,7 @@ impl Metrics {
                 groups,
                 response_bytes: old.response_bytes.clone(),
                 listeners: old.listeners.clone(),
+                routes: old.routes.clone(),
                 tls: old.tls.clone(),
             }),
         }
@@ -268,6 +293,25 @@ impl Metrics {
             "wireloop_proxy_response_body_bytes_total {}",
             self.inner.response_bytes.load(Relaxed)
         );
+        if !self.inner.routes.is_empty() {
+            header(
+                out,
+                "wireloop_proxy_route_requests_total",
+                "counter",
+                "Requests answered, by route (host, or * for any, then path prefix) and status class.",
+            );
+            for (name, c) in &self.inner.routes {
+                for (i, v) in c.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "wireloop_proxy_route_requests_total{{route=\"{}\",class=\"{}xx\"}} {}",
+                        escape(name),
+                        i + 1,
+                        v.load(Relaxed)
+                    );
+                }
+            }
+        }
         if !self.inner.listeners.is_empty() {
             header(
                 out,
@@ -441,6 +485,36 @@ mod tests {
         assert!(
             out.contains("wireloop_proxy_response_body_bytes_total 10"),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn routes_listeners_and_tls_are_counted_and_kept_by_name() {
+        let m = Metrics::new(&["api"])
+            .listeners(&["tcp://127.0.0.1:80"])
+            .routes(&["*/", "api.example.test/v2/"]);
+        m.route_request(1, 200);
+        m.route_request(1, 503);
+        m.route_request(7, 200); // no such route: ignored
+        m.client_opened(0);
+        m.client_opened(0);
+        m.client_closed(0);
+        let r = m.for_groups(&["api"]).routes(&["api.example.test/v2/"]);
+        r.route_request(0, 204);
+        let mut out = String::new();
+        r.render(&[], Instant::now(), None, &mut out);
+        for line in [
+            "wireloop_proxy_route_requests_total{route=\"api.example.test/v2/\",class=\"2xx\"} 2",
+            "wireloop_proxy_route_requests_total{route=\"api.example.test/v2/\",class=\"5xx\"} 1",
+            "wireloop_proxy_client_connections_open{listener=\"tcp://127.0.0.1:80\"} 1",
+            "wireloop_proxy_client_connections_total{listener=\"tcp://127.0.0.1:80\"} 2",
+            "wireloop_proxy_tls_handshakes_total 0",
+        ] {
+            assert!(out.lines().any(|l| l == line), "no {line:?} in\n{out}");
+        }
+        assert!(
+            !out.contains("route=\"*/\""),
+            "a route the reload dropped is not shown"
         );
     }
 

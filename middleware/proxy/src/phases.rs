@@ -49,6 +49,9 @@ pub struct Target {
     /// upstream's is aborted) with a 413 and the connection closes (or, if the response
     /// already started, is cut off). `None`: no limit.
     pub max_body: Option<u64>,
+    /// The route that chose it ([`Router`](crate::Router) sets it: the index into
+    /// [`Router::route_names`](crate::Router::route_names)), for per-route metrics.
+    pub route: Option<usize>,
 }
 
 impl Target {

@@ -82,6 +82,8 @@ pub struct Router {
     vhosts: Vec<Prefixes>,
     /// Routes for any host.
     any: Prefixes,
+    /// Each route's name (`host` or `*`, then the prefix), by index.
+    names: Vec<String>,
 }
 
 /// Longest host name looked up (a DNS name is at most 253 bytes).
@@ -112,7 +114,7 @@ impl Router {
         &mut self,
         host: Option<&str>,
         path_prefix: &str,
-        target: Target,
+        mut target: Target,
     ) -> Result<(), RouteError> {
         if !(path_prefix.starts_with('/') || path_prefix == "*")
             || path_prefix.bytes().any(|b| b <= b' ' || b == 0x7f)
@@ -120,6 +122,14 @@ impl Router {
             return Err(RouteError::Prefix(path_prefix.to_string()));
         }
         let host = host.filter(|h| *h != "*");
+        let name = format!("{}{path_prefix}", host.unwrap_or("*").to_ascii_lowercase());
+        target.route = Some(match self.names.iter().position(|n| *n == name) {
+            Some(i) => i,
+            None => {
+                self.names.push(name);
+                self.names.len() - 1
+            }
+        });
         let Some(host) = host else {
             self.any.add(path_prefix, target);
             return Ok(());
@@ -140,6 +150,12 @@ impl Router {
         };
         self.vhosts[v].add(path_prefix, target);
         Ok(())
+    }
+
+    /// Each route's name, `host` (or `*` for any host) followed by its path prefix
+    /// (`api.example.test/`, `*/static/`), by [`Target::route`] index.
+    pub fn route_names(&self) -> &[String] {
+        &self.names
     }
 
     /// Whether no route is set.

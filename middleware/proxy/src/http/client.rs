@@ -208,6 +208,7 @@ impl<P: ProxyHttp> Engine<P> {
             return false;
         };
         c.max_body = t.max_body;
+        c.route = t.route;
         if let (Some(max), Some(len)) = (t.max_body, req.content_length()) {
             if len > max {
                 c.status = 413;
@@ -306,6 +307,7 @@ impl<P: ProxyHttp> App for Engine<P> {
         c.req_done = !req.has_body();
         c.max_body = None;
         c.body_seen = 0;
+        c.route = None;
         c.head_request = req.is_head();
         c.upgrade_req = tunnels_upgrade(req);
         c.idempotent = matches!(req.method(), "GET" | "HEAD" | "OPTIONS");

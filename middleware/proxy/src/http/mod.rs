@@ -210,6 +210,9 @@ impl<P: ProxyHttp> Engine<P> {
         self.policy.logging(&summary, &mut c.ctx);
         if let Some(m) = &self.s.metrics {
             m.request(c.routed.then_some(c.group), status, c.upstream_time, c.sent);
+            if let Some(r) = c.route {
+                m.route_request(r, status);
+            }
         }
     }
 }

@@ -111,6 +111,8 @@ pub(crate) struct Client<C> {
     /// The route's request body limit, and how much of the body came so far.
     pub max_body: Option<u64>,
     pub body_seen: u64,
+    /// The route that chose the group (for per-route metrics).
+    pub route: Option<usize>,
     pub head_request: bool,
     /// The request asked for a protocol upgrade (only then is a 101 passed on).
     pub upgrade_req: bool,
@@ -170,6 +172,7 @@ impl<C: Default> Client<C> {
             req_done: false,
             max_body: None,
             body_seen: 0,
+            route: None,
             head_request: false,
             upgrade_req: false,
             idempotent: false,

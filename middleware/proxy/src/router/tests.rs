@@ -115,3 +115,18 @@ fn requests_route_by_target_host_header_or_server_name() {
     let abs10 = "GET http://api.example.test/y HTTP/1.0\r\n\r\n";
     assert_eq!(route_bytes(&r, abs10, None), Some(0));
 }
+
+#[test]
+fn each_route_has_a_name_and_an_index_in_its_target() {
+    let mut r = Router::new();
+    r.add(Some("API.example.test"), "/", 0).unwrap();
+    r.add_target(None, "/up/", Target::group(1).max_body(10))
+        .unwrap();
+    // The same host and prefix again: replaced, the same name and index.
+    r.add(Some("api.example.test"), "/", 2).unwrap();
+    assert_eq!(r.route_names(), ["api.example.test/", "*/up/"]);
+    let t = r.target(Some("api.example.test"), "/x").unwrap();
+    assert_eq!((t.group, t.route, t.max_body), (2, Some(0), None));
+    let t = r.target(Some("other"), "/up/f").unwrap();
+    assert_eq!((t.group, t.route, t.max_body), (1, Some(1), Some(10)));
+}
