@@ -28,6 +28,137 @@ impl Sink for Output<'_> {
     }
 }
 
+/// What ends a response head: the framing and connection fields the writer adds.
+pub(crate) struct HeadEnd<'a> {
+    /// The `Date` field line (`Date: ...\r\n`), unless the application gave its own.
+    pub(crate) date: Option<&'a HttpDate>,
+    /// `Content-Length` to send, if the body is sized.
+    pub(crate) length: Option<u64>,
+    /// The body is chunked (HTTP/1.1) or streamed without a length (HTTP/2).
+    pub(crate) chunked: bool,
+    /// The `Connection` field of an HTTP/1.x head.
+    pub(crate) connection: Option<&'static [u8]>,
+    /// No body follows (1xx, 204, 304, `HEAD`, or an empty sized body): an HTTP/2
+    /// stream ends with its head.
+    #[allow(dead_code)] // read by the HTTP/2 wire
+    pub(crate) no_body: bool,
+}
+
+/// How a response reaches its client: HTTP/1.1 bytes into a [`Sink`] (every `Sink` is a
+/// `Wire`), or the frames of an HTTP/2 stream. [`Response`] decides the status, fields,
+/// framing and phases; the wire only encodes them.
+pub(crate) trait Wire {
+    /// A head starts with `code`.
+    fn status(&mut self, code: u16);
+    /// A field of the head (name a token, value checked).
+    fn field(&mut self, name: &str, value: &[u8]);
+    /// The head is complete.
+    fn end_head(&mut self, end: &HeadEnd<'_>);
+    /// `100 Continue`.
+    fn interim_continue(&mut self);
+    /// Body bytes (`owned`: the same bytes, to queue without a copy); `chunked`: the body
+    /// is chunked (an HTTP/1.1 chunk is framed around them).
+    fn data(&mut self, data: &[u8], owned: Option<Bytes>, chunked: bool);
+    /// The body is complete (`chunked`: the last chunk is due).
+    fn end_body(&mut self, chunked: bool);
+    /// Bytes queued for the client and not yet sent.
+    fn queued(&self) -> usize;
+    /// Whether this is HTTP/2 (no `101`, no `Connection` semantics).
+    fn is_h2(&self) -> bool {
+        false
+    }
+}
+
+impl<S: Sink> Wire for S {
+    #[inline]
+    fn status(&mut self, code: u16) {
+        put_status_line(self, code);
+    }
+
+    #[inline]
+    fn field(&mut self, name: &str, value: &[u8]) {
+        if name.len() + value.len() < 160 {
+            let mut l = Line::new();
+            l.push(name.as_bytes());
+            l.push(b": ");
+            l.push(value);
+            l.push(b"\r\n");
+            self.put(l.bytes());
+        } else {
+            self.put(name.as_bytes());
+            self.put(b": ");
+            self.put(value);
+            self.put(b"\r\n");
+        }
+    }
+
+    #[inline]
+    fn end_head(&mut self, end: &HeadEnd<'_>) {
+        let mut l = Line::new();
+        if let Some(d) = end.date {
+            l.push(d.header_line());
+        }
+        if let Some(n) = end.length {
+            l.push(b"Content-Length: ");
+            l.push(itoa::Buffer::new().format(n).as_bytes());
+            l.push(b"\r\n");
+        } else if end.chunked {
+            l.push(b"Transfer-Encoding: chunked\r\n");
+        }
+        if let Some(c) = end.connection {
+            l.push(b"Connection: ");
+            l.push(c);
+            l.push(b"\r\n");
+        }
+        l.push(b"\r\n");
+        self.put(l.bytes());
+    }
+
+    fn interim_continue(&mut self) {
+        put_continue(self);
+    }
+
+    #[inline]
+    fn data(&mut self, data: &[u8], owned: Option<Bytes>, chunked: bool) {
+        if chunked {
+            let mut l = Line::new();
+            let mut hex = [0u8; 16];
+            let mut i = hex.len();
+            let mut n = data.len();
+            loop {
+                i -= 1;
+                hex[i] = b"0123456789abcdef"[n & 15];
+                n >>= 4;
+                if n == 0 {
+                    break;
+                }
+            }
+            l.push(&hex[i..]);
+            l.push(b"\r\n");
+            self.put(l.bytes());
+        }
+        match owned {
+            Some(b) => self.put_bytes(b),
+            None => self.put(data),
+        }
+        if chunked {
+            self.put(b"\r\n");
+        }
+    }
+
+    #[inline]
+    fn end_body(&mut self, chunked: bool) {
+        if chunked {
+            self.put(b"0\r\n\r\n");
+        }
+    }
+
+    #[inline]
+    fn queued(&self) -> usize {
+        Sink::queued(self)
+    }
+}
+
 impl Sink for Vec<u8> {
     #[inline]
     fn put(&mut self, data: &[u8]) {
@@ -181,7 +312,7 @@ impl Line {
     }
 }
 
-fn put_status_line(out: &mut dyn Sink, code: u16) {
+fn put_status_line<S: Sink + ?Sized>(out: &mut S, code: u16) {
     match code {
         200 => out.put(b"HTTP/1.1 200 OK\r\n"),
         _ => {
@@ -197,7 +328,7 @@ fn put_status_line(out: &mut dyn Sink, code: u16) {
 }
 
 /// `HTTP/1.1 100 Continue`.
-pub(crate) fn put_continue(out: &mut dyn Sink) {
+pub(crate) fn put_continue<S: Sink + ?Sized>(out: &mut S) {
     out.put(b"HTTP/1.1 100 Continue\r\n\r\n");
 }
 
@@ -258,7 +389,7 @@ enum Framing {
 /// can take more output (a streamed body), or when it is woken (an answer computed
 /// elsewhere).
 pub struct Response<'a> {
-    out: &'a mut dyn Sink,
+    out: &'a mut dyn Wire,
     st: &'a mut RespState,
     date: &'a HttpDate,
     id: Option<ConnId>,
@@ -267,7 +398,7 @@ pub struct Response<'a> {
 
 impl<'a> Response<'a> {
     pub(crate) fn new(
-        out: &'a mut dyn Sink,
+        out: &'a mut dyn Wire,
         st: &'a mut RespState,
         date: &'a HttpDate,
         id: Option<ConnId>,
@@ -301,16 +432,20 @@ impl<'a> Response<'a> {
             if code < 300 {
                 // Accepted (say, a response streamed while the body arrives): ask for the
                 // body first.
-                put_continue(self.out);
+                self.out.interim_continue();
             } else {
                 // Rejected before the body was asked for: the client may or may not send
                 // it, so the connection cannot be reused.
                 self.st.close = true;
             }
         }
+        if code == 101 && self.out.is_h2() {
+            log::warn!("http1: 101 on an HTTP/2 stream; sending 500");
+            code = 500;
+        }
         self.st.status = code;
         self.st.phase = Phase::Head;
-        put_status_line(self.out, code);
+        self.out.status(code);
         self
     }
 
@@ -352,19 +487,7 @@ impl<'a> Response<'a> {
         if name.eq_ignore_ascii_case("date") {
             self.st.own_date = true;
         }
-        if name.len() + value.len() < 160 {
-            let mut l = Line::new();
-            l.push(name.as_bytes());
-            l.push(b": ");
-            l.push(value);
-            l.push(b"\r\n");
-            self.out.put(l.bytes());
-        } else {
-            self.out.put(name.as_bytes());
-            self.out.put(b": ");
-            self.out.put(value);
-            self.out.put(b"\r\n");
-        }
+        self.out.field(name, value);
         self
     }
 
@@ -382,26 +505,22 @@ impl<'a> Response<'a> {
         }
         let status = self.st.status;
         let no_body = status < 200 || status == 204 || status == 304;
-        let mut l = Line::new();
-        if !self.st.own_date {
-            l.push(self.date.header_line());
-        }
+        let h2 = self.out.is_h2();
+        let (mut length, mut chunked) = (None, false);
         let next = if no_body {
             Phase::Done
         } else {
             match framing {
                 Framing::Length(n) => {
-                    l.push(b"Content-Length: ");
-                    l.push(itoa::Buffer::new().format(n).as_bytes());
-                    l.push(b"\r\n");
+                    length = Some(n);
                     if n == 0 {
                         Phase::Done
                     } else {
                         Phase::Sized(n)
                     }
                 }
-                Framing::Chunked if self.st.minor >= 1 => {
-                    l.push(b"Transfer-Encoding: chunked\r\n");
+                Framing::Chunked if self.st.minor >= 1 || h2 => {
+                    chunked = true;
                     Phase::Chunked
                 }
                 Framing::Chunked => {
@@ -411,23 +530,32 @@ impl<'a> Response<'a> {
                 }
             }
         };
-        if status == 101 {
+        let connection: Option<&'static [u8]> = if h2 {
+            None
+        } else if status == 101 {
             // However the 101 was finished, the connection switches protocols after it.
             self.st.upgrade = self.st.minor >= 1;
             self.st.close = self.st.minor == 0;
-            l.push(b"Connection: Upgrade\r\n");
+            Some(b"Upgrade")
         } else if self.st.close {
-            l.push(b"Connection: close\r\n");
+            Some(b"close")
         } else if self.st.minor == 0 {
-            l.push(b"Connection: keep-alive\r\n");
-        }
-        l.push(b"\r\n");
-        self.out.put(l.bytes());
+            Some(b"keep-alive")
+        } else {
+            None
+        };
         self.st.phase = if self.st.head_request {
             Phase::Done
         } else {
             next
         };
+        self.out.end_head(&HeadEnd {
+            date: (!self.st.own_date).then_some(self.date),
+            length,
+            chunked: chunked && !h2,
+            connection,
+            no_body: self.st.phase == Phase::Done,
+        });
     }
 
     /// Sends `body` as the whole body (with `Content-Length`) and completes the response.
@@ -437,8 +565,9 @@ impl<'a> Response<'a> {
             Phase::Idle | Phase::Head => {
                 self.finish_head(Framing::Length(body.len() as u64));
                 if let Phase::Sized(_) = self.st.phase {
-                    self.out.put(body);
+                    self.out.data(body, None, false);
                     self.st.phase = Phase::Done;
+                    self.out.end_body(false);
                 }
             }
             Phase::Done => log::debug!("http1: body after the response was complete: ignored"),
@@ -456,8 +585,10 @@ impl<'a> Response<'a> {
             Phase::Idle | Phase::Head => {
                 self.finish_head(Framing::Length(body.len() as u64));
                 if let Phase::Sized(_) = self.st.phase {
-                    self.out.put_bytes(body);
+                    let d = body.clone();
+                    self.out.data(&d, Some(body), false);
                     self.st.phase = Phase::Done;
+                    self.out.end_body(false);
                 }
             }
             _ => self.body(&body),
@@ -510,42 +641,19 @@ impl<'a> Response<'a> {
                     );
                 }
                 match owned {
-                    Some(b) if n == data.len() => self.out.put_bytes(b),
-                    _ => self.out.put(&data[..n]),
+                    Some(b) if n == data.len() => self.out.data(data, Some(b), false),
+                    _ => self.out.data(&data[..n], None, false),
                 }
                 let left = left - n as u64;
                 self.st.phase = if left == 0 {
+                    self.out.end_body(false);
                     Phase::Done
                 } else {
                     Phase::Sized(left)
                 };
             }
-            Phase::Chunked => {
-                let mut l = Line::new();
-                let mut hex = [0u8; 16];
-                let mut i = hex.len();
-                let mut n = data.len();
-                loop {
-                    i -= 1;
-                    hex[i] = b"0123456789abcdef"[n & 15];
-                    n >>= 4;
-                    if n == 0 {
-                        break;
-                    }
-                }
-                l.push(&hex[i..]);
-                l.push(b"\r\n");
-                self.out.put(l.bytes());
-                match owned {
-                    Some(b) => self.out.put_bytes(b),
-                    None => self.out.put(data),
-                }
-                self.out.put(b"\r\n");
-            }
-            Phase::UntilClose => match owned {
-                Some(b) => self.out.put_bytes(b),
-                None => self.out.put(data),
-            },
+            Phase::Chunked => self.out.data(data, owned, true),
+            Phase::UntilClose => self.out.data(data, owned, false),
             Phase::Done => {} // HEAD, no-body status, or already complete.
             Phase::Idle | Phase::Head => {}
         }
@@ -565,10 +673,13 @@ impl<'a> Response<'a> {
                 self.st.phase = Phase::Done;
             }
             Phase::Chunked => {
-                self.out.put(b"0\r\n\r\n");
+                self.out.end_body(true);
                 self.st.phase = Phase::Done;
             }
-            Phase::UntilClose => self.st.phase = Phase::Done,
+            Phase::UntilClose => {
+                self.out.end_body(false);
+                self.st.phase = Phase::Done;
+            }
             Phase::Done => {}
         }
     }
@@ -589,7 +700,7 @@ impl<'a> Response<'a> {
     /// [`App::upgraded`](super::App::upgraded) once the request's body (if any) is read.
     /// `false` (nothing written) if the request is HTTP/1.0 or another status was set.
     pub fn upgrade(&mut self) -> bool {
-        if self.st.minor == 0 {
+        if self.st.minor == 0 || self.out.is_h2() {
             return false;
         }
         match self.st.phase {
@@ -637,6 +748,11 @@ impl<'a> Response<'a> {
     /// while this holds and continues in [`App::resume`](super::App::resume).
     pub fn has_room(&self) -> bool {
         self.out.queued() < self.high_water
+    }
+
+    /// Whether the response goes out on an HTTP/2 stream.
+    pub fn is_h2(&self) -> bool {
+        self.out.is_h2()
     }
 
     /// The connection's id (for [`Handle::wake`](wireloop::Handle::wake) from another
