@@ -107,7 +107,9 @@ impl Config {
         self.connection_window_size = self
             .connection_window_size
             .clamp(DEFAULT_WINDOW_SIZE, MAX_WINDOW);
-        self.max_frame_size = self.max_frame_size.clamp(DEFAULT_MAX_FRAME_SIZE, (1 << 24) - 1);
+        self.max_frame_size = self
+            .max_frame_size
+            .clamp(DEFAULT_MAX_FRAME_SIZE, (1 << 24) - 1);
         self.max_header_block_size = self.max_header_block_size.max(self.max_header_list_size);
         self.max_output = self.max_output.max(16 << 10);
         self

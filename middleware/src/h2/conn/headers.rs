@@ -186,7 +186,10 @@ const CONNECTION_SPECIFIC: &[&[u8]] = &[
 ];
 
 /// Checks a request's header section (§8.2, §8.3.1).
-pub(super) fn check_request(buf: &HeaderBuf, connect_protocol: bool) -> Result<RequestInfo, Malformed> {
+pub(super) fn check_request(
+    buf: &HeaderBuf,
+    connect_protocol: bool,
+) -> Result<RequestInfo, Malformed> {
     let mut info = RequestInfo::default();
     let fields = buf.fields();
     let mut regular = false;
@@ -214,6 +217,13 @@ pub(super) fn check_request(buf: &HeaderBuf, connect_protocol: bool) -> Result<R
         check_regular(f.name, f.value, &mut info.content_length)?;
     }
     let has = |i: Option<usize>| i.is_some();
+    // §8.3.1: a Host that names another entity than :authority (SHOULD be malformed;
+    // compared as bytes, case aside).
+    if let (Some(authority), Some(host)) = (fields.at(info.authority), fields.get(b"host")) {
+        if !authority.eq_ignore_ascii_case(host) {
+            return Err("host differs from :authority");
+        }
+    }
     let method = fields.at(info.method).ok_or("no :method")?;
     if method == b"CONNECT" && !has(info.protocol) {
         if !has(info.authority) || has(info.scheme) || has(info.path) {

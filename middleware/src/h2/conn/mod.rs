@@ -208,12 +208,21 @@ impl Connection {
     }
 
     /// Whether nothing is left to do but flush the output and close: a connection
-    /// error, or a GOAWAY either way (ours final after [`shutdown`](Connection::shutdown)
-    /// or [`go_away`](Connection::go_away), or the peer's) with no stream open.
+    /// error, or our final GOAWAY sent ([`shutdown`](Connection::shutdown) or
+    /// [`go_away`](Connection::go_away)) and no stream open.
+    ///
+    /// The peer's GOAWAY does not end the connection by itself (the peer closes it when
+    /// it is done, and may still send PING or SETTINGS until then);
+    /// [`peer_went_away`](Connection::peer_went_away) says whether one came.
     pub fn is_done(&self) -> bool {
         self.error.is_some()
-            || (self.streams.len() == 0
-                && (matches!(self.shutdown, Shutdown::Final(_)) || self.peer_goaway.is_some()))
+            || (self.streams.len() == 0 && matches!(self.shutdown, Shutdown::Final(_)))
+    }
+
+    /// The last stream id of the peer's GOAWAY, if it sent one (it opens no more
+    /// streams).
+    pub fn peer_went_away(&self) -> Option<u32> {
+        self.peer_goaway
     }
 
     /// Since when no stream has been open (the connection's start at first), or `None`
@@ -265,7 +274,12 @@ impl Connection {
         };
         let debug = e.to_string();
         let debug = debug.as_bytes();
-        encode::goaway(&mut self.out, last, e.code(), debug.get(..128).unwrap_or(debug));
+        encode::goaway(
+            &mut self.out,
+            last,
+            e.code(),
+            debug.get(..128).unwrap_or(debug),
+        );
         self.shutdown = Shutdown::Final(last);
         self.error = Some(e.clone());
         e

@@ -61,7 +61,12 @@ impl Connection {
         }
     }
 
-    fn frames(&mut self, input: &[u8], pos: &mut usize, sink: &mut Sink<'_>) -> Result<(), ConnError> {
+    fn frames(
+        &mut self,
+        input: &[u8],
+        pos: &mut usize,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), ConnError> {
         while self.pending_output() < self.cfg.max_output {
             let buf = input.get(*pos..).unwrap_or_default();
             if let Some(head) = Head::parse(buf) {
@@ -202,7 +207,12 @@ impl Connection {
 
     /// Sends a stream error: RST_STREAM, the stream forgotten, the application told if
     /// it knew the stream. Counts against the reset budget.
-    fn stream_error(&mut self, id: u32, code: ErrorCode, sink: &mut Sink<'_>) -> Result<(), ConnError> {
+    fn stream_error(
+        &mut self,
+        id: u32,
+        code: ErrorCode,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), ConnError> {
         self.spend(Kind::RST_STREAM)?;
         if self.reset_stream(id, code) {
             sink(Event::Reset {
@@ -232,7 +242,12 @@ impl Connection {
         Ok(())
     }
 
-    fn on_continuation(&mut self, end: bool, fragment: &[u8], sink: &mut Sink<'_>) -> Result<(), ConnError> {
+    fn on_continuation(
+        &mut self,
+        end: bool,
+        fragment: &[u8],
+        sink: &mut Sink<'_>,
+    ) -> Result<(), ConnError> {
         let Some(mut p) = self.pending_block else {
             return Err(protocol("CONTINUATION outside a header block"));
         };
@@ -267,17 +282,31 @@ impl Connection {
         self.headers.clear();
         let headers = &mut self.headers;
         let limit = self.cfg.max_header_list_size as usize;
-        let too_large = match self.decoder.decode(block, limit, |n, v, s| headers.push(n, v, s)) {
+        let too_large = match self
+            .decoder
+            .decode(block, limit, |n, v, s| headers.push(n, v, s))
+        {
             Ok(()) => false,
             Err(DecodeError::HeaderListTooLarge) => true,
-            Err(_) => return Err(ConnError::new(ErrorCode::COMPRESSION_ERROR, What::Compression)),
+            Err(_) => {
+                return Err(ConnError::new(
+                    ErrorCode::COMPRESSION_ERROR,
+                    What::Compression,
+                ))
+            }
         };
         if id % 2 == 0 {
             return Err(protocol("HEADERS on an even stream id"));
         }
         let r = if let Some(s) = self.streams.get(id) {
             let recv_open = s.recv_open;
-            self.on_trailers(id, recv_open, end_stream, too_large || self_dependency, sink)
+            self.on_trailers(
+                id,
+                recv_open,
+                end_stream,
+                too_large || self_dependency,
+                sink,
+            )
         } else if self.streams.is_idle(id) {
             self.open_stream(id, end_stream, self_dependency, too_large, sink)
         } else {
@@ -288,7 +317,9 @@ impl Connection {
                     ErrorCode::STREAM_CLOSED,
                     "HEADERS on a closed stream",
                 )),
-                None => Err(protocol("HEADERS on a stream id lower than one used before")),
+                None => Err(protocol(
+                    "HEADERS on a stream id lower than one used before",
+                )),
             }
         };
         self.headers.trim(4 * limit.min(64 << 10));
@@ -352,7 +383,8 @@ impl Connection {
             // 431 (RFC 6585), then ask the peer to stop sending the body (§8.1).
             self.spend(Kind::RST_STREAM)?;
             self.scratch.clear();
-            self.encoder.encode([(&b":status"[..], &b"431"[..])], &mut self.scratch);
+            self.encoder
+                .encode([(&b":status"[..], &b"431"[..])], &mut self.scratch);
             let max = self.peer.max_frame_size;
             encode::headers(&mut self.out, id, true, &self.scratch, max);
             if end_stream {
@@ -428,9 +460,9 @@ impl Connection {
             Some(ErrorCode::FLOW_CONTROL_ERROR)
         } else {
             s.received += u64::from(len);
-            let over = s.content_length.is_some_and(|n| {
-                s.received > n || (end_stream && s.received != n)
-            });
+            let over = s
+                .content_length
+                .is_some_and(|n| s.received > n || (end_stream && s.received != n));
             over.then_some(ErrorCode::PROTOCOL_ERROR)
         };
         if let Some(code) = code {
@@ -440,7 +472,11 @@ impl Connection {
         // Padding is given back at once; the data when the application releases it.
         let pad = flow - len;
         s.recv.deliver(len);
-        let update = if pad > 0 { s.recv.release(0, pad) } else { None };
+        let update = if pad > 0 {
+            s.recv.release(0, pad)
+        } else {
+            None
+        };
         if end_stream {
             s.recv_open = false;
         } else if let Some(inc) = update {
@@ -476,14 +512,20 @@ impl Connection {
         Ok(())
     }
 
-    fn on_settings(&mut self, ack: bool, params: Params<'_>, sink: &mut Sink<'_>) -> Result<(), ConnError> {
+    fn on_settings(
+        &mut self,
+        ack: bool,
+        params: Params<'_>,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), ConnError> {
         if ack {
             if !self.settings_seen {
                 return Err(protocol("first SETTINGS is an ACK"));
             }
             if self.settings_sent.take().is_some() {
                 // Our settings are in force from here (§6.5.3).
-                self.decoder.set_max_table_size(self.cfg.header_table_size as usize);
+                self.decoder
+                    .set_max_table_size(self.cfg.header_table_size as usize);
                 let size = self.cfg.initial_window_size;
                 self.local_window = size;
                 for s in self.streams.iter_mut() {
@@ -520,7 +562,12 @@ impl Connection {
         Ok(())
     }
 
-    fn on_window_update(&mut self, id: u32, inc: u32, sink: &mut Sink<'_>) -> Result<(), ConnError> {
+    fn on_window_update(
+        &mut self,
+        id: u32,
+        inc: u32,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), ConnError> {
         self.spend(Kind::WINDOW_UPDATE)?;
         if id == 0 {
             self.conn_send = grow(self.conn_send, i64::from(inc)).ok_or(ConnError::rule(

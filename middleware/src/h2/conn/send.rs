@@ -50,7 +50,11 @@ impl Connection {
             b'0' + (status % 10) as u8,
         ];
         let head = Field::new(b":status", &digits);
-        self.write_block(stream, std::iter::once(head).chain(fields.iter().copied()), end_stream);
+        self.write_block(
+            stream,
+            std::iter::once(head).chain(fields.iter().copied()),
+            end_stream,
+        );
         Ok(())
     }
 
@@ -70,7 +74,13 @@ impl Connection {
     fn write_block<'f>(&mut self, id: u32, fields: impl Iterator<Item = Field<'f>>, end: bool) {
         self.scratch.clear();
         self.encoder.encode(fields, &mut self.scratch);
-        encode::headers(&mut self.out, id, end, &self.scratch, self.peer.max_frame_size);
+        encode::headers(
+            &mut self.out,
+            id,
+            end,
+            &self.scratch,
+            self.peer.max_frame_size,
+        );
         if self.scratch.capacity() > 64 << 10 {
             self.scratch = Vec::new();
         }
@@ -109,7 +119,12 @@ impl Connection {
     /// When a flow-control window held it back, [`Event::Writable`](super::Event::Writable)
     /// tells when the stream can send again; when the output room did, flush the output
     /// and call again.
-    pub fn send_data(&mut self, stream: u32, data: &[u8], end_stream: bool) -> Result<usize, SendError> {
+    pub fn send_data(
+        &mut self,
+        stream: u32,
+        data: &[u8],
+        end_stream: bool,
+    ) -> Result<usize, SendError> {
         let room = self.cfg.max_output.saturating_sub(self.pending_output());
         let conn_send = self.conn_send;
         let s = self.sendable_stream(stream)?;
