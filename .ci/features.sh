@@ -34,7 +34,7 @@ fi
 echo "wireloop without default features: $(echo "$tree" | sort -u | wc -l) crates, no tokio, no hickory, no log"
 (cd "$scratch" && CARGO_TARGET_DIR="$root/target/scratch" RUSTFLAGS="-D warnings" cargo build -q)
 
-for f in "" codec http1 proxy-protocol "ring,http1,ws" "tls,aws-lc-rs" "self-signed,ring,codec"; do
+for f in "" codec http1 h2 "h2,tls,ring" proxy-protocol "ring,http1,ws" "tls,aws-lc-rs" "self-signed,ring,codec"; do
   echo "middleware --no-default-features --features '$f'"
   cargo clippy -q -p wireloop-middleware --no-default-features --features "$f" --lib -- -D warnings
 done

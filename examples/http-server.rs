@@ -1,12 +1,14 @@
-//! HTTP/1.1 server on a plain port and a TLS port: `Hello World!` on every path, and
-//! `/echo`, which streams the request body back (memory stays bounded whatever the upload
-//! size: the loop stops reading while the echo backs up).
+//! HTTP/1.1 and HTTP/2 server on a plain port and a TLS port: `Hello World!` on every
+//! path, and `/echo`, which streams the request body back (memory stays bounded whatever
+//! the upload size: the loop stops reading while the echo backs up). HTTP/2 by ALPN `h2`
+//! on the TLS port and by prior knowledge on the plain one, the same application.
 //!
 //! ```text
 //! cargo run --release --example http-server -- --port 8080 --tlsport 8443 --cert-out /tmp/cert.pem
 //! curl http://127.0.0.1:8080/
 //! curl --cacert /tmp/cert.pem https://localhost:8443/
 //! curl --data-binary @big.file http://127.0.0.1:8080/echo -o copy
+//! curl --http2-prior-knowledge http://127.0.0.1:8080/
 //! ```
 
 mod common;
@@ -16,7 +18,7 @@ use wireloop_middleware::http1::{App, BodyMode, Http1, Request, Response};
 use wireloop_middleware::translate;
 
 const USAGE: &str = "\
-http-server: HTTP/1.1 hello-world and echo server, plain and TLS (wireloop example)
+http-server: HTTP/1.1 and HTTP/2 hello-world and echo server, plain and TLS (wireloop example)
 
 USAGE:
     http-server [OPTIONS]
@@ -24,6 +26,9 @@ USAGE:
 ROUTES:
     /echo              answers with the request body, streamed back as it arrives
     anything else      200 \"Hello World!\\r\\n\"
+
+HTTP/2 on both ports: ALPN h2 on the TLS port, prior knowledge (h2c) on the plain one
+(curl --http2-prior-knowledge).
 
 OPTIONS:
     --port N           plain HTTP port on 0.0.0.0 (default 8080; 0 = any free port)
@@ -134,7 +139,7 @@ fn main() {
         args.tlscert.as_deref(),
         args.cert_out.as_deref(),
         USAGE,
-        |b| b.alpn(&[b"http/1.1"]).resumption(args.resumption),
+        |b| b.alpn(&[b"h2", b"http/1.1"]).resumption(args.resumption),
     );
     let opt = if args.reuseport {
         "?reuseport=true"

@@ -70,11 +70,14 @@ impl Default for Settings {
             // The engine writes all staged response bytes whenever the client's output is
             // at or below the high-water mark: a slow client's output then crosses it and
             // the loop stops reading the linked upstream.
+            // HTTP/1.1 only: the engine keeps a client's state per connection (HTTP/2 to
+            // clients needs a state per stream, not there yet).
             http: Config {
                 output_low_water: 1 << 20,
                 output_high_water: 1 << 20,
                 ..Config::default()
-            },
+            }
+            .http1_only(),
         }
     }
 }

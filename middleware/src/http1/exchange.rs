@@ -76,7 +76,7 @@ pub(crate) struct Entry<S> {
     /// When the current head began to arrive: a head has `header_timeout` in all, however
     /// it trickles in (the reactor's read timeout only bounds the silence between bytes).
     head_since: Option<Instant>,
-    served: u64,
+    pub(crate) served: u64,
     pub(crate) state: S,
 }
 

@@ -62,6 +62,8 @@ mod date;
 mod exchange;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+#[cfg(feature = "h2")]
+mod h2;
 mod parse;
 mod response;
 mod server;
@@ -128,6 +130,31 @@ pub struct Config {
     /// many bytes is handed to the application straight from the input buffer, without a
     /// copy. Default 64 KiB.
     pub inline_body: usize,
+    /// HTTP/2 on the same connections (cargo feature `h2`): a connection that starts
+    /// with the HTTP/2 preface (prior knowledge) or whose TLS handshake chose ALPN `h2`
+    /// is served over HTTP/2 with these settings and limits, each stream by the same
+    /// application; `None`: HTTP/1.1 only (the preface is then a bad request). Default
+    /// on, with [`crate::h2::conn::Config`]'s defaults (its header list limit at most
+    /// `max_head`).
+    #[cfg(feature = "h2")]
+    pub http2: Option<crate::h2::conn::Config>,
+}
+
+impl Config {
+    /// This configuration with HTTP/2 off: connections speak HTTP/1.1 only (for an
+    /// application that keeps per-connection state across requests, or reaches it
+    /// through [`Http1Conn::app_state`](super::Http1Conn::app_state), which an HTTP/2
+    /// connection does not have). Without the `h2` feature it changes nothing.
+    pub fn http1_only(self) -> Config {
+        #[cfg(feature = "h2")]
+        {
+            let mut c = self;
+            c.http2 = None;
+            c
+        }
+        #[cfg(not(feature = "h2"))]
+        self
+    }
 }
 
 impl Default for Config {
@@ -144,6 +171,8 @@ impl Default for Config {
             output_high_water: 1024 * 1024,
             output_low_water: 256 * 1024,
             inline_body: 64 * 1024,
+            #[cfg(feature = "h2")]
+            http2: Some(crate::h2::conn::Config::default()),
         }
     }
 }

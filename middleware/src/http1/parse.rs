@@ -105,6 +105,8 @@ pub struct Request<'a> {
     expect_continue: bool,
     upgrade: bool,
     streaming: bool,
+    /// Came on an HTTP/2 stream.
+    h2: bool,
 }
 
 impl<'a> Request<'a> {
@@ -246,6 +248,40 @@ impl<'a> Request<'a> {
         !matches!(self.length, BodyLength::None | BodyLength::Length(0))
     }
 
+    /// Whether the request came on an HTTP/2 stream (its head was the stream's HEADERS:
+    /// `method`, `target` and a `host` field from the pseudo-header fields, names in
+    /// lower case; a body without `Content-Length` reads as chunked, delimited by the
+    /// stream's end).
+    pub fn is_h2(&self) -> bool {
+        self.h2
+    }
+
+    /// A request that came on an HTTP/2 stream: `method` and `target` (`:method`,
+    /// `:path`), `headers` (with `host` from `:authority` first), `length` as the stream
+    /// delimits the body.
+    #[cfg_attr(not(feature = "h2"), allow(dead_code))]
+    pub(crate) fn from_h2(
+        method: &'a str,
+        target: &'a str,
+        headers: &'a [Header<'a>],
+        length: BodyLength,
+    ) -> Request<'a> {
+        Request {
+            method,
+            target,
+            authority: (0, 0),
+            minor: 1,
+            headers,
+            body: &[],
+            length,
+            keep_alive: true,
+            expect_continue: false,
+            upgrade: false,
+            streaming: false,
+            h2: true,
+        }
+    }
+
     pub(crate) fn with_body(mut self, body: &'a [u8]) -> Request<'a> {
         self.body = body;
         self
@@ -341,6 +377,7 @@ pub fn parse_request<'a>(
             expect_continue: facts.expect_continue,
             upgrade: facts.upgrade,
             streaming: false,
+            h2: false,
         },
     )))
 }

@@ -11,6 +11,8 @@ use super::date::HttpDate;
 use super::exchange::{
     client_eof, drive, set_wait, shorten_wait, sync_wait, Cx, Entry, Phase, Wait,
 };
+#[cfg(feature = "h2")]
+use super::h2::{self, H2Event, H2};
 use super::response::put_error;
 use super::Config;
 
@@ -97,6 +99,9 @@ enum Proto<S> {
     /// A connection the adapter does not serve (a proxy's dialed upstream, say): the
     /// application's state alone, never touched by the adapter's callbacks.
     Foreign(Box<Upgraded<S>>),
+    /// HTTP/2: a state per stream, none for the connection.
+    #[cfg(feature = "h2")]
+    H2(Box<H2<S>>),
 }
 
 /// A connection after its `101`: the HTTP state is dropped, the application's kept.
@@ -131,6 +136,8 @@ impl<S> Http1Conn<S> {
             Proto::Http(e) => Some(&mut e.state),
             Proto::Upgraded(u) | Proto::Foreign(u) => Some(&mut u.state),
             Proto::None => None,
+            #[cfg(feature = "h2")]
+            Proto::H2(_) => None,
         }
     }
 }
@@ -145,6 +152,8 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Http1Conn<S> {
                 .field(&u.state)
                 .finish(),
             Proto::Foreign(u) => f.debug_tuple("Http1Conn::Foreign").field(&u.state).finish(),
+            #[cfg(feature = "h2")]
+            Proto::H2(_) => f.write_str("Http1Conn::H2"),
         }
     }
 }
@@ -193,6 +202,68 @@ impl<A: App> Http1<A> {
         action
     }
 
+    /// Runs the HTTP/2 side after `ev`, if the connection speaks HTTP/2.
+    #[cfg(feature = "h2")]
+    fn h2(&mut self, conn: HttpConn<'_, '_, A>, ev: H2Event) -> Option<Action> {
+        if !matches!(conn.state.0, Proto::H2(_)) {
+            return None;
+        }
+        let Proto::H2(mut h) = std::mem::replace(&mut conn.state.0, Proto::None) else {
+            return None;
+        };
+        let mut cx = h2::Cx {
+            app: &mut self.app,
+            cfg: &self.cfg,
+            date: &self.date,
+        };
+        let a = h.drive(&mut cx, conn, ev);
+        conn.state.0 = Proto::H2(h);
+        Some(a)
+    }
+
+    /// Switches a fresh connection to HTTP/2 when it starts with the preface (or its
+    /// TLS chose `h2`, `alpn`); `Some` is the action to return (also while the input is
+    /// too short to tell).
+    #[cfg(feature = "h2")]
+    fn maybe_h2(&mut self, conn: HttpConn<'_, '_, A>, alpn: bool) -> Option<Action> {
+        self.cfg.http2.as_ref()?;
+        let Proto::Http(e) = &conn.state.0 else {
+            return None;
+        };
+        if e.served > 0 || e.answering || e.phase != Phase::Head {
+            return None;
+        }
+        if !alpn {
+            match h2::preface(conn.input()) {
+                Some(true) => {}
+                Some(false) => return None,
+                None => return Some(Action::None),
+            }
+        }
+        let Proto::Http(mut e) = std::mem::replace(&mut conn.state.0, Proto::None) else {
+            return None;
+        };
+        self.speaking -= 1;
+        // The state made for an HTTP/1.1 exchange that never came; each stream gets its
+        // own.
+        self.app.closed(&mut e.state, None);
+        conn.state.0 = Proto::H2(H2::new(&self.cfg, conn.now()));
+        self.h2(conn, H2Event::Data)
+    }
+
+    /// Whether the TLS handshake chose HTTP/2.
+    #[cfg(all(feature = "h2", feature = "tls"))]
+    fn alpn_h2(conn: HttpConn<'_, '_, A>) -> bool {
+        conn.layer::<crate::tls::TlsSession>()
+            .and_then(|t| t.alpn_protocol())
+            == Some(b"h2")
+    }
+
+    #[cfg(all(feature = "h2", not(feature = "tls")))]
+    fn alpn_h2(_conn: HttpConn<'_, '_, A>) -> bool {
+        false
+    }
+
     /// Passes `event` to the upgraded protocol, if the connection switched.
     fn upgraded(&mut self, conn: HttpConn<'_, '_, A>, event: UpgradeEvent) -> Option<Action> {
         if !matches!(conn.state.0, Proto::Upgraded(_)) {
@@ -232,6 +303,12 @@ impl<A: App> Handler for Http1<A> {
         conn.state.0 = Proto::Http(e);
         self.open += 1;
         self.speaking += 1;
+        #[cfg(feature = "h2")]
+        if Self::alpn_h2(conn) {
+            if let Some(a) = self.maybe_h2(conn, true) {
+                return a;
+            }
+        }
         Action::None
     }
 
@@ -239,11 +316,22 @@ impl<A: App> Handler for Http1<A> {
         if let Some(a) = self.upgraded(conn, UpgradeEvent::Data) {
             return a;
         }
+        #[cfg(feature = "h2")]
+        if let Some(a) = self
+            .h2(conn, H2Event::Data)
+            .or_else(|| self.maybe_h2(conn, false))
+        {
+            return a;
+        }
         self.http(conn, |cx, e, conn| drive(cx, e, conn, false))
     }
 
     fn eof(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
         if let Some(a) = self.upgraded(conn, UpgradeEvent::Eof) {
+            return a;
+        }
+        #[cfg(feature = "h2")]
+        if let Some(a) = self.h2(conn, H2Event::Eof) {
             return a;
         }
         self.http(conn, |cx, e, conn| {
@@ -263,6 +351,10 @@ impl<A: App> Handler for Http1<A> {
         if let Some(a) = self.upgraded(conn, UpgradeEvent::ReadClosed) {
             return a;
         }
+        #[cfg(feature = "h2")]
+        if let Some(a) = self.h2(conn, H2Event::Eof) {
+            return a;
+        }
         self.http(conn, |cx, e, conn| {
             client_eof(cx, e, conn);
             drive(cx, e, conn, false)
@@ -273,11 +365,19 @@ impl<A: App> Handler for Http1<A> {
         if let Some(a) = self.upgraded(conn, UpgradeEvent::Writable) {
             return a;
         }
+        #[cfg(feature = "h2")]
+        if let Some(a) = self.h2(conn, H2Event::Resume) {
+            return a;
+        }
         self.http(conn, |cx, e, conn| drive(cx, e, conn, true))
     }
 
     fn post_write(&mut self, conn: &mut Conn<'_, Self::State>, written: usize) {
-        let action = match self.upgraded(conn, UpgradeEvent::Written(written)) {
+        #[cfg(feature = "h2")]
+        let h2 = self.h2(conn, H2Event::Resume);
+        #[cfg(not(feature = "h2"))]
+        let h2 = None;
+        let action = match h2.or_else(|| self.upgraded(conn, UpgradeEvent::Written(written))) {
             Some(a) => a,
             None => self.http(conn, |cx, e, conn| {
                 if e.blocked || (e.answering && !e.resp.is_done()) {
@@ -298,10 +398,21 @@ impl<A: App> Handler for Http1<A> {
         if let Some(a) = self.upgraded(conn, UpgradeEvent::Woken) {
             return a;
         }
+        #[cfg(feature = "h2")]
+        if let Some(a) = self.h2(conn, H2Event::Resume) {
+            return a;
+        }
         self.http(conn, |cx, e, conn| drive(cx, e, conn, true))
     }
 
     fn draining(&mut self, conn: &mut Conn<'_, Self::State>) -> bool {
+        #[cfg(feature = "h2")]
+        if let Proto::H2(h) = &mut conn.state.0 {
+            let keep = h.draining();
+            // The GOAWAY goes out with the next flush.
+            let _ = self.h2(conn, H2Event::Resume);
+            return keep;
+        }
         let waiting = !conn.input().is_empty();
         let Proto::Http(e) = &mut conn.state.0 else {
             // Upgraded: the protocol it switched to has no way to finish; closed now.
@@ -357,6 +468,11 @@ impl<A: App> Handler for Http1<A> {
             }
             // Not the adapter's to drop: its owner still reads it in its own `closed`.
             Proto::Foreign(f) => conn.state.0 = Proto::Foreign(f),
+            #[cfg(feature = "h2")]
+            Proto::H2(mut h) => {
+                self.open -= 1;
+                h.closed(&mut self.app, err);
+            }
             Proto::None => {}
         }
     }

@@ -202,7 +202,7 @@ impl Connection {
     /// Whether a stream the peer may initiate is idle: odd and above every id it used.
     /// (Even ids are ours; a server opens none, so they are all idle.)
     fn is_idle(&self, id: u32) -> bool {
-        id % 2 == 0 || self.streams.is_idle(id)
+        id.is_multiple_of(2) || self.streams.is_idle(id)
     }
 
     /// Sends a stream error: RST_STREAM, the stream forgotten, the application told if
@@ -295,7 +295,7 @@ impl Connection {
                 ))
             }
         };
-        if id % 2 == 0 {
+        if id.is_multiple_of(2) {
             return Err(protocol("HEADERS on an even stream id"));
         }
         let r = if let Some(s) = self.streams.get(id) {
