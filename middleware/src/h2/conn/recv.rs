@@ -202,7 +202,7 @@ impl Connection {
     /// Whether a stream the peer may initiate is idle: odd and above every id it used.
     /// (Even ids are ours; a server opens none, so they are all idle.)
     fn is_idle(&self, id: u32) -> bool {
-        id % 2 == 0 || self.streams.is_idle(id)
+        id.is_multiple_of(2) || self.streams.is_idle(id)
     }
 
     /// Sends a stream error: RST_STREAM, the stream forgotten, the application told if
@@ -295,18 +295,12 @@ impl Connection {
                 ))
             }
         };
-        if id % 2 == 0 {
+        if id.is_multiple_of(2) {
             return Err(protocol("HEADERS on an even stream id"));
         }
         let r = if let Some(s) = self.streams.get(id) {
             let recv_open = s.recv_open;
-            self.on_trailers(
-                id,
-                recv_open,
-                end_stream,
-                too_large || self_dependency,
-                sink,
-            )
+            self.on_trailers(id, recv_open, end_stream, too_large, self_dependency, sink)
         } else if self.streams.is_idle(id) {
             self.open_stream(id, end_stream, self_dependency, too_large, sink)
         } else {
@@ -331,16 +325,17 @@ impl Connection {
         id: u32,
         recv_open: bool,
         end_stream: bool,
-        refused: bool,
+        too_large: bool,
+        self_dependency: bool,
         sink: &mut Sink<'_>,
     ) -> Result<(), ConnError> {
         if !recv_open {
             return self.stream_error(id, ErrorCode::STREAM_CLOSED, sink);
         }
-        if refused {
+        if too_large {
             return self.stream_error(id, ErrorCode::ENHANCE_YOUR_CALM, sink);
         }
-        let ok = end_stream && check_trailers(&self.headers).is_ok();
+        let ok = end_stream && !self_dependency && check_trailers(&self.headers).is_ok();
         let Some(s) = self.streams.get_mut(id) else {
             return Ok(());
         };

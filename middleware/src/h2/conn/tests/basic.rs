@@ -107,7 +107,9 @@ fn post_body_and_trailers_both_ways() {
     assert_eq!(evs[2], Ev::Data(1, b"def".to_vec(), false));
     assert_eq!(evs[3], Ev::Trailers(1, vec![f("x-checksum", "42")]));
     p.conn.send_headers(1, 200, &[], false).unwrap();
-    p.conn.send_trailers(1, &[Field::new(b"grpc-status", b"0")]).unwrap();
+    p.conn
+        .send_trailers(1, &[Field::new(b"grpc-status", b"0")])
+        .unwrap();
     assert_eq!(
         p.read()[1],
         Out::Headers {
@@ -121,7 +123,11 @@ fn post_body_and_trailers_both_ways() {
 
 #[test]
 fn content_length_mismatch_resets_the_stream() {
-    for (len, body, end_in_trailers) in [("5", &b"abcdef"[..], false), ("7", b"abcdef", false), ("7", b"abcdef", true)] {
+    for (len, body, end_in_trailers) in [
+        ("5", &b"abcdef"[..], false),
+        ("7", b"abcdef", false),
+        ("7", b"abcdef", true),
+    ] {
         let mut p = Peer::default();
         let mut hs = request("POST", "/");
         hs.push(("content-length", len));
@@ -131,7 +137,11 @@ fn content_length_mismatch_resets_the_stream() {
             b.extend(p.headers(1, &[("x", "y")], true));
         }
         let evs = p.expect_rst(&b, 1, ErrorCode::PROTOCOL_ERROR);
-        assert_eq!(evs.last(), Some(&Ev::Reset(1, ErrorCode::PROTOCOL_ERROR, false)), "{len}");
+        assert_eq!(
+            evs.last(),
+            Some(&Ev::Reset(1, ErrorCode::PROTOCOL_ERROR, false)),
+            "{len}"
+        );
         assert_eq!(p.conn.open_streams(), 0);
     }
     // END_STREAM on the HEADERS with a non-zero content-length.
@@ -150,7 +160,12 @@ fn malformed_requests_are_stream_errors() {
         v.push(extra);
         v
     };
-    let without = |name: &str| base.iter().copied().filter(|(n, _)| *n != name).collect::<Vec<_>>();
+    let without = |name: &str| {
+        base.iter()
+            .copied()
+            .filter(|(n, _)| *n != name)
+            .collect::<Vec<_>>()
+    };
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
         ("uppercase name", with(("X-Upper", "1"))),
         ("connection", with(("connection", "keep-alive"))),
@@ -162,19 +177,49 @@ fn malformed_requests_are_stream_errors() {
         ("missing :path", without(":path")),
         ("missing :method", without(":method")),
         ("missing :scheme", without(":scheme")),
-        ("pseudo after regular", vec![(":method", "GET"), (":scheme", "http"), ("a", "b"), (":path", "/")]),
+        (
+            "pseudo after regular",
+            vec![
+                (":method", "GET"),
+                (":scheme", "http"),
+                ("a", "b"),
+                (":path", "/"),
+            ],
+        ),
         ("duplicate pseudo", with((":path", "/x"))),
         ("unknown pseudo", with((":foo", "x"))),
         ("response pseudo", with((":status", "200"))),
         (":protocol not enabled", with((":protocol", "websocket"))),
-        ("empty :path", vec![(":method", "GET"), (":scheme", "http"), (":path", "")]),
-        ("relative :path", vec![(":method", "GET"), (":scheme", "http"), (":path", "x")]),
+        (
+            "empty :path",
+            vec![(":method", "GET"), (":scheme", "http"), (":path", "")],
+        ),
+        (
+            "relative :path",
+            vec![(":method", "GET"), (":scheme", "http"), (":path", "x")],
+        ),
         ("CR in value", with(("x", "a\rb"))),
         ("space around value", with(("x", " a"))),
         ("colon in name", with(("x:y", "a"))),
         ("bad content-length", with(("content-length", "1x"))),
-        ("conflicting content-length", vec![(":method", "GET"), (":scheme", "http"), (":path", "/"), ("content-length", "1"), ("content-length", "2")]),
-        ("CONNECT with :path", vec![(":method", "CONNECT"), (":authority", "a:443"), (":path", "/")]),
+        (
+            "conflicting content-length",
+            vec![
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/"),
+                ("content-length", "1"),
+                ("content-length", "2"),
+            ],
+        ),
+        (
+            "CONNECT with :path",
+            vec![
+                (":method", "CONNECT"),
+                (":authority", "a:443"),
+                (":path", "/"),
+            ],
+        ),
         ("CONNECT without :authority", vec![(":method", "CONNECT")]),
         ("host differs", with(("host", "other.example"))),
     ];
@@ -195,7 +240,10 @@ fn malformed_requests_are_stream_errors() {
     ] {
         let b = p.headers(id, &fields, true);
         let evs = p.send(&b).unwrap();
-        assert!(matches!(evs[..], [Ev::Request { stream, .. }] if stream == id), "{fields:?}");
+        assert!(
+            matches!(evs[..], [Ev::Request { stream, .. }] if stream == id),
+            "{fields:?}"
+        );
         id += 2;
     }
 }
@@ -239,7 +287,17 @@ fn extended_connect_when_enabled() {
     assert_eq!(n, b.len());
     assert_eq!(got.as_deref(), Some(&b"websocket"[..]));
     // :protocol needs CONNECT.
-    let b = p.headers(3, &[(":method", "GET"), (":protocol", "x"), (":scheme", "https"), (":authority", "a"), (":path", "/")], true);
+    let b = p.headers(
+        3,
+        &[
+            (":method", "GET"),
+            (":protocol", "x"),
+            (":scheme", "https"),
+            (":authority", "a"),
+            (":path", "/"),
+        ],
+        true,
+    );
     p.expect_rst(&b, 3, ErrorCode::PROTOCOL_ERROR);
 }
 
@@ -251,7 +309,10 @@ fn send_api_refusals() {
     let c = &mut p.conn;
     assert_eq!(c.send_data(1, b"x", false), Err(SendError::NoHeaders));
     assert_eq!(c.send_trailers(1, &[]), Err(SendError::NoHeaders));
-    assert_eq!(c.send_headers(3, 200, &[], false), Err(SendError::UnknownStream));
+    assert_eq!(
+        c.send_headers(3, 200, &[], false),
+        Err(SendError::UnknownStream)
+    );
     assert_eq!(c.send_headers(1, 99, &[], false), Err(SendError::Invalid));
     assert_eq!(c.send_headers(1, 101, &[], false), Err(SendError::Invalid));
     assert_eq!(c.send_headers(1, 100, &[], true), Err(SendError::Invalid));
@@ -261,17 +322,28 @@ fn send_api_refusals() {
     assert_eq!(c.send_headers(1, 200, &bad, false), Err(SendError::Invalid));
     let bad = [Field::new(b"x", b"a\nb")];
     assert_eq!(c.send_headers(1, 200, &bad, false), Err(SendError::Invalid));
-    c.send_headers(1, 103, &[Field::new(b"link", b"</s.css>")], false).unwrap();
+    c.send_headers(1, 103, &[Field::new(b"link", b"</s.css>")], false)
+        .unwrap();
     c.send_headers(1, 204, &[], true).unwrap();
     assert_eq!(c.send_headers(1, 200, &[], false), Err(SendError::Closed));
     assert_eq!(c.send_data(1, b"x", false), Err(SendError::Closed));
     // The request body may still come (half-closed local), then the stream closes.
-    assert_eq!(p.send(&data(1, b"body", true)).unwrap(), vec![Ev::Data(1, b"body".to_vec(), true)]);
+    assert_eq!(
+        p.send(&data(1, b"body", true)).unwrap(),
+        vec![Ev::Data(1, b"body".to_vec(), true)]
+    );
     assert_eq!(p.conn.open_streams(), 0);
-    assert_eq!(p.conn.reset(1, ErrorCode::CANCEL), Err(SendError::UnknownStream));
+    assert_eq!(
+        p.conn.reset(1, ErrorCode::CANCEL),
+        Err(SendError::UnknownStream)
+    );
     let out = p.read();
-    assert!(matches!(&out[0], Out::Headers { fields, end: false, .. } if fields[0] == f(":status", "103")));
-    assert!(matches!(&out[1], Out::Headers { fields, end: true, .. } if fields == &vec![f(":status", "204")]));
+    assert!(
+        matches!(&out[0], Out::Headers { fields, end: false, .. } if fields[0] == f(":status", "103"))
+    );
+    assert!(
+        matches!(&out[1], Out::Headers { fields, end: true, .. } if fields == &vec![f(":status", "204")])
+    );
 }
 
 #[test]
@@ -280,7 +352,9 @@ fn large_response_headers_use_continuation() {
     let b = p.get(1);
     p.send(&b).unwrap();
     let big = vec![b'v'; 40_000];
-    p.conn.send_headers(1, 200, &[Field::new(b"x-big", &big)], true).unwrap();
+    p.conn
+        .send_headers(1, 200, &[Field::new(b"x-big", &big)], true)
+        .unwrap();
     let raw = p.conn.output().to_vec();
     let out = p.read();
     assert!(matches!(&out[..], [Out::Headers { fields, end: true, .. }] if fields[1].1 == big));

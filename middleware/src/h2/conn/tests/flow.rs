@@ -16,7 +16,10 @@ fn unreleased_body_closes_the_stream_window() {
     // 65,535 bytes: the window is used up and nothing was released.
     assert_eq!(p.read(), vec![]);
     let evs = p.expect_rst(&data(1, b"x", false), 1, ErrorCode::FLOW_CONTROL_ERROR);
-    assert_eq!(evs, vec![Ev::Reset(1, ErrorCode::FLOW_CONTROL_ERROR, false)]);
+    assert_eq!(
+        evs,
+        vec![Ev::Reset(1, ErrorCode::FLOW_CONTROL_ERROR, false)]
+    );
 }
 
 #[test]
@@ -107,14 +110,21 @@ fn padding_is_released_at_once() {
         p.tick(Duration::from_secs(1));
     }
     let ups = p.read();
-    assert!(ups.iter().any(|o| matches!(o, Out::WindowUpdate(1, _))), "{ups:?}");
-    assert!(ups.iter().any(|o| matches!(o, Out::WindowUpdate(0, _))), "{ups:?}");
+    assert!(
+        ups.iter().any(|o| matches!(o, Out::WindowUpdate(1, _))),
+        "{ups:?}"
+    );
+    assert!(
+        ups.iter().any(|o| matches!(o, Out::WindowUpdate(0, _))),
+        "{ups:?}"
+    );
 }
 
 #[test]
 fn send_data_is_bounded_by_windows_and_resumes() {
     let mut p = Peer::default();
-    p.send(&settings(&[Setting::InitialWindowSize(10)])).unwrap();
+    p.send(&settings(&[Setting::InitialWindowSize(10)]))
+        .unwrap();
     p.read();
     let b = p.get(1);
     p.send(&b).unwrap();
@@ -128,18 +138,31 @@ fn send_data_is_bounded_by_windows_and_resumes() {
     // A WINDOW_UPDATE opens the stream: the application is told.
     assert_eq!(p.send(&window_update(1, 4)).unwrap(), vec![Ev::Writable(1)]);
     assert_eq!(p.conn.send_data(1, b"abcdef", true), Ok(4));
-    assert_eq!(p.send(&window_update(1, 100)).unwrap(), vec![Ev::Writable(1)]);
+    assert_eq!(
+        p.send(&window_update(1, 100)).unwrap(),
+        vec![Ev::Writable(1)]
+    );
     assert_eq!(p.conn.send_data(1, b"ef", true), Ok(2));
     let out = p.read();
-    assert_eq!(out, vec![Out::Data(1, b"abcd".to_vec(), false), Out::Data(1, b"ef".to_vec(), true)]);
+    assert_eq!(
+        out,
+        vec![
+            Out::Data(1, b"abcd".to_vec(), false),
+            Out::Data(1, b"ef".to_vec(), true)
+        ]
+    );
     // No Writable for a stream that did not ask.
-    assert_eq!(p.conn.send_data(1, b"x", false), Err(SendError::UnknownStream));
+    assert_eq!(
+        p.conn.send_data(1, b"x", false),
+        Err(SendError::UnknownStream)
+    );
 }
 
 #[test]
 fn connection_send_window_is_shared() {
     let mut p = Peer::default();
-    p.send(&settings(&[Setting::InitialWindowSize(1 << 20)])).unwrap();
+    p.send(&settings(&[Setting::InitialWindowSize(1 << 20)]))
+        .unwrap();
     let (b1, b3) = (p.get(1), p.get(3));
     p.send(&b1).unwrap();
     p.send(&b3).unwrap();
@@ -150,34 +173,52 @@ fn connection_send_window_is_shared() {
     assert_eq!(p.conn.send_data(3, &body, true), Ok(15_535));
     let frames = p.read();
     // At most the peer's max frame size per DATA frame.
-    assert!(frames.iter().all(|o| !matches!(o, Out::Data(_, d, _) if d.len() > 16_384)));
-    assert_eq!(p.send(&window_update(0, 1000)).unwrap(), vec![Ev::Writable(3)]);
+    assert!(frames
+        .iter()
+        .all(|o| !matches!(o, Out::Data(_, d, _) if d.len() > 16_384)));
+    assert_eq!(
+        p.send(&window_update(0, 1000)).unwrap(),
+        vec![Ev::Writable(3)]
+    );
     assert_eq!(p.conn.send_data(3, &body[15_535..], true), Ok(1000));
 }
 
 #[test]
 fn initial_window_size_changes_adjust_open_streams() {
     let mut p = Peer::default();
-    p.send(&settings(&[Setting::InitialWindowSize(100)])).unwrap();
+    p.send(&settings(&[Setting::InitialWindowSize(100)]))
+        .unwrap();
     let b = p.get(1);
     p.send(&b).unwrap();
     p.conn.send_headers(1, 200, &[], false).unwrap();
     assert_eq!(p.conn.send_data(1, &[0; 200], false), Ok(100));
     // 100 -> 50: the window goes to -50.
-    assert_eq!(p.send(&settings(&[Setting::InitialWindowSize(50)])).unwrap(), vec![Ev::Settings]);
+    assert_eq!(
+        p.send(&settings(&[Setting::InitialWindowSize(50)]))
+            .unwrap(),
+        vec![Ev::Settings]
+    );
     assert_eq!(p.conn.send_capacity(1), 0);
     assert_eq!(p.send(&window_update(1, 40)).unwrap(), vec![]);
     assert_eq!(p.conn.send_capacity(1), 0);
-    assert_eq!(p.send(&window_update(1, 20)).unwrap(), vec![Ev::Writable(1)]);
+    assert_eq!(
+        p.send(&window_update(1, 20)).unwrap(),
+        vec![Ev::Writable(1)]
+    );
     assert_eq!(p.conn.send_capacity(1), 10);
     // Raising it opens the stream: 10 + 1000.
     p.conn.send_data(1, &[0; 100], false).unwrap();
-    let evs = p.send(&settings(&[Setting::InitialWindowSize(1050)])).unwrap();
+    let evs = p
+        .send(&settings(&[Setting::InitialWindowSize(1050)]))
+        .unwrap();
     assert_eq!(evs, vec![Ev::Settings, Ev::Writable(1)]);
     assert_eq!(p.conn.send_capacity(1), 1000);
     // Past 2^31-1 is a connection error (the window is 1000 + 100 over the initial).
     p.send(&window_update(1, 100)).unwrap();
-    p.expect_goaway(&settings(&[Setting::InitialWindowSize(0x7fff_ffff)]), ErrorCode::FLOW_CONTROL_ERROR);
+    p.expect_goaway(
+        &settings(&[Setting::InitialWindowSize(0x7fff_ffff)]),
+        ErrorCode::FLOW_CONTROL_ERROR,
+    );
 }
 
 #[test]
@@ -185,9 +226,19 @@ fn window_update_overflow() {
     let mut p = Peer::default();
     let b = p.get(1);
     p.send(&b).unwrap();
-    let evs = p.expect_rst(&window_update(1, 0x7fff_ffff), 1, ErrorCode::FLOW_CONTROL_ERROR);
-    assert_eq!(evs, vec![Ev::Reset(1, ErrorCode::FLOW_CONTROL_ERROR, false)]);
-    p.expect_goaway(&window_update(0, 0x7fff_ffff), ErrorCode::FLOW_CONTROL_ERROR);
+    let evs = p.expect_rst(
+        &window_update(1, 0x7fff_ffff),
+        1,
+        ErrorCode::FLOW_CONTROL_ERROR,
+    );
+    assert_eq!(
+        evs,
+        vec![Ev::Reset(1, ErrorCode::FLOW_CONTROL_ERROR, false)]
+    );
+    p.expect_goaway(
+        &window_update(0, 0x7fff_ffff),
+        ErrorCode::FLOW_CONTROL_ERROR,
+    );
 }
 
 #[test]
@@ -202,7 +253,12 @@ fn our_smaller_window_applies_when_acknowledged() {
     );
     let mut enc = Encoder::new();
     let mut block = Vec::new();
-    enc.encode(request("POST", "/").iter().map(|(n, v)| Field::new(n.as_bytes(), v.as_bytes())), &mut block);
+    enc.encode(
+        request("POST", "/")
+            .iter()
+            .map(|(n, v)| Field::new(n.as_bytes(), v.as_bytes())),
+        &mut block,
+    );
     let mut b = PREFACE.to_vec();
     encode::settings(&mut b, []);
     encode::headers(&mut b, 1, false, &block, 16_384);

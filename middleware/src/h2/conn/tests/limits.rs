@@ -42,7 +42,10 @@ fn control_frame_floods() {
     ];
     for (frame, burst) in cases {
         let mut p = Peer::default();
-        assert_eq!(flood(&mut p, &frame, ErrorCode::ENHANCE_YOUR_CALM), burst as usize);
+        assert_eq!(
+            flood(&mut p, &frame, ErrorCode::ENHANCE_YOUR_CALM),
+            burst as usize
+        );
         // At the steady rate the same frames are fine.
         let mut p = Peer::default();
         for _ in 0..3 * burst {
@@ -59,13 +62,17 @@ fn empty_data_flood() {
     let b = p.post(1);
     p.send(&b).unwrap();
     let burst = Config::default().empty_data_rate.burst as usize;
-    assert_eq!(flood(&mut p, &data(1, b"", false), ErrorCode::ENHANCE_YOUR_CALM), burst);
+    assert_eq!(
+        flood(&mut p, &data(1, b"", false), ErrorCode::ENHANCE_YOUR_CALM),
+        burst
+    );
 }
 
 #[test]
 fn window_updates_earned_by_data_sent() {
     let mut p = Peer::default();
-    p.send(&settings(&[Setting::InitialWindowSize(1 << 30)])).unwrap();
+    p.send(&settings(&[Setting::InitialWindowSize(1 << 30)]))
+        .unwrap();
     p.send(&window_update(0, 1 << 30)).unwrap();
     let b = p.get(1);
     p.send(&b).unwrap();
@@ -100,7 +107,10 @@ fn rapid_reset() {
     };
     assert_eq!(opened, burst);
     assert_eq!(e.code(), ErrorCode::ENHANCE_YOUR_CALM);
-    assert_eq!(p.read().last(), Some(&Out::GoAway(id, ErrorCode::ENHANCE_YOUR_CALM)));
+    assert_eq!(
+        p.read().last(),
+        Some(&Out::GoAway(id, ErrorCode::ENHANCE_YOUR_CALM))
+    );
     assert!(p.conn.is_done());
 }
 
@@ -188,7 +198,9 @@ fn hpack_bomb_gets_431_and_decoding_stays_in_step() {
     assert!(b.len() < 300, "{}", b.len());
     assert_eq!(p.send(&b).unwrap(), vec![]);
     let out = p.read();
-    assert!(matches!(&out[0], Out::Headers { stream: 3, end: true, fields } if fields[0].1 == b"431"));
+    assert!(
+        matches!(&out[0], Out::Headers { stream: 3, end: true, fields } if fields[0].1 == b"431")
+    );
     assert_eq!(out[1], Out::Rst(3, ErrorCode::NO_ERROR));
     // Late body frames are ignored; the next request decodes.
     assert_eq!(p.send(&data(3, b"x", true)).unwrap(), vec![]);

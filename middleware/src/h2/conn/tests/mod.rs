@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::super::frame::{decode, encode, ErrorCode, Frame, Setting, Status, PREFACE};
 use super::super::hpack::{Decoder, Encoder, Field};
-use super::{ConnError, Config, Connection, Event};
+use super::{Config, ConnError, Connection, Event};
 
 /// An event, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,7 +97,9 @@ impl Peer {
     pub(super) fn send(&mut self, bytes: &[u8]) -> Result<Vec<Ev>, ConnError> {
         self.pending.extend_from_slice(bytes);
         let mut evs = Vec::new();
-        let n = self.conn.recv(&self.pending, self.now, &mut |e| evs.push(own(e)))?;
+        let n = self
+            .conn
+            .recv(&self.pending, self.now, &mut |e| evs.push(own(e)))?;
         self.pending.drain(..n);
         Ok(evs)
     }
@@ -106,7 +108,9 @@ impl Peer {
     pub(super) fn block(&mut self, fields: &[(&str, &str)]) -> Vec<u8> {
         let mut b = Vec::new();
         self.enc.encode(
-            fields.iter().map(|(n, v)| Field::new(n.as_bytes(), v.as_bytes())),
+            fields
+                .iter()
+                .map(|(n, v)| Field::new(n.as_bytes(), v.as_bytes())),
             &mut b,
         );
         b
@@ -158,7 +162,11 @@ impl Peer {
                     end_headers,
                     ..
                 } => {
-                    block.as_mut().expect("CONTINUATION").2.extend_from_slice(fragment);
+                    block
+                        .as_mut()
+                        .expect("CONTINUATION")
+                        .2
+                        .extend_from_slice(fragment);
                     end_headers
                 }
                 f => {

@@ -28,13 +28,21 @@ fn preface_and_first_frame() {
     let mut c = Connection::server(Config::default(), now);
     let mut b = PREFACE.to_vec();
     b.extend(ping([0; 8]));
-    assert_eq!(c.recv(&b, now, &mut |_| {}).unwrap_err().code(), ErrorCode::PROTOCOL_ERROR);
+    assert_eq!(
+        c.recv(&b, now, &mut |_| {}).unwrap_err().code(),
+        ErrorCode::PROTOCOL_ERROR
+    );
     assert!(c.is_done());
 }
 
 #[test]
 fn frames_on_idle_streams_are_connection_errors() {
-    for frame in [data(1, b"x", false), window_update(3, 1), rst(5, ErrorCode::CANCEL), data(2, b"", true)] {
+    for frame in [
+        data(1, b"x", false),
+        window_update(3, 1),
+        rst(5, ErrorCode::CANCEL),
+        data(2, b"", true),
+    ] {
         let mut p = Peer::default();
         p.expect_goaway(&frame, ErrorCode::PROTOCOL_ERROR);
     }
@@ -75,7 +83,10 @@ fn half_closed_remote_refuses_data_and_headers() {
     p.send(&b).unwrap();
     assert_eq!(p.send(&window_update(5, 10)).unwrap(), vec![]);
     assert_eq!(p.send(&priority(5, 1)).unwrap(), vec![]);
-    assert_eq!(p.send(&rst(5, ErrorCode::CANCEL)).unwrap(), vec![Ev::Reset(5, ErrorCode::CANCEL, true)]);
+    assert_eq!(
+        p.send(&rst(5, ErrorCode::CANCEL)).unwrap(),
+        vec![Ev::Reset(5, ErrorCode::CANCEL, true)]
+    );
 }
 
 #[test]
@@ -89,7 +100,11 @@ fn closed_after_end_stream_both_ways() {
         // WINDOW_UPDATE and PRIORITY on a closed stream are ignored.
         assert_eq!(p.send(&window_update(1, 1)).unwrap(), vec![]);
         assert_eq!(p.send(&priority(1, 0)).unwrap(), vec![]);
-        let b = if late == "data" { data(1, b"x", true) } else { p.get(1) };
+        let b = if late == "data" {
+            data(1, b"x", true)
+        } else {
+            p.get(1)
+        };
         p.expect_goaway(&b, ErrorCode::STREAM_CLOSED);
     }
 }
@@ -99,14 +114,20 @@ fn closed_by_peer_reset() {
     let mut p = Peer::default();
     let b = p.post(1);
     p.send(&b).unwrap();
-    assert_eq!(p.send(&rst(1, ErrorCode::CANCEL)).unwrap(), vec![Ev::Reset(1, ErrorCode::CANCEL, true)]);
+    assert_eq!(
+        p.send(&rst(1, ErrorCode::CANCEL)).unwrap(),
+        vec![Ev::Reset(1, ErrorCode::CANCEL, true)]
+    );
     assert_eq!(p.send(&priority(1, 0)).unwrap(), vec![]);
     assert_eq!(p.send(&window_update(1, 5)).unwrap(), vec![]);
     p.expect_rst(&data(1, b"x", false), 1, ErrorCode::STREAM_CLOSED);
     let b = p.headers(1, &[("x", "y")], true);
     p.expect_rst(&b, 1, ErrorCode::STREAM_CLOSED);
     // The dropped DATA still counted against the connection window (given back).
-    assert_eq!(p.conn.send_headers(1, 200, &[], true), Err(crate::h2::conn::SendError::UnknownStream));
+    assert_eq!(
+        p.conn.send_headers(1, 200, &[], true),
+        Err(crate::h2::conn::SendError::UnknownStream)
+    );
 }
 
 #[test]
@@ -115,12 +136,25 @@ fn header_block_sequencing() {
     let block = p.block(&request("GET", "/"));
     let (a, b) = block.split_at(3);
     let mut frames = Vec::new();
-    encode::head(&mut frames, crate::h2::frame::Kind::HEADERS, crate::h2::frame::flags::END_STREAM, 1, a.len());
+    encode::head(
+        &mut frames,
+        crate::h2::frame::Kind::HEADERS,
+        crate::h2::frame::flags::END_STREAM,
+        1,
+        a.len(),
+    );
     frames.extend_from_slice(a);
     encode::continuation(&mut frames, 1, false, &b[..1]);
     encode::continuation(&mut frames, 1, true, &b[1..]);
     let evs = p.send(&frames).unwrap();
-    assert!(matches!(evs[..], [Ev::Request { stream: 1, end: true, .. }]));
+    assert!(matches!(
+        evs[..],
+        [Ev::Request {
+            stream: 1,
+            end: true,
+            ..
+        }]
+    ));
 
     // Anything else inside a block is a connection error.
     let interrupted = |second: Vec<u8>| {
@@ -186,13 +220,20 @@ fn ping_settings_goaway_from_the_peer() {
     assert_eq!(p.read(), vec![]);
     // Settings are acknowledged and applied: HEADER_TABLE_SIZE 0 reaches the encoder
     // (the reader's decoder follows the size update), MAX_FRAME_SIZE the sender.
-    let evs = p.send(&settings(&[Setting::HeaderTableSize(0), Setting::MaxFrameSize(1 << 20)])).unwrap();
+    let evs = p
+        .send(&settings(&[
+            Setting::HeaderTableSize(0),
+            Setting::MaxFrameSize(1 << 20),
+        ]))
+        .unwrap();
     assert_eq!(evs, vec![Ev::Settings]);
     assert_eq!(p.read(), vec![Out::SettingsAck]);
     assert_eq!(p.conn.peer_settings().max_frame_size, 1 << 20);
     let b = p.get(1);
     p.send(&b).unwrap();
-    p.conn.send_headers(1, 200, &[Field::new(b"x", &[b'a'; 30_000])], true).unwrap();
+    p.conn
+        .send_headers(1, 200, &[Field::new(b"x", &[b'a'; 30_000])], true)
+        .unwrap();
     assert!(p.conn.output().len() < 16_384 + 30_100 && p.conn.output()[..3] != [0, 0x40, 0]);
     assert!(matches!(&p.read()[..], [Out::Headers { end: true, .. }]));
     let mut g = Vec::new();
@@ -211,7 +252,13 @@ fn graceful_shutdown() {
     p.send(&b).unwrap();
     p.conn.shutdown();
     let out = p.read();
-    assert_eq!(out, vec![Out::GoAway(0x7fff_ffff, ErrorCode::NO_ERROR), Out::Ping(*b"wl-drain")]);
+    assert_eq!(
+        out,
+        vec![
+            Out::GoAway(0x7fff_ffff, ErrorCode::NO_ERROR),
+            Out::Ping(*b"wl-drain")
+        ]
+    );
     // A stream opened before the PING's ACK is served.
     let b = p.get(3);
     assert_eq!(p.send(&b).unwrap().len(), 1);
