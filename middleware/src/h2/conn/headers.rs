@@ -64,7 +64,7 @@ impl HeaderBuf {
     }
 
     /// The bytes held (capacity), for tests of bounded memory.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(super) fn capacity(&self) -> usize {
         self.bytes.capacity() + self.spans.capacity() * std::mem::size_of::<Span>()
     }

@@ -263,6 +263,12 @@ impl Connection {
         self.error.as_ref()
     }
 
+    /// The header buffer's capacity in bytes (for the fuzz target's memory checks).
+    #[cfg(feature = "fuzzing")]
+    fn headers_capacity(&self) -> usize {
+        self.headers.capacity()
+    }
+
     /// Ends the connection on a connection error: GOAWAY queued, the error kept.
     fn fail(&mut self, e: ConnError) -> ConnError {
         if let Some(first) = &self.error {

@@ -300,13 +300,7 @@ impl Connection {
         }
         let r = if let Some(s) = self.streams.get(id) {
             let recv_open = s.recv_open;
-            self.on_trailers(
-                id,
-                recv_open,
-                end_stream,
-                too_large || self_dependency,
-                sink,
-            )
+            self.on_trailers(id, recv_open, end_stream, too_large, self_dependency, sink)
         } else if self.streams.is_idle(id) {
             self.open_stream(id, end_stream, self_dependency, too_large, sink)
         } else {
@@ -331,16 +325,17 @@ impl Connection {
         id: u32,
         recv_open: bool,
         end_stream: bool,
-        refused: bool,
+        too_large: bool,
+        self_dependency: bool,
         sink: &mut Sink<'_>,
     ) -> Result<(), ConnError> {
         if !recv_open {
             return self.stream_error(id, ErrorCode::STREAM_CLOSED, sink);
         }
-        if refused {
+        if too_large {
             return self.stream_error(id, ErrorCode::ENHANCE_YOUR_CALM, sink);
         }
-        let ok = end_stream && check_trailers(&self.headers).is_ok();
+        let ok = end_stream && !self_dependency && check_trailers(&self.headers).is_ok();
         let Some(s) = self.streams.get_mut(id) else {
             return Ok(());
         };

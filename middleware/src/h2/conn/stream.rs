@@ -131,7 +131,7 @@ impl Streams {
         unreleased
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(super) fn remembered(&self) -> usize {
         self.closed.len()
     }
