@@ -125,6 +125,41 @@ fn nghttp_and_h2load_get_every_answer_over_many_streams() {
     }
 }
 
+/// Python's httpx (on the `h2` package) over TLS with ALPN, and by prior knowledge.
+const HTTPX: &str = r#"
+import sys, httpx
+cert, tls, plain = sys.argv[1], sys.argv[2], sys.argv[3]
+with httpx.Client(http2=True, verify=cert) as c:
+    rs = [c.get(tls + "/a"), c.post(tls + "/echo", content=b"x" * 200000)]
+with httpx.Client(http1=False, http2=True) as c:
+    rs.append(c.get(plain + "/b"))
+for r in rs:
+    print(r.http_version, r.status_code, len(r.content))
+"#;
+
+#[test]
+fn python_httpx_speaks_http2_over_tls_and_prior_knowledge() {
+    let dir = TempDir::new("h2-httpx");
+    let cert = dir.path().join("cert.pem");
+    let (_p, port, tlsport) = http_server(&cert);
+    let out = Command::new("python3")
+        .args(["-c", HTTPX, cert.to_str().unwrap()])
+        .arg(format!("https://localhost:{tlsport}"))
+        .arg(format!("http://127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "httpx (pip install 'httpx[http2]'): {}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "HTTP/2 200 14\nHTTP/2 200 200000\nHTTP/2 200 14\n"
+    );
+}
+
 #[test]
 fn httpwg_passes_every_case_against_the_loop() {
     let dir = TempDir::new("h2-httpwg");
