@@ -85,8 +85,12 @@ impl<H: Handler> EventLoop<H> {
 
     /// Runs one callback for connection `key` on the buffers it has (the plaintext above
     /// its layers, if any), then settles them and acts on the result.
+    ///
+    /// A connection without layers has its output written within the same view, right
+    /// after the callback (and `pre_write`), and `post_write` called on it too: the
+    /// connection leaves its slot once per event, not once per hook.
     pub(crate) fn dispatch_plain(&mut self, key: usize, cb: Cb) {
-        let action = self.with_conn(key, |h, conn| {
+        let done = self.with_conn(key, |h, conn| {
             let action = match cb {
                 Cb::Opened => h.opened(conn),
                 Cb::Data => h.data(conn),
@@ -96,13 +100,43 @@ impl<H: Handler> EventLoop<H> {
                 Cb::ReadClosed => h.read_closed(conn),
                 Cb::Resume => Action::None,
             };
-            if conn.output_len() > 0 {
-                h.pre_write(conn);
+            if conn.output_len() == 0 {
+                return (action, None);
             }
-            action
+            h.pre_write(conn);
+            // (Not for an abort: what it queued is dropped with the rest. Not above
+            // layers: their plaintext is encoded by `flush`.)
+            let go = conn.io.flags & (flags::WRITABLE | flags::ABORT_REQ) == flags::WRITABLE;
+            if !go || !conn.layers.is_empty() {
+                return (action, None);
+            }
+            let mut written = 0;
+            match conn.out.flush_to(&mut conn.io.stream, &mut written) {
+                Ok(true) => {}
+                Ok(false) => conn.io.unset(flags::WRITABLE),
+                Err(e) => {
+                    conn.out.discard();
+                    return (action, Some(e));
+                }
+            }
+            if written > 0 {
+                let core = &mut *conn.core;
+                bump(&core.counters().bytes_out, written as u64);
+                conn.io.timeouts.last_active = core.now_ms;
+                conn.io.timeouts.last_write = core.now_ms;
+                if conn.io.phase == Phase::Open {
+                    h.post_write(conn, written);
+                }
+            }
+            (action, None)
         });
-        if let Some(action) = action {
-            self.settle(key, action);
+        match done {
+            Some((_, Some(e))) => {
+                self.keep_leftovers(key);
+                self.write_failed(key, e);
+            }
+            Some((action, None)) => self.settle(key, action),
+            None => {}
         }
     }
 
@@ -142,10 +176,12 @@ impl<H: Handler> EventLoop<H> {
         // Staged output goes out now, straight from the staging queue.
         let mut written = 0;
         let core = &mut self.core;
-        if let Some(c) = core.slots.get_mut(key) {
+        if self.bufs.stage.is_empty() {
+            // Written already (`dispatch_plain`), or nothing to write.
+        } else if let Some(c) = core.slots.get_mut(key) {
             // (Not for an abort: what it queued is dropped with the rest.)
             let go = c.io.flags & (flags::WRITABLE | flags::ABORT_REQ) == flags::WRITABLE;
-            if !self.bufs.stage.is_empty() && go {
+            if go {
                 match self.bufs.stage.flush_to(&mut c.io.stream, &mut written) {
                     Ok(true) => {}
                     Ok(false) => c.io.unset(flags::WRITABLE),

@@ -143,6 +143,20 @@ impl<S> Connection<S> {
         }
     }
 
+    /// Nothing queued either way and nothing waiting on the output queue's length (no
+    /// close, half-close, pause, link or send clock): `flush` and `after_output` have
+    /// nothing to do. The common case, checked once per event.
+    #[inline]
+    pub(crate) fn quiet(&self) -> bool {
+        self.bufs.is_none()
+            && self.stack.as_deref().is_none_or(|s| s.plain_out_len() == 0)
+            && self.io.phase == Phase::Open
+            && self.io.peer == NO_PEER
+            && !self
+                .io
+                .has(flags::SEND_CLOCK | flags::SHUT_WR_REQ | flags::SHUT_WR_DONE | flags::PAUSED)
+    }
+
     /// Output queued and not written yet: wire bytes, and plaintext above the layers.
     #[inline]
     pub(crate) fn out_len(&self) -> usize {

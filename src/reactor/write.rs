@@ -17,7 +17,8 @@ impl<H: Handler> EventLoop<H> {
             let Some(c) = self.core.slots.get_mut(key) else {
                 return;
             };
-            if c.io.phase == Phase::Lingering {
+            if c.io.phase == Phase::Lingering || (c.stack.is_none() && c.quiet()) {
+                // Nothing to write, nothing waiting on it (`after_output` would return).
                 return;
             }
             if c.stack.is_some() {
@@ -107,14 +108,7 @@ impl<H: Handler> EventLoop<H> {
         };
         // The common case, once per event: an open connection with nothing queued and
         // nothing waiting on its queue's length.
-        if c.bufs.is_none()
-            && c.stack.as_deref().is_none_or(|s| s.plain_out_len() == 0)
-            && c.io.phase == Phase::Open
-            && c.io.peer == NO_PEER
-            && !c
-                .io
-                .has(flags::SEND_CLOCK | flags::SHUT_WR_REQ | flags::SHUT_WR_DONE | flags::PAUSED)
-        {
+        if c.quiet() {
             return;
         }
         let pending = c.out_len();
