@@ -47,7 +47,7 @@
 //!   lookup, bounded by the dial's timeout (see [`ResolverConfig`]).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // allowed in `sys` alone (bare system calls)
 #![deny(missing_docs)]
 
 #[macro_use]
@@ -75,6 +75,8 @@ mod server;
 mod slots;
 mod socket;
 mod stats;
+#[cfg(target_os = "linux")]
+mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timer;

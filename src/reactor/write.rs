@@ -12,7 +12,24 @@ use crate::{Error, Handler};
 impl<H: Handler> EventLoop<H> {
     /// Writes the connection's own queued output while the socket takes it (calling the
     /// write hooks around each round), then deals with the new queue length.
+    #[inline]
     pub(crate) fn flush(&mut self, key: usize) {
+        // Once per event: a connection with nothing queued and nothing waiting on it
+        // returns here, without the call below.
+        if self
+            .core
+            .slots
+            .get_mut(key)
+            .is_some_and(|c| c.stack.is_none() && c.quiet())
+        {
+            return;
+        }
+        self.flush_queued(key);
+    }
+
+    /// `flush` for a connection that has something queued or waits on its queue.
+    #[inline(never)]
+    fn flush_queued(&mut self, key: usize) {
         for _ in 0..MAX_FLUSH_ROUNDS {
             let Some(c) = self.core.slots.get_mut(key) else {
                 return;
