@@ -166,7 +166,7 @@ impl<H: Handler> EventLoop<H> {
             stack: None,
             state: H::State::default(),
         };
-        let (key, _) = core.slots.insert(conn)?;
+        let (key, _) = core.slots.insert(Box::new(conn))?;
         core.open_count_add(1);
         bump(&core.counters().accepted, 1);
         let id = core.conn_id(key as usize);

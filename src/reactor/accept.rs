@@ -195,7 +195,7 @@ impl<H: Handler> EventLoop<H> {
             stack: None,
             state: H::State::default(),
         };
-        if core.slots.insert(conn).is_none() {
+        if core.slots.insert(Box::new(conn)).is_none() {
             core.open_count_add(-1);
             return;
         }

@@ -272,7 +272,7 @@ impl<H: Handler> EventLoop<H> {
         };
         let Connection {
             mut io, mut state, ..
-        } = conn;
+        } = *conn;
         // The user gets a duplicate descriptor; the loop's copy closes below.
         let detached =
             DetachedStream::dup_from(&io.stream).map(|stream| Detached { stream, input });

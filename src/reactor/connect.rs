@@ -70,7 +70,7 @@ impl<S> Core<S> {
             stack: None,
             state,
         };
-        if self.slots.insert(conn).is_none() {
+        if self.slots.insert(Box::new(conn)).is_none() {
             return Err(Error::config("too many connections on this loop"));
         }
         self.open_count_add(1);

@@ -30,7 +30,7 @@ impl<H: Handler> EventLoop<H> {
                 bufs,
                 stack,
                 state,
-            } = &mut conn;
+            } = &mut *conn;
             // With layers, the handler sees the plaintext above them; the connection's own
             // buffers hold wire bytes then.
             let (input, out, below, layers): (_, _, _, &[Box<dyn Session>]) =

@@ -126,7 +126,9 @@ pub(crate) enum Cb {
 pub(crate) struct Core<S> {
     pub(crate) ctx: LoopCtx,
     pub(crate) poll: Poll,
-    pub(crate) slots: Slots<Connection<S>>,
+    /// Boxed: a callback takes its connection out of the slab and puts it back, a pointer
+    /// move rather than a copy of the whole connection.
+    pub(crate) slots: Slots<Box<Connection<S>>>,
     /// Receive buffer for datagrams (allocated only if the loop serves UDP).
     pub(crate) dgram: Vec<u8>,
     pub(crate) shared: Arc<Shared>,
@@ -228,6 +230,7 @@ impl<S> Core<S> {
         self.slots
             .get_gen_mut(id.key as usize, id.gen)
             .filter(|c| !c.io.is_closing())
+            .map(|c| &mut **c)
     }
 
     pub(crate) fn open_count_add(&self, delta: isize) {
