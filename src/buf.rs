@@ -177,9 +177,17 @@ impl Chunk {
     }
 }
 
-/// Output waiting for the socket, in order. The first chunk is sent from `front_pos`.
+/// Output waiting for the socket, in order: the copied bytes `flat[flat_pos..]` first,
+/// then the chunks (the first one sent from `front_pos`).
+///
+/// Most output is a few copied writes per event, sent whole: they go to `flat`, one
+/// contiguous buffer that is written with one `send` and cleared in place (the loop's
+/// staging queue keeps its allocation). Chunks come in once a zero-copy buffer is queued
+/// (or `flat` is full); copied writes behind them go into copy chunks, in order.
 #[derive(Debug, Default)]
 pub(crate) struct OutBuf {
+    flat: Vec<u8>,
+    flat_pos: usize,
     chunks: VecDeque<Chunk>,
     front_pos: usize,
     len: usize,
@@ -200,11 +208,26 @@ impl OutBuf {
     }
 
     /// Queues a copy of `data`.
+    #[inline]
     pub(crate) fn write(&mut self, data: &[u8]) {
         if data.is_empty() {
             return;
         }
         self.len += data.len();
+        if self.chunks.is_empty()
+            && self.flat.len() + data.len() <= CHUNK_MAX.max(self.flat.capacity())
+        {
+            if self.flat.capacity() == 0 {
+                self.flat.reserve(data.len().max(CHUNK_MIN));
+            }
+            self.flat.extend_from_slice(data);
+            return;
+        }
+        self.write_chunk(data);
+    }
+
+    /// Queues a copy of `data` behind the chunks.
+    fn write_chunk(&mut self, data: &[u8]) {
         if let Some(Chunk::Copied(v)) = self.chunks.back_mut() {
             if v.len() + data.len() <= CHUNK_MAX.max(v.capacity()) {
                 v.extend_from_slice(data);
@@ -231,23 +254,17 @@ impl OutBuf {
     /// Writes queued bytes to `w` until the queue is empty (`Ok(true)`) or `w` would block
     /// (`Ok(false)`). Several chunks go out in one vectored write. Returns the bytes written
     /// through `written`.
+    #[inline]
     pub(crate) fn flush_to<W: io::Write>(
         &mut self,
         w: &mut W,
         written: &mut usize,
     ) -> io::Result<bool> {
         while self.len > 0 {
-            let res = if self.chunks.len() == 1 {
-                w.write(&self.chunks[0].as_slice()[self.front_pos..])
+            let res = if self.chunks.is_empty() {
+                w.write(&self.flat[self.flat_pos..])
             } else {
-                let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
-                let mut n = 0;
-                for (i, c) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
-                    let s = c.as_slice();
-                    iov[i] = IoSlice::new(if i == 0 { &s[self.front_pos..] } else { s });
-                    n += 1;
-                }
-                w.write_vectored(&iov[..n])
+                self.write_vectored(w)
             };
             match res {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -263,12 +280,36 @@ impl OutBuf {
         Ok(true)
     }
 
-    /// The first unsent bytes (all of the front chunk), if any.
+    /// One vectored write of the flat bytes and the chunks.
+    #[inline(never)]
+    fn write_vectored<W: io::Write>(&self, w: &mut W) -> io::Result<usize> {
+        let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut n = 0;
+        if self.flat_pos < self.flat.len() {
+            iov[0] = IoSlice::new(&self.flat[self.flat_pos..]);
+            n = 1;
+        }
+        for (i, c) in self.chunks.iter().take(MAX_IOVECS - n).enumerate() {
+            let s = c.as_slice();
+            iov[n] = IoSlice::new(if i == 0 { &s[self.front_pos..] } else { s });
+            n += 1;
+        }
+        if n == 1 {
+            w.write(&iov[0])
+        } else {
+            w.write_vectored(&iov[..n])
+        }
+    }
+
+    /// The first unsent bytes (all of the flat bytes or of the front chunk), if any.
     pub(crate) fn front(&self) -> Option<&[u8]> {
+        if self.flat_pos < self.flat.len() {
+            return Some(&self.flat[self.flat_pos..]);
+        }
         self.chunks.front().map(|c| &c.as_slice()[self.front_pos..])
     }
 
-    /// Drops `n` bytes (at most the front chunk's) from the front.
+    /// Drops `n` bytes (at most the front piece's) from the front.
     pub(crate) fn advance_front(&mut self, n: usize) {
         if n > 0 {
             self.advance(n);
@@ -276,8 +317,26 @@ impl OutBuf {
     }
 
     /// Drops `n` written bytes from the front.
+    #[inline]
     fn advance(&mut self, mut n: usize) {
         self.len -= n;
+        let flat_left = self.flat.len() - self.flat_pos;
+        if n < flat_left {
+            self.flat_pos += n;
+            return;
+        }
+        if flat_left > 0 {
+            n -= flat_left;
+            self.flat.clear();
+            self.flat_pos = 0;
+        }
+        if n > 0 {
+            self.advance_chunks(n);
+        }
+    }
+
+    /// Drops `n` written bytes from the chunks.
+    fn advance_chunks(&mut self, mut n: usize) {
         while n > 0 {
             let front_len = self.chunks[0].as_slice().len() - self.front_pos;
             if n < front_len {
@@ -306,6 +365,8 @@ impl OutBuf {
 
     /// Drops queued output (used when the socket is gone).
     pub(crate) fn discard(&mut self) {
+        self.flat.clear();
+        self.flat_pos = 0;
         self.chunks.clear();
         self.front_pos = 0;
         self.len = 0;
@@ -314,7 +375,8 @@ impl OutBuf {
     /// Bytes allocated by this queue.
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
-        self.spare.capacity()
+        self.flat.capacity()
+            + self.spare.capacity()
             + self
                 .chunks
                 .iter()
@@ -426,6 +488,28 @@ mod tests {
         let mut src2: &[u8] = b"gh";
         b.read_from(&mut src2, 4).unwrap();
         assert_eq!(b.bytes(), b"cdefgh");
+    }
+
+    #[test]
+    fn front_walks_flat_then_chunks() {
+        let mut q = OutBuf::default();
+        q.write(b"ab");
+        q.write_bytes(Bytes::from(vec![b'x'; COPY_BELOW]));
+        q.write(b"cd");
+        let mut got = Vec::new();
+        while let Some(f) = q.front() {
+            let take = f.len().min(3);
+            got.extend_from_slice(&f[..take]);
+            q.advance_front(take);
+        }
+        let mut want = b"ab".to_vec();
+        want.extend_from_slice(&[b'x'; COPY_BELOW]);
+        want.extend_from_slice(b"cd");
+        assert_eq!(got, want);
+        assert!(q.is_empty());
+        // Drained, the flat buffer keeps its allocation; new writes go there again.
+        q.write(b"ef");
+        assert_eq!(q.front(), Some(&b"ef"[..]));
     }
 
     #[test]
