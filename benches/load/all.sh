@@ -74,20 +74,7 @@ for p in $PARTS; do
     ;;
   instr)
     part "instr: user-space instructions per operation (callgrind)"
-    I="$BENCH/instr.sh"
-    "$I" wireloop-echo 5000 echo1 "$T/echo-server --port 5000"
-    "$I" wireloop-echo 5000 echo16 "$T/echo-server --port 5000"
-    "$I" wireloop-http 8080 ka "$T/http-server --port 8080 --tlsport 0"
-    "$I" wireloop-http 8080 pipe "$T/http-server --port 8080 --tlsport 0"
-    "$I" wireloop-redis 6379 redis1 "$T/redis-server --port 6379"
-    "$I" wireloop-tls 8443 tlshs "$T/http-server --port 0 --tlsport 8443 --tlscert $BENCH_HOME/run/certs/combined.pem --no-resumption"
-    "$S/nginx.sh" hello 7060 & nginx_pid=$!
-    trap 'kill $nginx_pid 2>/dev/null || true' EXIT
-    for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/7060) 2>/dev/null && break; sleep 0.1; done
-    "$I" wireloop-reverse-proxy 7007 ka "$T/reverse-proxy --port 7007 --tlsport 0 --upstream http://127.0.0.1:7060 --no-access-log"
-    kill $nginx_pid 2>/dev/null || true
-    wait $nginx_pid 2>/dev/null || true
-    trap - EXIT
+    BENCH=$BENCH ANCHORS=1 bash benches/load/instr.sh echo1 echo16 ka pipe redis1 tlshs proxy
     ;;
   *)
     echo "unknown part $p (setup core l4 l7 ws redis-suite instr)" >&2
