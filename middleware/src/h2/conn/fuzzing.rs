@@ -7,6 +7,8 @@ use super::super::frame::{decode, ErrorCode, Frame, Status, MAX_FRAME_SIZE_LIMIT
 use super::super::hpack::Field;
 use super::{Config, Connection, Event};
 
+pub use super::fuzzing_client::client;
+
 /// Arbitrary bytes, after a valid client preface, as what a client sends a server
 /// [`Connection`], fed in chunks; every request is answered (200, a body, sometimes
 /// trailers or a reset). Panics if the connection panics, if its output, open streams
@@ -110,7 +112,7 @@ pub fn server(data: &[u8]) {
 }
 
 /// The code of the GOAWAY `out` ends with, if it does (the output must decode).
-fn last_goaway(mut out: &[u8]) -> Option<ErrorCode> {
+pub(super) fn last_goaway(mut out: &[u8]) -> Option<ErrorCode> {
     let mut last = None;
     while !out.is_empty() {
         let Ok(Status::Complete((frame, n))) = decode(out, MAX_FRAME_SIZE_LIMIT) else {

@@ -80,6 +80,8 @@ mod event;
 mod flow;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+#[cfg(feature = "fuzzing")]
+mod fuzzing_client;
 mod headers;
 mod limits;
 mod recv;
