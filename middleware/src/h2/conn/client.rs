@@ -118,18 +118,10 @@ impl Connection {
     pub(super) fn on_response(
         &mut self,
         id: u32,
-        recv_open: bool,
         end_stream: bool,
-        too_large: bool,
         self_dependency: bool,
         sink: &mut Sink<'_>,
     ) -> Result<(), ConnError> {
-        if !recv_open {
-            return self.stream_error(id, ErrorCode::STREAM_CLOSED, sink);
-        }
-        if too_large {
-            return self.stream_error(id, ErrorCode::ENHANCE_YOUR_CALM, sink);
-        }
         let info = match check_response(&self.headers) {
             Ok(info) if !self_dependency => info,
             _ => return self.stream_error(id, ErrorCode::PROTOCOL_ERROR, sink),

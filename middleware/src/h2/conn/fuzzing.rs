@@ -22,25 +22,7 @@ pub fn server(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else {
         return;
     };
-    let cfg = if pick & 1 == 1 {
-        Config {
-            max_concurrent_streams: 4,
-            initial_window_size: 100,
-            connection_window_size: 65_535,
-            max_header_list_size: 1024,
-            max_header_block_size: 2048,
-            max_continuation_frames: 4,
-            closed_streams_remembered: 8,
-            max_output: 16 << 10,
-            ..Config::default()
-        }
-    } else {
-        Config::default()
-    };
-    let chunk = match (pick >> 1) & 7 {
-        0 => usize::MAX,
-        n => 1usize << (n - 1),
-    };
+    let (cfg, chunk) = picks(pick);
     let release = pick & 0x10 != 0;
     let lazy_drain = pick & 0x20 != 0;
     let mut now = Instant::now();
@@ -109,6 +91,31 @@ pub fn server(data: &[u8]) {
             conn.consume_output(all);
         }
     }
+}
+
+/// The configuration (bit 0: small limits) and the chunk size (bits 1-3) a fuzz input's
+/// first byte picks.
+pub(super) fn picks(pick: u8) -> (Config, usize) {
+    let cfg = if pick & 1 == 1 {
+        Config {
+            max_concurrent_streams: 4,
+            initial_window_size: 100,
+            connection_window_size: 65_535,
+            max_header_list_size: 1024,
+            max_header_block_size: 2048,
+            max_continuation_frames: 4,
+            closed_streams_remembered: 8,
+            max_output: 16 << 10,
+            ..Config::default()
+        }
+    } else {
+        Config::default()
+    };
+    let chunk = match (pick >> 1) & 7 {
+        0 => usize::MAX,
+        n => 1usize << (n - 1),
+    };
+    (cfg, chunk)
 }
 
 /// The code of the GOAWAY `out` ends with, if it does (the output must decode).

@@ -4,39 +4,22 @@
 use std::time::{Duration, Instant};
 
 use super::super::hpack::Field;
-use super::fuzzing::last_goaway;
-use super::{Config, Connection, Event};
+use super::fuzzing::{last_goaway, picks};
+use super::{Connection, Event};
 
 /// Arbitrary bytes as what a server sends a client [`Connection`] that has requests
-/// open (some with bodies under way), fed in chunks. Panics if the connection panics,
+/// open (some with bodies under way), fed in chunks (the [`Config`](super::Config) as picked below). Panics if the connection panics,
 /// if its output, open streams or buffers pass their bounds, or if a connection error
 /// leaves no GOAWAY.
 ///
-/// The first byte picks: bit 0 small limits (100-byte stream windows, 1 KiB header
-/// lists, 16 KiB output), bits 1-3 the chunk size (1 to 64 bytes, or everything), bit 4
-/// whether response bodies are released.
+/// The first byte picks as for the server target: bit 0 small limits (4 streams,
+/// 100-byte stream windows, 1 KiB header lists, 16 KiB output), bits 1-3 the chunk size
+/// (1 to 64 bytes, or everything); bit 4 whether response bodies are released.
 pub fn client(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else {
         return;
     };
-    let cfg = if pick & 1 == 1 {
-        Config {
-            initial_window_size: 100,
-            connection_window_size: 65_535,
-            max_header_list_size: 1024,
-            max_header_block_size: 2048,
-            max_continuation_frames: 4,
-            closed_streams_remembered: 8,
-            max_output: 16 << 10,
-            ..Config::default()
-        }
-    } else {
-        Config::default()
-    };
-    let chunk = match (pick >> 1) & 7 {
-        0 => usize::MAX,
-        n => 1usize << (n - 1),
-    };
+    let (cfg, chunk) = picks(pick);
     let release = pick & 0x10 != 0;
     let mut now = Instant::now();
     let mut conn = Connection::client(cfg, now);

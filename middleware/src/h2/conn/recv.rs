@@ -309,10 +309,14 @@ impl Connection {
         };
         let r = if let Some(s) = self.streams.get(id) {
             let (recv_open, head) = (s.recv_open, s.head_received);
-            if self.role == Role::Client && !head {
-                self.on_response(id, recv_open, end_stream, too_large, self_dependency, sink)
+            if !recv_open {
+                self.stream_error(id, ErrorCode::STREAM_CLOSED, sink)
+            } else if too_large {
+                self.stream_error(id, ErrorCode::ENHANCE_YOUR_CALM, sink)
+            } else if self.role == Role::Client && !head {
+                self.on_response(id, end_stream, self_dependency, sink)
             } else {
-                self.on_trailers(id, recv_open, end_stream, too_large, self_dependency, sink)
+                self.on_trailers(id, end_stream, self_dependency, sink)
             }
         } else if self.is_idle(id) {
             if !self.is_peers(id) || self.role == Role::Client {
@@ -339,21 +343,14 @@ impl Connection {
         r
     }
 
-    pub(super) fn on_trailers(
+    /// A trailer section on an open stream whose peer side is open, within the limit.
+    fn on_trailers(
         &mut self,
         id: u32,
-        recv_open: bool,
         end_stream: bool,
-        too_large: bool,
         self_dependency: bool,
         sink: &mut Sink<'_>,
     ) -> Result<(), ConnError> {
-        if !recv_open {
-            return self.stream_error(id, ErrorCode::STREAM_CLOSED, sink);
-        }
-        if too_large {
-            return self.stream_error(id, ErrorCode::ENHANCE_YOUR_CALM, sink);
-        }
         let ok = end_stream && !self_dependency && check_trailers(&self.headers).is_ok();
         let Some(s) = self.streams.get_mut(id) else {
             return Ok(());
