@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::super::frame::PREFACE;
 use super::super::hpack::Field;
 use super::fuzzing::{last_goaway, picks};
 use super::{Connection, Event};
@@ -24,6 +25,8 @@ pub fn client(data: &[u8]) {
     let mut now = Instant::now();
     let mut conn = Connection::client(cfg, now);
     let cfg = conn.config().clone();
+    // The preface string is not a frame: sent before anything else.
+    conn.consume_output(PREFACE.len());
     let mut opened = 0u32;
     let open = |conn: &mut Connection, opened: &mut u32| {
         if *opened >= 64 || !conn.can_open() {
