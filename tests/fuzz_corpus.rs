@@ -44,6 +44,7 @@ const TARGETS: &[Target] = &[
     ("ws_frames", wireloop_middleware::ws::fuzzing::frames),
     ("h2_frames", wireloop_middleware::h2::frame::fuzzing::frames),
     ("h2_server", wireloop_middleware::h2::conn::fuzzing::server),
+    ("h2_client", wireloop_middleware::h2::conn::fuzzing::client),
     ("sni_hello", wireloop_proxy::fuzzing::sni_hello),
     ("proxy_config", wireloop_proxy::fuzzing::proxy_config),
     (

@@ -122,11 +122,23 @@ pub enum SendError {
     /// No final response headers yet (DATA and trailers come after them).
     NoHeaders,
     /// A status outside 100..=999, an informational (1xx) status with END_STREAM, or a
-    /// field name that is not lowercase or is a pseudo-header.
+    /// field name that is not lowercase or is a pseudo-header; for a request, a header
+    /// section a server would find malformed (RFC 9113 §8.3.1).
     Invalid,
     /// The connection ended (a connection error, or a GOAWAY was sent and nothing can
     /// be sent any more).
     ConnectionClosed,
+    /// A call of the other role: `send_headers` on a client, `send_request` on a server.
+    WrongRole,
+    /// Client: no new stream, the connection is going away (the server's GOAWAY came,
+    /// or [`shutdown`](super::Connection::shutdown) was called). Open a new connection.
+    GoingAway,
+    /// Client: the server's SETTINGS_MAX_CONCURRENT_STREAMS streams are open; wait for
+    /// one to end, or open another connection
+    /// ([`available_streams`](super::Connection::available_streams)).
+    StreamLimit,
+    /// Client: every stream id (up to 2^31-1) was used. Open a new connection.
+    StreamIdsExhausted,
 }
 
 impl fmt::Display for SendError {
@@ -138,6 +150,10 @@ impl fmt::Display for SendError {
             SendError::NoHeaders => "response headers not sent yet",
             SendError::Invalid => "invalid status or header field",
             SendError::ConnectionClosed => "connection closed",
+            SendError::WrongRole => "not a call of this connection's role",
+            SendError::GoingAway => "connection going away: no new stream",
+            SendError::StreamLimit => "peer's concurrent stream limit reached",
+            SendError::StreamIdsExhausted => "stream ids exhausted",
         })
     }
 }

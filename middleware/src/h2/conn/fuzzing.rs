@@ -7,6 +7,8 @@ use super::super::frame::{decode, ErrorCode, Frame, Status, MAX_FRAME_SIZE_LIMIT
 use super::super::hpack::Field;
 use super::{Config, Connection, Event};
 
+pub use super::fuzzing_client::client;
+
 /// Arbitrary bytes, after a valid client preface, as what a client sends a server
 /// [`Connection`], fed in chunks; every request is answered (200, a body, sometimes
 /// trailers or a reset). Panics if the connection panics, if its output, open streams
@@ -20,25 +22,7 @@ pub fn server(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else {
         return;
     };
-    let cfg = if pick & 1 == 1 {
-        Config {
-            max_concurrent_streams: 4,
-            initial_window_size: 100,
-            connection_window_size: 65_535,
-            max_header_list_size: 1024,
-            max_header_block_size: 2048,
-            max_continuation_frames: 4,
-            closed_streams_remembered: 8,
-            max_output: 16 << 10,
-            ..Config::default()
-        }
-    } else {
-        Config::default()
-    };
-    let chunk = match (pick >> 1) & 7 {
-        0 => usize::MAX,
-        n => 1usize << (n - 1),
-    };
+    let (cfg, chunk) = picks(pick);
     let release = pick & 0x10 != 0;
     let lazy_drain = pick & 0x20 != 0;
     let mut now = Instant::now();
@@ -109,8 +93,33 @@ pub fn server(data: &[u8]) {
     }
 }
 
+/// The configuration (bit 0: small limits) and the chunk size (bits 1-3) a fuzz input's
+/// first byte picks.
+pub(super) fn picks(pick: u8) -> (Config, usize) {
+    let cfg = if pick & 1 == 1 {
+        Config {
+            max_concurrent_streams: 4,
+            initial_window_size: 100,
+            connection_window_size: 65_535,
+            max_header_list_size: 1024,
+            max_header_block_size: 2048,
+            max_continuation_frames: 4,
+            closed_streams_remembered: 8,
+            max_output: 16 << 10,
+            ..Config::default()
+        }
+    } else {
+        Config::default()
+    };
+    let chunk = match (pick >> 1) & 7 {
+        0 => usize::MAX,
+        n => 1usize << (n - 1),
+    };
+    (cfg, chunk)
+}
+
 /// The code of the GOAWAY `out` ends with, if it does (the output must decode).
-fn last_goaway(mut out: &[u8]) -> Option<ErrorCode> {
+pub(super) fn last_goaway(mut out: &[u8]) -> Option<ErrorCode> {
     let mut last = None;
     while !out.is_empty() {
         let Ok(Status::Complete((frame, n))) = decode(out, MAX_FRAME_SIZE_LIMIT) else {

@@ -173,6 +173,72 @@ impl RequestInfo {
     }
 }
 
+/// A response's header section, checked (RFC 9113 §8.3.2): the status and the regular
+/// fields, borrowed from the connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Response<'a> {
+    /// `:status`, three digits (100..=999; never 101, which HTTP/2 does not have).
+    pub status: u16,
+    /// The `content-length` value, when present. The connection checks the body against
+    /// it, except for responses that have no body whatever it says: to HEAD, 204 and
+    /// 304 (RFC 9110 §6.4.1), whose body must be empty.
+    pub content_length: Option<u64>,
+    /// The regular fields (no pseudo-headers), in order.
+    pub fields: Fields<'a>,
+}
+
+/// What a checked response's header section holds.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct ResponseInfo {
+    pub(super) status: u16,
+    first_regular: usize,
+    pub(super) content_length: Option<u64>,
+}
+
+impl ResponseInfo {
+    pub(super) fn response<'a>(&self, buf: &'a HeaderBuf) -> Response<'a> {
+        Response {
+            status: self.status,
+            content_length: self.content_length,
+            fields: buf.fields().from(self.first_regular),
+        }
+    }
+}
+
+/// Checks a response's header section (§8.2, §8.3.2): `:status` first and the only
+/// pseudo-header, three digits, not 101; regular fields as for requests.
+pub(super) fn check_response(buf: &HeaderBuf) -> Result<ResponseInfo, Malformed> {
+    let mut info = ResponseInfo::default();
+    let mut status = None;
+    for (i, f) in buf.fields().iter().enumerate() {
+        check_value(f.value)?;
+        if f.name.first() == Some(&b':') {
+            if i != 0 || f.name != b":status" {
+                return Err("pseudo-header field other than one :status, first");
+            }
+            status = Some(parse_status(f.value).ok_or("invalid :status")?);
+            info.first_regular = 1;
+            continue;
+        }
+        check_regular(f.name, f.value, &mut info.content_length)?;
+    }
+    info.status = status.ok_or("no :status")?;
+    if info.status == 101 {
+        return Err("101 Switching Protocols in HTTP/2 (§8.6)");
+    }
+    Ok(info)
+}
+
+/// A `:status` value: three digits, 100..=999.
+fn parse_status(v: &[u8]) -> Option<u16> {
+    match v {
+        &[a @ b'1'..=b'9', b @ b'0'..=b'9', c @ b'0'..=b'9'] => {
+            Some(u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'))
+        }
+        _ => None,
+    }
+}
+
 /// Why a header section is malformed (a stream error PROTOCOL_ERROR, §8.1.1).
 pub(super) type Malformed = &'static str;
 
@@ -311,6 +377,14 @@ fn parse_length(v: &[u8]) -> Option<u64> {
         return None;
     }
     Some(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+/// Checks the header section of a request we send, with the rules a server holds it
+/// to (`buf` holds it, pseudo-headers first); whether it is a HEAD request.
+pub(super) fn check_outgoing_request(buf: &HeaderBuf) -> Result<bool, Malformed> {
+    let info = check_request(buf, true)?;
+    let request = info.request(buf);
+    Ok(request.method == b"HEAD")
 }
 
 /// Whether an application's response field name is one we may send: lowercase, valid

@@ -1,5 +1,5 @@
 //! The HTTP/2 connection state machine (RFC 9113 §5, §6.5, §6.8, §6.9, §8), sans-IO,
-//! server role.
+//! server and client roles ([`Role`]).
 //!
 //! A [`Connection`] sits between a byte transport and an application: the caller
 //! feeds it what the peer sent and drains what it must send; the application is told
@@ -32,6 +32,23 @@
 //! - **Time**: `recv` takes the current time for its rate limits; the timers are the
 //!   caller's: [`Connection::idle_since`] says since when no stream has been open,
 //!   [`Connection::settings_pending_since`] since when our SETTINGS await their ACK.
+//! - **Client role** ([`Connection::client`]): the same contract, with the preface
+//!   (the preface string, SETTINGS with ENABLE_PUSH 0) queued at creation and no
+//!   preface expected from the server, whose first frame must be SETTINGS. Requests
+//!   open streams ([`Connection::send_request`], odd ids in order); bodies go out with
+//!   [`Connection::send_data`] and [`Connection::send_trailers`] under the same
+//!   flow-control and output limits; responses come as [`Event::Informational`] (1xx),
+//!   [`Event::Response`], [`Event::Data`] (give them back with
+//!   [`Connection::release`]) and [`Event::Trailers`] (gRPC's `grpc-status`). A
+//!   malformed response (§8.3.2: `:status` the only pseudo-header, no
+//!   connection-specific field, body length matching `content-length`, no 101) is a
+//!   stream error PROTOCOL_ERROR ([`Event::Reset`] with `remote: false`). Requests the
+//!   server did not process — above its GOAWAY's last stream id, or refused with
+//!   REFUSED_STREAM — come back as [`Event::Unprocessed`]: safe to retry elsewhere.
+//!   [`Connection::available_streams`] says how many more streams the server's
+//!   SETTINGS_MAX_CONCURRENT_STREAMS allow (0 after GOAWAY): a pool opens another
+//!   connection at 0. PUSH_PROMISE, and SETTINGS_ENABLE_PUSH 1, are connection errors
+//!   PROTOCOL_ERROR; the rate limits below hold for a server peer too.
 //! - **End**: [`Connection::shutdown`] starts a graceful shutdown (GOAWAY, in-flight
 //!   streams finish, new ones are refused); [`Connection::is_done`] says when nothing
 //!   is left to do but flush and close.
@@ -52,17 +69,19 @@
 //!
 //! # Not here
 //!
-//! The client role (the state machine keeps the peer's stream parity in one place, so
-//! it can be added), server push (never sent; PUSH_PROMISE from a client is a
+//! Server push (never sent; PUSH_PROMISE from a client is a
 //! PROTOCOL_ERROR), priorities (PRIORITY frames and fields are accepted and ignored,
 //! RFC 9113 §5.3.2).
 
+mod client;
 mod config;
 mod error;
 mod event;
 mod flow;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+#[cfg(feature = "fuzzing")]
+mod fuzzing_client;
 mod headers;
 mod limits;
 mod recv;
@@ -76,10 +95,10 @@ use std::time::Instant;
 pub use config::Config;
 pub use error::{ConnError, SendError};
 pub use event::Event;
-pub use headers::{Fields, Request};
+pub use headers::{Fields, Request, Response};
 pub use limits::Rate;
 
-use super::frame::{encode, ErrorCode, Settings, DEFAULT_WINDOW_SIZE};
+use super::frame::{encode, ErrorCode, Settings, DEFAULT_WINDOW_SIZE, PREFACE};
 use super::hpack::{Decoder, Encoder, DEFAULT_TABLE_SIZE};
 use flow::RecvWindow;
 use headers::HeaderBuf;
@@ -109,9 +128,22 @@ enum Shutdown {
     Final(u32),
 }
 
-/// A server-side HTTP/2 connection (see the [module docs](self) for the contract).
+/// Which end of the connection this is: it decides who opens streams (the client,
+/// odd ids), which preface is sent and expected, and how header blocks are read
+/// (requests by a server, responses by a client).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Accepts streams, reads requests, sends responses ([`Connection::server`]).
+    Server,
+    /// Opens streams, sends requests, reads responses ([`Connection::client`]).
+    Client,
+}
+
+/// An HTTP/2 connection, server or client role (see the [module docs](self) for the
+/// contract).
 #[derive(Debug)]
 pub struct Connection {
+    role: Role,
     cfg: Config,
     preface_seen: bool,
     /// The peer's first SETTINGS frame arrived.
@@ -147,15 +179,34 @@ impl Connection {
     /// connection window to [`Config::connection_window_size`]) already queued. `now`
     /// starts the rate limits and the idle time.
     pub fn server(config: Config, now: Instant) -> Connection {
+        Connection::new(Role::Server, config, now)
+    }
+
+    /// A client connection, its preface (the connection preface string, our SETTINGS
+    /// with ENABLE_PUSH 0, and a WINDOW_UPDATE raising the connection window to
+    /// [`Config::connection_window_size`]) already queued: write it before anything else,
+    /// then open streams with [`send_request`](Connection::send_request) (at once: there
+    /// is no need to wait for the server's SETTINGS). `now` starts the rate limits and
+    /// the idle time.
+    pub fn client(config: Config, now: Instant) -> Connection {
+        Connection::new(Role::Client, config, now)
+    }
+
+    fn new(role: Role, config: Config, now: Instant) -> Connection {
         let cfg = config.checked();
-        let mut out = Vec::with_capacity(64);
+        let mut out = Vec::with_capacity(128);
+        if role == Role::Client {
+            out.extend_from_slice(PREFACE);
+        }
         encode::settings(&mut out, cfg.settings());
         let raise = cfg.connection_window_size - DEFAULT_WINDOW_SIZE;
         if raise > 0 {
             encode::window_update(&mut out, 0, raise);
         }
         Connection {
-            preface_seen: false,
+            role,
+            // A server expects the client's preface string; a client none.
+            preface_seen: role == Role::Client,
             settings_seen: false,
             settings_sent: Some(now),
             error: None,
@@ -253,7 +304,13 @@ impl Connection {
         self.streams.len()
     }
 
-    /// The highest stream id the peer has opened.
+    /// This connection's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The highest stream id the peer has opened (0 for a client: servers open none,
+    /// push being disabled).
     pub fn last_stream_id(&self) -> u32 {
         self.streams.last_peer_id
     }

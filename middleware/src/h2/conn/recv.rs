@@ -12,13 +12,13 @@ use super::error::What;
 use super::flow::{grow, RecvWindow};
 use super::headers::{check_request, check_trailers};
 use super::stream::{Closed, Stream};
-use super::{ConnError, Connection, Event, PendingBlock, Shutdown, DRAIN_PING};
+use super::{ConnError, Connection, Event, PendingBlock, Role, Shutdown, DRAIN_PING};
 
 /// The sink, type-erased so that the frame handlers are compiled once.
-type Sink<'s> = dyn FnMut(Event<'_>) + 's;
+pub(super) type Sink<'s> = dyn FnMut(Event<'_>) + 's;
 
 /// A connection error PROTOCOL_ERROR for a broken rule.
-fn protocol(why: &'static str) -> ConnError {
+pub(super) fn protocol(why: &'static str) -> ConnError {
     ConnError::rule(ErrorCode::PROTOCOL_ERROR, why)
 }
 
@@ -146,7 +146,10 @@ impl Connection {
             Frame::Priority { .. } => self.spend(Kind::PRIORITY),
             Frame::RstStream { stream_id, code } => self.on_rst(stream_id, code, sink),
             Frame::Settings { ack, params } => self.on_settings(ack, params, sink),
-            Frame::PushPromise { .. } => Err(protocol("PUSH_PROMISE sent to a server")),
+            Frame::PushPromise { .. } => Err(protocol(match self.role {
+                Role::Server => "PUSH_PROMISE sent to a server",
+                Role::Client => "PUSH_PROMISE with push disabled",
+            })),
             Frame::Ping { ack: true, data } => {
                 if data == DRAIN_PING && self.shutdown == Shutdown::Draining {
                     let last = self.streams.last_peer_id;
@@ -171,6 +174,9 @@ impl Connection {
                     code,
                     debug,
                 });
+                if self.role == Role::Client {
+                    self.unprocessed_above(last_stream_id, sink);
+                }
                 Ok(())
             }
             Frame::WindowUpdate {
@@ -199,15 +205,21 @@ impl Connection {
         }
     }
 
-    /// Whether a stream the peer may initiate is idle: odd and above every id it used.
-    /// (Even ids are ours; a server opens none, so they are all idle.)
-    fn is_idle(&self, id: u32) -> bool {
-        id.is_multiple_of(2) || self.streams.is_idle(id)
+    /// Whether a stream id is the peer's to open: odd ids are the client's.
+    pub(super) fn is_peers(&self, id: u32) -> bool {
+        (id % 2 == 1) == (self.role == Role::Server)
+    }
+
+    /// Whether a stream is idle: above every id its side has used. (A server opens no
+    /// stream, so even ids are all idle to it; a client's peer opens none, push being
+    /// disabled.)
+    pub(super) fn is_idle(&self, id: u32) -> bool {
+        self.streams.is_idle(id, self.is_peers(id))
     }
 
     /// Sends a stream error: RST_STREAM, the stream forgotten, the application told if
     /// it knew the stream. Counts against the reset budget.
-    fn stream_error(
+    pub(super) fn stream_error(
         &mut self,
         id: u32,
         code: ErrorCode,
@@ -295,13 +307,24 @@ impl Connection {
                 ))
             }
         };
-        if id.is_multiple_of(2) {
-            return Err(protocol("HEADERS on an even stream id"));
-        }
         let r = if let Some(s) = self.streams.get(id) {
-            let recv_open = s.recv_open;
-            self.on_trailers(id, recv_open, end_stream, too_large, self_dependency, sink)
-        } else if self.streams.is_idle(id) {
+            let (recv_open, head) = (s.recv_open, s.head_received);
+            if !recv_open {
+                self.stream_error(id, ErrorCode::STREAM_CLOSED, sink)
+            } else if too_large {
+                self.stream_error(id, ErrorCode::ENHANCE_YOUR_CALM, sink)
+            } else if self.role == Role::Client && !head {
+                self.on_response(id, end_stream, self_dependency, sink)
+            } else {
+                self.on_trailers(id, end_stream, self_dependency, sink)
+            }
+        } else if self.is_idle(id) {
+            if !self.is_peers(id) || self.role == Role::Client {
+                return Err(protocol(match self.role {
+                    Role::Server => "HEADERS on an even stream id",
+                    Role::Client => "HEADERS on a stream the client did not open",
+                }));
+            }
             self.open_stream(id, end_stream, self_dependency, too_large, sink)
         } else {
             match self.streams.closed(id) {
@@ -320,21 +343,14 @@ impl Connection {
         r
     }
 
+    /// A trailer section on an open stream whose peer side is open, within the limit.
     fn on_trailers(
         &mut self,
         id: u32,
-        recv_open: bool,
         end_stream: bool,
-        too_large: bool,
         self_dependency: bool,
         sink: &mut Sink<'_>,
     ) -> Result<(), ConnError> {
-        if !recv_open {
-            return self.stream_error(id, ErrorCode::STREAM_CLOSED, sink);
-        }
-        if too_large {
-            return self.stream_error(id, ErrorCode::ENHANCE_YOUR_CALM, sink);
-        }
         let ok = end_stream && !self_dependency && check_trailers(&self.headers).is_ok();
         let Some(s) = self.streams.get_mut(id) else {
             return Ok(());
@@ -402,6 +418,8 @@ impl Connection {
             recv_open: !end_stream,
             send_open: true,
             headers_sent: false,
+            head_received: false,
+            head_request: false,
             send_window: i64::from(self.peer.initial_window_size),
             recv: RecvWindow::new(self.local_window, self.local_window),
             content_length: info.content_length,
@@ -451,6 +469,9 @@ impl Connection {
         };
         let code = if !s.recv_open {
             Some(ErrorCode::STREAM_CLOSED)
+        } else if self.role == Role::Client && !s.head_received {
+            // DATA before the response's header section (§8.1).
+            Some(ErrorCode::PROTOCOL_ERROR)
         } else if !s.recv.take(flow) {
             Some(ErrorCode::FLOW_CONTROL_ERROR)
         } else {
@@ -498,11 +519,16 @@ impl Connection {
         self.spend(Kind::RST_STREAM)?;
         if let Some(s) = self.streams.remove(id, Closed::RemoteReset) {
             self.release_connection(s.recv.unreleased, 0);
-            sink(Event::Reset {
-                stream: id,
-                code,
-                remote: true,
-            });
+            if self.role == Role::Client && code == ErrorCode::REFUSED_STREAM {
+                // RFC 9113 §8.7: the server did not process the request.
+                sink(Event::Unprocessed { stream: id });
+            } else {
+                sink(Event::Reset {
+                    stream: id,
+                    code,
+                    remote: true,
+                });
+            }
         }
         Ok(())
     }
@@ -537,6 +563,9 @@ impl Connection {
         for p in params {
             if let Setting::HeaderTableSize(n) = p {
                 self.encoder.set_max_table_size(n as usize);
+            }
+            if p == Setting::EnablePush(true) && self.role == Role::Client {
+                return Err(protocol("SETTINGS_ENABLE_PUSH 1 from a server"));
             }
             self.peer.set(p);
         }

@@ -5,7 +5,7 @@ use super::super::frame::{encode, ErrorCode, STREAM_ID_MASK};
 use super::super::hpack::Field;
 use super::headers::sendable;
 use super::stream::{Closed, Stream};
-use super::{Connection, SendError, Shutdown, DRAIN_PING};
+use super::{Connection, Role, SendError, Shutdown, DRAIN_PING};
 
 impl Connection {
     /// The open stream `id` if this side may still send on it.
@@ -32,6 +32,9 @@ impl Connection {
         fields: &[Field<'_>],
         end_stream: bool,
     ) -> Result<(), SendError> {
+        if self.role != Role::Server {
+            return Err(SendError::WrongRole);
+        }
         let informational = status < 200;
         if !(100..=999).contains(&status) || status == 101 || (informational && end_stream) {
             return Err(SendError::Invalid);
@@ -71,7 +74,12 @@ impl Connection {
         Ok(())
     }
 
-    fn write_block<'f>(&mut self, id: u32, fields: impl Iterator<Item = Field<'f>>, end: bool) {
+    pub(super) fn write_block<'f>(
+        &mut self,
+        id: u32,
+        fields: impl Iterator<Item = Field<'f>>,
+        end: bool,
+    ) {
         self.scratch.clear();
         self.encoder.encode(fields, &mut self.scratch);
         encode::headers(
@@ -199,8 +207,16 @@ impl Connection {
     /// arrived), a second GOAWAY with the last stream actually opened. Streams up to it
     /// finish; later ones are refused (REFUSED_STREAM). [`is_done`](Connection::is_done)
     /// says when all have finished. Does nothing if shutting down already.
+    ///
+    /// Client role: GOAWAY with last stream id 0 (a server opens no streams) at once;
+    /// the requests in flight finish, [`send_request`](Connection::send_request) is
+    /// refused from here.
     pub fn shutdown(&mut self) {
         if self.error.is_some() || self.shutdown != Shutdown::No {
+            return;
+        }
+        if self.role == Role::Client {
+            self.go_away(ErrorCode::NO_ERROR, b"");
             return;
         }
         encode::goaway(&mut self.out, STREAM_ID_MASK, ErrorCode::NO_ERROR, b"");

@@ -19,8 +19,15 @@ pub(super) struct Stream {
     pub(super) recv_open: bool,
     /// We may still send (not half-closed local).
     pub(super) send_open: bool,
-    /// A final (non-1xx) response header section was sent.
+    /// Server: a final (non-1xx) response header section was sent. Client: always (the
+    /// request's header section opened the stream).
     pub(super) headers_sent: bool,
+    /// Client: a final (non-1xx) response header section came (what follows is body,
+    /// then trailers). Server: unused.
+    pub(super) head_received: bool,
+    /// Client: the request was HEAD, so the response has no body whatever its
+    /// content-length says (RFC 9110 §6.4.1). Server: unused.
+    pub(super) head_request: bool,
     pub(super) send_window: i64,
     pub(super) recv: RecvWindow,
     pub(super) content_length: Option<u64>,
@@ -48,6 +55,8 @@ pub(super) struct Streams {
     remember: usize,
     /// The highest stream id the peer has used (streams at or below it are not idle).
     pub(super) last_peer_id: u32,
+    /// The highest stream id we have opened (a client's requests; 0 for a server).
+    pub(super) last_local_id: u32,
 }
 
 impl Streams {
@@ -57,6 +66,7 @@ impl Streams {
             closed: VecDeque::new(),
             remember,
             last_peer_id: 0,
+            last_local_id: 0,
         }
     }
 
@@ -108,9 +118,14 @@ impl Streams {
         self.closed.iter().rev().find(|c| c.0 == id).map(|c| c.1)
     }
 
-    /// Whether a stream the peer initiates (odd id) is idle: never used.
-    pub(super) fn is_idle(&self, id: u32) -> bool {
-        id > self.last_peer_id
+    /// Whether a stream is idle (never used): `peers` says whether its id has the
+    /// parity of the peer's streams.
+    pub(super) fn is_idle(&self, id: u32, peers: bool) -> bool {
+        id > if peers {
+            self.last_peer_id
+        } else {
+            self.last_local_id
+        }
     }
 
     /// Removes the streams both sides have closed; returns the bytes they had

@@ -2,6 +2,8 @@
 //! playing the client ([`Peer`]).
 
 mod basic;
+mod client;
+mod client_limits;
 mod flow;
 mod limits;
 mod states;
@@ -22,6 +24,14 @@ pub(super) enum Ev {
         fields: Vec<(Vec<u8>, Vec<u8>)>,
         end: bool,
     },
+    Response {
+        stream: u32,
+        status: u16,
+        fields: Vec<(Vec<u8>, Vec<u8>)>,
+        end: bool,
+    },
+    Informational(u32, u16),
+    Unprocessed(u32),
     Data(u32, Vec<u8>, bool),
     Trailers(u32, Vec<(Vec<u8>, Vec<u8>)>),
     Reset(u32, ErrorCode, bool),
@@ -280,7 +290,7 @@ pub(super) fn ping(payload: [u8; 8]) -> Vec<u8> {
     b
 }
 
-fn own(e: Event<'_>) -> Ev {
+pub(super) fn own(e: Event<'_>) -> Ev {
     match e {
         Event::Request {
             stream,
@@ -309,6 +319,18 @@ fn own(e: Event<'_>) -> Ev {
             code,
             ..
         } => Ev::GoAway(last_stream_id, code),
+        Event::Response {
+            stream,
+            response,
+            end_stream,
+        } => Ev::Response {
+            stream,
+            status: response.status,
+            fields: fields(response.fields.iter()),
+            end: end_stream,
+        },
+        Event::Informational { stream, status, .. } => Ev::Informational(stream, status),
+        Event::Unprocessed { stream } => Ev::Unprocessed(stream),
         Event::Settings(_) => Ev::Settings,
         Event::Writable { stream } => Ev::Writable(stream),
     }
