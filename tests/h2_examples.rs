@@ -66,21 +66,9 @@ fn curl_speaks_http2_by_prior_knowledge_and_by_alpn_and_http11_still_works() {
     let tls = format!("https://localhost:{tlsport}/");
     let resolve = format!("localhost:{tlsport}:127.0.0.1");
     let version = "%{http_version} %{http_code}";
-    let cases: [(&[&str], &str); 4] = [
-        (&["--http2-prior-knowledge", &plain], "2 200"),
-        (&["--http1.1", &plain], "1.1 200"),
-        (
-            &["--http2", "--cacert", cert, "--resolve", &resolve, &tls],
-            "2 200",
-        ),
-        (
-            &["--http1.1", "--cacert", cert, "--resolve", &resolve, &tls],
-            "1.1 200",
-        ),
-    ];
-    for (args, want) in cases {
+    for (args, want) in common::h2::version_cases(&plain, &tls, cert, &resolve) {
         let mut all = vec!["-s", "-w", version];
-        all.extend_from_slice(args);
+        all.extend_from_slice(&args);
         let out = text(&curl(&all));
         assert_eq!(out, format!("Hello World!\r\n{want}"), "{args:?}");
     }
@@ -113,15 +101,7 @@ fn nghttp_and_h2load_get_every_answer_over_many_streams() {
         format!("https://127.0.0.1:{tlsport}/"),
     ] {
         // 4 connections, 20 streams at once on each.
-        let out = run("h2load", &["-n", "4000", "-c", "4", "-m", "20", &url]);
-        assert!(
-            out.contains("4000 succeeded, 0 failed, 0 errored, 0 timeout"),
-            "{url}: {out}"
-        );
-        assert!(out.contains("status codes: 4000 2xx"), "{url}: {out}");
-        if url.starts_with("https") {
-            assert!(out.contains("Application protocol: h2"), "{out}");
-        }
+        common::h2::h2load_gets_every_answer(&url);
     }
 }
 

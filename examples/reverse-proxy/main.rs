@@ -314,7 +314,10 @@ fn main() {
         args.tlscert.as_deref(),
         args.cert_out.as_deref(),
         USAGE,
-        |b| b.alpn(&[b"http/1.1"]).resumption(args.resumption),
+        |b| {
+            b.alpn(wireloop_proxy::CLIENT_ALPN)
+                .resumption(args.resumption)
+        },
     );
     let mut builder = Server::builder()
         .loops(Loops::from_count(args.loops))

@@ -37,7 +37,9 @@ impl ProxyHttp for Logging {
     ) -> Filter {
         if self.log.is_some() {
             let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
-            ctx.version = if req.version_minor() == 0 {
+            ctx.version = if req.is_h2() {
+                "HTTP/2.0"
+            } else if req.version_minor() == 0 {
                 "HTTP/1.0"
             } else {
                 "HTTP/1.1"

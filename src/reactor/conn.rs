@@ -252,6 +252,13 @@ impl<S> Conn<'_, S> {
         Control { core: self.core }
     }
 
+    /// This connection's state and the loop at once (see [`control`](Conn::control)), for
+    /// work that reads both: a proxy moving data between this connection's state and a
+    /// partner's.
+    pub fn state_and_control(&mut self) -> (&mut S, Control<'_, S>) {
+        (&mut *self.state, Control { core: self.core })
+    }
+
     /// Opens an outbound connection from this loop, served by the same handler; see
     /// [`Control::dial`].
     pub fn dial(&mut self, addr: &str, opts: DialOptions, state: S) -> Result<ConnId, Error> {

@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod dns;
 mod example;
+pub mod h2;
 pub mod process;
 mod server;
 pub mod tools;

@@ -48,7 +48,7 @@ pub struct Entry<'a> {
     pub method: &'a str,
     /// The request target.
     pub target: &'a str,
-    /// `HTTP/1.0` or `HTTP/1.1`.
+    /// `HTTP/1.0`, `HTTP/1.1` or `HTTP/2.0`.
     pub version: &'a str,
     /// The status answered.
     pub status: u16,

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wireloop::ConnId;
+
+use crate::ClientId;
 use wireloop_middleware::proxy_protocol::Version;
 use wireloop_middleware::TlsClient;
 
@@ -37,8 +39,8 @@ pub(crate) fn peer_bit(i: usize) -> u64 {
 pub struct Pool {
     /// Idle keep-alive connections, most recently used last.
     pub idle: Vec<ConnId>,
-    /// Client connections waiting for a connection (the peer is at its limit).
-    pub waiting: VecDeque<ConnId>,
+    /// Client exchanges waiting for a connection (the peer is at its limit).
+    pub waiting: VecDeque<ClientId>,
 }
 
 /// A named group of peers.
@@ -299,10 +301,15 @@ impl Group {
         self.load[i].ewma.observe(rtt, now);
     }
 
-    /// Forgets client `id` wherever it waits.
-    pub fn forget_waiting(&mut self, id: ConnId) {
+    /// Forgets client `id` wherever it waits; `true` if it was waiting.
+    pub fn forget_waiting(&mut self, id: ClientId) -> bool {
+        let mut found = false;
         for p in &mut self.pools {
-            p.waiting.retain(|w| *w != id);
+            p.waiting.retain(|w| {
+                found |= *w == id;
+                *w != id
+            });
         }
+        found
     }
 }

@@ -62,6 +62,7 @@
 pub mod access_log;
 pub mod balance;
 pub mod budget;
+mod client_id;
 #[cfg(feature = "config")]
 pub mod config;
 #[cfg(feature = "fuzzing")]
@@ -81,6 +82,7 @@ pub mod sni;
 
 pub use balance::Balance;
 pub use budget::RetryBudget;
+pub use client_id::ClientId;
 pub use group::Group;
 pub use header_list::HeaderList;
 pub use health::HealthCheck;
@@ -94,4 +96,4 @@ pub use phases::{
     UpstreamRequest,
 };
 pub use router::{RouteError, Router};
-pub use settings::Settings;
+pub use settings::{Settings, CLIENT_ALPN};

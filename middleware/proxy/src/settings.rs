@@ -70,14 +70,21 @@ impl Default for Settings {
             // The engine writes all staged response bytes whenever the client's output is
             // at or below the high-water mark: a slow client's output then crosses it and
             // the loop stops reading the linked upstream.
-            // HTTP/1.1 only: the engine keeps a client's state per connection (HTTP/2 to
-            // clients needs a state per stream, not there yet).
+            // HTTP/2 clients (ALPN `h2`, prior knowledge) are served too, a state per
+            // stream.
             http: Config {
                 output_low_water: 1 << 20,
                 output_high_water: 1 << 20,
                 ..Config::default()
-            }
-            .http1_only(),
+            },
         }
     }
 }
+
+/// The protocols a TLS listener of the proxy offers by ALPN, most preferred first: `h2`
+/// (with the `h2` feature) and `http/1.1`.
+pub const CLIENT_ALPN: &[&[u8]] = if cfg!(feature = "h2") {
+    &[b"h2", b"http/1.1"]
+} else {
+    &[b"http/1.1"]
+};

@@ -114,7 +114,29 @@ pub trait App: 'static {
         Action::Close
     }
 
-    /// The connection closed (`err` says why if it failed).
+    /// A stream opened on an HTTP/2 connection whose own state is `conn` (the one made
+    /// when the connection opened): the state the stream is served with, given to
+    /// [`closed`](App::closed) when the stream ends. The default makes a fresh one with
+    /// `Default`.
+    fn stream_state(&mut self, conn: &mut Self::State, stream: u32) -> Self::State {
+        let _ = (conn, stream);
+        Self::State::default()
+    }
+
+    /// HTTP/2: whether the request body bytes delivered to this stream so far are to be
+    /// held against the client's flow-control windows for now (the application cannot
+    /// pass them on yet: a proxy's upstream is backed up). While it says so, the client
+    /// can send at most its stream window more; wake the connection
+    /// ([`wireloop::Handle::wake`]) when it changes, and the bytes are released. The
+    /// default never holds. (HTTP/1.1 needs no such call: a backed-up partner stops the
+    /// loop reading the connection.)
+    fn hold_input(&mut self, state: &mut Self::State) -> bool {
+        let _ = state;
+        false
+    }
+
+    /// The connection closed (`err` says why if it failed); on HTTP/2, also each stream
+    /// when it ends (its own state), and the connection's state last.
     fn closed(&mut self, state: &mut Self::State, err: Option<Error>) {
         let _ = (state, err);
     }

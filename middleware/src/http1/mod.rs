@@ -142,9 +142,8 @@ pub struct Config {
 
 impl Config {
     /// This configuration with HTTP/2 off: connections speak HTTP/1.1 only (for an
-    /// application that keeps per-connection state across requests, or reaches it
-    /// through [`Http1Conn::app_state`], which an HTTP/2
-    /// connection does not have). Without the `h2` feature it changes nothing.
+    /// application that keeps per-connection state across requests, which an HTTP/2
+    /// connection has per stream). Without the `h2` feature it changes nothing.
     pub fn http1_only(self) -> Config {
         #[cfg(feature = "h2")]
         {

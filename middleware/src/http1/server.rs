@@ -84,6 +84,32 @@ impl<A: App> Http1<A> {
     pub fn http_connections(&self) -> usize {
         self.speaking
     }
+
+    /// [`Handler::opened`] with `init` run once the adapter's state is in place and
+    /// before any input is served: the place for an application that sets up its
+    /// connection state from the connection itself (its addresses, its TLS session), as a
+    /// connection whose TLS handshake chose `h2` may have requests waiting already.
+    /// `init` reaches the state through [`Http1Conn::app_state`].
+    pub fn opened_with(
+        &mut self,
+        conn: &mut Conn<'_, Http1Conn<A::State>>,
+        init: impl FnOnce(&mut A, &mut Conn<'_, Http1Conn<A::State>>),
+    ) -> Action {
+        let mut e: Box<Entry<A::State>> = Box::new(Entry::new());
+        set_wait(&mut e, Wait::Idle);
+        sync_wait(&self.cfg, &mut e, conn);
+        conn.state.0 = Proto::Http(e);
+        self.open += 1;
+        self.speaking += 1;
+        init(&mut self.app, conn);
+        #[cfg(feature = "h2")]
+        if Self::alpn_h2(conn) {
+            if let Some(a) = self.maybe_h2(conn, true) {
+                return a;
+            }
+        }
+        Action::None
+    }
 }
 
 /// What the adapter keeps for one connection, in the connection's own state (no table on
@@ -99,7 +125,7 @@ enum Proto<S> {
     /// A connection the adapter does not serve (a proxy's dialed upstream, say): the
     /// application's state alone, never touched by the adapter's callbacks.
     Foreign(Box<Upgraded<S>>),
-    /// HTTP/2: a state per stream, none for the connection.
+    /// HTTP/2: the connection's state and one per stream.
     #[cfg(feature = "h2")]
     H2(Box<H2<S>>),
 }
@@ -137,7 +163,22 @@ impl<S> Http1Conn<S> {
             Proto::Upgraded(u) | Proto::Foreign(u) => Some(&mut u.state),
             Proto::None => None,
             #[cfg(feature = "h2")]
-            Proto::H2(_) => None,
+            Proto::H2(h) => Some(h.conn_state()),
+        }
+    }
+
+    /// The application's state for stream `stream` of an HTTP/2 connection (`0`: the
+    /// connection's own, as [`app_state`](Http1Conn::app_state)), if the stream is open and
+    /// its state is not lent to a callback right now. On an HTTP/1.1 connection only
+    /// stream `0` exists.
+    pub fn stream_state(&mut self, stream: u32) -> Option<&mut S> {
+        if stream == 0 {
+            return self.app_state();
+        }
+        match &mut self.0 {
+            #[cfg(feature = "h2")]
+            Proto::H2(h) => h.stream_state(stream),
+            _ => None,
         }
     }
 }
@@ -244,10 +285,10 @@ impl<A: App> Http1<A> {
             return None;
         };
         self.speaking -= 1;
-        // The state made for an HTTP/1.1 exchange that never came; each stream gets its
-        // own.
-        self.app.closed(&mut e.state, None);
-        conn.state.0 = Proto::H2(H2::new(&self.cfg, conn.now()));
+        // The state made when the connection opened stays the connection's; each stream
+        // gets its own (`App::stream_state`).
+        let state = std::mem::take(&mut e.state);
+        conn.state.0 = Proto::H2(H2::new(&self.cfg, conn.now(), state));
         self.h2(conn, H2Event::Data)
     }
 
@@ -297,19 +338,7 @@ impl<A: App> Handler for Http1<A> {
     }
 
     fn opened(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
-        let mut e: Box<Entry<A::State>> = Box::new(Entry::new());
-        set_wait(&mut e, Wait::Idle);
-        sync_wait(&self.cfg, &mut e, conn);
-        conn.state.0 = Proto::Http(e);
-        self.open += 1;
-        self.speaking += 1;
-        #[cfg(feature = "h2")]
-        if Self::alpn_h2(conn) {
-            if let Some(a) = self.maybe_h2(conn, true) {
-                return a;
-            }
-        }
-        Action::None
+        self.opened_with(conn, |_, _| {})
     }
 
     fn data(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {

@@ -82,8 +82,8 @@ impl Layer for TlsListeners {
 }
 
 impl ProxyConfig {
-    /// The TLS layer of the listeners (ALPN `http/1.1`; `resumption`: session tickets
-    /// and cache on).
+    /// The TLS layer of the listeners (ALPN [`CLIENT_ALPN`](crate::CLIENT_ALPN): `h2`,
+    /// `http/1.1`; `resumption`: session tickets and cache on).
     pub fn tls_layer(&self, resumption: bool) -> Result<TlsListeners, Error> {
         let servers = self
             .listeners
@@ -96,7 +96,7 @@ impl ProxyConfig {
                         for (name, ck) in &l.sni {
                             b = b.sni_cert(name, ck.clone());
                         }
-                        b.alpn(&[b"http/1.1"]).resumption(resumption).build()
+                        b.alpn(crate::CLIENT_ALPN).resumption(resumption).build()
                     })
                     .transpose()
             })

@@ -2,7 +2,7 @@
 //! [`App`] that runs the policy's request phases, stages the upstream request, and passes
 //! the staged response (or tunnel bytes after a 101) back.
 
-use wireloop::{Action, Conn};
+use wireloop::{Action, Conn, Error};
 use wireloop_middleware::http1::{
     write_chunk, write_last_chunk, App, BodyMode, Request, Response, ResponseBody, UpgradeEvent,
 };
@@ -13,6 +13,7 @@ use super::headers::{request_head, tunnels_upgrade, HeadParts};
 use super::state::{Answer, Client, ProxyConn, ProxyState, Side};
 use super::{push_op, Engine, Op};
 use crate::phases::{Filter, ProxyHttp, Session};
+use crate::ClientId;
 
 /// Most request bytes staged for an upstream that is still connecting.
 pub(crate) const CONNECTING_CAP: usize = 4 << 20;
@@ -46,7 +47,7 @@ impl<P: ProxyHttp> Engine<P> {
             .and_then(|t| t.server_name())
             .map(str::to_string);
         if let Some(p) = conn.state.app_state() {
-            let mut c = Client::new(id, ip, tls, self.now);
+            let mut c = Client::new(ClientId::conn(id), ip, tls, self.now);
             c.sni = sni;
             c.addrs = src.zip(dst);
             c.peer_ip = src.map(|a| a.ip());
@@ -69,11 +70,10 @@ impl<P: ProxyHttp> Engine<P> {
         }
     }
 
-    /// A client connection is closing for good: the exchange in flight is logged (499 if
-    /// the client left first) and its upstream connection, which cannot be reused, closed.
+    /// A client connection is closing for good: its exchange ends ([`Engine::client_gone`]),
+    /// and it stops counting towards its IP's connections.
     pub(crate) fn client_closed(&mut self, conn: &mut Conn<'_, ProxyState<P::Ctx>>) {
-        let id = conn.id();
-        let Some(mut c) =
+        let Some(c) =
             conn.state
                 .app_state()
                 .and_then(|p| match std::mem::replace(&mut p.0, Side::Gone) {
@@ -86,27 +86,28 @@ impl<P: ProxyHttp> Engine<P> {
         if let Some(m) = &self.s.metrics {
             m.client_closed(conn.addr_index());
         }
+        if let (true, Some(ip)) = (c.counted, c.peer_ip) {
+            self.s.limits.disconnected(ip);
+        }
+        self.client_gone(c);
+    }
+
+    /// Client exchange `c` ended for good (its connection closed, its HTTP/2 stream
+    /// ended or was reset): the request in flight is logged (499 if the client left
+    /// first), it stops waiting for a connection, and its upstream connection, which
+    /// cannot be reused, is reset.
+    pub(crate) fn client_gone(&mut self, mut c: Box<Client<P::Ctx>>) {
         if matches!(c.answer, Answer::Pending | Answer::Head | Answer::Streaming) {
             let status = if c.status == 0 { 499 } else { c.status };
             self.log(&mut c, status);
         }
-        if let (true, Some(ip)) = (c.counted, c.peer_ip) {
-            self.s.limits.disconnected(ip);
-        }
-        if c.routed {
-            self.groups[c.group].forget_waiting(id);
+        if c.routed && self.groups[c.group].forget_waiting(c.id) {
+            // It counted as busy on its peer while it waited.
+            let load = self.groups[c.group].load_mut(c.peer);
+            load.busy = load.busy.saturating_sub(1);
         }
         if let Some(up) = c.up {
-            if let Some(u) = conn
-                .control()
-                .state(up)
-                .and_then(|s| s.app_state())
-                .and_then(|p| p.0.up())
-            {
-                u.client = None;
-                u.broken = true;
-                push_op(&mut self.later, Op::Abort(up));
-            }
+            push_op(&mut self.ops, Op::Abandon(up, c.id));
         }
     }
 
@@ -176,7 +177,7 @@ impl<P: ProxyHttp> Engine<P> {
             }
         }
         let session = Session {
-            conn: c.id,
+            conn: c.id.conn,
             client_ip: &c.ip,
             tls: c.tls,
             sni: c.sni.as_deref(),
@@ -280,6 +281,27 @@ impl<P: ProxyHttp> App for Engine<P> {
 
     fn body_mode(&mut self, _req: &Request<'_>, _: &mut Self::State) -> BodyMode {
         BodyMode::Stream
+    }
+
+    fn stream_state(&mut self, conn: &mut Self::State, stream: u32) -> Self::State {
+        match conn.0.client() {
+            Some(c) => ProxyConn(Side::Client(Box::new(c.for_stream(stream, self.now)))),
+            None => ProxyConn(Side::Gone),
+        }
+    }
+
+    fn hold_input(&mut self, state: &mut Self::State) -> bool {
+        state
+            .0
+            .client()
+            .is_some_and(|c| c.up_backed || c.req_stage.len() > CONNECTING_CAP)
+    }
+
+    fn closed(&mut self, state: &mut Self::State, _err: Option<Error>) {
+        // An HTTP/2 stream ended (a connection's own exchange ended in `client_closed`).
+        if let Side::Client(c) = std::mem::replace(&mut state.0, Side::Gone) {
+            self.client_gone(c);
+        }
     }
 
     fn request(&mut self, req: &Request<'_>, res: &mut Response<'_>, state: &mut Self::State) {

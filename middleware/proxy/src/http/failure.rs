@@ -6,32 +6,25 @@
 
 use std::time::{Duration, Instant};
 
-use wireloop::{ConnId, Control};
+use wireloop::ConnId;
 
-use super::state::{Answer, Side};
-use super::{push_op, Engine, Op, ProxyState, Reach};
+use super::state::{Answer, Client, Side};
+use super::{push_op, Engine, Op, Reach};
 use crate::group::{peer_bit, MAX_PEERS};
 use crate::phases::{default_status, Failure, FailureKind, ProxyHttp, Recovery};
+use crate::ClientId;
 
 /// Most resends of one request after stale pooled connections.
 const MAX_REPLAYS: u8 = 2;
 
-/// Whether client `cid`'s request started `total` or more before `now` and is still
-/// going (not a tunnel).
-pub(crate) fn overdue<C>(
-    ctl: &mut Control<'_, ProxyState<C>>,
-    cid: ConnId,
-    now: Instant,
-    total: Duration,
-) -> bool {
-    ctl.state(cid)
-        .and_then(|s| s.app_state())
-        .and_then(|p| p.0.client())
-        .is_some_and(|c| {
-            !c.tunnel
-                && !matches!(c.answer, Answer::Done)
-                && now.saturating_duration_since(c.started) >= total
-        })
+/// Whether client exchange `c`'s request started `total` or more before `now` and is
+/// still going (not a tunnel).
+pub(crate) fn overdue<C>(c: Option<&mut Client<C>>, now: Instant, total: Duration) -> bool {
+    c.is_some_and(|c| {
+        !c.tunnel
+            && !matches!(c.answer, Answer::Done)
+            && now.saturating_duration_since(c.started) >= total
+    })
 }
 
 impl<P: ProxyHttp> Engine<P> {
@@ -39,7 +32,12 @@ impl<P: ProxyHttp> Engine<P> {
     /// went to the client yet, else what arrived is passed on and the client connection
     /// is closed without completing the response (a response received whole is
     /// delivered).
-    pub(crate) fn fail_client(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ConnId, status: u16) {
+    pub(crate) fn fail_client(
+        &mut self,
+        r: &mut Reach<'_, '_, P::Ctx>,
+        cid: ClientId,
+        status: u16,
+    ) {
         let Some(c) = r.client(cid) else {
             return;
         };
@@ -56,13 +54,13 @@ impl<P: ProxyHttp> Engine<P> {
             c.answer = Answer::Fail(status);
         }
         c.up = None;
-        push_op(&mut self.later, Op::Wake(cid));
+        push_op(&mut self.later, Op::Wake(cid.conn));
     }
 
     /// Client `cid`'s request body went over its route's limit: the upstream exchange
     /// (or the wait for a connection) is abandoned and the client answered 413, or cut
     /// off if its response already started.
-    pub(crate) fn too_large(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ConnId) {
+    pub(crate) fn too_large(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ClientId) {
         let Some(c) = r.client(cid) else {
             return;
         };
@@ -161,7 +159,7 @@ impl<P: ProxyHttp> Engine<P> {
         for g in 0..self.groups.len() {
             for pool in self.groups[g].pools_mut() {
                 pool.waiting.retain(|&cid| {
-                    let over = overdue(r.ctl, cid, now, total);
+                    let over = overdue(r.client(cid), now, total);
                     if over {
                         late.push(cid);
                     }
@@ -178,7 +176,7 @@ impl<P: ProxyHttp> Engine<P> {
 
     /// What a request that ran out of time gets: the policy's answer to a timeout
     /// failure, by default 504.
-    fn timeout_answer(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ConnId) -> u16 {
+    fn timeout_answer(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ClientId) -> u16 {
         let Some(c) = r.client(cid) else {
             return default_status(FailureKind::Timeout);
         };
@@ -200,7 +198,7 @@ impl<P: ProxyHttp> Engine<P> {
 
     /// Sends client `cid`'s request (`out`: everything staged, nothing of it sent) to
     /// another peer of its group. `false` if there is none to try.
-    fn retry(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ConnId, mut out: Vec<u8>) -> bool {
+    fn retry(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ClientId, mut out: Vec<u8>) -> bool {
         let now = self.now;
         let Some(c) = r.client(cid) else {
             return false;
@@ -298,7 +296,7 @@ impl<P: ProxyHttp> Engine<P> {
                 if let Some(c) = r.client(cid) {
                     c.complete = true;
                 }
-                push_op(&mut self.later, Op::Wake(cid));
+                push_op(&mut self.later, Op::Wake(cid.conn));
                 self.release(r, up_id, false);
             }
             Err(e) => {

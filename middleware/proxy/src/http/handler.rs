@@ -7,7 +7,7 @@ use std::time::Duration;
 use wireloop::{Action, Conn, Control, Detached, Error, Handler};
 use wireloop_middleware::http1::Http1;
 
-use super::state::{ProxyState, Side};
+use super::state::ProxyState;
 use super::{Engine, Op, Reach};
 use crate::group::Group;
 use crate::phases::ProxyHttp;
@@ -42,9 +42,8 @@ impl<P: ProxyHttp> HttpProxy<P> {
         &self.http.app().groups
     }
 
-    /// Runs what the callback left to do: operations needing other connections' state
-    /// (with this connection's state taken out for the moment), then those on
-    /// connections.
+    /// Runs what the callback left to do: operations needing other connections' state,
+    /// then those on connections.
     fn after(&mut self, conn: PConn<'_, '_, P>) {
         let e = self.http.app_mut();
         if !conn.is_dialed() {
@@ -54,21 +53,14 @@ impl<P: ProxyHttp> HttpProxy<P> {
             return;
         }
         let me = conn.id();
-        let mut mine = match conn.state.app_state() {
-            Some(p) => std::mem::replace(&mut p.0, Side::Gone),
-            None => Side::Gone,
-        };
         {
-            let mut ctl = conn.control();
+            let (state, mut ctl) = conn.state_and_control();
             let mut r = Reach {
                 me: Some(me),
-                mine: &mut mine,
+                mine: Some(state),
                 ctl: &mut ctl,
             };
             e.run_ops(&mut r);
-        }
-        if let Some(p) = conn.state.app_state() {
-            p.0 = mine;
         }
         for op in e.later.drain(..) {
             match op {
@@ -147,9 +139,9 @@ impl<P: ProxyHttp> Handler for HttpProxy<P> {
         let a = if conn.is_dialed() {
             self.http.app_mut().up_opened(conn)
         } else {
-            let a = self.http.opened(conn);
-            self.http.app_mut().client_opened(conn);
-            a
+            // The client's state is in place before a request is served (with ALPN `h2`
+            // requests may have come with the handshake).
+            self.http.opened_with(conn, Engine::client_opened)
         };
         self.after(conn);
         a
@@ -175,7 +167,7 @@ impl<P: ProxyHttp> Handler for HttpProxy<P> {
     }
 
     fn writable(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
-        self.route(conn, Engine::up_data, Http1::writable)
+        self.route(conn, Engine::up_writable, Http1::writable)
     }
 
     fn woken(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {

@@ -150,7 +150,11 @@ pub(crate) fn request_head(
     if !via.is_empty() {
         via.push_str(", ");
     }
-    let _ = write!(via, "1.{} wireloop", req.version_minor());
+    if req.is_h2() {
+        via.push_str("2 wireloop");
+    } else {
+        let _ = write!(via, "1.{} wireloop", req.version_minor());
+    }
     let rw = parts.rewrite;
     // Most requests carry no changes from the policy: skip the look-ups then.
     let changed = !(rw.set.is_empty() && rw.removed.is_empty());

@@ -1,19 +1,26 @@
-//! The HTTP/1.1 proxy engine: client connections served by the HTTP/1.1 adapter, their
-//! requests sent over pooled upstream connections dialed from the same loop, the policy
-//! ([`ProxyHttp`]) consulted at each phase.
+//! The HTTP proxy engine: client connections served by the HTTP adapter (HTTP/1.1, and
+//! HTTP/2 by ALPN or prior knowledge), their requests sent over pooled HTTP/1.1 upstream
+//! connections dialed from the same loop, the policy ([`ProxyHttp`]) consulted at each
+//! phase.
 //!
 //! Data path of one exchange (all on one loop):
 //!
 //! ```text
-//! client ──Http1──▶ App::request/body ──(req bytes)──▶ Up.out ──wake──▶ upstream socket
-//! client ◀─Response─ App::resume ◀──(head, body)── Client.stage ◀── up_data (ResponseReader)
+//! client ──Http1/H2──▶ App::request/body ──(req bytes)──▶ Up.out ──wake──▶ upstream socket
+//! client ◀─Response─── App::resume ◀──(head, body)── Client.stage ◀── up_data (ResponseReader)
 //! ```
 //!
-//! Each connection's data is in its own state ([`ProxyConn`]); a callback reaches its
-//! partner's with `Control::state`. The HTTP/1.1 adapter's callbacks (`App`) see only
-//! their own connection, so what they need done elsewhere is queued as an [`Op`] and
-//! carried out by the handler right after, through a [`Reach`] (this connection's state
-//! taken out for the moment, the others through the loop's `Control`).
+//! Each exchange's data is in its own state ([`ProxyConn`]): an HTTP/1.1 client
+//! connection's, an HTTP/2 stream's (made by `App::stream_state` from its connection's),
+//! or an upstream connection's; a partner reaches it with `Control::state` and a
+//! [`ClientId`]. The adapter's callbacks (`App`) see only their own exchange, so what
+//! they need done elsewhere is queued as an [`Op`] and carried out by the handler right
+//! after, through a [`Reach`].
+//!
+//! An HTTP/1.1 client and its upstream connection are linked (the loop stops reading one
+//! while the other's output is backed up); HTTP/2 streams share their connection, so
+//! theirs are not: a stream's response is bounded by its staging cap and the stream's
+//! queue, its request body by the upstream's output (see `App::hold_input`).
 //!
 //! - [`handler`]: the loop's `Handler`, dispatching on `is_dialed`;
 //! - [`client`]: the inbound side (the `App`);
@@ -39,6 +46,7 @@ use wireloop::{ConnId, Control};
 use crate::group::Group;
 use crate::phases::{ProxyHttp, Summary};
 use crate::settings::Settings;
+use crate::ClientId;
 
 pub use handler::HttpProxy;
 use state::{Client, Side, Up};
@@ -48,9 +56,9 @@ pub use state::{ProxyConn, ProxyState};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Op {
     /// Find or make an upstream connection for this client's request.
-    Assign(ConnId),
+    Assign(ClientId),
     /// Move this client's staged request bytes to its upstream connection.
-    Flush(ConnId),
+    Flush(ClientId),
     /// The upstream connection finished its exchange (reusable or not).
     Release(ConnId, bool),
     /// The upstream connection failed in a way the policy hears of.
@@ -61,10 +69,13 @@ pub(crate) enum Op {
     /// The upstream connection's input ended.
     Ended(ConnId),
     /// Dial for this waiting client (a connection slot freed).
-    Dial(ConnId),
+    Dial(ClientId),
     /// This client's request body went over its route's limit: its exchange ends with
     /// a 413 (the upstream's aborted).
-    TooLarge(ConnId),
+    TooLarge(ClientId),
+    /// The client exchange left (its connection closed, its stream was reset): the
+    /// upstream connection serving it is reset, never reused.
+    Abandon(ConnId, ClientId),
     // On connections, run last.
     Wake(ConnId),
     Close(ConnId),
@@ -75,35 +86,56 @@ pub(crate) enum Op {
     Unlink(ConnId),
 }
 
-/// This connection's proxy state (taken out of it for the moment) and the loop.
+/// The loop's connections' proxy states, as a callback's queued operations see them:
+/// the current connection's (`me`, lent by the callback) and the others through the
+/// loop's `Control`. A client exchange is reached by [`ClientId`]: its connection's
+/// state, or one of its HTTP/2 streams'.
 pub(crate) struct Reach<'r, 'c, C> {
     me: Option<ConnId>,
-    mine: &'r mut Side<C>,
+    mine: Option<&'r mut ProxyState<C>>,
     ctl: &'r mut Control<'c, ProxyState<C>>,
 }
 
 impl<C> Reach<'_, '_, C> {
-    fn side(&mut self, id: ConnId) -> Option<&mut Side<C>> {
+    fn state(&mut self, id: ConnId) -> Option<&mut ProxyState<C>> {
         if Some(id) == self.me {
-            return Some(self.mine);
+            return self.mine.as_deref_mut();
         }
-        self.ctl.state(id)?.app_state().map(|p| &mut p.0)
+        self.ctl.state(id)
     }
 
-    fn client(&mut self, id: ConnId) -> Option<&mut Client<C>> {
-        self.side(id)?.client()
+    /// Connection `id`'s own proxy state (a client connection's, an upstream's).
+    fn side(&mut self, id: ConnId) -> Option<&mut Side<C>> {
+        self.state(id)?.app_state().map(|p| &mut p.0)
+    }
+
+    /// Client exchange `cid`'s state.
+    fn cside(&mut self, cid: ClientId) -> Option<&mut Side<C>> {
+        self.state(cid.conn)?
+            .stream_state(cid.stream)
+            .map(|p| &mut p.0)
+    }
+
+    fn client(&mut self, cid: ClientId) -> Option<&mut Client<C>> {
+        self.cside(cid)?.client()
     }
 
     fn up(&mut self, id: ConnId) -> Option<&mut Up> {
         self.side(id)?.up()
     }
 
-    /// Takes connection `id`'s state out (put it back with [`put`](Reach::put)), so that
-    /// two connections' states can be worked on at once.
-    fn take(&mut self, id: ConnId) -> Side<C> {
-        match self.side(id) {
+    /// Takes client exchange `cid`'s state out (put it back with [`put`](Reach::put)),
+    /// so that it and an upstream connection's can be worked on at once.
+    fn take(&mut self, cid: ClientId) -> Side<C> {
+        match self.cside(cid) {
             Some(s) => std::mem::replace(s, Side::Gone),
             None => Side::Gone,
+        }
+    }
+
+    fn put(&mut self, cid: ClientId, side: Side<C>) {
+        if let Some(s) = self.cside(cid) {
+            *s = side;
         }
     }
 
@@ -119,12 +151,8 @@ impl<C> Reach<'_, '_, C> {
     }
 
     fn put_up(&mut self, id: ConnId, up: Box<Up>) {
-        self.put(id, Side::Upstream(up));
-    }
-
-    fn put(&mut self, id: ConnId, side: Side<C>) {
         if let Some(s) = self.side(id) {
-            *s = side;
+            *s = Side::Upstream(up);
         }
     }
 }
@@ -186,6 +214,7 @@ impl<P: ProxyHttp> Engine<P> {
                 Op::Ended(up) => self.ended(r, up),
                 Op::Dial(cid) => self.dial(r, cid),
                 Op::TooLarge(cid) => self.too_large(r, cid),
+                Op::Abandon(up, cid) => self.abandon(r, up, cid),
                 other => push_op(&mut self.later, other),
             }
         }

@@ -10,6 +10,7 @@ use super::client::CONNECTING_CAP;
 use super::state::{Answer, ProxyConn, Side, Up};
 use super::{push_op, Engine, Op, Reach};
 use crate::phases::ProxyHttp;
+use crate::ClientId;
 
 /// An upstream connection's request buffer beyond this is released after its exchange.
 const KEEP_CAP: usize = 64 * 1024;
@@ -17,7 +18,7 @@ const KEEP_CAP: usize = 64 * 1024;
 impl<P: ProxyHttp> Engine<P> {
     /// Finds or makes an upstream connection for client `cid`'s request (staged in its
     /// `req_stage`) on its chosen peer.
-    pub(crate) fn assign(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ConnId) {
+    pub(crate) fn assign(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ClientId) {
         let Some(c) = r.client(cid) else {
             return;
         };
@@ -48,7 +49,9 @@ impl<P: ProxyHttp> Engine<P> {
             up.sent_at = Some(self.now);
             c.up = Some(up_id);
             r.put(cid, cside);
-            push_op(&mut self.later, Op::Link(cid, up_id));
+            if !cid.is_stream() {
+                push_op(&mut self.later, Op::Link(cid.conn, up_id));
+            }
             push_op(&mut self.later, Op::Wake(up_id));
             return;
         }
@@ -60,7 +63,7 @@ impl<P: ProxyHttp> Engine<P> {
     }
 
     /// Dials client `cid`'s peer for its request.
-    pub(crate) fn dial(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ConnId) {
+    pub(crate) fn dial(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ClientId) {
         let Some(c) = r.client(cid) else {
             return;
         };
@@ -89,7 +92,11 @@ impl<P: ProxyHttp> Engine<P> {
                 }
                 self.groups[g].load_mut(p).conns += 1;
                 self.live.push(id);
-                push_op(&mut self.later, Op::Link(cid, id));
+                if !cid.is_stream() {
+                    // An HTTP/1.1 client and its upstream hold each other back; HTTP/2
+                    // streams share their connection (see `App::hold_input`).
+                    push_op(&mut self.later, Op::Link(cid.conn, id));
+                }
             }
             Err(e) => {
                 log::warn!("cannot dial {}: {e}", peer.url);
@@ -97,13 +104,13 @@ impl<P: ProxyHttp> Engine<P> {
                     c.answer = Answer::Fail(502);
                 }
                 self.mark_down(g, p);
-                push_op(&mut self.later, Op::Wake(cid));
+                push_op(&mut self.later, Op::Wake(cid.conn));
             }
         }
     }
 
     /// Moves client `cid`'s staged request bytes to its upstream connection.
-    pub(crate) fn flush_up(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ConnId) {
+    pub(crate) fn flush_up(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ClientId) {
         let mut cside = r.take(cid);
         let Some(c) = cside.client() else {
             r.put(cid, cside);
@@ -184,6 +191,22 @@ impl<P: ProxyHttp> Engine<P> {
                 load.busy = load.busy.saturating_sub(1);
                 self.assign(r, w);
             }
+        }
+    }
+
+    /// Client exchange `cid` is gone mid-way: upstream connection `up_id`, if it still
+    /// serves it, is reset (nobody reads the rest of its response).
+    pub(crate) fn abandon(&mut self, r: &mut Reach<'_, '_, P::Ctx>, up_id: ConnId, cid: ClientId) {
+        let Some(up) = r.up(up_id).filter(|u| u.client == Some(cid)) else {
+            return;
+        };
+        up.client = None;
+        up.broken = true;
+        let (g, p, closed) = (up.group, up.peer, up.closed);
+        let load = self.groups[g].load_mut(p);
+        load.busy = load.busy.saturating_sub(1);
+        if !closed {
+            push_op(&mut self.later, Op::Abort(up_id));
         }
     }
 

@@ -9,6 +9,7 @@ use wireloop::ConnId;
 use wireloop_middleware::http1::{Http1Conn, ResponseBody, ResponseReader};
 
 use crate::phases::{ResponseHeader, UpstreamRequest};
+use crate::ClientId;
 
 /// The state of each connection of an [`HttpProxy`](crate::HttpProxy)'s loop (the
 /// handler's `State`): the HTTP/1.1 adapter's on client connections, around the proxy's
@@ -80,7 +81,8 @@ pub(crate) enum Answer {
 
 /// One inbound connection and its current exchange.
 pub(crate) struct Client<C> {
-    pub id: ConnId,
+    /// The exchange: its connection and, on HTTP/2, its stream.
+    pub id: ClientId,
     pub ip: String,
     /// The client's address, for the per-IP limits; `counted`: its connection counts
     /// towards them.
@@ -132,6 +134,9 @@ pub(crate) struct Client<C> {
     pub cut_off: bool,
     /// The upstream left input unread because `stage` was full.
     pub up_paused: bool,
+    /// HTTP/2: the upstream connection's output is backed up, so the stream's request
+    /// body is held against the client's flow-control window (`App::hold_input`).
+    pub up_backed: bool,
     // Tunnel (after a 101).
     pub tunnel: bool,
     pub tunnel_eof: bool,
@@ -150,7 +155,7 @@ pub(crate) struct Client<C> {
 }
 
 impl<C: Default> Client<C> {
-    pub(crate) fn new(id: ConnId, ip: String, tls: bool, now: Instant) -> Client<C> {
+    pub(crate) fn new(id: ClientId, ip: String, tls: bool, now: Instant) -> Client<C> {
         Client {
             id,
             ip,
@@ -184,6 +189,7 @@ impl<C: Default> Client<C> {
             complete: false,
             cut_off: false,
             up_paused: false,
+            up_backed: false,
             tunnel: false,
             tunnel_eof: false,
             method: String::new(),
@@ -198,11 +204,33 @@ impl<C: Default> Client<C> {
     }
 }
 
+impl<C: Default> Client<C> {
+    /// The state of stream `stream` of this (HTTP/2) connection's client: who the client
+    /// is, from the connection's; its exchange its own. It does not count towards the
+    /// per-IP connection limit (its connection does).
+    pub(crate) fn for_stream(&self, stream: u32, now: Instant) -> Client<C> {
+        let mut c = Client::new(
+            ClientId {
+                conn: self.id.conn,
+                stream,
+            },
+            self.ip.clone(),
+            self.tls,
+            now,
+        );
+        c.peer_ip = self.peer_ip;
+        c.addrs = self.addrs;
+        c.sni = self.sni.clone();
+        c
+    }
+}
+
 /// One dialed upstream connection.
 pub(crate) struct Up {
     pub group: usize,
     pub peer: usize,
-    pub client: Option<ConnId>,
+    /// The client exchange it serves now.
+    pub client: Option<ClientId>,
     /// Request bytes to write (through the connection's own layer) when woken.
     pub out: Vec<u8>,
     pub connected: bool,
@@ -229,7 +257,7 @@ pub(crate) struct Up {
 }
 
 impl Up {
-    pub(crate) fn new(group: usize, peer: usize, client: ConnId) -> Up {
+    pub(crate) fn new(group: usize, peer: usize, client: ClientId) -> Up {
         Up {
             group,
             peer,

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::ClientId;
 use wireloop::{Action, Conn, Control, Error};
 use wireloop_middleware::http1::{header_slots, ClientEvent, ResponseError};
 
@@ -72,8 +73,47 @@ impl<P: ProxyHttp> Engine<P> {
             conn.write(&up.out);
             up.out.clear();
         }
+        let client = up.client;
         put_mine(conn, side);
+        self.note_backlog(conn, client);
         self.up_data(conn)
+    }
+
+    /// An upstream connection's output that had backed up drained: an HTTP/2 client's
+    /// request body flows again; then what arrived is read.
+    pub(crate) fn up_writable(&mut self, conn: UpConn<'_, '_, P::Ctx>) -> Action {
+        let client = conn
+            .state
+            .app_state()
+            .and_then(|p| p.0.up())
+            .and_then(|u| u.client);
+        self.note_backlog(conn, client);
+        self.up_data(conn)
+    }
+
+    /// HTTP/2 clients (whose connections carry other streams, so are not linked to their
+    /// upstreams): stream `cid`'s request body is held against the client's flow-control
+    /// window while its upstream connection's output is over the loop's high-water mark,
+    /// and released (the client's connection woken) once it is not.
+    fn note_backlog(&mut self, conn: UpConn<'_, '_, P::Ctx>, cid: Option<ClientId>) {
+        let Some(cid) = cid.filter(ClientId::is_stream) else {
+            return;
+        };
+        let backed = conn.output_len() >= conn.output_high_water();
+        let mut ctl = conn.control();
+        let Some(c) = ctl
+            .state(cid.conn)
+            .and_then(|s| s.stream_state(cid.stream))
+            .and_then(|p| p.0.client())
+        else {
+            return;
+        };
+        if c.up_backed != backed {
+            c.up_backed = backed;
+            if !backed {
+                push_op(&mut self.later, Op::Wake(cid.conn));
+            }
+        }
     }
 
     /// Response bytes from an upstream: parse, stage for the client, wake it.
@@ -105,7 +145,11 @@ impl<P: ProxyHttp> Engine<P> {
             conn.abort();
             return Action::None;
         };
-        let mut cside = match conn.control().state(cid).and_then(|s| s.app_state()) {
+        let mut cside = match conn
+            .control()
+            .state(cid.conn)
+            .and_then(|s| s.stream_state(cid.stream))
+        {
             Some(p) => std::mem::replace(&mut p.0, Side::Gone),
             None => Side::Gone,
         };
@@ -209,7 +253,11 @@ impl<P: ProxyHttp> Engine<P> {
                 conn.consume(n);
             }
         }
-        if let Some(p) = conn.control().state(cid).and_then(|s| s.app_state()) {
+        if let Some(p) = conn
+            .control()
+            .state(cid.conn)
+            .and_then(|s| s.stream_state(cid.stream))
+        {
             p.0 = cside;
         }
         if got_head && !end && !up.tunnel {
@@ -223,7 +271,7 @@ impl<P: ProxyHttp> Engine<P> {
             conn.set_read_timeout(None);
         }
         if woke || error.is_some() {
-            push_op(&mut self.later, Op::Wake(cid));
+            push_op(&mut self.later, Op::Wake(cid.conn));
         }
         if let Some(e) = error {
             log::warn!(
@@ -341,16 +389,19 @@ impl<P: ProxyHttp> Engine<P> {
                 }
             }
             if let (Some(total), Some(cid), false) = (self.s.total_timeout, up.client, up.tunnel) {
-                if overdue(ctl, cid, now, total) {
+                let c = ctl
+                    .state(cid.conn)
+                    .and_then(|s| s.stream_state(cid.stream))
+                    .and_then(|p| p.0.client());
+                if overdue(c, now, total) {
                     log::warn!("upstream connection {id}: the request took over {total:?}");
                     push_op(&mut self.ops, Op::Fail(id, FailureKind::Timeout));
                 }
             }
         }
-        let mut mine = Side::Gone;
         let mut r = Reach {
             me: None,
-            mine: &mut mine,
+            mine: None,
             ctl,
         };
         if let Some(total) = self.s.total_timeout {

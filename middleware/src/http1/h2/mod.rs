@@ -6,12 +6,16 @@
 //! the answer is written to a [`Response`] whose wire is the stream
 //! ([`wire::StreamOut`]).
 //!
-//! - **State**: every stream has its own application state (`App::State`, made with
-//!   `Default` when the stream opens, given to [`App::closed`] when it ends), so an
-//!   application written for one exchange at a time serves many at once.
+//! - **State**: every stream has its own application state (`App::State`, made by
+//!   [`App::stream_state`] from the connection's when the stream opens, by default with
+//!   `Default`; given to [`App::closed`] when it ends), so an application written for one
+//!   exchange at a time serves many at once. The state made when the connection opened
+//!   stays the connection's ([`Http1Conn::app_state`](super::Http1Conn::app_state)) and
+//!   is given to [`App::closed`] last.
 //! - **Bodies**: collected (up to `Config::max_body`, else 413) or streamed, as
 //!   [`App::body_mode`] says; request data is released to the peer's flow control as it
-//!   is delivered (collected bodies are bounded by `max_body`).
+//!   is delivered and taken (collected bodies are bounded by `max_body`; a streamed one
+//!   is held back while the stream's response backs up or [`App::hold_input`] says so).
 //! - **Backpressure**: a response's body waits in its stream until the windows take it;
 //!   [`Response::has_room`] is false while a stream holds `output_high_water` bytes, and
 //!   [`App::resume`] is offered again when the stream can send. The connection's frames
@@ -81,6 +85,9 @@ struct OwnedHead {
 pub(crate) struct H2<S> {
     conn: Connection,
     streams: Vec<Stream<S>>,
+    /// The application's state for the connection (made when it opened); each stream's
+    /// is made from it by `App::stream_state`.
+    state: S,
 }
 
 /// What an adapter callback tells the HTTP/2 side.
@@ -112,14 +119,30 @@ pub(crate) fn preface(input: &[u8]) -> Option<bool> {
     }
 }
 
+impl<S> H2<S> {
+    /// The application's state for the connection.
+    pub(crate) fn conn_state(&mut self) -> &mut S {
+        &mut self.state
+    }
+
+    /// The application's state for stream `id`, while the stream is open.
+    pub(crate) fn stream_state(&mut self, id: u32) -> Option<&mut S> {
+        self.streams
+            .iter_mut()
+            .find(|s| s.id == id)
+            .map(|s| &mut s.state)
+    }
+}
+
 impl<S: Default> H2<S> {
     /// A connection in HTTP/2 from its start (nothing consumed yet).
-    pub(crate) fn new(cfg: &Config, now: Instant) -> Box<H2<S>> {
+    pub(crate) fn new(cfg: &Config, now: Instant, state: S) -> Box<H2<S>> {
         let mut c = cfg.http2.clone().unwrap_or_default();
         c.max_header_list_size = c.max_header_list_size.min(cfg.max_head as u32);
         Box::new(H2 {
             conn: Connection::server(c, now),
             streams: Vec::new(),
+            state,
         })
     }
 
@@ -139,8 +162,12 @@ impl<S: Default> H2<S> {
         let high = cx.cfg.output_high_water;
         let mut failed = false;
         if ev == H2Event::Data {
-            let H2 { conn: h2, streams } = self;
-            let mut sink = |e: Event<'_>| on_event(cx, streams, id, e);
+            let H2 {
+                conn: h2,
+                streams,
+                state,
+            } = self;
+            let mut sink = |e: Event<'_>| on_event(cx, streams, state, id, e);
             match h2.recv(conn.input(), now, &mut sink) {
                 Ok(n) => conn.consume(n),
                 Err(e) => {
@@ -181,7 +208,9 @@ impl<S: Default> H2<S> {
     /// wrote to the connection, and ends the streams that are done.
     fn respond<A: App<State = S>>(&mut self, cx: &mut Cx<'_, A>, id: ConnId, resume: bool) {
         let high = cx.cfg.output_high_water;
-        let H2 { conn: h2, streams } = self;
+        let H2 {
+            conn: h2, streams, ..
+        } = self;
         for s in streams.iter_mut() {
             if resume && s.answered && !s.reset && !s.resp.is_done() && s.out.queued_len() < high {
                 let mut res = Response::new(&mut s.out, &mut s.resp, cx.date, Some(id), high);
@@ -198,7 +227,7 @@ impl<S: Default> H2<S> {
             if s.out.flush(h2, s.id).is_err() {
                 s.reset = true;
             }
-            if s.unreleased > 0 && s.out.queued_len() < high {
+            if s.unreleased > 0 && s.out.queued_len() < high && !cx.app.hold_input(&mut s.state) {
                 h2.release(s.id, s.unreleased);
                 s.unreleased = 0;
             }
@@ -225,18 +254,13 @@ impl<S: Default> H2<S> {
         !self.conn.is_done()
     }
 
-    /// The connection closed: every stream's state ends.
+    /// The connection closed: every stream's state ends, then the connection's.
     pub(crate) fn closed<A: App<State = S>>(&mut self, app: &mut A, err: Option<Error>) {
-        let mut err = err;
-        let n = self.streams.len();
-        for (i, mut s) in self.streams.drain(..).enumerate() {
-            let e = if i + 1 == n {
-                err.take()
-            } else {
-                err.as_ref().map(|e| Error::layer(e.to_string()))
-            };
+        for mut s in self.streams.drain(..) {
+            let e = err.as_ref().map(|e| Error::layer(e.to_string()));
             app.closed(&mut s.state, e);
         }
+        app.closed(&mut self.state, err);
     }
 }
 
@@ -244,6 +268,7 @@ impl<S: Default> H2<S> {
 fn on_event<A: App>(
     cx: &mut Cx<'_, A>,
     streams: &mut Vec<Stream<A::State>>,
+    conn_state: &mut A::State,
     id: ConnId,
     e: Event<'_>,
 ) {
@@ -255,7 +280,7 @@ fn on_event<A: App>(
         } => {
             let mut s = Stream {
                 id: stream,
-                state: A::State::default(),
+                state: cx.app.stream_state(conn_state, stream),
                 resp: RespState::default(),
                 out: StreamOut::default(),
                 mode: BodyMode::Collect,
