@@ -38,7 +38,7 @@ for f in "" codec http1 h2 "h2,tls,ring" proxy-protocol "ring,http1,ws" "tls,aws
   echo "middleware --no-default-features --features '$f'"
   cargo clippy -q -p wireloop-middleware --no-default-features --features "$f" --lib -- -D warnings
 done
-# wireloop-proxy always has the middleware's http1 and tls; its own features choose the
+# wireloop-proxy always has the middleware's http1, h2 and tls; its own features choose the
 # provider, the default roots and dns.
 for f in "ring" "aws-lc-rs" "ring,webpki-roots,dns" "aws-lc-rs,config"; do
   echo "wireloop-proxy --no-default-features --features '$f'"

@@ -21,8 +21,13 @@ use common::TIMEOUT;
 /// The reverse-proxy example on free plain and TLS ports of 127.0.0.1 in front of
 /// `upstream`, its certificate written to `cert`.
 fn proxy(upstream: &str, cert: &Path) -> (Process, u16, u16) {
+    proxy_with(upstream, cert, &[])
+}
+
+/// [`proxy`] with more arguments.
+fn proxy_with(upstream: &str, cert: &Path, more: &[&str]) -> (Process, u16, u16) {
     let (port, tlsport) = (free_port(), free_port());
-    let args: Vec<String> = [
+    let mut args: Vec<String> = [
         "--listen-host",
         "127.0.0.1",
         "--port",
@@ -37,6 +42,7 @@ fn proxy(upstream: &str, cert: &Path) -> (Process, u16, u16) {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    args.extend(more.iter().map(|s| s.to_string()));
     let p = Process::start(
         &common::example_bin("reverse-proxy"),
         &args,
@@ -112,6 +118,60 @@ fn curl_and_h2load_speak_http2_through_the_proxy_by_alpn_and_prior_knowledge() {
         // Many streams at once on each connection, all to one HTTP/1.1 upstream pool.
         common::h2::h2load_gets_every_answer(&url);
     }
+}
+
+#[test]
+fn an_h2_upstream_carries_many_clients_requests_on_one_connection() {
+    let dir = TempDir::new("rp-h2-up");
+    let (backend, bport) = http_server();
+    let idle_fds = backend.open_fds();
+    let (p, port, _) = proxy_with(
+        &format!("http://127.0.0.1:{bport}"),
+        &dir.path().join("cert.pem"),
+        &["--upstream-protocol", "h2"],
+    );
+    let url = format!("http://127.0.0.1:{port}/");
+    for args in [&["--http1.1"][..], &["--http2-prior-knowledge"][..]] {
+        let mut all = vec!["-s", "-i"];
+        all.extend_from_slice(args);
+        all.push(&url);
+        let out = text(&curl(&all));
+        assert!(
+            out.contains("Hello World!"),
+            "{args:?}: {out}\n{}",
+            p.output()
+        );
+        // The response came over HTTP/2.
+        assert!(
+            out.to_ascii_lowercase().contains("via: 2 wireloop"),
+            "{out}"
+        );
+    }
+    // Bodies both ways over the upstream's streams, larger than its windows, from an
+    // HTTP/1.1 and an HTTP/2 client.
+    let body = dir.path().join("body");
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(&body, &data).unwrap();
+    let at = format!("@{}", body.display());
+    let echo = format!("http://127.0.0.1:{port}/echo");
+    for version in ["--http1.1", "--http2-prior-knowledge"] {
+        let back = curl(&["-s", version, "--data-binary", &at, &echo]);
+        assert!(
+            back == data,
+            "{version}: {} bytes back of {}\n{}",
+            back.len(),
+            data.len(),
+            p.output()
+        );
+    }
+    // 80 requests at once from 4 clients: multiplexed, not a connection each (the
+    // HTTP/1.1 pool would open up to 64).
+    common::h2::h2load_gets_every_answer(&url);
+    let upstream_conns = backend.open_fds() - idle_fds;
+    assert!(
+        upstream_conns <= 2,
+        "{upstream_conns} upstream connections for 80 concurrent requests"
+    );
 }
 
 /// An HTTP/1.1 upstream answering `ok` to every request but `/stall`, which it never

@@ -28,7 +28,9 @@ use wireloop::{Error, Loops, Server};
 use wireloop_middleware::proxy_protocol::{ProxyProtocol, Version};
 use wireloop_middleware::{translate, TlsClient};
 use wireloop_proxy::access_log::{AccessLog, Format};
-use wireloop_proxy::{Balance, Group, HttpProxy, Limits, Metrics, Peer, Settings};
+use wireloop_proxy::{
+    Balance, Group, HttpProxy, Limits, Metrics, Peer, Settings, UpstreamProtocol,
+};
 
 use admin::{Admin, View};
 
@@ -102,6 +104,9 @@ OPTIONS:
     --send-proxy-protocol V  start every upstream connection with a PROXY protocol
                              header, v1 or v2, naming the client (such connections
                              serve that client only: they are not pooled for others)
+    --upstream-protocol P    http1 (default) or h2: HTTP/2 to the upstreams (ALPN h2 to
+                             https ones, prior knowledge to plain ones), many requests
+                             at once on each connection
     -h, --help               print this help
 
 Hop-by-hop headers are removed, X-Forwarded-For, X-Forwarded-Proto and Via are added.
@@ -113,6 +118,7 @@ request goes to stdout (see --access-log). Logging goes to stderr (WIRELOOP_LOG=
 struct Args {
     proxy_protocol: Option<ProxyProtocol>,
     send_proxy: Option<Version>,
+    upstream_protocol: UpstreamProtocol,
     admin: Option<String>,
     port: u16,
     tlsport: u16,
@@ -151,6 +157,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
     let mut a = Args {
         proxy_protocol: None,
         send_proxy: None,
+        upstream_protocol: UpstreamProtocol::Http1,
         admin: None,
         port: 8081,
         tlsport: 8444,
@@ -264,6 +271,11 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("send-proxy-protocol") => {
                 a.send_proxy = Some(common::send_proxy_protocol(&mut p)?)
             }
+            Long("upstream-protocol") => {
+                let v = p.value()?.string()?;
+                a.upstream_protocol =
+                    UpstreamProtocol::parse(&v).map_err(|e| format!("--upstream-protocol: {e}"))?;
+            }
             Long("config") => a.config = Some(p.value()?.string()?),
             Short('h') | Long("help") => {
                 println!("{USAGE}");
@@ -356,7 +368,7 @@ fn main() {
             }
             let mut b = TlsClient::builder()
                 .server_name(&u.host)
-                .alpn(&[b"http/1.1"]);
+                .alpn(&[args.upstream_protocol.alpn()]);
             if let Some(pem) = &ca {
                 b = b.root_ca_pem(pem).unwrap_or_else(|e| fail(e));
             }
@@ -368,6 +380,9 @@ fn main() {
     if let Some(v) = args.send_proxy {
         group = group.with_send_proxy(v);
     }
+    group = group
+        .with_protocol(args.upstream_protocol)
+        .unwrap_or_else(|e| fail(Error::layer(e)));
     let server = builder.build().unwrap_or_else(|e| fail(e));
     common::shutdown_on_signal(server.handle());
     let addrs = server.local_addrs();

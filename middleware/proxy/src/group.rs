@@ -41,6 +41,41 @@ pub struct Pool {
     pub idle: Vec<ConnId>,
     /// Client exchanges waiting for a connection (the peer is at its limit).
     pub waiting: VecDeque<ClientId>,
+    /// HTTP/2 connections open to the peer (each carries many exchanges at once).
+    pub h2: Vec<ConnId>,
+}
+
+/// The protocol a group's peers are spoken to in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1: one exchange per connection at a time, idle connections pooled.
+    #[default]
+    Http1,
+    /// HTTP/2: ALPN `h2` to an `https` peer, prior knowledge (h2c) to a plain one; many
+    /// exchanges at once on each connection, up to the peer's concurrent-stream limit,
+    /// so a few connections carry many clients' requests.
+    H2,
+}
+
+impl UpstreamProtocol {
+    /// `"http1"` (also `"http/1.1"`) or `"h2"` (also `"http2"`).
+    pub fn parse(s: &str) -> Result<UpstreamProtocol, String> {
+        match s {
+            "http1" | "http/1.1" => Ok(UpstreamProtocol::Http1),
+            "h2" | "http2" => Ok(UpstreamProtocol::H2),
+            other => Err(format!(
+                "protocol must be \"http1\" or \"h2\", not {other:?}"
+            )),
+        }
+    }
+
+    /// The ALPN protocol offered to an `https` peer.
+    pub fn alpn(self) -> &'static [u8] {
+        match self {
+            UpstreamProtocol::Http1 => b"http/1.1",
+            UpstreamProtocol::H2 => b"h2",
+        }
+    }
 }
 
 /// A named group of peers.
@@ -61,6 +96,7 @@ pub struct Group {
     checker: Option<Checker>,
     /// A PROXY protocol header naming the client starts every connection to its peers.
     send_proxy: Option<Version>,
+    protocol: UpstreamProtocol,
 }
 
 impl Group {
@@ -77,6 +113,7 @@ impl Group {
                 .build()
                 .map_err(|e| format!("{}: {e}", p.url))?;
             p.tls = Some(tls);
+            p.default_tls = true;
         }
         if peers.is_empty() {
             return Err(format!("upstream group {name:?} has no peers"));
@@ -101,6 +138,7 @@ impl Group {
             shared: None,
             checker: None,
             send_proxy: None,
+            protocol: UpstreamProtocol::Http1,
         })
     }
 
@@ -124,6 +162,29 @@ impl Group {
     pub fn with_send_proxy(mut self, version: Version) -> Group {
         self.send_proxy = Some(version);
         self
+    }
+
+    /// Speaks `protocol` to the peers. An `https` peer whose TLS client the group made
+    /// (see [`new`](Group::new)) gets one offering the protocol's ALPN; a peer given its
+    /// own must offer it (`h2` for [`UpstreamProtocol::H2`]).
+    pub fn with_protocol(mut self, protocol: UpstreamProtocol) -> Result<Group, String> {
+        if protocol != self.protocol {
+            for p in self.peers.iter_mut().filter(|p| p.https && p.default_tls) {
+                let tls = TlsClient::builder()
+                    .server_name(&p.host)
+                    .alpn(&[protocol.alpn()])
+                    .build()
+                    .map_err(|e| format!("{}: {e}", p.url))?;
+                p.tls = Some(tls);
+            }
+        }
+        self.protocol = protocol;
+        Ok(self)
+    }
+
+    /// The protocol spoken to the peers.
+    pub fn protocol(&self) -> UpstreamProtocol {
+        self.protocol
     }
 
     /// The PROXY protocol version its connections start with, if any.

@@ -83,7 +83,7 @@ pub mod sni;
 pub use balance::Balance;
 pub use budget::RetryBudget;
 pub use client_id::ClientId;
-pub use group::Group;
+pub use group::{Group, UpstreamProtocol};
 pub use header_list::HeaderList;
 pub use health::HealthCheck;
 pub use http::{HttpProxy, ProxyConn, ProxyState};

@@ -22,6 +22,8 @@ pub struct Peer {
     pub https: bool,
     /// The TLS client layer each dial to this peer carries (`None`: plain).
     pub tls: Option<TlsClient>,
+    /// `tls` was made by the group (not given): it follows the group's protocol's ALPN.
+    pub(crate) default_tls: bool,
 }
 
 impl Peer {
@@ -80,6 +82,7 @@ impl Peer {
             authority,
             weight: 1,
             tls: None,
+            default_tls: false,
         })
     }
 
@@ -95,6 +98,7 @@ impl Peer {
             weight: 1,
             https: false,
             tls: None,
+            default_tls: false,
         }
     }
 
@@ -107,6 +111,7 @@ impl Peer {
     /// Dials this peer with `tls` (SNI and verification for its name).
     pub fn tls(mut self, tls: TlsClient) -> Peer {
         self.tls = Some(tls);
+        self.default_tls = false;
         self
     }
 }

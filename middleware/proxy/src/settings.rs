@@ -81,10 +81,5 @@ impl Default for Settings {
     }
 }
 
-/// The protocols a TLS listener of the proxy offers by ALPN, most preferred first: `h2`
-/// (with the `h2` feature) and `http/1.1`.
-pub const CLIENT_ALPN: &[&[u8]] = if cfg!(feature = "h2") {
-    &[b"h2", b"http/1.1"]
-} else {
-    &[b"http/1.1"]
-};
+/// The protocols a TLS listener of the proxy offers by ALPN, most preferred first.
+pub const CLIENT_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];

@@ -61,6 +61,9 @@ pub(crate) trait Wire {
     fn data(&mut self, data: &[u8], owned: Option<Bytes>, chunked: bool);
     /// The body is complete (`chunked`: the last chunk is due).
     fn end_body(&mut self, chunked: bool);
+    /// A chunked body is complete, with trailer fields (names tokens, values checked):
+    /// HTTP/1.1's last chunk and trailer section.
+    fn end_with_trailers<'t>(&mut self, trailers: &mut dyn Iterator<Item = (&'t str, &'t [u8])>);
     /// Bytes queued for the client and not yet sent.
     fn queued(&self) -> usize;
     /// Whether this is HTTP/2 (no `101`, no `Connection` semantics).
@@ -151,6 +154,14 @@ impl<S: Sink> Wire for S {
         if chunked {
             self.put(b"0\r\n\r\n");
         }
+    }
+
+    fn end_with_trailers<'t>(&mut self, trailers: &mut dyn Iterator<Item = (&'t str, &'t [u8])>) {
+        self.put(b"0\r\n");
+        for (name, value) in trailers {
+            self.field(name, value);
+        }
+        self.put(b"\r\n");
     }
 
     #[inline]
@@ -684,6 +695,30 @@ impl<'a> Response<'a> {
         }
     }
 
+    /// Completes a chunked response (see [`start_chunked`](Response::start_chunked)) with
+    /// trailer fields after its body, as gRPC's `grpc-status`: on HTTP/1.1 in the last
+    /// chunk's trailer section, on HTTP/2 as the HEADERS frame that ends the stream. A
+    /// field whose name is not a token or whose value holds CR, LF or other control bytes
+    /// is left out, as are the framing fields. A response that is not chunked has no
+    /// place for trailers: it finishes as with [`finish`](Response::finish).
+    pub fn finish_with_trailers<'t>(
+        &mut self,
+        trailers: impl IntoIterator<Item = (&'t str, &'t [u8])>,
+    ) {
+        if self.st.phase != Phase::Chunked {
+            self.finish();
+            return;
+        }
+        let mut fields = trailers.into_iter().filter(|(name, value)| {
+            valid_name(name)
+                && valid_value(value)
+                && !name.eq_ignore_ascii_case("content-length")
+                && !name.eq_ignore_ascii_case("transfer-encoding")
+        });
+        self.out.end_with_trailers(&mut fields);
+        self.st.phase = Phase::Done;
+    }
+
     /// Gives up on the response: the connection is closed once what was written so far is
     /// flushed, without completing the body (no last chunk, no missing bytes), so the
     /// client sees a failed response rather than a short one that looks whole — what a
@@ -837,6 +872,25 @@ mod tests {
             => "HTTP/1.1 304 Not Modified\r\n{date}\r\n";
         chunked: GET11 => |r| { r.start_chunked(); r.write(b"hello"); r.write(b""); r.write(&[b'x'; 17]); r.finish(); }
             => "HTTP/1.1 200 OK\r\n{date}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n11\r\nxxxxxxxxxxxxxxxxx\r\n0\r\n\r\n";
+        trailers: GET11 => |r| {
+            r.start_chunked();
+            r.write(b"ab");
+            r.finish_with_trailers([
+                ("grpc-status", &b"0"[..]),
+                ("bad name", b"x"),
+                ("Content-Length", b"1"),
+                ("x-split", b"a\nb"),
+                ("grpc-message", b"fine"),
+            ]);
+            assert!(r.is_done());
+        }
+            => "HTTP/1.1 200 OK\r\n{date}Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\ngrpc-status: 0\r\ngrpc-message: fine\r\n\r\n";
+        trailers_need_a_chunked_body: GET11 => |r| {
+            r.start_sized(2);
+            r.write(b"ab");
+            r.finish_with_trailers([("grpc-status", &b"0"[..])]);
+        }
+            => "HTTP/1.1 200 OK\r\n{date}Content-Length: 2\r\n\r\nab";
         implicit_chunked: GET11 => |r| { r.write(b"ab"); r.finish(); }
             => "HTTP/1.1 200 OK\r\n{date}Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n";
         chunked_http10: GET10_KA => |r| { r.start_chunked(); r.write(b"ab"); r.finish(); assert!(r.will_close()); }

@@ -24,6 +24,7 @@
 //! # health: no path = a TCP connect check; also timeout_ms, expect = 200 or "200-299"
 //! # tls_ca = "ca.pem"              # for https:// servers (default: webpki roots)
 //! # send_proxy_protocol = "v2"      # or "v1": a PROXY header naming the client first
+//! # protocol = "h2"                 # HTTP/2 to the servers (h2c, or ALPN h2 for https://)
 //!
 //! [[upstream]]
 //! name = "static"

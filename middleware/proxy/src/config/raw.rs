@@ -93,6 +93,8 @@ pub(super) struct Upstream {
     pub tls_ca: Option<Spanned<String>>,
     /// `"v1"` or `"v2"`: a PROXY protocol header starts every connection to its servers.
     pub send_proxy_protocol: Option<Spanned<String>>,
+    /// `"http1"` (default) or `"h2"`: the protocol spoken to its servers.
+    pub protocol: Option<Spanned<String>>,
 }
 
 /// `health = { .. }` of an upstream.

@@ -9,7 +9,7 @@ use super::build::Ctx;
 use super::raw;
 use super::ConfigError;
 use crate::balance::Balance;
-use crate::group::Group;
+use crate::group::{Group, UpstreamProtocol};
 use crate::health::{CheckKind, HealthCheck};
 use crate::key::HashKey;
 use crate::peer::Peer;
@@ -51,6 +51,10 @@ impl Ctx<'_> {
             ),
             None => None,
         };
+        let protocol = match &u.protocol {
+            Some(p) => UpstreamProtocol::parse(p.get_ref()).map_err(|e| self.err(p.span(), e))?,
+            None => UpstreamProtocol::Http1,
+        };
         if u.servers.get_ref().is_empty() {
             return Err(self.err(u.servers.span(), "no servers"));
         }
@@ -58,7 +62,7 @@ impl Ctx<'_> {
             .servers
             .get_ref()
             .iter()
-            .map(|s| self.server(s, ca.as_deref()))
+            .map(|s| self.server(s, ca.as_deref(), protocol))
             .collect::<Result<Vec<_>, _>>()?;
         let balance = match &u.balance {
             Some(b) => Balance::parse(b.get_ref()).map_err(|e| self.err(b.span(), e))?,
@@ -94,11 +98,19 @@ impl Ctx<'_> {
             };
             group = group.with_send_proxy(version);
         }
+        group = group
+            .with_protocol(protocol)
+            .map_err(|e| self.err(name.span(), e))?;
         Ok(group)
     }
 
     /// One entry of `servers`.
-    fn server(&self, v: &Spanned<Value>, ca: Option<&[u8]>) -> Result<Peer, ConfigError> {
+    fn server(
+        &self,
+        v: &Spanned<Value>,
+        ca: Option<&[u8]>,
+        protocol: UpstreamProtocol,
+    ) -> Result<Peer, ConfigError> {
         let at = |m: String| self.err(v.span(), m);
         let (address, weight) = match v.get_ref() {
             Value::String(s) => {
@@ -146,7 +158,7 @@ impl Ctx<'_> {
         if peer.https {
             let mut b = TlsClient::builder()
                 .server_name(&peer.host)
-                .alpn(&[b"http/1.1"]);
+                .alpn(&[protocol.alpn()]);
             if let Some(pem) = ca {
                 b = b.root_ca_pem(pem).map_err(|e| at(e.to_string()))?;
             }

@@ -12,6 +12,7 @@ use wireloop_middleware::TlsSession;
 use super::headers::{request_head, tunnels_upgrade, HeadParts};
 use super::state::{Answer, Client, ProxyConn, ProxyState, Side};
 use super::{push_op, Engine, Op};
+use crate::group::UpstreamProtocol;
 use crate::phases::{Filter, ProxyHttp, Session};
 use crate::ClientId;
 
@@ -272,6 +273,14 @@ impl<P: ProxyHttp> Engine<P> {
             res.status(400).close().body(b"bad request\n");
             return false;
         }
+        c.head_len = c.req_stage.len();
+        if self.groups[t.group].protocol() == UpstreamProtocol::H2 {
+            // HTTP/2 frames the body itself (DATA frames, END_STREAM).
+            c.req_chunked = false;
+            c.te_trailers = req
+                .header("te")
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"trailers"));
+        }
         true
     }
 }
@@ -325,7 +334,9 @@ impl<P: ProxyHttp> App for Engine<P> {
         c.up_paused = false;
         c.stage.clear();
         c.resp.headers.clear();
+        c.trailers.clear();
         c.req_chunked = req.is_chunked();
+        c.te_trailers = false;
         c.req_done = !req.has_body();
         c.max_body = None;
         c.body_seen = 0;
@@ -464,7 +475,12 @@ impl<P: ProxyHttp> App for Engine<P> {
                 // not read; the client connection closes after the response.
                 res.close();
             }
-            res.finish();
+            if c.trailers.is_empty() {
+                res.finish();
+            } else {
+                res.finish_with_trailers(c.trailers.iter());
+                c.trailers.clear();
+            }
             c.answer = Answer::Done;
             // An idle keep-alive client keeps no large buffers.
             if c.stage.capacity() > KEEP_CAP {

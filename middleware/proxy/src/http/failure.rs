@@ -70,11 +70,13 @@ impl<P: ProxyHttp> Engine<P> {
             self.groups[group].forget_waiting(cid);
         }
         if let Some(up_id) = up {
-            // Broken: released with a reset, never pooled.
+            // Broken: released with a reset, never pooled (an HTTP/2 stream is reset).
             if let Some(u) = r.up(up_id) {
                 u.broken = true;
+                self.release(r, up_id, false);
+            } else {
+                self.abandon(r, up_id, cid);
             }
-            self.release(r, up_id, false);
         }
         self.fail_client(r, cid, 413);
     }

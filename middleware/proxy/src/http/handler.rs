@@ -7,7 +7,7 @@ use std::time::Duration;
 use wireloop::{Action, Conn, Control, Detached, Error, Handler};
 use wireloop_middleware::http1::Http1;
 
-use super::state::ProxyState;
+use super::state::{ProxyState, Side};
 use super::{Engine, Op, Reach};
 use crate::group::Group;
 use crate::phases::ProxyHttp;
@@ -195,10 +195,15 @@ impl<P: ProxyHttp> Handler for HttpProxy<P> {
             return self.http.draining(conn);
         }
         // An upstream serving a client finishes its response; an idle one closes now.
-        conn.state
-            .app_state()
-            .and_then(|p| p.0.up())
-            .is_some_and(|up| up.client.is_some())
+        match conn.state.app_state().map(|p| &mut p.0) {
+            Some(Side::Upstream(up)) => up.client.is_some(),
+            Some(Side::H2Up(up)) => {
+                // No new streams; those in flight finish.
+                up.broken = true;
+                up.busy()
+            }
+            _ => false,
+        }
     }
 
     fn closed(&mut self, conn: &mut Conn<'_, Self::State>, err: Option<Error>) {

@@ -26,12 +26,14 @@
 //! - [`client`]: the inbound side (the `App`);
 //! - [`upstream`]: the dialed side (reading responses, staging them for the client);
 //! - [`pool`]: choosing a peer, idle connections, waiting clients, dialing, release;
+//! - [`h2_upstream`]: HTTP/2 upstream connections, many exchanges on each;
 //! - [`failure`]: failures, the policy's recovery, retries and stale-connection replays;
 //! - [`probe`]: active health checks, dialed from the tick;
 //! - [`headers`]: hop-by-hop removal and the forwarding headers.
 
 mod client;
 mod failure;
+mod h2_upstream;
 mod handler;
 mod headers;
 mod pool;
@@ -73,6 +75,9 @@ pub(crate) enum Op {
     /// This client's request body went over its route's limit: its exchange ends with
     /// a 413 (the upstream's aborted).
     TooLarge(ClientId),
+    /// This client's exchange failed on the upstream side with this status (cut off if
+    /// its response started).
+    FailClient(ClientId, u16),
     /// The client exchange left (its connection closed, its stream was reset): the
     /// upstream connection serving it is reset, never reused.
     Abandon(ConnId, ClientId),
@@ -179,6 +184,8 @@ pub(crate) struct Engine<P: ProxyHttp> {
     now: Instant,
     scratch: String,
     scratch2: String,
+    /// Header names lowercased for an HTTP/2 upstream request.
+    scratch_names: Vec<u8>,
     /// The server is shutting down gracefully: upstreams are not pooled any more.
     pub(crate) draining: bool,
 }
@@ -195,6 +202,7 @@ impl<P: ProxyHttp> Engine<P> {
             now: Instant::now(),
             scratch: String::new(),
             scratch2: String::new(),
+            scratch_names: Vec::new(),
             draining: false,
         }
     }
@@ -215,6 +223,7 @@ impl<P: ProxyHttp> Engine<P> {
                 Op::Dial(cid) => self.dial(r, cid),
                 Op::TooLarge(cid) => self.too_large(r, cid),
                 Op::Abandon(up, cid) => self.abandon(r, up, cid),
+                Op::FailClient(cid, status) => self.fail_client(r, cid, status),
                 other => push_op(&mut self.later, other),
             }
         }

@@ -9,6 +9,7 @@ use wireloop_middleware::proxy_protocol::SendProxyHeader;
 use super::client::CONNECTING_CAP;
 use super::state::{Answer, ProxyConn, Side, Up};
 use super::{push_op, Engine, Op, Reach};
+use crate::group::UpstreamProtocol;
 use crate::phases::ProxyHttp;
 use crate::ClientId;
 
@@ -24,6 +25,10 @@ impl<P: ProxyHttp> Engine<P> {
         };
         let (g, p) = (c.group, c.peer);
         self.groups[g].load_mut(p).busy += 1;
+        if self.groups[g].protocol() == UpstreamProtocol::H2 {
+            self.assign_h2(r, cid);
+            return;
+        }
         // An idle pooled connection, most recent first.
         while let Some(up_id) = self.groups[g].pool(p).idle.pop() {
             let mut cside = r.take(cid);
@@ -68,22 +73,17 @@ impl<P: ProxyHttp> Engine<P> {
             return;
         };
         let (g, p) = (c.group, c.peer);
+        if self.groups[g].protocol() == UpstreamProtocol::H2 {
+            self.dial_h2(r, cid);
+            return;
+        }
         let addrs = c.addrs;
         let mut up = Up::new(g, p, cid);
         up.out = std::mem::take(&mut c.req_stage);
         up.reader = ResponseReader::new(c.head_request);
         up.req_done = c.req_done;
+        let opts = self.dial_options(g, p, addrs);
         let peer = &self.groups[g].peers()[p];
-        let mut opts = DialOptions::new().timeout(self.s.connect_timeout);
-        if let (Some(v), Some((src, dst))) = (self.groups[g].send_proxy(), addrs) {
-            // Next to the socket: the header goes out before any TLS record.
-            opts = opts.layer(SendProxyHeader::new(v, src, dst));
-        }
-        if let Some(tls) = &peer.tls {
-            // TLS towards this peer (its own name for SNI and verification), owned by
-            // the connection: everything written to it is encrypted.
-            opts = opts.layer(tls.clone());
-        }
         let state = Http1Conn::foreign(ProxyConn(Side::Upstream(Box::new(up))));
         match r.ctl.dial(&peer.dial, opts, state) {
             Ok(id) => {
@@ -109,6 +109,26 @@ impl<P: ProxyHttp> Engine<P> {
         }
     }
 
+    /// How a connection to peer `p` of group `g` is dialed for a client at `addrs`.
+    pub(crate) fn dial_options(
+        &self,
+        g: usize,
+        p: usize,
+        addrs: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+    ) -> DialOptions {
+        let mut opts = DialOptions::new().timeout(self.s.connect_timeout);
+        if let (Some(v), Some((src, dst))) = (self.groups[g].send_proxy(), addrs) {
+            // Next to the socket: the header goes out before any TLS record.
+            opts = opts.layer(SendProxyHeader::new(v, src, dst));
+        }
+        if let Some(tls) = &self.groups[g].peers()[p].tls {
+            // TLS towards this peer (its own name for SNI and verification), owned by
+            // the connection: everything written to it is encrypted.
+            opts = opts.layer(tls.clone());
+        }
+        opts
+    }
+
     /// Moves client `cid`'s staged request bytes to its upstream connection.
     pub(crate) fn flush_up(&mut self, r: &mut Reach<'_, '_, P::Ctx>, cid: ClientId) {
         let mut cside = r.take(cid);
@@ -117,6 +137,17 @@ impl<P: ProxyHttp> Engine<P> {
             return;
         };
         let up_id = c.up;
+        if let Some(u) = up_id {
+            r.put(cid, cside);
+            if self.flush_h2(r, cid, u) {
+                return;
+            }
+            cside = r.take(cid);
+        }
+        let Some(c) = cside.client() else {
+            r.put(cid, cside);
+            return;
+        };
         let up = up_id
             .and_then(|u| r.up(u))
             .filter(|u| u.client == Some(cid));
@@ -197,6 +228,9 @@ impl<P: ProxyHttp> Engine<P> {
     /// Client exchange `cid` is gone mid-way: upstream connection `up_id`, if it still
     /// serves it, is reset (nobody reads the rest of its response).
     pub(crate) fn abandon(&mut self, r: &mut Reach<'_, '_, P::Ctx>, up_id: ConnId, cid: ClientId) {
+        if self.abandon_h2(r, up_id, cid) {
+            return;
+        }
         let Some(up) = r.up(up_id).filter(|u| u.client == Some(cid)) else {
             return;
         };

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use wireloop::ConnId;
 use wireloop_middleware::http1::{Http1Conn, ResponseBody, ResponseReader};
 
+use super::h2_upstream::H2Up;
+use crate::header_list::HeaderList;
 use crate::phases::{ResponseHeader, UpstreamRequest};
 use crate::ClientId;
 
@@ -32,6 +34,7 @@ impl<C> std::fmt::Debug for ProxyConn<C> {
             Side::Gone => "ProxyConn::Gone",
             Side::Client(_) => "ProxyConn::Client",
             Side::Upstream(_) => "ProxyConn::Upstream",
+            Side::H2Up(_) => "ProxyConn::H2Upstream",
             Side::Probe(_) => "ProxyConn::Probe",
         })
     }
@@ -43,6 +46,8 @@ pub(crate) enum Side<C> {
     Gone,
     Client(Box<Client<C>>),
     Upstream(Box<Up>),
+    /// An HTTP/2 upstream connection, many exchanges at once.
+    H2Up(Box<H2Up>),
     /// An active health check's connection.
     Probe(Box<Probe>),
 }
@@ -108,6 +113,10 @@ pub(crate) struct Client<C> {
     pub replays: u8,
     /// Request bytes staged while no upstream connection is there yet.
     pub req_stage: Vec<u8>,
+    /// How much of `req_stage` is the request head (the rest is body).
+    pub head_len: usize,
+    /// The client sent `te: trailers` (passed on to an HTTP/2 upstream, as gRPC needs).
+    pub te_trailers: bool,
     pub req_chunked: bool,
     pub req_done: bool,
     /// The route's request body limit, and how much of the body came so far.
@@ -125,6 +134,8 @@ pub(crate) struct Client<C> {
     pub resp: ResponseHeader,
     pub resp_body: ResponseBody,
     pub resp_cl: Option<u64>,
+    /// The response's trailer fields (from an HTTP/2 upstream), sent after its body.
+    pub trailers: HeaderList,
     /// Body bytes (or tunnel bytes) waiting to be written to the client.
     pub stage: Vec<u8>,
     /// The upstream's response is complete (all of it is in `stage` or written).
@@ -173,6 +184,8 @@ impl<C: Default> Client<C> {
             tried: 0,
             replays: 0,
             req_stage: Vec::new(),
+            head_len: 0,
+            te_trailers: false,
             req_chunked: false,
             req_done: false,
             max_body: None,
@@ -185,6 +198,7 @@ impl<C: Default> Client<C> {
             resp: ResponseHeader::default(),
             resp_body: ResponseBody::None,
             resp_cl: None,
+            trailers: HeaderList::default(),
             stage: Vec::new(),
             complete: false,
             cut_off: false,

@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use crate::ClientId;
-use wireloop::{Action, Conn, Control, Error};
+use wireloop::{Action, Conn, ConnId, Control, Error};
 use wireloop_middleware::http1::{header_slots, ClientEvent, ResponseError};
 
 use super::failure::overdue;
 use super::headers::response_head;
-use super::state::{Answer, ProxyState, Side};
+use super::state::{Answer, ProxyConn, ProxyState, Side};
 use super::{push_op, Engine, Op, Reach};
 use crate::phases::{FailureKind, ProxyHttp};
 
@@ -38,6 +38,11 @@ impl<P: ProxyHttp> Engine<P> {
     /// An upstream connection connected: send what was staged for it.
     pub(crate) fn up_opened(&mut self, conn: UpConn<'_, '_, P::Ctx>) -> Action {
         let mut side = take_mine(conn);
+        if let Side::H2Up(u) = &mut side {
+            self.h2_opened(conn, u);
+            put_mine(conn, side);
+            return Action::None;
+        }
         let Some(up) = side.up() else {
             return self.probe_opened(conn, side);
         };
@@ -65,6 +70,11 @@ impl<P: ProxyHttp> Engine<P> {
     /// write them, and read on where the response stopped.
     pub(crate) fn up_woken(&mut self, conn: UpConn<'_, '_, P::Ctx>) -> Action {
         let mut side = take_mine(conn);
+        if let Side::H2Up(u) = &mut side {
+            let a = self.h2_io(conn, u);
+            put_mine(conn, side);
+            return a;
+        }
         let Some(up) = side.up() else {
             put_mine(conn, side);
             return Action::None;
@@ -82,6 +92,9 @@ impl<P: ProxyHttp> Engine<P> {
     /// An upstream connection's output that had backed up drained: an HTTP/2 client's
     /// request body flows again; then what arrived is read.
     pub(crate) fn up_writable(&mut self, conn: UpConn<'_, '_, P::Ctx>) -> Action {
+        if matches!(conn.state.app_state(), Some(ProxyConn(Side::H2Up(_)))) {
+            return self.up_woken(conn);
+        }
         let client = conn
             .state
             .app_state()
@@ -121,11 +134,12 @@ impl<P: ProxyHttp> Engine<P> {
         if conn.input().is_empty() {
             return Action::None;
         }
-        let id = conn.id();
         let mut side = take_mine(conn);
-        let a = self.read_response(conn, &mut side);
+        let a = match &mut side {
+            Side::H2Up(u) => self.h2_io(conn, u),
+            _ => self.read_response(conn, &mut side),
+        };
         put_mine(conn, side);
-        let _ = id;
         a
     }
 
@@ -307,29 +321,22 @@ impl<P: ProxyHttp> Engine<P> {
     /// an answer, a retry or is cut off; a failed connect marks the peer down.
     pub(crate) fn up_closed(&mut self, conn: UpConn<'_, '_, P::Ctx>, err: Option<Error>) {
         let id = conn.id();
+        if matches!(conn.state.app_state(), Some(ProxyConn(Side::H2Up(_)))) {
+            let mut side = take_mine(conn);
+            if let Side::H2Up(u) = &mut side {
+                self.h2_closed(conn, u, err);
+            }
+            put_mine(conn, side);
+            return;
+        }
         let Some(up) = conn.state.app_state().and_then(|p| p.0.up()) else {
             self.probe_closed(conn, err);
             return;
         };
         up.closed = true;
         let (g, p) = (up.group, up.peer);
-        if let Some(i) = self.live.iter().position(|x| *x == id) {
-            self.live.swap_remove(i);
-        }
-        let load = self.groups[g].load_mut(p);
-        load.conns = load.conns.saturating_sub(1);
         self.groups[g].pool(p).idle.retain(|i| *i != id);
-        let connect_failed = err.as_ref().is_some_and(|e| e.is_connect()) || !up.connected;
-        let url = &self.groups[g].peers()[p].url;
-        if connect_failed {
-            log::warn!(
-                "upstream {url}: {}",
-                err.as_ref()
-                    .map_or("closed before connecting".to_string(), |e| e.to_string())
-            );
-        } else if let Some(e) = &err {
-            log::debug!("upstream connection {id} closed: {e}");
-        }
+        let connect_failed = self.upstream_gone(id, g, p, up.connected, err.as_ref());
         if up.client.is_some() {
             let kind = match &err {
                 _ if connect_failed => FailureKind::Connect,
@@ -357,6 +364,34 @@ impl<P: ProxyHttp> Engine<P> {
         }
     }
 
+    /// Upstream connection `id` to peer `p` of group `g` closed (`err`): off the tick's
+    /// list and the peer's count, logged. Whether it failed to connect.
+    pub(crate) fn upstream_gone(
+        &mut self,
+        id: ConnId,
+        g: usize,
+        p: usize,
+        connected: bool,
+        err: Option<&Error>,
+    ) -> bool {
+        if let Some(i) = self.live.iter().position(|x| *x == id) {
+            self.live.swap_remove(i);
+        }
+        let load = self.groups[g].load_mut(p);
+        load.conns = load.conns.saturating_sub(1);
+        let connect_failed = err.is_some_and(|e| e.is_connect()) || !connected;
+        let url = &self.groups[g].peers()[p].url;
+        if connect_failed {
+            log::warn!(
+                "upstream {url}: {}",
+                err.map_or("closed before connecting".to_string(), |e| e.to_string())
+            );
+        } else if let Some(e) = err {
+            log::debug!("upstream connection {id} closed: {e}");
+        }
+        connect_failed
+    }
+
     /// Response heads overdue (a timeout failure), idle pooled connections expired,
     /// health checks due. The time until the next tick.
     pub(crate) fn tick(&mut self, ctl: &mut Control<'_, ProxyState<P::Ctx>>) -> Duration {
@@ -365,6 +400,10 @@ impl<P: ProxyHttp> Engine<P> {
         while i < self.live.len() {
             let id = self.live[i];
             i += 1;
+            if let Some(ProxyConn(Side::H2Up(_))) = ctl.state(id).and_then(|s| s.app_state()) {
+                self.h2_tick(ctl, id);
+                continue;
+            }
             let Some(up) = ctl
                 .state(id)
                 .and_then(|s| s.app_state())

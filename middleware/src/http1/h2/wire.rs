@@ -43,6 +43,9 @@ pub(crate) struct StreamOut {
     end: bool,
     /// END_STREAM went out.
     pub(crate) end_sent: bool,
+    /// Trailer fields (as `bytes` and `lens`), sent once the body is out.
+    trailers: Vec<u8>,
+    trailer_lens: Vec<(u32, u32)>,
 }
 
 impl StreamOut {
@@ -77,8 +80,9 @@ impl StreamOut {
         if self.end_sent || !self.head_ready {
             return Ok(());
         }
+        let trailers = !self.trailer_lens.is_empty();
         if !self.head_sent {
-            let end_stream = self.no_body || (self.end && self.body.is_empty());
+            let end_stream = self.no_body || (self.end && self.body.is_empty() && !trailers);
             let mut inline = [Field::new(b"", b""); INLINE_FIELDS];
             let mut heap = Vec::new();
             let fields: &[Field<'_>] = if self.lens.len() <= INLINE_FIELDS {
@@ -99,13 +103,20 @@ impl StreamOut {
             }
         }
         if !self.body.is_empty() {
-            let n = conn.send_data(stream, &self.body, self.end)?;
+            let n = conn.send_data(stream, &self.body, self.end && !trailers)?;
             self.body.drain(..n);
-            if self.end && self.body.is_empty() {
+            if self.end && self.body.is_empty() && !trailers {
                 self.end_sent = true;
             }
-        } else if self.end {
-            conn.send_data(stream, &[], true)?;
+        }
+        if self.end && self.body.is_empty() && !self.end_sent {
+            if trailers {
+                let mut fields = Vec::with_capacity(self.trailer_lens.len());
+                fill(&self.trailers, &self.trailer_lens, |_, f| fields.push(f));
+                conn.send_trailers(stream, &fields)?;
+            } else {
+                conn.send_data(stream, &[], true)?;
+            }
             self.end_sent = true;
         }
         if self.body.is_empty() && self.body.capacity() > 64 * 1024 {
@@ -164,6 +175,25 @@ impl Wire for StreamOut {
     }
 
     fn end_body(&mut self, _chunked: bool) {
+        self.end = true;
+    }
+
+    fn end_with_trailers<'t>(&mut self, trailers: &mut dyn Iterator<Item = (&'t str, &'t [u8])>) {
+        for (name, value) in trailers {
+            if CONNECTION_SPECIFIC
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(name))
+                || name.eq_ignore_ascii_case("te")
+            {
+                continue;
+            }
+            let start = self.trailers.len();
+            self.trailers.extend_from_slice(name.as_bytes());
+            self.trailers[start..].make_ascii_lowercase();
+            self.trailers.extend_from_slice(value);
+            self.trailer_lens
+                .push((name.len() as u32, value.len() as u32));
+        }
         self.end = true;
     }
 
