@@ -117,6 +117,7 @@ balance = "hash"
 hash_key = "path"
 health = { interval_ms = 100, timeout_ms = 50, expect = "200-204", path = "/h" }
 send_proxy_protocol = "v1"
+protocol = "h2"
 
 [proxy]
 connect_timeout_ms = 250
@@ -142,6 +143,7 @@ connections_per_ip = 100
         g.send_proxy(),
         Some(wireloop_middleware::proxy_protocol::Version::V1)
     );
+    assert_eq!(g.protocol(), crate::UpstreamProtocol::H2);
     let h = g.health_check().unwrap();
     assert_eq!(h.timeout, Duration::from_millis(50));
     assert!(matches!(
@@ -186,6 +188,7 @@ fn bad_files_are_refused_with_file_line_and_reason() {
         (with_upstream("balance = \"fastest\"\n"), "bad.toml:6:11:", "unknown balance mode"),
         (with_upstream("hash_key = \"cookie\"\n"), "bad.toml:6:", "unknown hash key"),
         (with_upstream("send_proxy_protocol = \"v3\"\n"), "bad.toml:6:23:", "send_proxy_protocol must be \"v1\" or \"v2\""),
+        (with_upstream("protocol = \"spdy\"\n"), "bad.toml:6:12:", "protocol must be \"http1\" or \"h2\""),
         (with_upstream("[log]\naccess = \"xml\"\n"), "bad.toml:7:10:", "access:"),
         (with_upstream("[limits]\nconnections_per_ip = 0\n"), "bad.toml:7:22:", "connections_per_ip must be at least 1"),
         (with_upstream("[limits]\nmax_connections = 0\n"), "bad.toml:7:19:", "max_connections must be at least 1"),

@@ -1,0 +1,190 @@
+//! The reverse proxy speaking HTTP/2 to its upstreams (`--upstream-protocol h2`) when
+//! they misbehave or need TLS: a Python `h2` server that resets a stream, never answers
+//! one, drops its connection, or ends a response with trailers; and the http-server
+//! example's TLS port reached with ALPN `h2`. Every process is killed and reaped on drop.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use common::process::{free_port, Process};
+use common::tools::{curl, text, TempDir};
+use common::TIMEOUT;
+
+/// An HTTP/2 (h2c) server answering by path: `/ok` 200 `ok`; `/reset` RST_STREAM
+/// INTERNAL_ERROR; `/stall` never; `/die` drops its connection; `/trailers` 200 `body`
+/// then the trailer `x-checksum: abc`. Prints its port.
+const SERVER: &str = r#"
+import socket, threading
+import h2.config, h2.connection, h2.events
+
+def serve(sock):
+    c = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+    c.initiate_connection()
+    sock.sendall(c.data_to_send())
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return
+        for e in c.receive_data(data):
+            if isinstance(e, h2.events.RequestReceived):
+                path, sid = dict(e.headers)[":path"], e.stream_id
+                if path == "/ok":
+                    c.send_headers(sid, [(":status", "200"), ("content-length", "2")])
+                    c.send_data(sid, b"ok", end_stream=True)
+                elif path == "/reset":
+                    c.reset_stream(sid, error_code=2)
+                elif path == "/die":
+                    sock.close()
+                    return
+                elif path == "/trailers":
+                    c.send_headers(sid, [(":status", "200")])
+                    c.send_data(sid, b"body")
+                    c.send_headers(sid, [("x-checksum", "abc")], end_stream=True)
+            elif isinstance(e, h2.events.DataReceived):
+                c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+        sock.sendall(c.data_to_send())
+
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen()
+print(l.getsockname()[1], flush=True)
+while True:
+    s, _ = l.accept()
+    threading.Thread(target=serve, args=(s,), daemon=True).start()
+"#;
+
+/// A child killed and reaped on drop.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The reverse-proxy example on a free plain port in front of `upstream` over HTTP/2,
+/// with `more` arguments.
+fn proxy(upstream: &str, more: &[&str]) -> (Process, u16) {
+    let port = free_port();
+    let mut args: Vec<String> = [
+        "--listen-host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--tlsport",
+        "0",
+        "--upstream",
+        upstream,
+        "--upstream-protocol",
+        "h2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(more.iter().map(|s| s.to_string()));
+    let p = Process::start(
+        &common::example_bin("reverse-proxy"),
+        &args,
+        "forwarding to",
+        TIMEOUT,
+    )
+    .expect("reverse-proxy starts");
+    (p, port)
+}
+
+/// curl's status code and body for `url` (HTTP/1.1 to the proxy).
+fn get(url: &str) -> (String, String) {
+    let out = text(&curl(&["-s", "--raw", "-w", "\n%{http_code}", url]));
+    let (body, code) = out.rsplit_once('\n').unwrap_or(("", &out));
+    (code.to_string(), body.to_string())
+}
+
+#[test]
+fn upstream_resets_stalls_drops_and_trailers_reach_the_client_right() {
+    let mut server = Kill(
+        Command::new("python3")
+            .args(["-c", SERVER])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3"),
+    );
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let up: u16 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("python h2 server (pip install h2): {line:?}"));
+    let (p, port) = proxy(
+        &format!("http://127.0.0.1:{up}"),
+        &["--upstream-timeout", "0.5", "--down-time", "0.01"],
+    );
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    assert_eq!(
+        get(&url("/ok")),
+        ("200".into(), "ok".into()),
+        "{}",
+        p.output()
+    );
+    // A reset stream: the client gets a 502; the connection carries on.
+    assert_eq!(get(&url("/reset")).0, "502", "{}", p.output());
+    assert_eq!(get(&url("/ok")).0, "200");
+    // No response head within --upstream-timeout: 504, and that stream is reset.
+    assert_eq!(get(&url("/stall")).0, "504", "{}", p.output());
+    assert_eq!(get(&url("/ok")).0, "200", "{}", p.output());
+    // The upstream drops the connection: 502; the next request dials a new one.
+    assert_eq!(get(&url("/die")).0, "502", "{}", p.output());
+    assert_eq!(get(&url("/ok")).0, "200", "{}", p.output());
+    // Trailers, in the last chunk's trailer section of an HTTP/1.1 client's response.
+    let (code, raw) = get(&url("/trailers"));
+    assert_eq!(code, "200");
+    assert_eq!(
+        raw,
+        "4\r\nbody\r\n0\r\nx-checksum: abc\r\n\r\n",
+        "{}",
+        p.output()
+    );
+}
+
+#[test]
+fn an_https_upstream_is_spoken_to_in_h2_by_alpn() {
+    let dir = TempDir::new("h2-up-tls");
+    let cert = dir.path().join("cert.pem");
+    let tlsport = free_port();
+    let args: Vec<String> = [
+        "--port",
+        "0",
+        "--tlsport",
+        &tlsport.to_string(),
+        "--cert-out",
+        cert.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let _backend = Process::start(
+        &common::example_bin("http-server"),
+        &args,
+        ", https://",
+        TIMEOUT,
+    )
+    .expect("http-server starts");
+    let (p, port) = proxy(
+        &format!("https://localhost:{tlsport}"),
+        &["--upstream-ca", cert.to_str().unwrap()],
+    );
+    let out = text(&curl(&["-s", "-i", &format!("http://127.0.0.1:{port}/")]));
+    assert!(out.contains("Hello World!"), "{out}\n{}", p.output());
+    // It came over HTTP/2 (ALPN h2 on the upstream's TLS).
+    assert!(
+        out.to_ascii_lowercase().contains("via: 2 wireloop"),
+        "{out}"
+    );
+}
