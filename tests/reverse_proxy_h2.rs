@@ -313,3 +313,71 @@ fn a_stalled_stream_holds_back_no_other_and_its_reset_aborts_the_upstream() {
     assert_eq!(line.trim(), "200 ok", "{}", p.output());
     assert!(py.wait().unwrap().success());
 }
+
+/// A Python `h2` client streaming a 64 MiB request body on one stream as fast as the
+/// windows allow, until they stay shut for a second: prints how many bytes went out.
+const H2_PUSH: &str = r#"
+import socket, sys
+import h2.config, h2.connection, h2.events
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+c.initiate_connection()
+c.send_headers(1, [(":method", "POST"), (":path", "/upload"), (":authority", "backend"),
+                   (":scheme", "http")])
+chunk, total, sent = b"x" * 16384, 64 << 20, 0
+while sent < total:
+    n = min(len(chunk), c.local_flow_control_window(1), c.max_outbound_frame_size)
+    if n > 0:
+        c.send_data(1, chunk[:n])
+        sent += n
+        s.sendall(c.data_to_send())
+        continue
+    s.sendall(c.data_to_send())
+    s.settimeout(1.0)
+    try:
+        data = s.recv(65536)
+    except socket.timeout:
+        break
+    if not data:
+        break
+    c.receive_data(data)
+print(sent, flush=True)
+"#;
+
+#[test]
+fn an_h2_request_body_is_held_by_flow_control_while_the_upstream_does_not_read() {
+    let dir = TempDir::new("rp-h2-hold");
+    // An upstream that accepts and never reads.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap().port();
+    let (tx, rx) = channel();
+    thread::spawn(move || {
+        if let Ok((s, _)) = l.accept() {
+            let _ = tx.send(());
+            // Held open, unread, until the test ends.
+            thread::park();
+            drop(s);
+        }
+    });
+    let (p, port, _) = proxy(
+        &format!("http://127.0.0.1:{up}"),
+        &dir.path().join("cert.pem"),
+    );
+    let before = p.rss();
+    let out = Command::new("python3")
+        .args(["-c", H2_PUSH, &port.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(rx.recv_timeout(TIMEOUT), Ok(()), "the upstream was dialed");
+    let sent: usize = text(&out.stdout).trim().parse().unwrap();
+    // What the sockets' buffers, the proxy's output high-water mark (1 MiB) and the
+    // windows take, and no more: the proxy stopped giving the client credit.
+    assert!(
+        sent < 24 << 20,
+        "{sent} bytes of 64 MiB taken from a client whose upstream reads nothing"
+    );
+    let grew = p.rss().saturating_sub(before);
+    assert!(grew < 16 << 20, "the proxy grew by {grew} bytes");
+}
