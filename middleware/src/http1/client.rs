@@ -240,7 +240,11 @@ pub fn parse_response<'a>(
     }
     let reason = res.reason.unwrap_or("");
     let headers: &'a [Header<'a>] = res.headers;
-    check_line_ends(&window[..len], true).map_err(|_| ResponseError::Malformed("bare LF or CR"))?;
+    if !lines_end_in_crlf(&window[..len], headers) {
+        // The slow look, to say what is wrong.
+        check_line_ends(&window[..len], true)
+            .map_err(|_| ResponseError::Malformed("bare LF or CR"))?;
+    }
     let (body, keep_alive) = framing(headers, minor, code, head_request)?;
     Ok(Some((
         len,
@@ -253,6 +257,26 @@ pub fn parse_response<'a>(
             keep_alive,
         },
     )))
+}
+
+/// Whether every line of a response head httparse accepted ends in CRLF (the head starts
+/// with its status line). httparse takes CRLF or a bare LF as a line end and rejects a CR
+/// not followed by LF, so it is enough to look at the byte before each line end: before
+/// every header line and at the two last line ends. `false` says only that the byte-wise
+/// check must decide.
+fn lines_end_in_crlf(head: &[u8], headers: &[Header<'_>]) -> bool {
+    if !head.starts_with(b"HTTP/") {
+        return false;
+    }
+    let base = head.as_ptr() as usize;
+    for h in headers {
+        let at = (h.name.as_ptr() as usize).wrapping_sub(base);
+        if at < 2 || at > head.len() || head[at - 2] != b'\r' {
+            return false;
+        }
+    }
+    let n = head.len();
+    n >= 4 && head[n - 2] == b'\r' && head[n - 4] == b'\r'
 }
 
 fn framing(

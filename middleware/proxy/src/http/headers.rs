@@ -14,20 +14,18 @@ const MAX_CONN_OPTIONS: usize = 16;
 
 /// Hop-by-hop header fields (RFC 9110 §7.6.1), removed in both directions.
 pub(crate) fn hop_by_hop(name: &str) -> bool {
-    const HOP: [&str; 7] = [
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-connection",
-    ];
-    HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
-        || name
-            .as_bytes()
-            .get(..6)
-            .is_some_and(|p| p.eq_ignore_ascii_case(b"proxy-"))
+    let eq = |h: &str| name.eq_ignore_ascii_case(h);
+    // By length first: most fields are none of these, and say so in one comparison.
+    (match name.len() {
+        2 => eq("te"),
+        7 => eq("trailer") || eq("upgrade"),
+        10 => eq("connection") || eq("keep-alive"),
+        17 => eq("transfer-encoding"),
+        _ => false,
+    }) || name
+        .as_bytes()
+        .get(..6)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"proxy-"))
 }
 
 /// The options of `Connection` fields: the headers they name are hop-by-hop too.
