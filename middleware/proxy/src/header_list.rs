@@ -1,13 +1,16 @@
-//! A small list of header fields kept in one buffer, reused from request to request (no
+//! A small list of header fields kept in two buffers (names, values), reused from request to request (no
 //! allocation once warm): what a policy adds to or removes from an upstream request, and
 //! the response head a response filter sees and edits.
 
 /// Header fields in order, names compared without regard to case.
 #[derive(Clone, Debug, Default)]
 pub struct HeaderList {
-    buf: Vec<u8>,
-    /// (start, name length, value length) in `buf`.
-    spans: Vec<(u32, u32, u32)>,
+    /// The names, one after the other (kept as text: handing one out checks nothing).
+    names: String,
+    /// The values, one after the other.
+    values: Vec<u8>,
+    /// (name start, name length, value start, value length).
+    spans: Vec<(u32, u32, u32, u32)>,
 }
 
 /// Most bytes a header list holds (a peer-controlled response head is far smaller: the
@@ -17,8 +20,13 @@ pub const MAX_HEADER_LIST: usize = 256 * 1024;
 impl HeaderList {
     /// Empties the list, keeping its capacity.
     pub fn clear(&mut self) {
-        self.buf.clear();
+        self.names.clear();
+        self.values.clear();
         self.spans.clear();
+    }
+
+    fn size(&self) -> usize {
+        self.names.len() + self.values.len()
     }
 
     /// Appends `name: value`. Ignored (`false`) if either holds CR, LF or NUL, the name is
@@ -26,7 +34,7 @@ impl HeaderList {
     pub fn append(&mut self, name: &str, value: &[u8]) -> bool {
         let bad_name = name.is_empty() || name.bytes().any(|b| b <= b' ' || b == b':' || b == 0x7f);
         let bad_value = value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0));
-        if bad_name || bad_value || self.buf.len() + name.len() + value.len() > MAX_HEADER_LIST {
+        if bad_name || bad_value || self.size() + name.len() + value.len() > MAX_HEADER_LIST {
             return false;
         }
         self.push(name, value);
@@ -36,7 +44,7 @@ impl HeaderList {
     /// Appends a field taken from a head the HTTP/1.1 parser accepted: its name is a token
     /// and its value holds no CR, LF or NUL already, so only the size is checked.
     pub(crate) fn append_parsed(&mut self, name: &str, value: &[u8]) -> bool {
-        if self.buf.len() + name.len() + value.len() > MAX_HEADER_LIST {
+        if self.size() + name.len() + value.len() > MAX_HEADER_LIST {
             return false;
         }
         self.push(name, value);
@@ -44,11 +52,11 @@ impl HeaderList {
     }
 
     fn push(&mut self, name: &str, value: &[u8]) {
-        let start = self.buf.len() as u32;
-        self.buf.extend_from_slice(name.as_bytes());
-        self.buf.extend_from_slice(value);
+        let (n, v) = (self.names.len() as u32, self.values.len() as u32);
+        self.names.push_str(name);
+        self.values.extend_from_slice(value);
         self.spans
-            .push((start, name.len() as u32, value.len() as u32));
+            .push((n, name.len() as u32, v, value.len() as u32));
     }
 
     /// Replaces every `name` field with one `name: value`.
@@ -57,13 +65,13 @@ impl HeaderList {
         self.append(name, value)
     }
 
-    /// Removes every `name` field (the bytes stay in the buffer until [`clear`]).
+    /// Removes every `name` field (the bytes stay in the buffers until [`clear`]).
     ///
     /// [`clear`]: HeaderList::clear
     pub fn remove(&mut self, name: &str) {
-        let buf = &self.buf;
-        self.spans.retain(|&(s, n, _)| {
-            !buf[s as usize..(s + n) as usize].eq_ignore_ascii_case(name.as_bytes())
+        let names = &self.names;
+        self.spans.retain(|&(s, n, _, _)| {
+            !names[s as usize..(s + n) as usize].eq_ignore_ascii_case(name)
         });
     }
 
@@ -81,11 +89,12 @@ impl HeaderList {
 
     /// The fields in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        self.spans.iter().map(move |&(s, n, v)| {
-            let (s, n, v) = (s as usize, n as usize, v as usize);
-            // Names were `&str` when appended.
-            let name = std::str::from_utf8(&self.buf[s..s + n]).unwrap_or("");
-            (name, &self.buf[s + n..s + n + v])
+        self.spans.iter().map(move |&(s, n, v, l)| {
+            let (s, n, v, l) = (s as usize, n as usize, v as usize, l as usize);
+            (
+                self.names.get(s..s + n).unwrap_or(""),
+                self.values.get(v..v + l).unwrap_or_default(),
+            )
         })
     }
 
@@ -101,8 +110,9 @@ impl HeaderList {
 
     /// Drops buffers grown beyond `cap` bytes (an idle connection keeps little).
     pub fn shrink(&mut self, cap: usize) {
-        if self.buf.capacity() > cap {
-            self.buf = Vec::new();
+        if self.names.capacity() + self.values.capacity() > cap {
+            self.names = String::new();
+            self.values = Vec::new();
         }
     }
 }

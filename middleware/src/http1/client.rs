@@ -36,7 +36,8 @@ use std::mem::MaybeUninit;
 use httparse::Header;
 
 use super::chunked::{ChunkedDecoder, ChunkedError, Decoded};
-use super::parse::{check_line_ends, eq, is_tchar, list, BodyLength, FramingFields, TeError};
+use super::parse::{check_line_ends, eq, list, BodyLength, FramingFields, TeError};
+use super::response::{valid_name, valid_value};
 use super::Config;
 
 /// How a response's body is delimited (RFC 9112 §6.3).
@@ -351,12 +352,6 @@ fn valid_target(t: &str) -> bool {
     !t.is_empty() && t.bytes().all(|b| b > b' ' && b != 0x7f)
 }
 
-fn valid_value(value: &[u8]) -> bool {
-    value
-        .iter()
-        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
-}
-
 /// Appends an HTTP/1.1 request head to `out`: the request line, `headers` in order, and
 /// the framing the writer owns: `Content-Length: n` for [`BodyLength::Length`] (also 0),
 /// `Transfer-Encoding: chunked` for [`BodyLength::Chunked`] (then send the body with
@@ -370,7 +365,7 @@ pub fn write_request_head<'h>(
     headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
     body: BodyLength,
 ) -> Result<(), InvalidRequest> {
-    if method.is_empty() || !method.bytes().all(is_tchar) {
+    if !valid_name(method) {
         return Err(InvalidRequest("method"));
     }
     if !valid_target(target) {
@@ -382,7 +377,7 @@ pub fn write_request_head<'h>(
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
-        if name.is_empty() || !name.bytes().all(is_tchar) {
+        if !valid_name(name) {
             out.truncate(start);
             return Err(InvalidRequest("header name"));
         }

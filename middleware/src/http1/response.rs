@@ -357,7 +357,7 @@ pub(crate) fn put_error(out: &mut dyn Sink, code: u16, date: &HttpDate) {
     out.put(l.bytes());
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| TOKEN[b as usize])
 }
 
@@ -374,7 +374,7 @@ const TOKEN: [bool; 256] = {
     t
 };
 
-fn valid_value(value: &[u8]) -> bool {
+pub(crate) fn valid_value(value: &[u8]) -> bool {
     value
         .iter()
         .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
