@@ -374,6 +374,7 @@ impl<'a> Iterator for FieldIter<'a> {
 /// (`http://` or `https://`, no user information, its authority equal to `Host` when
 /// there is one), authority-form (`CONNECT` only, which takes nothing else) and `*`
 /// (`OPTIONS` only).
+#[inline]
 pub fn parse_request<'a>(
     buf: &'a [u8],
     slots: &'a mut [MaybeUninit<Header<'a>>],
@@ -399,19 +400,19 @@ macro_rules! byte_set {
 }
 
 /// Which bytes are `tchar`s (RFC 9110 §5.6.2).
-const TCHAR: [bool; 256] = byte_set!(
+static TCHAR: [bool; 256] = byte_set!(
     b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
         | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z'
 );
 
 /// The bytes the strict parser takes in a request target: visible ASCII.
-const TARGET: [bool; 256] = byte_set!(b'!'..=b'~');
+static TARGET: [bool; 256] = byte_set!(b'!'..=b'~');
 
 /// Field value bytes (RFC 9110 §5.5): HTAB, SP, VCHAR, obs-text.
-const VALUE: [bool; 256] = byte_set!(b'\t' | b' '..=b'~' | 0x80..=0xff);
+static VALUE: [bool; 256] = byte_set!(b'\t' | b' '..=b'~' | 0x80..=0xff);
 
 /// Bytes a `Host` value must not hold (whitespace, path and user-information delimiters).
-const NOT_IN_HOST: [bool; 256] = byte_set!(b' ' | b'\t' | b'/' | b'?' | b'#' | b'@' | b'\\');
+static NOT_IN_HOST: [bool; 256] = byte_set!(b' ' | b'\t' | b'/' | b'?' | b'#' | b'@' | b'\\');
 
 /// The common case in one pass: a complete head within the limits, every line ending in
 /// CRLF, `method SP target SP HTTP/1.x`, a visible-ASCII target, `name:OWS value OWS`
@@ -423,8 +424,8 @@ const NOT_IN_HOST: [bool; 256] = byte_set!(b' ' | b'\t' | b'/' | b'?' | b'#' | b
 fn parse_strict<'a>(buf: &'a [u8], cfg: &Config, slots: usize) -> Option<(usize, Request<'a>)> {
     let w = &buf[..buf.len().min(cfg.max_head.max(16))];
     let max_fields = cfg.max_headers.clamp(1, slots);
-    let mut i = w.iter().position(|&b| !TCHAR[b as usize])?;
-    if i == 0 || w[i] != b' ' {
+    let mut i = token_end(w, 0);
+    if i == 0 || *w.get(i)? != b' ' {
         return None;
     }
     let m = i;
@@ -436,11 +437,17 @@ fn parse_strict<'a>(buf: &'a [u8], cfg: &Config, slots: usize) -> Option<(usize,
     // ASCII: one check for both.
     let line = std::str::from_utf8(&w[..i]).ok()?;
     let (method, target) = (line.get(..m)?, line.get(t..)?);
-    let minor = match w.get(i + 1..i + 11)? {
-        b"HTTP/1.1\r\n" => 1,
-        b"HTTP/1.0\r\n" => 0,
-        _ => return None,
+    let version = word(w, i + 1)?;
+    let minor = if version == u64::from_le_bytes(*b"HTTP/1.1") {
+        1
+    } else if version == u64::from_le_bytes(*b"HTTP/1.0") {
+        0
+    } else {
+        return None;
     };
+    if w.get(i + 9..i + 11)? != b"\r\n" {
+        return None;
+    }
     i += 11;
     let start = i;
     let mut scan = FieldScan::new(minor);
@@ -453,8 +460,8 @@ fn parse_strict<'a>(buf: &'a [u8], cfg: &Config, slots: usize) -> Option<(usize,
             break;
         }
         let n = i;
-        i += w[i..].iter().position(|&b| !TCHAR[b as usize])?;
-        if i == n || w[i] != b':' {
+        i = token_end(w, i);
+        if i == n || *w.get(i)? != b':' {
             return None;
         }
         let name = &w[n..i];
@@ -476,7 +483,12 @@ fn parse_strict<'a>(buf: &'a [u8], cfg: &Config, slots: usize) -> Option<(usize,
     let block = &w[start..i];
     let len = i + 2;
     let facts = scan.finish().ok()?;
-    let authority = check_target(method, target, &facts).ok()?;
+    // Origin-form, the common case, needs no more checks (`target_form`'s first test).
+    let authority = if target.as_bytes()[0] == b'/' && method != "CONNECT" {
+        (0, 0)
+    } else {
+        check_target(method, target, &facts).ok()?
+    };
     Some((
         len,
         Request {
@@ -494,6 +506,61 @@ fn parse_strict<'a>(buf: &'a [u8], cfg: &Config, slots: usize) -> Option<(usize,
             h2: false,
         },
     ))
+}
+
+/// Where the run of `tchar`s from `i` ends.
+#[inline(always)]
+fn token_end(w: &[u8], mut i: usize) -> usize {
+    while i < w.len() && TCHAR[w[i] as usize] {
+        i += 1;
+    }
+    i
+}
+
+/// Whether the token `name` is `lower` (lower case letters and `-`) in any case: a
+/// token's byte with bit 5 set is one of `lower`'s only if it is that letter in either
+/// case (or `-` itself; CR would map to `-`, but it is no `tchar`).
+#[inline(always)]
+fn token_is(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .fold(true, |same, (&a, &b)| same & (a | 0x20 == b))
+}
+
+/// Whether `v` holds a byte a `Host` value must not (see [`NOT_IN_HOST`]): eight bytes
+/// at a time, the last word overlapping the one before.
+#[inline]
+fn bad_host(v: &[u8]) -> bool {
+    if v.len() < 8 {
+        return v
+            .iter()
+            .fold(false, |bad, &b| bad | NOT_IN_HOST[b as usize]);
+    }
+    let has = |x: u64, c: u8| {
+        let y = x ^ (LO * u64::from(c));
+        y.wrapping_sub(LO) & !y
+    };
+    let word_bad = |x: u64| {
+        (has(x, b' ')
+            | has(x, b'\t')
+            | has(x, b'/')
+            | has(x, b'?')
+            | has(x, b'#')
+            | has(x, b'@')
+            | has(x, b'\\'))
+            & HI
+            != 0
+    };
+    let mut i = 0;
+    while i + 8 < v.len() {
+        if word(v, i).is_some_and(word_bad) {
+            return true;
+        }
+        i += 8;
+    }
+    word(v, v.len() - 8).is_some_and(word_bad)
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -968,18 +1035,15 @@ impl<'a> FieldScan<'a> {
     #[inline]
     fn field(&mut self, name: &[u8], value: &'a [u8]) -> Result<(), ParseError> {
         match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => {
+            4 if token_is(name, b"host") => {
                 self.hosts += 1;
                 self.host = Some(value);
-                if value
-                    .iter()
-                    .fold(false, |bad, &b| bad | NOT_IN_HOST[b as usize])
-                {
+                if bad_host(value) {
                     return Err(ParseError::BadRequest("invalid Host"));
                 }
             }
             // HTTP/1.0 expectations are ignored (RFC 9110 §10.1.1).
-            6 if self.minor >= 1 && name.eq_ignore_ascii_case(b"expect") => {
+            6 if self.minor >= 1 && token_is(name, b"expect") => {
                 for e in list(value) {
                     if e.eq_ignore_ascii_case(b"100-continue") {
                         self.expect_continue = true;
@@ -988,8 +1052,8 @@ impl<'a> FieldScan<'a> {
                     }
                 }
             }
-            7 if name.eq_ignore_ascii_case(b"upgrade") => self.upgrade_header = true,
-            10 if name.eq_ignore_ascii_case(b"connection") => {
+            7 if token_is(name, b"upgrade") => self.upgrade_header = true,
+            10 if token_is(name, b"connection") => {
                 for t in list(value) {
                     if t.eq_ignore_ascii_case(b"close") {
                         self.close = true;
@@ -1429,6 +1493,41 @@ mod tests {
                             y.map(|o| o.map(|(n, _)| n))
                         ),
                     }
+                }
+            }
+        }
+    }
+
+    /// The word-at-a-time `Host` check and the case-folding name match against their
+    /// byte-by-byte definitions.
+    #[test]
+    fn host_check_and_name_match() {
+        for len in 0..24 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut v = vec![b'h'; len];
+                    v[at] = b;
+                    assert_eq!(
+                        super::bad_host(&v),
+                        v.iter().any(|&c| NOT_IN_HOST[c as usize]),
+                        "{v:?}"
+                    );
+                }
+            }
+        }
+        for name in ["host", "expect", "upgrade", "connection"] {
+            for b in 0..=255u8 {
+                for at in 0..name.len() {
+                    let mut n = name.as_bytes().to_vec();
+                    n[at] = b;
+                    if !n.iter().all(|&c| TCHAR[c as usize]) {
+                        continue;
+                    }
+                    assert_eq!(
+                        token_is(&n, name.as_bytes()),
+                        n.eq_ignore_ascii_case(name.as_bytes()),
+                        "{n:?}"
+                    );
                 }
             }
         }

@@ -25,7 +25,7 @@ trait Put {
 }
 
 impl Put for Appender<'_> {
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, data: &[u8]) {
         Appender::put(self, data);
     }
@@ -38,7 +38,7 @@ impl Put for Vec<u8> {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn field_line<P: Put>(p: &mut P, name: &[u8], value: &[u8]) {
     p.put(name);
     p.put(b": ");
@@ -47,7 +47,7 @@ fn field_line<P: Put>(p: &mut P, name: &[u8], value: &[u8]) {
 }
 
 /// `Date`, the framing field, `Connection`, the empty line.
-#[inline]
+#[inline(always)]
 fn head_end<P: Put>(p: &mut P, end: &HeadEnd<'_>) {
     let mut digits = itoa::Buffer::new();
     match (end.date, end.length) {
@@ -418,11 +418,11 @@ pub(crate) fn put_error(out: &mut dyn Sink, code: u16, date: &HttpDate) {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| TOKEN[b as usize])
+    !name.is_empty() && name.bytes().fold(true, |ok, b| ok & TOKEN[b as usize])
 }
 
 /// Which bytes are `tchar`s (RFC 9110 §5.6.2): one look-up per byte of a field name.
-const TOKEN: [bool; 256] = {
+static TOKEN: [bool; 256] = {
     let mut t = [false; 256];
     let mut b = 0;
     while b < 256 {
