@@ -226,6 +226,27 @@ impl OutBuf {
         self.write_chunk(data);
     }
 
+    /// Whether copied writes go to the flat buffer now (no chunk queued): then
+    /// [`append`](OutBuf::append) may be used, with room made for a first write.
+    #[inline]
+    pub(crate) fn start_appending(&mut self) -> bool {
+        if !self.chunks.is_empty() {
+            return false;
+        }
+        if self.flat.capacity() == 0 {
+            self.flat.reserve(CHUNK_MIN);
+        }
+        true
+    }
+
+    /// Appends a copy of `data` to the flat buffer (after
+    /// [`start_appending`](OutBuf::start_appending) said yes, with no other write since).
+    #[inline(always)]
+    pub(crate) fn append(&mut self, data: &[u8]) {
+        self.flat.extend_from_slice(data);
+        self.len += data.len();
+    }
+
     /// Queues a copy of `data` behind the chunks.
     fn write_chunk(&mut self, data: &[u8]) {
         if let Some(Chunk::Copied(v)) = self.chunks.back_mut() {
@@ -441,10 +462,20 @@ mod tests {
         for i in 0..200u32 {
             let piece: Vec<u8> = (0..(i * 37 % 3000)).map(|k| (k ^ i) as u8).collect();
             expect.extend_from_slice(&piece);
-            if i % 3 == 0 {
-                q.write_bytes(Bytes::from(piece));
-            } else {
-                q.write(&piece);
+            match i % 4 {
+                0 => q.write_bytes(Bytes::from(piece)),
+                1 => {
+                    let (a, b) = piece.split_at(piece.len() / 3);
+                    if q.start_appending() {
+                        q.append(a);
+                        q.append(b"");
+                        q.append(b);
+                    } else {
+                        q.write(a);
+                        q.write(b);
+                    }
+                }
+                _ => q.write(&piece),
             }
         }
         assert_eq!(q.len(), expect.len());

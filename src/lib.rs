@@ -93,7 +93,7 @@ pub use handle::Handle;
 pub use id::ConnId;
 pub use inherit::Listeners;
 pub use layer_buf::LayerBuffers;
-pub use reactor::conn::{Conn, Output};
+pub use reactor::conn::{Appender, Conn, Output};
 pub use reactor::control::{Control, TimerId};
 pub use reactor::handler::{Action, Handler};
 pub use resolver::ResolverConfig;

@@ -504,6 +504,18 @@ impl Output<'_> {
         }
     }
 
+    /// A writer for many small copies in a row (a message assembled from pieces): each
+    /// [`Appender::put`] is the same as [`write`](Output::write), without its checks.
+    #[inline]
+    pub fn appender(&mut self) -> Appender<'_> {
+        let flat = self.open && self.out.start_appending();
+        Appender {
+            out: self.out,
+            flat,
+            open: self.open,
+        }
+    }
+
     /// Queues `data` without copying it (see [`Conn::write_bytes`]).
     #[inline]
     pub fn write_bytes(&mut self, data: Bytes) {
@@ -522,6 +534,27 @@ impl Output<'_> {
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.out.is_empty()
+    }
+}
+
+/// Queues copies on a connection's output, one after the other (from
+/// [`Output::appender`]).
+pub struct Appender<'a> {
+    out: &'a mut OutBuf,
+    /// The copies go straight to the end of the output's one buffer.
+    flat: bool,
+    open: bool,
+}
+
+impl Appender<'_> {
+    /// Queues a copy of `data` (see [`Conn::write`]).
+    #[inline(always)]
+    pub fn put(&mut self, data: &[u8]) {
+        if self.flat {
+            self.out.append(data);
+        } else if self.open {
+            self.out.write(data);
+        }
     }
 }
 

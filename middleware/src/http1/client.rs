@@ -292,7 +292,7 @@ fn framing(
     for h in headers {
         let name = h.name;
         if fields
-            .field(name, h.value)
+            .field(name.as_bytes(), h.value)
             .map_err(ResponseError::Malformed)?
         {
             continue;

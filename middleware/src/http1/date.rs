@@ -10,8 +10,13 @@ pub const IMF_FIXDATE_LEN: usize = 29;
 #[derive(Clone, Debug)]
 pub struct HttpDate {
     secs: u64,
-    line: [u8; 6 + IMF_FIXDATE_LEN + 2],
+    /// `Date: <IMF-fixdate>\r\nContent-Length: `: the line, then the start of the line
+    /// that follows it in most responses.
+    line: [u8; LINE_LEN + CONTENT_LENGTH.len()],
 }
+
+const LINE_LEN: usize = 6 + IMF_FIXDATE_LEN + 2;
+const CONTENT_LENGTH: &[u8; 16] = b"Content-Length: ";
 
 impl Default for HttpDate {
     fn default() -> HttpDate {
@@ -29,7 +34,7 @@ impl HttpDate {
     pub fn at(secs: u64) -> HttpDate {
         let mut d = HttpDate {
             secs,
-            line: *b"Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n",
+            line: *b"Date: Thu, 01 Jan 1970 00:00:00 GMT\r\nContent-Length: ",
         };
         let mut buf = [0u8; IMF_FIXDATE_LEN];
         format_imf_fixdate(secs, &mut buf);
@@ -53,6 +58,13 @@ impl HttpDate {
     /// The whole header line, `Date: <IMF-fixdate>\r\n`.
     #[inline]
     pub fn header_line(&self) -> &[u8] {
+        &self.line[..LINE_LEN]
+    }
+
+    /// The header line followed by `Content-Length: ` (a response head's usual next
+    /// field, without its value).
+    #[inline]
+    pub(crate) fn line_and_length(&self) -> &[u8] {
         &self.line
     }
 

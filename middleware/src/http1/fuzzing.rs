@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use wireloop::testing::Driver;
 use wireloop::{Action, Conn};
 
+use super::parse::parse_request_general;
 use super::{
     header_slots, parse_request, App, BodyLength, BodyMode, ChunkedDecoder, ChunkedError, Config,
     Decoded, Http1, ParseError, Request, Response, UpgradeEvent,
@@ -215,7 +216,32 @@ pub fn parse(data: &[u8]) {
         Config::default()
     };
     let mut slots = header_slots();
-    let (n, req) = match parse_request(input, &mut slots, &cfg) {
+    let parsed = parse_request(input, &mut slots, &cfg);
+    // The one-pass strict parser answers exactly as the general one whenever it answers.
+    let mut general = header_slots();
+    match (&parsed, parse_request_general(input, &mut general, &cfg)) {
+        (Ok(Some((n, r))), Ok(Some((m, g)))) => {
+            assert_eq!(n, &m, "strict and general head lengths differ");
+            assert_eq!(facts(r), facts(&g), "strict and general parses differ");
+            assert_eq!(r.authority(), g.authority());
+            assert_eq!(r.header_count(), g.header_count());
+            assert!(
+                r.headers().eq(g.headers()),
+                "strict and general fields differ"
+            );
+            for (name, value) in g.headers() {
+                assert_eq!(r.header(name), g.header(name), "{name}: {value:?}");
+            }
+        }
+        (Ok(None), Ok(None)) => {}
+        (Err(a), Err(b)) => assert_eq!(a, &b),
+        (a, b) => panic!(
+            "strict {:?} vs general {:?}",
+            a.as_ref().map(|o| o.as_ref().map(|(n, _)| *n)),
+            b.map(|o| o.map(|(n, _)| n))
+        ),
+    }
+    let (n, req) = match parsed {
         Ok(Some(r)) => r,
         Ok(None) => {
             assert!(

@@ -24,7 +24,8 @@
 //!
 //! # What the adapter does
 //!
-//! - **Parsing**: heads are parsed in place (headers borrow the connection's input);
+//! - **Parsing**: heads are parsed in place (headers borrow the connection's input) — the
+//!   common form in one pass, anything else by httparse, with the same checks;
 //!   pipelined requests that arrived together are answered in order within one callback,
 //!   so their responses leave in one write.
 //! - **Bodies**: `Content-Length` or chunked (trailers checked and dropped), collected up

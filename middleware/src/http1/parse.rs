@@ -98,7 +98,7 @@ pub struct Request<'a> {
     /// forms); its path and query follow it.
     authority: (u32, u32),
     minor: u8,
-    headers: &'a [Header<'a>],
+    headers: Fields<'a>,
     body: &'a [u8],
     length: BodyLength,
     keep_alive: bool,
@@ -177,20 +177,37 @@ impl<'a> Request<'a> {
     /// All header fields in order, as (name, value) with the value's surrounding
     /// whitespace removed.
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
-        self.headers.iter().map(|h| (h.name, h.value))
+        FieldIter(match self.headers {
+            Fields::Parsed(h) => FieldsLeft::Parsed(h.iter()),
+            Fields::Raw { block, .. } => FieldsLeft::Raw(block),
+        })
     }
 
     /// Number of header field lines.
     pub fn header_count(&self) -> usize {
-        self.headers.len()
+        match self.headers {
+            Fields::Parsed(h) => h.len(),
+            Fields::Raw { count, .. } => count as usize,
+        }
     }
 
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.name.len() == name.len() && h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
+        match self.headers {
+            Fields::Parsed(h) => h
+                .iter()
+                .find(|h| h.name.len() == name.len() && h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value),
+            Fields::Raw { mut block, .. } => {
+                while let Some((n, v, rest)) = raw_field(block) {
+                    if n.len() == name.len() && n.eq_ignore_ascii_case(name.as_bytes()) {
+                        return Some(v);
+                    }
+                    block = rest;
+                }
+                None
+            }
+        }
     }
 
     /// The body: all of it when it was collected (the default body mode); empty when it
@@ -271,7 +288,7 @@ impl<'a> Request<'a> {
             target,
             authority: (0, 0),
             minor: 1,
-            headers,
+            headers: Fields::Parsed(headers),
             body: &[],
             length,
             keep_alive: true,
@@ -293,6 +310,56 @@ impl<'a> Request<'a> {
     }
 }
 
+/// A request's header fields: parsed into slots (by httparse, or an HTTP/2 stream's), or
+/// the header section as the strict parser validated it, read again on demand.
+#[derive(Clone, Copy, Debug)]
+enum Fields<'a> {
+    Parsed(&'a [Header<'a>]),
+    /// Whole `name:OWS value OWS CRLF` lines, each name a token and each value of field
+    /// bytes (no CR or LF inside), `count` of them.
+    Raw {
+        block: &'a [u8],
+        count: u32,
+    },
+}
+
+/// The first field line of a validated header section: (name, trimmed value, the rest).
+#[inline]
+fn raw_field(block: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let colon = block.iter().position(|&b| b == b':')?;
+    let cr = colon + block[colon..].iter().position(|&b| b == b'\r')?;
+    let value = trim_ows(&block[colon + 1..cr]);
+    Some((
+        &block[..colon],
+        value,
+        block.get(cr + 2..).unwrap_or_default(),
+    ))
+}
+
+enum FieldsLeft<'a> {
+    Parsed(std::slice::Iter<'a, Header<'a>>),
+    Raw(&'a [u8]),
+}
+
+/// The iterator of [`Request::headers`].
+struct FieldIter<'a>(FieldsLeft<'a>);
+
+impl<'a> Iterator for FieldIter<'a> {
+    type Item = (&'a str, &'a [u8]);
+
+    fn next(&mut self) -> Option<(&'a str, &'a [u8])> {
+        match &mut self.0 {
+            FieldsLeft::Parsed(it) => it.next().map(|h| (h.name, h.value)),
+            FieldsLeft::Raw(block) => {
+                let (name, value, rest) = raw_field(block)?;
+                *block = rest;
+                // A token: ASCII.
+                Some((std::str::from_utf8(name).unwrap_or_default(), value))
+            }
+        }
+    }
+}
+
 /// Parses a request head at the start of `buf`. `Ok(None)`: not complete yet (read more);
 /// `Ok(Some((len, request)))`: the head is `buf[..len]` and its body (if any) follows.
 /// Limits come from `cfg` (`max_head`, `max_headers`, `max_target`).
@@ -307,7 +374,274 @@ impl<'a> Request<'a> {
 /// (`http://` or `https://`, no user information, its authority equal to `Host` when
 /// there is one), authority-form (`CONNECT` only, which takes nothing else) and `*`
 /// (`OPTIONS` only).
+#[inline]
 pub fn parse_request<'a>(
+    buf: &'a [u8],
+    slots: &'a mut [MaybeUninit<Header<'a>>],
+    cfg: &Config,
+) -> Result<Option<(usize, Request<'a>)>, ParseError> {
+    if let Some(r) = parse_strict(buf, cfg, slots.len()) {
+        return Ok(Some(r));
+    }
+    parse_request_general(buf, slots, cfg)
+}
+
+/// A table of the bytes matching a pattern.
+macro_rules! byte_set {
+    ($($p:tt)+) => {{
+        let mut t = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            t[b] = matches!(b as u8, $($p)+);
+            b += 1;
+        }
+        t
+    }};
+}
+
+/// Which bytes are `tchar`s (RFC 9110 §5.6.2).
+static TCHAR: [bool; 256] = byte_set!(
+    b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
+        | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z'
+);
+
+/// The bytes the strict parser takes in a request target: visible ASCII.
+static TARGET: [bool; 256] = byte_set!(b'!'..=b'~');
+
+/// Field value bytes (RFC 9110 §5.5): HTAB, SP, VCHAR, obs-text.
+static VALUE: [bool; 256] = byte_set!(b'\t' | b' '..=b'~' | 0x80..=0xff);
+
+/// Bytes a `Host` value must not hold (whitespace, path and user-information delimiters).
+static NOT_IN_HOST: [bool; 256] = byte_set!(b' ' | b'\t' | b'/' | b'?' | b'#' | b'@' | b'\\');
+
+/// The common case in one pass: a complete head within the limits, every line ending in
+/// CRLF, `method SP target SP HTTP/1.x`, a visible-ASCII target, `name:OWS value OWS`
+/// fields, and no framing or connection fault. It accepts a subset of what
+/// [`parse_request_general`] accepts and answers the same for it; anything else
+/// (incomplete, an error, a rarer form such as leading empty lines or non-ASCII in the
+/// target) is `None`, and the general parser then gives the verdict.
+#[inline]
+fn parse_strict<'a>(buf: &'a [u8], cfg: &Config, slots: usize) -> Option<(usize, Request<'a>)> {
+    let w = &buf[..buf.len().min(cfg.max_head.max(16))];
+    let max_fields = cfg.max_headers.clamp(1, slots);
+    let mut i = token_end(w, 0);
+    if i == 0 || *w.get(i)? != b' ' {
+        return None;
+    }
+    let m = i;
+    let t = i + 1;
+    i = target_end(w, t);
+    if i == t || *w.get(i)? != b' ' || i - t > cfg.max_target {
+        return None;
+    }
+    // ASCII: one check for both.
+    let line = std::str::from_utf8(&w[..i]).ok()?;
+    let (method, target) = (line.get(..m)?, line.get(t..)?);
+    let version = word(w, i + 1)?;
+    let minor = if version == u64::from_le_bytes(*b"HTTP/1.1") {
+        1
+    } else if version == u64::from_le_bytes(*b"HTTP/1.0") {
+        0
+    } else {
+        return None;
+    };
+    if w.get(i + 9..i + 11)? != b"\r\n" {
+        return None;
+    }
+    i += 11;
+    let start = i;
+    let mut scan = FieldScan::new(minor);
+    let mut count = 0u32;
+    loop {
+        if *w.get(i)? == b'\r' {
+            if *w.get(i + 1)? != b'\n' {
+                return None;
+            }
+            break;
+        }
+        let n = i;
+        i = token_end(w, i);
+        if i == n || *w.get(i)? != b':' {
+            return None;
+        }
+        let name = &w[n..i];
+        i += 1;
+        i += w[i..].iter().position(|&b| b != b' ' && b != b'\t')?;
+        let v = i;
+        i = value_end(w, i);
+        if *w.get(i)? != b'\r' || *w.get(i + 1)? != b'\n' {
+            return None;
+        }
+        let value = trim_ows(&w[v..i]);
+        i += 2;
+        count += 1;
+        if count as usize > max_fields {
+            return None;
+        }
+        scan.field(name, value).ok()?;
+    }
+    let block = &w[start..i];
+    let len = i + 2;
+    let facts = scan.finish().ok()?;
+    // Origin-form, the common case, needs no more checks (`target_form`'s first test).
+    let authority = if target.as_bytes()[0] == b'/' && method != "CONNECT" {
+        (0, 0)
+    } else {
+        check_target(method, target, &facts).ok()?
+    };
+    Some((
+        len,
+        Request {
+            method,
+            target,
+            authority,
+            minor,
+            headers: Fields::Raw { block, count },
+            body: &[],
+            length: facts.length,
+            keep_alive: facts.keep_alive,
+            expect_continue: facts.expect_continue,
+            upgrade: facts.upgrade,
+            streaming: false,
+            h2: false,
+        },
+    ))
+}
+
+/// Where the run of `tchar`s from `i` ends.
+#[inline(always)]
+fn token_end(w: &[u8], mut i: usize) -> usize {
+    while i < w.len() && TCHAR[w[i] as usize] {
+        i += 1;
+    }
+    i
+}
+
+/// Whether the token `name` is `lower` (lower case letters and `-`) in any case: a
+/// token's byte with bit 5 set is one of `lower`'s only if it is that letter in either
+/// case (or `-` itself; CR would map to `-`, but it is no `tchar`).
+#[inline(always)]
+fn token_is(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .fold(true, |same, (&a, &b)| same & (a | 0x20 == b))
+}
+
+/// Whether `v` holds a byte a `Host` value must not (see [`NOT_IN_HOST`]): eight bytes
+/// at a time, the last word overlapping the one before.
+#[inline]
+fn bad_host(v: &[u8]) -> bool {
+    if v.len() < 8 {
+        return v
+            .iter()
+            .fold(false, |bad, &b| bad | NOT_IN_HOST[b as usize]);
+    }
+    let has = |x: u64, c: u8| {
+        let y = x ^ (LO * u64::from(c));
+        y.wrapping_sub(LO) & !y
+    };
+    let word_bad = |x: u64| {
+        (has(x, b' ')
+            | has(x, b'\t')
+            | has(x, b'/')
+            | has(x, b'?')
+            | has(x, b'#')
+            | has(x, b'@')
+            | has(x, b'\\'))
+            & HI
+            != 0
+    };
+    let mut i = 0;
+    while i + 8 < v.len() {
+        if word(v, i).is_some_and(word_bad) {
+            return true;
+        }
+        i += 8;
+    }
+    word(v, v.len() - 8).is_some_and(word_bad)
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The eight bytes at `w[i..]`, if there are eight.
+#[inline]
+fn word(w: &[u8], i: usize) -> Option<u64> {
+    let a: [u8; 8] = w.get(i..i + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(a))
+}
+
+/// Where the run of visible ASCII bytes (`!`..=`~`) from `i` ends: eight bytes at a time,
+/// the first byte below `!` or above `~` found by its high bit in the word (borrows and
+/// carries only run upwards from a flagged byte, so the lowest flag is exact).
+#[inline]
+fn target_end(w: &[u8], mut i: usize) -> usize {
+    while let Some(x) = word(w, i) {
+        let flags = ((x.wrapping_sub(LO * 0x21) & !x) | x.wrapping_add(LO) | x) & HI;
+        if flags != 0 {
+            return i + (flags.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < w.len() && TARGET[w[i] as usize] {
+        i += 1;
+    }
+    i
+}
+
+/// Where the run of field value bytes from `i` ends (at the CR of the line, in a valid
+/// head): eight bytes at a time, a control byte or DEL flagged as in [`target_end`]; an
+/// HTAB is stepped over.
+#[inline]
+pub(crate) fn value_end(w: &[u8], mut i: usize) -> usize {
+    while let Some(x) = word(w, i) {
+        let del = x ^ (LO * 0x7f);
+        let flags = ((x.wrapping_sub(LO * 0x20) & !x) | (del.wrapping_sub(LO) & !del)) & HI;
+        if flags == 0 {
+            i += 8;
+            continue;
+        }
+        i += (flags.trailing_zeros() / 8) as usize;
+        if w[i] != b'\t' {
+            return i;
+        }
+        i += 1;
+    }
+    while i < w.len() && VALUE[w[i] as usize] {
+        i += 1;
+    }
+    i
+}
+
+/// The request target's form, checked against the method and the `Host` field; the
+/// authority's place in an absolute-form target.
+#[inline]
+fn check_target(method: &str, target: &str, facts: &Facts<'_>) -> Result<(u32, u32), ParseError> {
+    match target_form(method, target)? {
+        TargetForm::Absolute {
+            authority: (from, to),
+        } => {
+            // The target's authority is the request's host; a `Host` field naming another
+            // would let whatever reads the request next choose the other (RFC 9112 §3.2.2).
+            if let Some(host) = facts.host {
+                if !host.eq_ignore_ascii_case(&target.as_bytes()[from..to]) {
+                    return Err(ParseError::BadRequest(
+                        "Host differs from the target's authority",
+                    ));
+                }
+            }
+            // Within `max_target`, so the offsets fit.
+            Ok((from as u32, to as u32))
+        }
+        _ => Ok((0, 0)),
+    }
+}
+
+/// [`parse_request`] for every input: httparse, then the checks httparse does not make.
+/// The reference the strict parser is checked against (fuzzing).
+pub(crate) fn parse_request_general<'a>(
     buf: &'a [u8],
     slots: &'a mut [MaybeUninit<Header<'a>>],
     cfg: &Config,
@@ -343,26 +677,13 @@ pub fn parse_request<'a>(
     if target.len() > cfg.max_target {
         return Err(ParseError::UriTooLong);
     }
-    let form = target_form(method, target)?;
-    let facts = scan_headers(headers, minor)?;
-    let authority = match form {
-        TargetForm::Absolute {
-            authority: (from, to),
-        } => {
-            // The target's authority is the request's host; a `Host` field naming another
-            // would let whatever reads the request next choose the other (RFC 9112 §3.2.2).
-            if let Some(host) = facts.host {
-                if !host.eq_ignore_ascii_case(&target.as_bytes()[from..to]) {
-                    return Err(ParseError::BadRequest(
-                        "Host differs from the target's authority",
-                    ));
-                }
-            }
-            // Within `max_target`, so the offsets fit.
-            (from as u32, to as u32)
-        }
-        _ => (0, 0),
-    };
+    target_form(method, target)?;
+    let mut scan = FieldScan::new(minor);
+    for h in headers {
+        scan.field(h.name.as_bytes(), h.value)?;
+    }
+    let facts = scan.finish()?;
+    let authority = check_target(method, target, &facts)?;
     Ok(Some((
         len,
         Request {
@@ -370,7 +691,7 @@ pub fn parse_request<'a>(
             target,
             authority,
             minor,
-            headers,
+            headers: Fields::Parsed(headers),
             body: &[],
             length: facts.length,
             keep_alive: facts.keep_alive,
@@ -611,9 +932,9 @@ impl TeError {
 impl FramingFields {
     /// Takes one header field: `Ok(true)` if it was a framing field (and valid so far),
     /// `Ok(false)` for any other field.
-    pub(crate) fn field(&mut self, name: &str, value: &[u8]) -> Result<bool, &'static str> {
+    pub(crate) fn field(&mut self, name: &[u8], value: &[u8]) -> Result<bool, &'static str> {
         match name.len() {
-            14 if eq(name, "content-length") => {
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
                 let mut any = false;
                 for v in value.split(|&b| b == b',').map(trim_ows) {
                     any = true;
@@ -628,7 +949,7 @@ impl FramingFields {
                 }
                 Ok(true)
             }
-            17 if eq(name, "transfer-encoding") => {
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 self.te_seen = true;
                 for coding in list(value) {
                     let (name, params) = match coding.iter().position(|&b| b == b';') {
@@ -680,86 +1001,111 @@ impl FramingFields {
     }
 }
 
-fn scan_headers<'a>(headers: &[Header<'a>], minor: u8) -> Result<Facts<'a>, ParseError> {
-    let mut framing = FramingFields::default();
-    let mut hosts = 0u32;
-    let mut host = None;
-    let mut close = false;
-    let mut keep_alive_token = false;
-    let mut upgrade_token = false;
-    let mut upgrade_header = false;
-    let mut expect_continue = false;
-    for h in headers {
-        let name = h.name;
-        if framing
-            .field(name, h.value)
-            .map_err(ParseError::BadRequest)?
-        {
-            continue;
+/// The header fields of a request read one by one: the framing, `Host`, `Expect` and
+/// connection facts, and the faults among them.
+struct FieldScan<'a> {
+    minor: u8,
+    framing: FramingFields,
+    hosts: u32,
+    host: Option<&'a [u8]>,
+    close: bool,
+    keep_alive_token: bool,
+    upgrade_token: bool,
+    upgrade_header: bool,
+    expect_continue: bool,
+}
+
+impl<'a> FieldScan<'a> {
+    #[inline]
+    fn new(minor: u8) -> FieldScan<'a> {
+        FieldScan {
+            minor,
+            framing: FramingFields::default(),
+            hosts: 0,
+            host: None,
+            close: false,
+            keep_alive_token: false,
+            upgrade_token: false,
+            upgrade_header: false,
+            expect_continue: false,
         }
+    }
+
+    /// Takes the next field (`value` trimmed).
+    #[inline]
+    fn field(&mut self, name: &[u8], value: &'a [u8]) -> Result<(), ParseError> {
         match name.len() {
-            4 if eq(name, "host") => {
-                hosts += 1;
-                host = Some(h.value);
-                if h.value
-                    .iter()
-                    .any(|&b| matches!(b, b' ' | b'\t' | b'/' | b'?' | b'#' | b'@' | b'\\'))
-                {
+            4 if token_is(name, b"host") => {
+                self.hosts += 1;
+                self.host = Some(value);
+                if bad_host(value) {
                     return Err(ParseError::BadRequest("invalid Host"));
                 }
             }
             // HTTP/1.0 expectations are ignored (RFC 9110 §10.1.1).
-            6 if minor >= 1 && eq(name, "expect") => {
-                for e in list(h.value) {
+            6 if self.minor >= 1 && token_is(name, b"expect") => {
+                for e in list(value) {
                     if e.eq_ignore_ascii_case(b"100-continue") {
-                        expect_continue = true;
+                        self.expect_continue = true;
                     } else {
                         return Err(ParseError::ExpectationFailed);
                     }
                 }
             }
-            7 if eq(name, "upgrade") => upgrade_header = true,
-            10 if eq(name, "connection") => {
-                for t in list(h.value) {
+            7 if token_is(name, b"upgrade") => self.upgrade_header = true,
+            10 if token_is(name, b"connection") => {
+                for t in list(value) {
                     if t.eq_ignore_ascii_case(b"close") {
-                        close = true;
+                        self.close = true;
                     } else if t.eq_ignore_ascii_case(b"keep-alive") {
-                        keep_alive_token = true;
+                        self.keep_alive_token = true;
                     } else if t.eq_ignore_ascii_case(b"upgrade") {
-                        upgrade_token = true;
+                        self.upgrade_token = true;
                     }
                 }
             }
+            14 | 17 => {
+                self.framing
+                    .field(name, value)
+                    .map_err(ParseError::BadRequest)?;
+            }
             _ => {}
         }
+        Ok(())
     }
-    if minor >= 1 && hosts != 1 {
-        return Err(ParseError::BadRequest(if hosts == 0 {
-            "missing Host"
-        } else {
-            "several Host fields"
-        }));
+
+    /// What the fields say, once all are in.
+    #[inline]
+    fn finish(self) -> Result<Facts<'a>, ParseError> {
+        let minor = self.minor;
+        if minor >= 1 && self.hosts != 1 {
+            return Err(ParseError::BadRequest(if self.hosts == 0 {
+                "missing Host"
+            } else {
+                "several Host fields"
+            }));
+        }
+        if self.hosts > 1 {
+            return Err(ParseError::BadRequest("several Host fields"));
+        }
+        let length = match self.framing.chunked(minor) {
+            Ok(true) => BodyLength::Chunked,
+            Ok(false) => match self.framing.content_length {
+                Some(n) => BodyLength::Length(n),
+                None => BodyLength::None,
+            },
+            Err(e @ TeError::OtherCoding) => return Err(ParseError::NotImplemented(e.text())),
+            Err(e) => return Err(ParseError::BadRequest(e.text())),
+        };
+        let keep_alive = !self.close && (minor >= 1 || self.keep_alive_token);
+        Ok(Facts {
+            host: self.host,
+            length,
+            keep_alive,
+            expect_continue: self.expect_continue,
+            upgrade: self.upgrade_token && self.upgrade_header && minor >= 1,
+        })
     }
-    if hosts > 1 {
-        return Err(ParseError::BadRequest("several Host fields"));
-    }
-    let length = match framing.chunked(minor) {
-        Ok(true) => BodyLength::Chunked,
-        Ok(false) => match framing.content_length {
-            Some(n) => BodyLength::Length(n),
-            None => BodyLength::None,
-        },
-        Err(e @ TeError::OtherCoding) => return Err(ParseError::NotImplemented(e.text())),
-        Err(e) => return Err(ParseError::BadRequest(e.text())),
-    };
-    let keep_alive = !close && (minor >= 1 || keep_alive_token);
-    Ok(Facts {
-        host,
-        length,
-        keep_alive,
-        expect_continue,
-        upgrade: upgrade_token && upgrade_header && minor >= 1,
-    })
 }
 
 /// `1*DIGIT` as a u64 (no sign, no spaces, no overflow).
@@ -1045,5 +1391,145 @@ mod tests {
         let (len, r) = parse_request(req, &mut slots, &cfg()).unwrap().unwrap();
         assert_eq!(len, req.len());
         assert!(r.expects_continue());
+    }
+
+    /// The strict one-pass parser and the general one agree on heads with every kind of
+    /// byte at every place of a target and of a field value (the strict parser reads both
+    /// eight bytes at a time), whole or cut short.
+    #[test]
+    fn strict_and_general_parsers_agree() {
+        let specials: &[u8] = b"\t \x00\x01\x1f\x7f\x80\xff\r\n!~:/?#@\\aZ0";
+        let mut heads: Vec<Vec<u8>> = Vec::new();
+        for len in 0..20 {
+            for at in 0..len {
+                for &b in specials {
+                    let mut value = vec![b'v'; len];
+                    value[at] = b;
+                    let mut h = b"GET / HTTP/1.1\r\nHost: a\r\nX-V: ".to_vec();
+                    h.extend_from_slice(&value);
+                    h.extend_from_slice(b"\r\n\r\n");
+                    heads.push(h);
+                    let mut target = vec![b'/'; len + 1];
+                    target[at + 1] = b;
+                    let mut h = b"GET ".to_vec();
+                    h.extend_from_slice(&target);
+                    h.extend_from_slice(b" HTTP/1.0\r\nhost:  ");
+                    h.extend_from_slice(&value);
+                    h.extend_from_slice(b" \t\r\n\r\n");
+                    heads.push(h);
+                }
+            }
+        }
+        for h in [
+            &b"GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"GET http://a/b HTTP/1.1\r\nHost: b\r\n\r\n",
+            b"CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.0\r\nConnection: keep-alive, Upgrade\r\nUpgrade: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
+            b"GET / HTTP/1.1\r\nHost: a\r\nExpect: later\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n fold\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+            b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+            b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\nHost: a\r\n\r\n",
+            b"G\xc3\xa9T / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            heads.push(h.to_vec());
+        }
+        let mut many = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+        for _ in 0..70 {
+            many.extend_from_slice(b"X: y\r\n");
+        }
+        many.extend_from_slice(b"\r\n");
+        heads.push(many);
+        let small = Config {
+            max_head: 40,
+            max_headers: 2,
+            max_target: 8,
+            ..Config::default()
+        };
+        for h in &heads {
+            for c in [cfg(), small.clone()] {
+                for cut in [h.len(), h.len() - 1, h.len() / 2] {
+                    let input = &h[..cut];
+                    let mut a = header_slots();
+                    let mut b = header_slots();
+                    let strict = parse_request(input, &mut a, &c);
+                    let general = parse_request_general(input, &mut b, &c);
+                    let what = String::from_utf8_lossy(input);
+                    match (strict, general) {
+                        (Ok(Some((n, r))), Ok(Some((m, g)))) => {
+                            assert_eq!(n, m, "{what:?}");
+                            assert_eq!(
+                                (r.method(), r.target(), r.version_minor(), r.body_length()),
+                                (g.method(), g.target(), g.version_minor(), g.body_length()),
+                                "{what:?}"
+                            );
+                            assert_eq!(
+                                (r.keep_alive(), r.expects_continue(), r.wants_upgrade()),
+                                (g.keep_alive(), g.expects_continue(), g.wants_upgrade()),
+                                "{what:?}"
+                            );
+                            assert_eq!(r.authority(), g.authority(), "{what:?}");
+                            assert_eq!(r.header_count(), g.header_count(), "{what:?}");
+                            assert!(r.headers().eq(g.headers()), "{what:?}");
+                            for (name, _) in g.headers() {
+                                assert_eq!(r.header(name), g.header(name), "{what:?}");
+                            }
+                        }
+                        (Ok(None), Ok(None)) => {}
+                        (Err(x), Err(y)) => assert_eq!(x, y, "{what:?}"),
+                        (x, y) => panic!(
+                            "{what:?}: strict {:?}, general {:?}",
+                            x.map(|o| o.map(|(n, _)| n)),
+                            y.map(|o| o.map(|(n, _)| n))
+                        ),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The word-at-a-time `Host` check and the case-folding name match against their
+    /// byte-by-byte definitions.
+    #[test]
+    fn host_check_and_name_match() {
+        for len in 0..24 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut v = vec![b'h'; len];
+                    v[at] = b;
+                    assert_eq!(
+                        super::bad_host(&v),
+                        v.iter().any(|&c| NOT_IN_HOST[c as usize]),
+                        "{v:?}"
+                    );
+                }
+            }
+        }
+        for name in ["host", "expect", "upgrade", "connection"] {
+            for b in 0..=255u8 {
+                for at in 0..name.len() {
+                    let mut n = name.as_bytes().to_vec();
+                    n[at] = b;
+                    if !n.iter().all(|&c| TCHAR[c as usize]) {
+                        continue;
+                    }
+                    assert_eq!(
+                        token_is(&n, name.as_bytes()),
+                        n.eq_ignore_ascii_case(name.as_bytes()),
+                        "{n:?}"
+                    );
+                }
+            }
+        }
     }
 }

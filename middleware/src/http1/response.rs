@@ -1,22 +1,121 @@
 //! Writing responses: status line, headers, and a body that is fixed, sized-and-streamed,
 //! chunked-and-streamed, or absent — framed by the writer, never by the application.
 
-use wireloop::{Bytes, ConnId, Output};
+use wireloop::{Appender, Bytes, ConnId, Output};
 
 use super::date::HttpDate;
-use super::parse::Request;
+use super::parse::{value_end, Request};
 
 /// Where response bytes go: a connection's output queue, or a vector (tests, benches).
 pub(crate) trait Sink {
     fn put(&mut self, data: &[u8]);
+    /// The pieces one after the other.
+    fn put_parts(&mut self, parts: &[&[u8]]);
+    /// A field line, `name: value`.
+    fn put_field(&mut self, name: &[u8], value: &[u8]);
+    /// The end of a head, then `body` (empty when none or not yet).
+    fn put_head_end(&mut self, end: &HeadEnd<'_>, body: &[u8]);
     fn put_bytes(&mut self, data: Bytes);
     fn queued(&self) -> usize;
 }
+
+/// Appends bytes: the two kinds of sink share the code that writes heads.
+trait Put {
+    fn put(&mut self, data: &[u8]);
+}
+
+impl Put for Appender<'_> {
+    #[inline(always)]
+    fn put(&mut self, data: &[u8]) {
+        Appender::put(self, data);
+    }
+}
+
+impl Put for Vec<u8> {
+    #[inline]
+    fn put(&mut self, data: &[u8]) {
+        self.extend_from_slice(data);
+    }
+}
+
+#[inline(always)]
+fn field_line<P: Put>(p: &mut P, name: &[u8], value: &[u8]) {
+    p.put(name);
+    p.put(b": ");
+    p.put(value);
+    p.put(b"\r\n");
+}
+
+/// `Date`, the framing field, `Connection`, the empty line.
+#[inline(always)]
+fn head_end<P: Put>(p: &mut P, end: &HeadEnd<'_>) {
+    let mut digits = itoa::Buffer::new();
+    match (end.date, end.length) {
+        // The common case: one piece for the date line and the next field's name.
+        (Some(d), Some(n)) => {
+            p.put(d.line_and_length());
+            p.put(digits.format(n).as_bytes());
+        }
+        (None, Some(n)) => {
+            p.put(b"Content-Length: ");
+            p.put(digits.format(n).as_bytes());
+        }
+        (d, None) => {
+            if let Some(d) = d {
+                p.put(d.header_line());
+            }
+            if end.chunked {
+                p.put(b"Transfer-Encoding: chunked");
+            }
+        }
+    }
+    let framing = end.length.is_some() || end.chunked;
+    let tail: &[u8] = match end.connection {
+        None => b"\r\n\r\n",
+        Some(b"close") => b"\r\nConnection: close\r\n\r\n",
+        Some(b"keep-alive") => b"\r\nConnection: keep-alive\r\n\r\n",
+        Some(b"Upgrade") => b"\r\nConnection: Upgrade\r\n\r\n",
+        Some(other) => {
+            if framing {
+                p.put(b"\r\n");
+            }
+            p.put(b"Connection: ");
+            p.put(other);
+            p.put(b"\r\n\r\n");
+            return;
+        }
+    };
+    p.put(if framing { tail } else { &tail[2..] });
+}
+
+/// Bodies up to this size are appended with the head; larger ones are queued on their
+/// own (the output's rules for large copies apply).
+const SMALL_BODY: usize = 4096;
 
 impl Sink for Output<'_> {
     #[inline]
     fn put(&mut self, data: &[u8]) {
         self.write(data);
+    }
+    fn put_parts(&mut self, parts: &[&[u8]]) {
+        let mut a = self.appender();
+        for p in parts {
+            a.put(p);
+        }
+    }
+    #[inline]
+    fn put_field(&mut self, name: &[u8], value: &[u8]) {
+        field_line(&mut self.appender(), name, value);
+    }
+    #[inline]
+    fn put_head_end(&mut self, end: &HeadEnd<'_>, body: &[u8]) {
+        let mut a = self.appender();
+        head_end(&mut a, end);
+        if body.len() <= SMALL_BODY {
+            a.put(body);
+        } else {
+            self.write(body);
+        }
     }
     #[inline]
     fn put_bytes(&mut self, data: Bytes) {
@@ -64,6 +163,12 @@ pub(crate) trait Wire {
     /// A chunked body is complete, with trailer fields (names tokens, values checked):
     /// HTTP/1.1's last chunk and trailer section.
     fn end_with_trailers<'t>(&mut self, trailers: &mut dyn Iterator<Item = (&'t str, &'t [u8])>);
+    /// The end of a head announcing `Content-Length: body.len()`, then that whole body.
+    fn head_and_body(&mut self, end: &HeadEnd<'_>, body: &[u8]) {
+        self.end_head(end);
+        self.data(body, None, false);
+        self.end_body(false);
+    }
     /// Bytes queued for the client and not yet sent.
     fn queued(&self) -> usize;
     /// Whether this is HTTP/2 (no `101`, no `Connection` semantics).
@@ -80,41 +185,17 @@ impl<S: Sink> Wire for S {
 
     #[inline]
     fn field(&mut self, name: &str, value: &[u8]) {
-        if name.len() + value.len() < 160 {
-            let mut l = Line::new();
-            l.push(name.as_bytes());
-            l.push(b": ");
-            l.push(value);
-            l.push(b"\r\n");
-            self.put(l.bytes());
-        } else {
-            self.put(name.as_bytes());
-            self.put(b": ");
-            self.put(value);
-            self.put(b"\r\n");
-        }
+        self.put_field(name.as_bytes(), value);
     }
 
     #[inline]
     fn end_head(&mut self, end: &HeadEnd<'_>) {
-        let mut l = Line::new();
-        if let Some(d) = end.date {
-            l.push(d.header_line());
-        }
-        if let Some(n) = end.length {
-            l.push(b"Content-Length: ");
-            l.push(itoa::Buffer::new().format(n).as_bytes());
-            l.push(b"\r\n");
-        } else if end.chunked {
-            l.push(b"Transfer-Encoding: chunked\r\n");
-        }
-        if let Some(c) = end.connection {
-            l.push(b"Connection: ");
-            l.push(c);
-            l.push(b"\r\n");
-        }
-        l.push(b"\r\n");
-        self.put(l.bytes());
+        self.put_head_end(end, &[]);
+    }
+
+    #[inline]
+    fn head_and_body(&mut self, end: &HeadEnd<'_>, body: &[u8]) {
+        self.put_head_end(end, body);
     }
 
     fn interim_continue(&mut self) {
@@ -123,29 +204,31 @@ impl<S: Sink> Wire for S {
 
     #[inline]
     fn data(&mut self, data: &[u8], owned: Option<Bytes>, chunked: bool) {
-        if chunked {
-            let mut l = Line::new();
-            let mut hex = [0u8; 16];
-            let mut i = hex.len();
-            let mut n = data.len();
-            loop {
-                i -= 1;
-                hex[i] = b"0123456789abcdef"[n & 15];
-                n >>= 4;
-                if n == 0 {
-                    break;
-                }
+        if !chunked {
+            match owned {
+                Some(b) => self.put_bytes(b),
+                None => self.put(data),
             }
-            l.push(&hex[i..]);
-            l.push(b"\r\n");
-            self.put(l.bytes());
+            return;
+        }
+        let mut hex = [0u8; 16];
+        let mut i = hex.len();
+        let mut n = data.len();
+        loop {
+            i -= 1;
+            hex[i] = b"0123456789abcdef"[n & 15];
+            n >>= 4;
+            if n == 0 {
+                break;
+            }
         }
         match owned {
-            Some(b) => self.put_bytes(b),
-            None => self.put(data),
-        }
-        if chunked {
-            self.put(b"\r\n");
+            Some(b) => {
+                self.put_parts(&[&hex[i..], b"\r\n"]);
+                self.put_bytes(b);
+                self.put(b"\r\n");
+            }
+            None => self.put_parts(&[&hex[i..], b"\r\n", data, b"\r\n"]),
         }
     }
 
@@ -174,6 +257,18 @@ impl Sink for Vec<u8> {
     #[inline]
     fn put(&mut self, data: &[u8]) {
         self.extend_from_slice(data);
+    }
+    fn put_parts(&mut self, parts: &[&[u8]]) {
+        for p in parts {
+            self.extend_from_slice(p);
+        }
+    }
+    fn put_field(&mut self, name: &[u8], value: &[u8]) {
+        field_line(self, name, value);
+    }
+    fn put_head_end(&mut self, end: &HeadEnd<'_>, body: &[u8]) {
+        head_end(self, end);
+        self.extend_from_slice(body);
     }
     fn put_bytes(&mut self, data: Bytes) {
         self.extend_from_slice(&data);
@@ -297,43 +392,18 @@ pub fn reason(code: u16) -> &'static str {
     }
 }
 
-/// A small stack buffer for assembling lines.
-struct Line {
-    buf: [u8; 192],
-    len: usize,
-}
-
-impl Line {
-    #[inline]
-    fn new() -> Line {
-        Line {
-            buf: [0; 192],
-            len: 0,
-        }
-    }
-    #[inline]
-    fn push(&mut self, s: &[u8]) {
-        let n = s.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
-        self.len += n;
-    }
-    #[inline]
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
 fn put_status_line<S: Sink + ?Sized>(out: &mut S, code: u16) {
     match code {
         200 => out.put(b"HTTP/1.1 200 OK\r\n"),
         _ => {
-            let mut l = Line::new();
-            l.push(b"HTTP/1.1 ");
-            l.push(itoa::Buffer::new().format(code).as_bytes());
-            l.push(b" ");
-            l.push(reason(code).as_bytes());
-            l.push(b"\r\n");
-            out.put(l.bytes());
+            let mut digits = itoa::Buffer::new();
+            out.put_parts(&[
+                b"HTTP/1.1 ",
+                digits.format(code).as_bytes(),
+                b" ",
+                reason(code).as_bytes(),
+                b"\r\n",
+            ]);
         }
     }
 }
@@ -347,22 +417,23 @@ pub(crate) fn put_continue<S: Sink + ?Sized>(out: &mut S) {
 pub(crate) fn put_error(out: &mut dyn Sink, code: u16, date: &HttpDate) {
     let text = reason(code);
     put_status_line(out, code);
-    let mut l = Line::new();
-    l.push(date.header_line());
-    l.push(b"Content-Type: text/plain\r\nConnection: close\r\nContent-Length: ");
-    l.push(itoa::Buffer::new().format(text.len() + 1).as_bytes());
-    l.push(b"\r\n\r\n");
-    l.push(text.as_bytes());
-    l.push(b"\n");
-    out.put(l.bytes());
+    let mut digits = itoa::Buffer::new();
+    out.put_parts(&[
+        date.header_line(),
+        b"Content-Type: text/plain\r\nConnection: close\r\nContent-Length: ",
+        digits.format(text.len() + 1).as_bytes(),
+        b"\r\n\r\n",
+        text.as_bytes(),
+        b"\n",
+    ]);
 }
 
 pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| TOKEN[b as usize])
+    !name.is_empty() && name.bytes().fold(true, |ok, b| ok & TOKEN[b as usize])
 }
 
 /// Which bytes are `tchar`s (RFC 9110 §5.6.2): one look-up per byte of a field name.
-const TOKEN: [bool; 256] = {
+static TOKEN: [bool; 256] = {
     let mut t = [false; 256];
     let mut b = 0;
     while b < 256 {
@@ -375,9 +446,7 @@ const TOKEN: [bool; 256] = {
 };
 
 pub(crate) fn valid_value(value: &[u8]) -> bool {
-    value
-        .iter()
-        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
+    value_end(value, 0) == value.len()
 }
 
 /// How the head about to be finished frames the body.
@@ -481,22 +550,20 @@ impl<'a> Response<'a> {
             log::warn!("http1: refused an invalid response header {name:?}");
             return self;
         }
-        if name.eq_ignore_ascii_case("content-length")
-            || name.eq_ignore_ascii_case("transfer-encoding")
-        {
-            return self;
-        }
-        if name.eq_ignore_ascii_case("connection") {
-            if value
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-            {
-                self.st.close = true;
+        match name.len() {
+            14 if name.eq_ignore_ascii_case("content-length") => return self,
+            17 if name.eq_ignore_ascii_case("transfer-encoding") => return self,
+            10 if name.eq_ignore_ascii_case("connection") => {
+                if value
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+                {
+                    self.st.close = true;
+                }
+                return self;
             }
-            return self;
-        }
-        if name.eq_ignore_ascii_case("date") {
-            self.st.own_date = true;
+            4 if name.eq_ignore_ascii_case("date") => self.st.own_date = true,
+            _ => {}
         }
         self.out.field(name, value);
         self
@@ -511,6 +578,12 @@ impl<'a> Response<'a> {
 
     /// Writes the rest of the head; returns the body phase that follows.
     fn finish_head(&mut self, framing: Framing) {
+        self.finish_head_then(framing, None);
+    }
+
+    /// Writes the rest of the head and, if `body` is given (its length the head's
+    /// `Content-Length`) and the response has a body, the body, completing the response.
+    fn finish_head_then(&mut self, framing: Framing, body: Option<&[u8]>) {
         if self.st.phase == Phase::Idle {
             self.status(200);
         }
@@ -560,13 +633,20 @@ impl<'a> Response<'a> {
         } else {
             next
         };
-        self.out.end_head(&HeadEnd {
+        let end = HeadEnd {
             date: (!self.st.own_date).then_some(self.date),
             length,
             chunked: chunked && !h2,
             connection,
             no_body: self.st.phase == Phase::Done,
-        });
+        };
+        match body {
+            Some(body) if matches!(self.st.phase, Phase::Sized(_)) => {
+                self.out.head_and_body(&end, body);
+                self.st.phase = Phase::Done;
+            }
+            _ => self.out.end_head(&end),
+        }
     }
 
     /// Sends `body` as the whole body (with `Content-Length`) and completes the response.
@@ -574,12 +654,7 @@ impl<'a> Response<'a> {
     pub fn body(&mut self, body: &[u8]) {
         match self.st.phase {
             Phase::Idle | Phase::Head => {
-                self.finish_head(Framing::Length(body.len() as u64));
-                if let Phase::Sized(_) = self.st.phase {
-                    self.out.data(body, None, false);
-                    self.st.phase = Phase::Done;
-                    self.out.end_body(false);
-                }
+                self.finish_head_then(Framing::Length(body.len() as u64), Some(body));
             }
             Phase::Done => log::debug!("http1: body after the response was complete: ignored"),
             _ => {

@@ -342,6 +342,12 @@ impl<A: App> Handler for Http1<A> {
     }
 
     fn data(&mut self, conn: &mut Conn<'_, Self::State>) -> Action {
+        if let Proto::Http(e) = &conn.state.0 {
+            if e.served > 0 || e.answering || e.phase != Phase::Head {
+                // Past its first request: HTTP/1.1 for good (or until it upgrades).
+                return self.http(conn, |cx, e, conn| drive(cx, e, conn, false));
+            }
+        }
         if let Some(a) = self.upgraded(conn, UpgradeEvent::Data) {
             return a;
         }
@@ -402,6 +408,12 @@ impl<A: App> Handler for Http1<A> {
     }
 
     fn post_write(&mut self, conn: &mut Conn<'_, Self::State>, written: usize) {
+        if let Proto::Http(e) = &conn.state.0 {
+            if !(e.blocked || (e.answering && !e.resp.is_done())) {
+                // Nothing waits for the output to drain.
+                return;
+            }
+        }
         #[cfg(feature = "h2")]
         let h2 = self.h2(conn, H2Event::Resume);
         #[cfg(not(feature = "h2"))]
