@@ -2,8 +2,6 @@
 //! `Connection` names are removed; requests get `X-Forwarded-For`, `X-Forwarded-Proto`,
 //! `Via` and (with `--rewrite-host`) the upstream's `Host`; responses get `Via`.
 
-use std::fmt::Write as _;
-
 use wireloop_middleware::http1::{write_request_head, Request, ResponseHead};
 
 use crate::header_list::HeaderList;
@@ -148,11 +146,11 @@ pub(crate) fn request_head(
     if !via.is_empty() {
         via.push_str(", ");
     }
-    if req.is_h2() {
-        via.push_str("2 wireloop");
-    } else {
-        let _ = write!(via, "1.{} wireloop", req.version_minor());
-    }
+    via.push_str(match (req.is_h2(), req.version_minor()) {
+        (true, _) => "2 wireloop",
+        (false, 0) => "1.0 wireloop",
+        _ => "1.1 wireloop",
+    });
     let rw = parts.rewrite;
     // Most requests carry no changes from the policy: skip the look-ups then.
     let changed = !(rw.set.is_empty() && rw.removed.is_empty());
