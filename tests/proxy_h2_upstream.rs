@@ -14,14 +14,21 @@ use common::TIMEOUT;
 
 /// An HTTP/2 (h2c) server answering by path: `/ok` 200 `ok`; `/reset` RST_STREAM
 /// INTERNAL_ERROR; `/stall` never; `/die` drops its connection; `/trailers` 200 `body`
-/// then the trailer `x-checksum: abc`. Prints its port.
+/// then the trailer `x-checksum: abc`; `/goaway` 200 `ok`, then GOAWAY. With an argument,
+/// it allows that many concurrent streams. Prints its port.
 const SERVER: &str = r#"
-import socket, threading
-import h2.config, h2.connection, h2.events
+import socket, sys, threading
+import h2.config, h2.connection, h2.events, h2.settings
+
+limit = int(sys.argv[1]) if len(sys.argv) > 1 else None
 
 def serve(sock):
     c = h2.connection.H2Connection(
         h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+    if limit:
+        c.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: limit})
     c.initiate_connection()
     sock.sendall(c.data_to_send())
     while True:
@@ -39,6 +46,10 @@ def serve(sock):
                 elif path == "/die":
                     sock.close()
                     return
+                elif path == "/goaway":
+                    c.send_headers(sid, [(":status", "200"), ("content-length", "2")])
+                    c.send_data(sid, b"ok", end_stream=True)
+                    c.close_connection(last_stream_id=sid)
                 elif path == "/trailers":
                     c.send_headers(sid, [(":status", "200")])
                     c.send_data(sid, b"body")
@@ -101,6 +112,47 @@ fn get(url: &str) -> (String, String) {
     let out = text(&curl(&["-s", "--raw", "-w", "\n%{http_code}", url]));
     let (body, code) = out.rsplit_once('\n').unwrap_or(("", &out));
     (code.to_string(), body.to_string())
+}
+
+/// [`SERVER`] with `args`; its port.
+fn h2_server(args: &[&str]) -> (Kill, u16) {
+    let mut server = Kill(
+        Command::new("python3")
+            .args(["-c", SERVER])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3"),
+    );
+    let mut line = String::new();
+    BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let up: u16 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("python h2 server (pip install h2): {line:?}"));
+    (server, up)
+}
+
+#[test]
+fn requests_wait_for_stream_room_and_move_on_after_goaway() {
+    // One stream at a time on one connection: 400 requests from 32 at once queue for it.
+    let (_server, up) = h2_server(&["1"]);
+    let (p, port) = proxy(&format!("http://127.0.0.1:{up}"), &["--pool-size", "1"]);
+    common::h2::h2load_gets_every_answer(&format!("http://127.0.0.1:{port}/ok"));
+    // A GOAWAY after each answer: the next requests go out on new connections.
+    for _ in 0..3 {
+        assert_eq!(
+            get(&format!("http://127.0.0.1:{port}/goaway")),
+            ("200".into(), "ok".into()),
+            "{}",
+            p.output()
+        );
+    }
+    assert_eq!(get(&format!("http://127.0.0.1:{port}/ok")).0, "200");
 }
 
 #[test]

@@ -34,7 +34,8 @@ pub fn version_cases<'a>(
 /// `url`: every one must be answered 2xx (over `h2` by ALPN for an https `url`).
 pub fn h2load_gets_every_answer(url: &str) {
     let out = Command::new("h2load")
-        .args(["-n", "4000", "-c", "4", "-m", "20", url])
+        // Bounded: a connection quiet for 20 s ends the run (and fails the test).
+        .args(["-n", "4000", "-c", "4", "-m", "20", "-N", "20s", url])
         .stdin(Stdio::null())
         .output()
         .expect("h2load (Debian's nghttp2-client) is needed for this test");

@@ -9,7 +9,7 @@ use wireloop_middleware::http1::ResponseBody;
 use super::super::headers::hop_by_hop;
 use super::super::state::{Answer, ProxyState};
 use super::super::{push_op, Engine, Op};
-use super::{client_of, send_head, H2Stream, H2Up, UpConn, STAGE_CAP};
+use super::{client_of, requeue, send_head, H2Stream, H2Up, UpConn, STAGE_CAP};
 use crate::phases::ProxyHttp;
 
 impl<P: ProxyHttp> Engine<P> {
@@ -38,13 +38,18 @@ impl<P: ProxyHttp> Engine<P> {
                 streams,
                 input,
                 broken,
+                settled,
                 group,
                 peer,
                 ..
             } = up;
             let mut ctl = conn.control();
-            let mut sink =
-                |e: Event<'_>| self.on_event(&mut ctl, streams, broken, (*group, *peer), e);
+            let mut sink = |e: Event<'_>| {
+                if let Event::Settings(_) = e {
+                    *settled = true;
+                }
+                self.on_event(&mut ctl, streams, broken, (*group, *peer), e)
+            };
             match h2.recv(input, now, &mut sink) {
                 Ok(n) => {
                     input.drain(..n);
@@ -58,6 +63,10 @@ impl<P: ProxyHttp> Engine<P> {
         if failed {
             up.broken = true;
             self.fail_streams(up, 502);
+        }
+        if up.broken {
+            // Requests not sent yet go to another connection.
+            self.requeue_unsent(&mut conn.control(), up);
         }
         self.settle(conn, up);
         self.pump(conn, up);
@@ -105,6 +114,7 @@ impl<P: ProxyHttp> Engine<P> {
             } => {
                 s.answered = true;
                 s.deadline = None;
+                s.head = Vec::new();
                 c.status = response.status;
                 c.resp.headers.clear();
                 for f in response.fields.iter() {
@@ -155,9 +165,14 @@ impl<P: ProxyHttp> Engine<P> {
                 c.complete = true;
                 s.done = true;
             }
+            Event::Unprocessed { .. } if requeue(c, s) => {
+                // Not processed (RFC 9113 §8.7): safe to send again, elsewhere.
+                push_op(&mut self.ops, Op::Assign(s.client));
+                return;
+            }
             _ => {
-                // Reset by the peer, or not processed: the client gets a 502 (or is cut
-                // off if its response started).
+                // Reset by the peer, or not processed and not to be sent again: the
+                // client gets a 502 (or is cut off if its response started).
                 s.done = true;
                 push_op(&mut self.ops, Op::FailClient(s.client, 502));
                 return;
@@ -209,16 +224,17 @@ impl<P: ProxyHttp> Engine<P> {
             up.idle_since.get_or_insert(self.now);
             conn.set_read_timeout(None);
         }
-        // Room freed: clients waiting at the connection limit come here.
-        let mut room = up.has_room() && !self.draining;
-        while room {
+        // Room freed: as many clients waiting at the connection limit as it takes come
+        // here (each is assigned after this callback, so none is left waiting for an
+        // event that may never come).
+        let room = if self.draining { 0 } else { up.room() };
+        for _ in 0..room {
             let Some(w) = self.groups[g].pool(p).waiting.pop_front() else {
                 break;
             };
             let load = self.groups[g].load_mut(p);
             load.busy = load.busy.saturating_sub(1);
             push_op(&mut self.ops, Op::Assign(w));
-            room = false;
         }
     }
 
@@ -236,7 +252,8 @@ impl<P: ProxyHttp> Engine<P> {
         let mut names = std::mem::take(&mut self.scratch_names);
         for s in up.streams.iter_mut().filter(|s| !s.done) {
             if s.id == 0 {
-                if !up.h2.can_open() {
+                // Before the peer's SETTINGS, one stream at a time.
+                if !up.h2.can_open() || (!up.settled && up.h2.open_streams() > 0) {
                     break;
                 }
                 let end = s.req_done && s.body.is_empty();
@@ -255,7 +272,6 @@ impl<P: ProxyHttp> Engine<P> {
                         s.sent_end = end;
                         s.sent_at = Some(self.now);
                         s.deadline = Some(self.now + self.s.first_byte_timeout);
-                        s.head = Vec::new();
                     }
                     Err(SendError::StreamLimit) => break,
                     Err(e) => {
@@ -272,6 +288,7 @@ impl<P: ProxyHttp> Engine<P> {
             if !s.sent_end && (!s.body.is_empty() || s.req_done) {
                 match up.h2.send_data(s.id, &s.body, s.req_done) {
                     Ok(n) => {
+                        s.body_started |= n > 0;
                         s.body.drain(..n);
                         s.sent_end = s.req_done && s.body.is_empty();
                     }

@@ -60,6 +60,8 @@ pub(crate) struct H2Stream {
     pub held: usize,
     /// Finished (answered whole, failed, reset or abandoned): removed after the callback.
     pub done: bool,
+    /// Body bytes went out (the request can no longer be sent again elsewhere).
+    pub body_started: bool,
 }
 
 /// One HTTP/2 connection to a peer.
@@ -69,6 +71,9 @@ pub(crate) struct H2Up {
     pub h2: Connection,
     pub streams: Vec<H2Stream>,
     pub connected: bool,
+    /// The peer's SETTINGS came: until then one stream is opened, not more (its
+    /// concurrent-stream limit is not known; a server may refuse the rest, or worse).
+    pub settled: bool,
     /// No new streams: the peer sent GOAWAY, the connection failed or closes.
     pub broken: bool,
     /// Its `closed` ran.
@@ -86,6 +91,7 @@ impl H2Up {
             h2: Connection::client(H2Config::default(), now),
             streams: Vec::new(),
             connected: false,
+            settled: false,
             broken: false,
             closed: false,
             idle_since: None,
@@ -93,17 +99,23 @@ impl H2Up {
         }
     }
 
-    /// Whether another request may be queued on it now.
-    pub(crate) fn has_room(&self) -> bool {
+    /// How many more requests may be queued on it now: the peer's concurrent-stream
+    /// limit less the streams open and queued (before its SETTINGS, up to 100 queued).
+    pub(crate) fn room(&self) -> usize {
         if self.broken || self.closed {
-            return false;
+            return 0;
         }
         let queued = self.streams.iter().filter(|s| s.id == 0).count();
         if self.connected {
-            self.h2.available_streams() > queued
+            self.h2.available_streams().saturating_sub(queued)
         } else {
-            self.streams.len() < MAX_QUEUED
+            MAX_QUEUED.saturating_sub(self.streams.len())
         }
+    }
+
+    /// Whether another request may be queued on it now.
+    pub(crate) fn has_room(&self) -> bool {
+        self.room() > 0
     }
 
     /// Whether it serves any exchange.
@@ -170,6 +182,28 @@ fn send_head(
     h2.send_request(&fields, end_stream)
 }
 
+/// Most times one request is moved to another connection because the one it was on
+/// could not take it (GOAWAY, REFUSED_STREAM, closed before it went out).
+const MAX_REQUEUES: u8 = 2;
+
+/// Gives stream `s`'s request back to client `c` to be sent on another connection, if
+/// none of its body went out and it was not moved too often: `true` if so (the stream
+/// is done here; assign the client again).
+fn requeue<C>(c: &mut Client<C>, s: &mut H2Stream) -> bool {
+    if s.body_started || c.replays >= MAX_REQUEUES || s.head.is_empty() {
+        return false;
+    }
+    c.replays += 1;
+    c.head_len = s.head.len();
+    c.req_stage.clear();
+    c.req_stage.append(&mut s.head);
+    c.req_stage.append(&mut s.body);
+    c.req_done = s.req_done;
+    c.up = None;
+    s.done = true;
+    true
+}
+
 /// The stream record for client `c`'s request (its staged head and body moved out).
 fn stream_for<C>(c: &mut Client<C>) -> H2Stream {
     let body = c.req_stage.split_off(c.head_len.min(c.req_stage.len()));
@@ -187,5 +221,6 @@ fn stream_for<C>(c: &mut Client<C>) -> H2Stream {
         sent_at: None,
         held: 0,
         done: false,
+        body_started: false,
     }
 }

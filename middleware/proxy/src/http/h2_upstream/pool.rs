@@ -9,7 +9,7 @@ use wireloop_middleware::http1::Http1Conn;
 use super::super::client::CONNECTING_CAP;
 use super::super::state::{Answer, ProxyConn, ProxyState, Side};
 use super::super::{push_op, Engine, Op, Reach};
-use super::{client_of, stream_for, H2Up, UpConn};
+use super::{client_of, requeue, stream_for, H2Up, UpConn};
 use crate::phases::ProxyHttp;
 use crate::ClientId;
 
@@ -144,6 +144,22 @@ impl<P: ProxyHttp> Engine<P> {
         true
     }
 
+    /// The requests queued on `up` and not sent yet (it can open no more streams) go to
+    /// other connections.
+    pub(super) fn requeue_unsent(
+        &mut self,
+        ctl: &mut Control<'_, ProxyState<P::Ctx>>,
+        up: &mut H2Up,
+    ) {
+        for s in up.streams.iter_mut().filter(|s| !s.done && s.id == 0) {
+            if let Some(c) = client_of(ctl, s.client) {
+                if requeue(c, s) {
+                    push_op(&mut self.ops, Op::Assign(s.client));
+                }
+            }
+        }
+    }
+
     /// Every exchange on `up` fails with `status` (a response under way is cut off).
     pub(super) fn fail_streams(&mut self, up: &mut H2Up, status: u16) {
         for s in up.streams.iter_mut().filter(|s| !s.done) {
@@ -173,6 +189,11 @@ impl<P: ProxyHttp> Engine<P> {
         } else {
             502
         };
+        if up.connected {
+            // It worked, then closed: what it was not sent yet goes elsewhere (after a
+            // failed connect the client is answered at once, as on HTTP/1.1).
+            self.requeue_unsent(&mut conn.control(), up);
+        }
         self.fail_streams(up, status);
         self.settle(conn, up);
         if (self.groups[g].load(p).conns as usize) < self.s.pool_size {
