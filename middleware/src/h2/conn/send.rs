@@ -246,5 +246,5 @@ impl Connection {
 
 /// Whether a field value may be sent (no NUL, CR or LF, §8.2.1).
 fn value_ok(v: &[u8]) -> bool {
-    !v.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n')
+    super::headers::value_octets_ok(v)
 }
