@@ -117,10 +117,11 @@ impl Connection {
     }
 
     fn end_send(&mut self, id: u32) {
-        if let Some(s) = self.streams.get_mut(id) {
-            s.send_open = false;
+        // Only this stream changed: take it out if the peer's side is closed too,
+        // without looking at the others.
+        if let Some(unreleased) = self.streams.close_send(id) {
+            self.reaped(unreleased);
         }
-        self.reap();
     }
 
     /// How many bytes of body [`send_data`](Connection::send_data) would take now on
