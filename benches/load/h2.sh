@@ -13,8 +13,9 @@
 #          to LOAD_CPU, DURATION seconds per run after a 1 s warm-up; requests/s and server
 #          CPU per request, medians over rounds (aggregate.sh), then compare.sh
 #   instr  user-space instructions per request, the harness's instr.sh `custom` scenario
-#          with a LOAD running h2load for SECS seconds (default 6); h2c and TLS. The TLS
-#          figure includes the 50 handshakes (each server's own TLS library).
+#          with a LOAD running `h2load -t1 -c50 -m16` for SECS seconds (default 6); h2c and
+#          TLS. Over TLS a second run (`-c50 -n50`: 50 handshakes, one request each) is
+#          subtracted, so the TLS figure is per request without the handshakes.
 # env: BENCH (default benches/harness), BENCH_HOME (default /tmp/wireloop-bench), ROUNDS,
 #      DURATION, SECS, SERVERS (default "wireloop nginx haproxy"), SCENS (default "h2c h2tls"),
 #      PROFILE=1 (instr: one callgrind file per run with function names, for
@@ -140,16 +141,32 @@ rps() {
   for sc in $SCENS; do "$BENCH/compare.sh" "$RES" "h2_$sc" wireloop "$anchors"; done
 }
 
+# instr_run NAME PORT CMD H2LOAD_ARGS -> "instr ops" of one instr.sh run (its line goes to stderr)
+instr_run() {
+  local line
+  line=$(LOAD="h2load -t1 $4 | awk '/^finished in/{print} /^requests:/{print \"ops=\" \$8}'" \
+    "$BENCH/instr.sh" "$1" "$2" custom "$3" | grep instr_per_op=) || return 1
+  echo "$line" >&2
+  echo "$line" | sed -n 's/.* ops=\([0-9]*\) instr=\([0-9]*\).*/\2 \1/p'
+}
+
 instr() {
-  local name sc cmd port=7311 tport=7312 u
+  local name sc cmd port=7311 tport=7312 a b
   for sc in $SCENS; do
     for name in $SERVERS; do
       cmd=$(conf "$name" $port $tport off) || exit 1
-      u=$(url "$sc" $port $tport)
-      # instr.sh waits for the port of the scenario; h2load's last line carries ops=N.
-      LOAD="h2load -t1 -c50 -m16 -D${SECS:-6} $u | awk '/^finished in/{print} /^requests:/{print \"ops=\" \$8}'" \
-        "$BENCH/instr.sh" "h2-$name" "$([ "$sc" = h2c ] && echo $port || echo $tport)" custom "$cmd" |
-        sed "s/scenario=custom/scenario=$sc/"
+      if [ "$sc" = h2c ]; then
+        a=$(instr_run "h2-$name" $port "$cmd" "-c50 -m16 -D${SECS:-6} http://127.0.0.1:$port/") || exit 1
+        echo "$a" | awk -v n="$name" '{printf "instr_per_req=%.0f name=%s scenario=h2c requests=%d\n", $1/$2, n, $2}'
+        continue
+      fi
+      # Over TLS the run's 50 full handshakes (each server's own TLS library) are counted
+      # too: a second run of 50 connections with one request each measures them, and
+      # the difference is the cost of the other requests.
+      a=$(instr_run "h2-$name" $tport "$cmd" "-c50 -m16 -D${SECS:-6} https://127.0.0.1:$tport/") || exit 1
+      b=$(instr_run "h2-$name-hs" $tport "$cmd" "-c50 -n50 https://127.0.0.1:$tport/") || exit 1
+      echo "$a $b" | awk -v n="$name" '{printf "instr_per_req=%.0f name=%s scenario=h2tls requests=%d (with handshakes: %.0f; 50 handshakes + 50 requests: %.0f)\n",
+        ($1-$3)/($2-$4), n, $2, $1/$2, $3}'
     done
   done
 }
