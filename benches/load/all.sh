@@ -14,6 +14,8 @@
 #   l7       proxy-l7.sh: reverse-proxy vs nginx proxy_pass / haproxy, plain and TLS
 #   ws       ws-echo.sh: websocket-echo vs tokio-tungstenite
 #   redis-suite  redis-suite.sh: redis-benchmark -q's default suite, redis-server vs ours
+#   h2       h2.sh: HTTP/2 with h2load -c50 -m16, http-server vs nginx and haproxy, h2c and
+#            TLS (interleaved rounds, then instructions per request under callgrind)
 #   instr    user-space instructions per operation (instr.sh under callgrind; exact, the
 #            same on a busy machine): echo1, echo16, ka, pipe, the L7 proxy, redis1, tlshs
 # env: ROUNDS (default 3), BENCH_HOME (default /tmp/wireloop-bench; results under
@@ -25,7 +27,7 @@ export BENCH_HOME=${BENCH_HOME:-/tmp/wireloop-bench}
 export ROUNDS=${ROUNDS:-3}
 OUT=$BENCH_HOME/results/all-$(date +%m%d-%H%M)
 mkdir -p "$OUT"
-PARTS=${*:-setup core l4 l7 ws redis-suite instr}
+PARTS=${*:-setup core l4 l7 ws redis-suite h2 instr}
 T=target/release/examples
 S=$BENCH/servers
 
@@ -72,12 +74,16 @@ for p in $PARTS; do
     part "redis-suite: redis-benchmark -q default suite against redis-server"
     OUT=$OUT/redis-suite bash benches/load/redis-suite.sh
     ;;
+  h2)
+    part "h2: HTTP/2 (h2load -c50 -m16) against nginx and haproxy, h2c and TLS: req/s, CPU and instructions per request"
+    BENCH=$BENCH RES=$OUT/h2.csv bash benches/load/h2.sh rps instr
+    ;;
   instr)
     part "instr: user-space instructions per operation (callgrind)"
     BENCH=$BENCH ANCHORS=1 bash benches/load/instr.sh echo1 echo16 ka pipe redis1 tlshs proxy
     ;;
   *)
-    echo "unknown part $p (setup core l4 l7 ws redis-suite instr)" >&2
+    echo "unknown part $p (setup core l4 l7 ws redis-suite h2 instr)" >&2
     exit 2
     ;;
   esac

@@ -347,10 +347,7 @@ fn check_name(name: &[u8]) -> Result<(), Malformed> {
     if name.is_empty() {
         return Err("empty field name");
     }
-    if name
-        .iter()
-        .any(|&b| b <= 0x20 || b.is_ascii_uppercase() || b >= 0x7f || b == b':')
-    {
+    if !name.iter().all(|&b| NAME_OCTET[usize::from(b)]) {
         return Err("field name not lowercase or with invalid characters");
     }
     if CONNECTION_SPECIFIC.contains(&name) {
@@ -359,9 +356,35 @@ fn check_name(name: &[u8]) -> Result<(), Malformed> {
     Ok(())
 }
 
+/// The octets a field name may hold: visible ASCII (0x21..=0x7e) but uppercase letters
+/// and `:` (a table: one load per octet instead of four comparisons).
+const NAME_OCTET: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x21;
+    while b < 0x7f {
+        t[b] = !(b as u8).is_ascii_uppercase() && b != b':' as usize;
+        b += 1;
+    }
+    t
+};
+
+/// The octets a field value must not hold: NUL, CR, LF (§8.2.1).
+const VALUE_FORBIDDEN: [bool; 256] = {
+    let mut t = [false; 256];
+    t[0] = true;
+    t[b'\r' as usize] = true;
+    t[b'\n' as usize] = true;
+    t
+};
+
+/// Whether a field value holds no NUL, CR or LF (§8.2.1).
+pub(super) fn value_octets_ok(value: &[u8]) -> bool {
+    !value.iter().any(|&b| VALUE_FORBIDDEN[usize::from(b)])
+}
+
 /// A field value's characters (§8.2.1).
 fn check_value(value: &[u8]) -> Result<(), Malformed> {
-    if value.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n') {
+    if !value_octets_ok(value) {
         return Err("NUL, CR or LF in a field value");
     }
     let ws = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
@@ -391,4 +414,23 @@ pub(super) fn check_outgoing_request(buf: &HeaderBuf) -> Result<bool, Malformed>
 /// characters, not a pseudo-header, not connection-specific.
 pub(super) fn sendable(name: &[u8]) -> bool {
     check_name(name).is_ok()
+}
+
+#[cfg(test)]
+mod octet_tests {
+    use super::*;
+
+    #[test]
+    fn the_tables_say_what_the_rules_say() {
+        for b in 0..=255u8 {
+            let name_ok = !(b <= 0x20 || b.is_ascii_uppercase() || b >= 0x7f || b == b':');
+            assert_eq!(NAME_OCTET[usize::from(b)], name_ok, "name octet {b:#x}");
+            let value_ok = !(b == 0 || b == b'\r' || b == b'\n');
+            assert_eq!(
+                value_octets_ok(&[b'a', b, b'a']),
+                value_ok,
+                "value octet {b:#x}"
+            );
+        }
+    }
 }

@@ -359,6 +359,12 @@ impl Connection {
     /// to the connection window.
     fn reap(&mut self) {
         let unreleased = self.streams.reap();
+        self.reaped(unreleased);
+    }
+
+    /// After streams were taken out: what they had not released goes back to the
+    /// connection window; with none left, the connection is idle.
+    fn reaped(&mut self, unreleased: u64) {
         if unreleased > 0 {
             self.release_connection(unreleased, 0);
         }

@@ -32,6 +32,22 @@ impl Connection {
         fields: &[Field<'_>],
         end_stream: bool,
     ) -> Result<(), SendError> {
+        self.send_head(stream, status, fields.iter().copied(), end_stream)
+    }
+
+    /// [`send_headers`](Connection::send_headers) with the fields from an iterator
+    /// (walked twice: checked, then encoded), for a caller that keeps them in a buffer
+    /// of its own and would otherwise have to lay them out as a slice.
+    pub(crate) fn send_head<'f, I>(
+        &mut self,
+        stream: u32,
+        status: u16,
+        fields: I,
+        end_stream: bool,
+    ) -> Result<(), SendError>
+    where
+        I: Iterator<Item = Field<'f>> + Clone,
+    {
         if self.role != Role::Server {
             return Err(SendError::WrongRole);
         }
@@ -43,7 +59,10 @@ impl Connection {
         if s.headers_sent {
             return Err(SendError::HeadersSent);
         }
-        if !fields.iter().all(|f| sendable(f.name) && value_ok(f.value)) {
+        if !fields
+            .clone()
+            .all(|f| sendable(f.name) && value_ok(f.value))
+        {
             return Err(SendError::Invalid);
         }
         s.headers_sent = !informational;
@@ -55,7 +74,7 @@ impl Connection {
         let head = Field::new(b":status", &digits);
         self.write_block(
             stream,
-            std::iter::once(head).chain(fields.iter().copied()),
+            std::iter::once(head).chain(fields.map(shorter)),
             end_stream,
         );
         Ok(())
@@ -98,10 +117,11 @@ impl Connection {
     }
 
     fn end_send(&mut self, id: u32) {
-        if let Some(s) = self.streams.get_mut(id) {
-            s.send_open = false;
+        // Only this stream changed: take it out if the peer's side is closed too,
+        // without looking at the others.
+        if let Some(unreleased) = self.streams.close_send(id) {
+            self.reaped(unreleased);
         }
-        self.reap();
     }
 
     /// How many bytes of body [`send_data`](Connection::send_data) would take now on
@@ -244,7 +264,12 @@ impl Connection {
     }
 }
 
+/// A field seen for a shorter lifetime (to chain with one borrowed from the stack).
+fn shorter<'a: 'b, 'b>(f: Field<'a>) -> Field<'b> {
+    f
+}
+
 /// Whether a field value may be sent (no NUL, CR or LF, §8.2.1).
 fn value_ok(v: &[u8]) -> bool {
-    !v.iter().any(|&b| b == 0 || b == b'\r' || b == b'\n')
+    super::headers::value_octets_ok(v)
 }

@@ -128,6 +128,22 @@ impl Streams {
         }
     }
 
+    /// Closes our sending side of stream `id`; if the peer's is closed too, takes the
+    /// stream out and returns the bytes it had delivered and not released (`Some(0)`
+    /// if none). `None`: the stream stays open (or is not there).
+    pub(super) fn close_send(&mut self, id: u32) -> Option<u64> {
+        let i = self.open.iter().position(|s| s.id == id)?;
+        let s = self.open.get_mut(i)?;
+        s.send_open = false;
+        if s.recv_open {
+            return None;
+        }
+        let n = s.recv.unreleased;
+        self.open.swap_remove(i);
+        self.remember(id, Closed::Ended);
+        Some(n)
+    }
+
     /// Removes the streams both sides have closed; returns the bytes they had
     /// delivered and not released (to give back to the connection window).
     pub(super) fn reap(&mut self) -> u64 {

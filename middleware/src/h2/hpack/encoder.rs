@@ -2,7 +2,7 @@
 
 use super::huffman;
 use super::integer;
-use super::table::{find_static, DynamicTable, Entry, Match, DYNAMIC_BASE};
+use super::table::{find_static, DynamicTable, Entry, Match, DYNAMIC_BASE, STATIC};
 use super::DEFAULT_TABLE_SIZE;
 
 /// Values longer than this are never added to the dynamic table: they would evict many
@@ -27,6 +27,40 @@ const NOT_INDEXED: &[&[u8]] = &[
 
 /// Names always sent as never indexed (§6.2.3), as §7.1.3 advises for credentials.
 const NEVER_INDEXED: &[&[u8]] = &[b"authorization", b"proxy-authorization"];
+
+/// [`NOT_INDEXED`] and [`NEVER_INDEXED`] as bits of static-table indexes (every name in
+/// them is in the static table; a test checks it): bit `i` for entry `i`.
+const NOT_INDEXED_MASK: u64 = static_mask(NOT_INDEXED);
+const NEVER_INDEXED_MASK: u64 = static_mask(NEVER_INDEXED);
+
+const fn static_mask(names: &[&[u8]]) -> u64 {
+    const fn same(a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+    let mut mask = 0u64;
+    let mut i = 0;
+    while i < STATIC.len() {
+        let mut j = 0;
+        while j < names.len() {
+            if same(STATIC[i].0, names[j]) {
+                mask |= 1 << (i + 1);
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    mask
+}
 
 /// One header field to encode.
 ///
@@ -172,9 +206,18 @@ impl Encoder {
             value,
             sensitive,
         } = field;
-        let never = sensitive || NEVER_INDEXED.contains(&name);
+        let found = find_static(name, value);
+        let static_index = match found {
+            Some(Match::Full(i) | Match::Name(i)) => i,
+            None => 0,
+        };
+        // Both lists hold static-table names only: a bit of the entry's index says it.
+        let listed = |mask: u64| mask >> static_index & 1 == 1;
+        let never_name = listed(NEVER_INDEXED_MASK);
+        let not_indexed_name = listed(NOT_INDEXED_MASK);
+        let never = sensitive || never_name;
         let mut name_index = None;
-        match find_static(name, value) {
+        match found {
             Some(Match::Full(i)) if !never => {
                 integer::encode(i, 7, 0x80, out);
                 return;
@@ -182,7 +225,10 @@ impl Encoder {
             Some(Match::Full(i) | Match::Name(i)) => name_index = Some(i),
             None => {}
         }
-        for (i, entry) in self.table.iter().enumerate() {
+        // Names this encoder never adds to its table are not in it: no scan for them
+        // (their name index is the static table's).
+        let in_table = !(never_name || not_indexed_name);
+        for (i, entry) in self.table.iter().enumerate().filter(|_| in_table) {
             if entry.name() != name {
                 continue;
             }
@@ -192,7 +238,7 @@ impl Encoder {
             }
             name_index.get_or_insert(DYNAMIC_BASE + i);
         }
-        let index = !never && self.worth_indexing(name, value);
+        let index = !never && !not_indexed_name && self.worth_indexing(name, value);
         let (prefix, flags) = match (index, never) {
             (true, _) => (6, 0x40),
             (false, true) => (4, 0x10),
@@ -211,12 +257,11 @@ impl Encoder {
         }
     }
 
-    /// Whether `name: value` goes into the dynamic table (see the policy on [`Encoder`]).
+    /// Whether `name: value` goes into the dynamic table by its size (see the policy on
+    /// [`Encoder`]; the names never indexed are left out by the caller).
     fn worth_indexing(&self, name: &[u8], value: &[u8]) -> bool {
         let size = name.len() + value.len() + 32;
-        value.len() <= MAX_INDEXED_VALUE
-            && size <= self.table.max_size() / 2
-            && !NOT_INDEXED.contains(&name)
+        value.len() <= MAX_INDEXED_VALUE && size <= self.table.max_size() / 2
     }
 }
 
@@ -229,5 +274,31 @@ fn string(s: &[u8], out: &mut Vec<u8>) {
     } else {
         integer::encode(s.len(), 7, 0x00, out);
         out.extend_from_slice(s);
+    }
+}
+
+#[cfg(test)]
+mod mask_tests {
+    use super::*;
+
+    #[test]
+    fn the_masks_hold_exactly_the_listed_names() {
+        for (list, mask) in [
+            (NOT_INDEXED, NOT_INDEXED_MASK),
+            (NEVER_INDEXED, NEVER_INDEXED_MASK),
+        ] {
+            for name in list {
+                assert!(find_static(name, b"").is_some(), "{name:?} not static");
+            }
+            for (i, (name, _)) in STATIC.iter().enumerate() {
+                assert_eq!(
+                    mask >> (i + 1) & 1 == 1,
+                    list.contains(name),
+                    "entry {}",
+                    i + 1
+                );
+            }
+            assert_eq!(mask & 1, 0);
+        }
     }
 }

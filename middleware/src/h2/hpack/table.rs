@@ -89,14 +89,131 @@ pub(crate) enum Match {
 /// Looks `name: value` up in the static table (entries sharing a name are adjacent, so a
 /// name maps to one range of indexes).
 pub(crate) fn find_static(name: &[u8], value: &[u8]) -> Option<Match> {
-    let first = STATIC.iter().position(|&(n, _)| n == name)?;
-    let full = STATIC[first..]
+    let (first, n) = static_name(name)?;
+    let full = STATIC
+        .get(first..first + n)
+        .unwrap_or_default()
         .iter()
-        .take_while(|&&(n, _)| n == name)
         .position(|&(_, v)| v == value);
     Some(match full {
         Some(k) => Match::Full(first + k + 1),
         None => Match::Name(first + 1),
+    })
+}
+
+/// The position in [`STATIC`] of the first entry named `name` and how many entries
+/// have that name: a switch on the length, then on the octets of the few names of that
+/// length (fixed-size arrays, compared without a call), instead of a scan of the 61
+/// entries.
+fn static_name(name: &[u8]) -> Option<(usize, usize)> {
+    Some(match name.len() {
+        3 => match <&[u8; 3]>::try_from(name).ok()? {
+            b"age" => (20, 1),
+            b"via" => (59, 1),
+            _ => return None,
+        },
+        4 => match <&[u8; 4]>::try_from(name).ok()? {
+            b"date" => (32, 1),
+            b"etag" => (33, 1),
+            b"from" => (36, 1),
+            b"host" => (37, 1),
+            b"link" => (44, 1),
+            b"vary" => (58, 1),
+            _ => return None,
+        },
+        5 => match <&[u8; 5]>::try_from(name).ok()? {
+            b":path" => (3, 2),
+            b"allow" => (21, 1),
+            b"range" => (49, 1),
+            _ => return None,
+        },
+        6 => match <&[u8; 6]>::try_from(name).ok()? {
+            b"accept" => (18, 1),
+            b"cookie" => (31, 1),
+            b"expect" => (34, 1),
+            b"server" => (53, 1),
+            _ => return None,
+        },
+        7 => match <&[u8; 7]>::try_from(name).ok()? {
+            b":method" => (1, 2),
+            b":scheme" => (5, 2),
+            b":status" => (7, 7),
+            b"expires" => (35, 1),
+            b"referer" => (50, 1),
+            b"refresh" => (51, 1),
+            _ => return None,
+        },
+        8 => match <&[u8; 8]>::try_from(name).ok()? {
+            b"if-match" => (38, 1),
+            b"if-range" => (41, 1),
+            b"location" => (45, 1),
+            _ => return None,
+        },
+        10 => match <&[u8; 10]>::try_from(name).ok()? {
+            b":authority" => (0, 1),
+            b"set-cookie" => (54, 1),
+            b"user-agent" => (57, 1),
+            _ => return None,
+        },
+        11 => match <&[u8; 11]>::try_from(name).ok()? {
+            b"retry-after" => (52, 1),
+            _ => return None,
+        },
+        12 => match <&[u8; 12]>::try_from(name).ok()? {
+            b"content-type" => (30, 1),
+            b"max-forwards" => (46, 1),
+            _ => return None,
+        },
+        13 => match <&[u8; 13]>::try_from(name).ok()? {
+            b"accept-ranges" => (17, 1),
+            b"authorization" => (22, 1),
+            b"cache-control" => (23, 1),
+            b"content-range" => (29, 1),
+            b"if-none-match" => (40, 1),
+            b"last-modified" => (43, 1),
+            _ => return None,
+        },
+        14 => match <&[u8; 14]>::try_from(name).ok()? {
+            b"accept-charset" => (14, 1),
+            b"content-length" => (27, 1),
+            _ => return None,
+        },
+        15 => match <&[u8; 15]>::try_from(name).ok()? {
+            b"accept-encoding" => (15, 1),
+            b"accept-language" => (16, 1),
+            _ => return None,
+        },
+        16 => match <&[u8; 16]>::try_from(name).ok()? {
+            b"content-encoding" => (25, 1),
+            b"content-language" => (26, 1),
+            b"content-location" => (28, 1),
+            b"www-authenticate" => (60, 1),
+            _ => return None,
+        },
+        17 => match <&[u8; 17]>::try_from(name).ok()? {
+            b"if-modified-since" => (39, 1),
+            b"transfer-encoding" => (56, 1),
+            _ => return None,
+        },
+        18 => match <&[u8; 18]>::try_from(name).ok()? {
+            b"proxy-authenticate" => (47, 1),
+            _ => return None,
+        },
+        19 => match <&[u8; 19]>::try_from(name).ok()? {
+            b"content-disposition" => (24, 1),
+            b"if-unmodified-since" => (42, 1),
+            b"proxy-authorization" => (48, 1),
+            _ => return None,
+        },
+        25 => match <&[u8; 25]>::try_from(name).ok()? {
+            b"strict-transport-security" => (55, 1),
+            _ => return None,
+        },
+        27 => match <&[u8; 27]>::try_from(name).ok()? {
+            b"access-control-allow-origin" => (19, 1),
+            _ => return None,
+        },
+        _ => return None,
     })
 }
 
@@ -217,6 +334,25 @@ impl DynamicTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn static_name_finds_the_first_entry_of_each_name() {
+        for (i, (name, _)) in STATIC.iter().enumerate() {
+            let first = STATIC.iter().position(|(n, _)| n == name).unwrap();
+            let count = STATIC.iter().filter(|(n, _)| n == name).count();
+            assert_eq!(static_name(name), Some((first, count)), "entry {}", i + 1);
+        }
+        for other in [
+            &b""[..],
+            b":status2",
+            b"Date",
+            b"x-date",
+            b"dat",
+            b"content-typ",
+        ] {
+            assert_eq!(static_name(other), None);
+        }
+    }
 
     #[test]
     fn static_lookups() {

@@ -48,6 +48,10 @@ use super::response::{RespState, Response};
 use super::Config;
 use wire::StreamOut;
 
+/// Header slots on the stack for a usual request (more fields take the full
+/// [`MAX_HEADERS`]).
+const SMALL_HEADERS: usize = 24;
+
 /// One stream: the application's state for it and its response.
 struct Stream<S> {
     id: u32,
@@ -296,8 +300,17 @@ fn on_event<A: App>(
                 (false, Some(n)) => BodyLength::Length(n),
                 (false, None) => BodyLength::Chunked,
             };
-            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let Some((method, path, n)) = headers(&request, &mut slots) else {
+            // Slots for the fields (and `host`): a few on the stack for the usual
+            // request, the full MAX_HEADERS only when needed (4 KiB to initialize).
+            let mut small = [httparse::EMPTY_HEADER; SMALL_HEADERS];
+            let mut big;
+            let slots: &mut [Header<'_>] = if request.fields.len() < SMALL_HEADERS {
+                &mut small
+            } else {
+                big = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                &mut big
+            };
+            let Some((method, path, n)) = headers(&request, slots) else {
                 bad_request(cx, &mut s, id, 400);
                 streams.push(s);
                 return;
@@ -414,18 +427,15 @@ fn bad_request<A: App>(cx: &mut Cx<'_, A>, s: &mut Stream<A::State>, id: ConnId,
 
 /// The method, path and header fields of `r` in `slots` (`host` first, from
 /// `:authority`, unless a `host` field came); `None` if they are not text.
-fn headers<'a>(
-    r: &H2Request<'a>,
-    slots: &mut [Header<'a>; MAX_HEADERS],
-) -> Option<(&'a str, &'a str, usize)> {
+fn headers<'a>(r: &H2Request<'a>, slots: &mut [Header<'a>]) -> Option<(&'a str, &'a str, usize)> {
     let method = std::str::from_utf8(r.method).ok()?;
     let path = match r.path {
         Some(p) => std::str::from_utf8(p).ok()?,
         None => std::str::from_utf8(r.authority?).ok()?,
     };
     let mut n = 0;
-    if let (Some(a), None) = (r.authority, r.fields.get(b"host")) {
-        slots[0] = Header {
+    if let (Some(a), None, Some(slot)) = (r.authority, r.fields.get(b"host"), slots.first_mut()) {
+        *slot = Header {
             name: "host",
             value: a,
         };

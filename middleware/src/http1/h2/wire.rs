@@ -20,46 +20,53 @@ const CONNECTION_SPECIFIC: [&str; 5] = [
     "upgrade",
 ];
 
-/// The most response fields sent without a heap list of them.
-const INLINE_FIELDS: usize = 48;
+/// What a stream's buffer holds from the start: a usual head and a small body fit, so a
+/// response costs one allocation.
+const INITIAL_CAPACITY: usize = 256;
+
+/// Bytes before each field in the buffer: its name's and its value's lengths.
+const FIELD_PREFIX: usize = 8;
 
 /// One stream's response, as written by the application and not yet handed to the
 /// connection.
 #[derive(Debug, Default)]
 pub(crate) struct StreamOut {
     status: u16,
-    /// Names (lower case) and values, one after the other.
-    bytes: Vec<u8>,
-    /// (name length, value length) of each field in `bytes`.
-    lens: Vec<(u32, u32)>,
+    /// Until the head is sent: each field (name lowercased) as its name's and value's
+    /// lengths (`u32`, little endian), name, value; then, from `body_at`, the body not
+    /// yet taken by the connection. One buffer for both, so that a response costs one
+    /// allocation.
+    buf: Vec<u8>,
+    /// Where the body starts in `buf` (0 once the head is sent).
+    body_at: usize,
     /// The head is complete.
     head_ready: bool,
     head_sent: bool,
     /// No body follows the head.
     no_body: bool,
-    /// Body bytes not yet taken by the connection.
-    body: Vec<u8>,
     /// The body is complete.
     end: bool,
     /// END_STREAM went out.
     pub(crate) end_sent: bool,
-    /// Trailer fields (as `bytes` and `lens`), sent once the body is out.
+    /// Trailer fields (laid out as the head's are), sent once the body is out.
     trailers: Vec<u8>,
-    trailer_lens: Vec<(u32, u32)>,
 }
 
 impl StreamOut {
     fn push(&mut self, name: &str, value: &[u8]) {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(name.as_bytes());
-        self.bytes[start..].make_ascii_lowercase();
-        self.bytes.extend_from_slice(value);
-        self.lens.push((name.len() as u32, value.len() as u32));
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(INITIAL_CAPACITY);
+        }
+        push_field(&mut self.buf, name, value);
     }
 
     /// Body bytes waiting for the connection.
     pub(crate) fn queued_len(&self) -> usize {
-        self.body.len()
+        if self.head_ready {
+            self.buf.len() - self.body_at
+        } else {
+            0
+        }
     }
 
     /// Whether a response the writer calls complete never ended its body (aborted, or
@@ -80,60 +87,73 @@ impl StreamOut {
         if self.end_sent || !self.head_ready {
             return Ok(());
         }
-        let trailers = !self.trailer_lens.is_empty();
+        let trailers = !self.trailers.is_empty();
         if !self.head_sent {
-            let end_stream = self.no_body || (self.end && self.body.is_empty() && !trailers);
-            let mut inline = [Field::new(b"", b""); INLINE_FIELDS];
-            let mut heap = Vec::new();
-            let fields: &[Field<'_>] = if self.lens.len() <= INLINE_FIELDS {
-                fill(&self.bytes, &self.lens, |i, f| inline[i] = f);
-                &inline[..self.lens.len()]
-            } else {
-                fill(&self.bytes, &self.lens, |_, f| heap.push(f));
-                &heap
-            };
-            conn.send_headers(stream, self.status, fields, end_stream)?;
+            let end_stream = self.no_body || (self.end && self.queued_len() == 0 && !trailers);
+            let head = HeadFields(self.buf.get(..self.body_at).unwrap_or_default());
+            conn.send_head(stream, self.status, head, end_stream)?;
             self.head_sent = true;
-            self.bytes = Vec::new();
-            self.lens = Vec::new();
             if end_stream {
                 self.end_sent = true;
-                self.body = Vec::new();
+                self.buf = Vec::new();
+                self.body_at = 0;
                 return Ok(());
             }
+            self.buf.drain(..self.body_at);
+            self.body_at = 0;
         }
-        if !self.body.is_empty() {
-            let n = conn.send_data(stream, &self.body, self.end && !trailers)?;
-            self.body.drain(..n);
-            if self.end && self.body.is_empty() && !trailers {
+        if !self.buf.is_empty() {
+            let n = conn.send_data(stream, &self.buf, self.end && !trailers)?;
+            self.buf.drain(..n);
+            if self.end && self.buf.is_empty() && !trailers {
                 self.end_sent = true;
             }
         }
-        if self.end && self.body.is_empty() && !self.end_sent {
+        if self.end && self.buf.is_empty() && !self.end_sent {
             if trailers {
-                let mut fields = Vec::with_capacity(self.trailer_lens.len());
-                fill(&self.trailers, &self.trailer_lens, |_, f| fields.push(f));
+                let fields: Vec<Field<'_>> = HeadFields(&self.trailers).collect();
                 conn.send_trailers(stream, &fields)?;
             } else {
                 conn.send_data(stream, &[], true)?;
             }
             self.end_sent = true;
         }
-        if self.body.is_empty() && self.body.capacity() > 64 * 1024 {
-            self.body = Vec::new();
+        if self.buf.is_empty() && self.buf.capacity() > 64 * 1024 {
+            self.buf = Vec::new();
         }
         Ok(())
     }
 }
 
-fn fill<'a>(bytes: &'a [u8], lens: &[(u32, u32)], mut put: impl FnMut(usize, Field<'a>)) {
-    let mut at = 0;
-    for (i, &(n, v)) in lens.iter().enumerate() {
-        let (n, v) = (n as usize, v as usize);
-        let name = bytes.get(at..at + n).unwrap_or_default();
-        let value = bytes.get(at + n..at + n + v).unwrap_or_default();
-        put(i, Field::new(name, value));
-        at += n + v;
+/// Appends a field to `buf` as [`HeadFields`] reads it: its name's and its value's
+/// lengths (`u32`, little endian), the name lowercased, the value.
+fn push_field(buf: &mut Vec<u8>, name: &str, value: &[u8]) {
+    // A field cannot reach 4 GiB: the head is bounded far below by the peer's header
+    // list size when it is sent.
+    let (n, v) = (name.len() as u32, value.len() as u32);
+    buf.extend_from_slice(&n.to_le_bytes());
+    buf.extend_from_slice(&v.to_le_bytes());
+    let start = buf.len();
+    buf.extend_from_slice(name.as_bytes());
+    buf[start..].make_ascii_lowercase();
+    buf.extend_from_slice(value);
+}
+
+/// The fields of a head as [`push_field`] laid them out.
+#[derive(Clone)]
+struct HeadFields<'a>(&'a [u8]);
+
+impl<'a> Iterator for HeadFields<'a> {
+    type Item = Field<'a>;
+
+    fn next(&mut self) -> Option<Field<'a>> {
+        let (lens, rest) = self.0.split_first_chunk::<FIELD_PREFIX>()?;
+        let n = u32::from_le_bytes([lens[0], lens[1], lens[2], lens[3]]) as usize;
+        let v = u32::from_le_bytes([lens[4], lens[5], lens[6], lens[7]]) as usize;
+        let (name, rest) = rest.split_at(n.min(rest.len()));
+        let (value, rest) = rest.split_at(v.min(rest.len()));
+        self.0 = rest;
+        Some(Field::new(name, value))
     }
 }
 
@@ -162,6 +182,7 @@ impl Wire for StreamOut {
         }
         self.no_body = end.no_body;
         self.head_ready = true;
+        self.body_at = self.buf.len();
     }
 
     fn interim_continue(&mut self) {
@@ -170,7 +191,7 @@ impl Wire for StreamOut {
 
     fn data(&mut self, data: &[u8], _owned: Option<Bytes>, _chunked: bool) {
         if !self.no_body {
-            self.body.extend_from_slice(data);
+            self.buf.extend_from_slice(data);
         }
     }
 
@@ -187,18 +208,13 @@ impl Wire for StreamOut {
             {
                 continue;
             }
-            let start = self.trailers.len();
-            self.trailers.extend_from_slice(name.as_bytes());
-            self.trailers[start..].make_ascii_lowercase();
-            self.trailers.extend_from_slice(value);
-            self.trailer_lens
-                .push((name.len() as u32, value.len() as u32));
+            push_field(&mut self.trailers, name, value);
         }
         self.end = true;
     }
 
     fn queued(&self) -> usize {
-        self.body.len()
+        self.queued_len()
     }
 
     fn is_h2(&self) -> bool {
