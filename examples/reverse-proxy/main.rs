@@ -1,7 +1,9 @@
-//! HTTP/1.1 reverse proxy: inbound connections (plain and TLS) are served by the
-//! HTTP/1.1 server adapter, requests go to upstreams (plain or TLS) over pooled keep-alive
-//! connections dialed from the same loop and read with the HTTP/1.1 client side; bodies
-//! stream both ways with backpressure, upgrades (WebSocket) become byte tunnels.
+//! HTTP reverse proxy: inbound connections (plain and TLS) are served by the HTTP
+//! adapter (HTTP/1.1, and HTTP/2 by ALPN `h2` or prior knowledge), requests go to
+//! upstreams (plain or TLS) over pooled keep-alive HTTP/1.1 connections, or multiplexed
+//! on HTTP/2 ones (`--upstream-protocol h2`), dialed from the same loop; bodies stream
+//! both ways with backpressure, trailers pass (gRPC), upgrades (WebSocket) become byte
+//! tunnels.
 //!
 //! All of that is the `wireloop-proxy` library; this file is the command line and
 //! `main`, `policy.rs` the routing and access log policy, `config.rs` the `--config FILE`
@@ -37,7 +39,7 @@ use admin::{Admin, View};
 use policy::Logging;
 
 const USAGE: &str = "\
-reverse-proxy: HTTP/1.1 reverse proxy with keep-alive upstream pools (wireloop example)
+reverse-proxy: HTTP/1.1 and HTTP/2 reverse proxy with upstream pools (wireloop example)
 
 USAGE:
     reverse-proxy --upstream URL [--upstream URL ...] [OPTIONS]

@@ -1,7 +1,8 @@
 //! # wireloop-proxy
 //!
 //! Building a proxy means writing its policy, not its plumbing. This crate is the
-//! plumbing for [`wireloop`]: an HTTP/1.1 reverse proxy engine ([`HttpProxy`]) that runs a
+//! plumbing for [`wireloop`]: an HTTP reverse proxy engine ([`HttpProxy`]; HTTP/1.1 and
+//! HTTP/2 to clients, either to upstreams, [`UpstreamProtocol`]) that runs a
 //! policy's phases ([`ProxyHttp`]) over upstream groups ([`Group`]) of weighted peers
 //! ([`Peer`]) with balancing ([`balance`]), keep-alive pools per peer, health checks,
 //! timeouts and retries. Everything runs inside the loop: plain return values, no async,
