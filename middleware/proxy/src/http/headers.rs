@@ -78,18 +78,43 @@ pub(crate) fn tunnels_upgrade(req: &Request<'_>) -> bool {
 /// `Upgrade` is kept on a 101, and `Via` is added.
 pub(crate) fn response_head(h: &ResponseHead<'_>, out: &mut HeaderList) {
     out.clear();
-    let mut opts = [&b""[..]; MAX_CONN_OPTIONS];
-    let n_opts = connection_options(h.headers(), &mut opts);
+    // One pass: the fields a `Connection` option names are taken out afterwards, when
+    // there may be one (rare: most `Connection` fields say only `close` or `keep-alive`,
+    // and `Keep-Alive` is hop-by-hop anyway).
+    let mut named_any = false;
     for (name, value) in h.headers() {
+        named_any |= name.len() == 5 && name.eq_ignore_ascii_case("close");
         let keep_upgrade = h.is_upgrade() && name.eq_ignore_ascii_case("upgrade");
-        if (hop_by_hop(name)
-            || named(&opts[..n_opts], name)
-            || name.eq_ignore_ascii_case("content-length"))
+        if name.len() == 10 && name.eq_ignore_ascii_case("connection") {
+            named_any |= value.split(|&b| b == b',').any(|t| {
+                let t = t.trim_ascii();
+                !t.is_empty()
+                    && !t.eq_ignore_ascii_case(b"close")
+                    && !t.eq_ignore_ascii_case(b"keep-alive")
+            });
+        }
+        if (hop_by_hop(name) || (name.len() == 14 && name.eq_ignore_ascii_case("content-length")))
             && !keep_upgrade
         {
             continue;
         }
         out.append_parsed(name, value);
+    }
+    if named_any {
+        let mut opts = [&b""[..]; MAX_CONN_OPTIONS];
+        let n_opts = connection_options(h.headers(), &mut opts);
+        for o in &opts[..n_opts] {
+            // Options are tokens or are not names of fields at all.
+            let Ok(o) = std::str::from_utf8(o) else {
+                continue;
+            };
+            if o.eq_ignore_ascii_case("host")
+                || (h.is_upgrade() && o.eq_ignore_ascii_case("upgrade"))
+            {
+                continue;
+            }
+            out.remove(o);
+        }
     }
     out.append_parsed("Via", b"1.1 wireloop");
 }
