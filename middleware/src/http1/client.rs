@@ -41,7 +41,7 @@ use super::parse::{
     FramingFields, TeError,
 };
 use super::response::{valid_name, valid_value};
-use super::Config;
+use super::{Config, Request};
 
 /// How a response's body is delimited (RFC 9112 §6.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -561,7 +561,7 @@ fn valid_target(t: &str) -> bool {
 /// `Transfer-Encoding: chunked` for [`BodyLength::Chunked`] (then send the body with
 /// [`write_chunk`] and [`write_last_chunk`]). `Content-Length` and `Transfer-Encoding` in
 /// `headers` are skipped. An invalid method, target, header name or value (CR, LF, NUL)
-/// is refused and nothing is written.
+/// is refused and nothing is written. [`RequestHeadWriter`] writes a head piece by piece.
 pub fn write_request_head<'h>(
     out: &mut Vec<u8>,
     method: &str,
@@ -569,45 +569,137 @@ pub fn write_request_head<'h>(
     headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
     body: BodyLength,
 ) -> Result<(), InvalidRequest> {
-    if !valid_name(method) {
-        return Err(InvalidRequest("method"));
-    }
-    if !valid_target(target) {
-        return Err(InvalidRequest("target"));
-    }
-    let start = out.len();
-    out.extend_from_slice(method.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut w = RequestHeadWriter::new(out, method, target)?;
     for (name, value) in headers {
+        w.field(name, value)?;
+    }
+    w.finish(body);
+    Ok(())
+}
+
+/// Writes an HTTP/1.1 request head piece by piece (what [`write_request_head`] does in
+/// one call): the request line, then fields (checked, as [`write_request_head`] checks
+/// them, or a parsed request's own, which its parser checked already), then the framing.
+/// `Content-Length` and `Transfer-Encoding` fields are skipped: [`finish`] frames the
+/// body. After an error nothing the writer wrote is left in the buffer; drop the writer.
+///
+/// ```
+/// use wireloop_middleware::http1::{header_slots, parse_request, BodyLength, Config,
+///     RequestHeadWriter};
+///
+/// let mut slots = header_slots();
+/// let raw = b"GET /x HTTP/1.1\r\nHost: a\r\nX-Drop: 1\r\n\r\n";
+/// let (_, req) = parse_request(raw, &mut slots, &Config::default()).unwrap().unwrap();
+/// let mut out = Vec::new();
+/// let mut w = RequestHeadWriter::new(&mut out, req.method(), req.origin()).unwrap();
+/// w.request_fields(&req, |name, _| !name.eq_ignore_ascii_case("x-drop")).unwrap();
+/// w.field("Via", b"1.1 me").unwrap();
+/// w.finish(BodyLength::None);
+/// assert_eq!(out, b"GET /x HTTP/1.1\r\nHost: a\r\nVia: 1.1 me\r\n\r\n");
+/// ```
+///
+/// [`finish`]: RequestHeadWriter::finish
+pub struct RequestHeadWriter<'o> {
+    out: &'o mut Vec<u8>,
+    start: usize,
+}
+
+impl<'o> RequestHeadWriter<'o> {
+    /// Starts a head with its request line; an invalid method or target is refused and
+    /// nothing is written.
+    pub fn new(
+        out: &'o mut Vec<u8>,
+        method: &str,
+        target: &str,
+    ) -> Result<RequestHeadWriter<'o>, InvalidRequest> {
+        if !valid_name(method) {
+            return Err(InvalidRequest("method"));
+        }
+        if !valid_target(target) {
+            return Err(InvalidRequest("target"));
+        }
+        let start = out.len();
+        out.reserve(method.len() + target.len() + 128);
+        out.extend_from_slice(method.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(target.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        Ok(RequestHeadWriter { out, start })
+    }
+
+    /// Appends `name: value` (skipped if it is a framing field). An invalid name or value
+    /// is refused, and everything this writer wrote is taken back.
+    pub fn field(&mut self, name: &str, value: &[u8]) -> Result<(), InvalidRequest> {
         if !valid_name(name) {
-            out.truncate(start);
-            return Err(InvalidRequest("header name"));
+            return Err(self.fail("header name"));
         }
         if !valid_value(value) {
-            out.truncate(start);
-            return Err(InvalidRequest("header value"));
+            return Err(self.fail("header value"));
         }
-        if eq(name, "content-length") || eq(name, "transfer-encoding") {
-            continue;
+        self.checked_field(name, value);
+        Ok(())
+    }
+
+    /// Appends the fields of `req` that `keep` takes, in order (framing fields skipped).
+    /// An HTTP/1.1 request's fields are written as they are, its parser having checked
+    /// them (names are tokens, values hold no control bytes but HTAB); an HTTP/2
+    /// request's are checked as [`field`](RequestHeadWriter::field) checks them.
+    pub fn request_fields(
+        &mut self,
+        req: &Request<'_>,
+        mut keep: impl FnMut(&str, &[u8]) -> bool,
+    ) -> Result<(), InvalidRequest> {
+        let checked = !req.is_h2();
+        for (name, value) in req.headers() {
+            if !keep(name, value) {
+                continue;
+            }
+            if checked {
+                self.checked_field(name, value);
+            } else {
+                self.field(name, value)?;
+            }
         }
+        Ok(())
+    }
+
+    /// Ends the head with the framing of `body`.
+    pub fn finish(self, body: BodyLength) {
+        let out = self.out;
+        match body {
+            BodyLength::None => out.extend_from_slice(b"\r\n"),
+            BodyLength::Length(n) => {
+                out.extend_from_slice(b"Content-Length: ");
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                out.extend_from_slice(b"\r\n\r\n");
+            }
+            BodyLength::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n"),
+        }
+    }
+
+    /// A field known to be valid.
+    #[inline]
+    fn checked_field(&mut self, name: &str, value: &[u8]) {
+        let framing = match name.len() {
+            14 => eq(name, "content-length"),
+            17 => eq(name, "transfer-encoding"),
+            _ => false,
+        };
+        if framing {
+            return;
+        }
+        let out = &mut *self.out;
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
-    match body {
-        BodyLength::None => {}
-        BodyLength::Length(n) => {
-            out.extend_from_slice(b"Content-Length: ");
-            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        BodyLength::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+
+    #[cold]
+    fn fail(&mut self, why: &'static str) -> InvalidRequest {
+        self.out.truncate(self.start);
+        InvalidRequest(why)
     }
-    out.extend_from_slice(b"\r\n");
-    Ok(())
 }
 
 /// Appends `data` as one chunk of a chunked body (nothing for empty data, which would
