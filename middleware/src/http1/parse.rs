@@ -959,7 +959,8 @@ impl FramingFields {
     /// `Ok(false)` for any other field.
     pub(crate) fn field(&mut self, name: &[u8], value: &[u8]) -> Result<bool, &'static str> {
         match name.len() {
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
+            // Names are tokens (both parsers check them first).
+            14 if token_is(name, b"content-length") => {
                 // The common case: one number (the value comes trimmed).
                 if let Some(n) = parse_decimal(value) {
                     return match self.content_length {
@@ -984,7 +985,7 @@ impl FramingFields {
                 }
                 Ok(true)
             }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+            17 if token_is(name, b"transfer-encoding") => {
                 self.te_seen = true;
                 for coding in list(value) {
                     let (name, params) = match coding.iter().position(|&b| b == b';') {

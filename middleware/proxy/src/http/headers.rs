@@ -83,9 +83,9 @@ pub(crate) fn response_head(h: &ResponseHead<'_>, out: &mut HeaderList) {
     // and `Keep-Alive` is hop-by-hop anyway).
     let mut named_any = false;
     for (name, value) in h.headers() {
-        named_any |= name.len() == 5 && name.eq_ignore_ascii_case("close");
-        let keep_upgrade = h.is_upgrade() && name.eq_ignore_ascii_case("upgrade");
-        if name.len() == 10 && name.eq_ignore_ascii_case("connection") {
+        named_any |= name.len() == 5 && token_eq(name, "close");
+        let connection = name.len() == 10 && token_eq(name, "connection");
+        if connection {
             named_any |= value.split(|&b| b == b',').any(|t| {
                 let t = t.trim_ascii();
                 !t.is_empty()
@@ -93,9 +93,10 @@ pub(crate) fn response_head(h: &ResponseHead<'_>, out: &mut HeaderList) {
                     && !t.eq_ignore_ascii_case(b"keep-alive")
             });
         }
-        if (hop_by_hop(name) || (name.len() == 14 && name.eq_ignore_ascii_case("content-length")))
-            && !keep_upgrade
-        {
+        let dropped = connection
+            || (name.len() == 14 && token_eq(name, "content-length"))
+            || hop_by_hop(name);
+        if dropped && !(h.is_upgrade() && name.len() == 7 && token_eq(name, "upgrade")) {
             continue;
         }
         out.append_parsed(name, value);
@@ -117,6 +118,17 @@ pub(crate) fn response_head(h: &ResponseHead<'_>, out: &mut HeaderList) {
         }
     }
     out.append_parsed("Via", b"1.1 wireloop");
+}
+
+/// Whether the token `name` (a parsed head's field name) is `lower` (lower case letters
+/// and `-`) in any case: a token's byte with bit 5 set is one of `lower`'s only if it is
+/// that letter in either case, or `-` itself.
+fn token_eq(name: &str, lower: &str) -> bool {
+    name.len() == lower.len()
+        && name
+            .bytes()
+            .zip(lower.bytes())
+            .fold(true, |same, (a, b)| same & (a | 0x20 == b))
 }
 
 /// What the upstream request head is made from besides the client's request.
