@@ -577,6 +577,58 @@ pub fn write_request_head<'h>(
     Ok(())
 }
 
+/// A field name checked once, when the program is built: `const VIA: FieldName =
+/// FieldName::new("Via");` fails to compile for a name that is not a token. For
+/// [`RequestHeadWriter::named_field`].
+#[derive(Clone, Copy, Debug)]
+pub struct FieldName {
+    name: &'static str,
+    /// `Content-Length` or `Transfer-Encoding`: the writer's own, skipped.
+    framing: bool,
+}
+
+impl FieldName {
+    /// `name`, which must be a token (a panic otherwise: at compile time in a `const`).
+    pub const fn new(name: &'static str) -> FieldName {
+        let b = name.as_bytes();
+        assert!(!b.is_empty(), "an empty field name");
+        let mut i = 0;
+        while i < b.len() {
+            assert!(
+                matches!(b[i], b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-'
+                    | b'.' | b'^' | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z'
+                    | b'A'..=b'Z'),
+                "a field name must be a token"
+            );
+            i += 1;
+        }
+        FieldName {
+            name,
+            framing: const_eq_ignore_case(b, b"content-length")
+                || const_eq_ignore_case(b, b"transfer-encoding"),
+        }
+    }
+
+    /// The name.
+    pub const fn as_str(&self) -> &'static str {
+        self.name
+    }
+}
+
+const fn const_eq_ignore_case(a: &[u8], lower: &[u8]) -> bool {
+    if a.len() != lower.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i].to_ascii_lowercase() != lower[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// Writes an HTTP/1.1 request head piece by piece (what [`write_request_head`] does in
 /// one call): the request line, then fields (checked, as [`write_request_head`] checks
 /// them, or a parsed request's own, which its parser checked already), then the framing.
@@ -637,6 +689,23 @@ impl<'o> RequestHeadWriter<'o> {
             return Err(self.fail("header value"));
         }
         self.checked_field(name, value);
+        Ok(())
+    }
+
+    /// Appends `name: value` for a name checked when the program was built (see
+    /// [`FieldName`]); the value is checked as [`field`](RequestHeadWriter::field)
+    /// checks it.
+    pub fn named_field(&mut self, name: &FieldName, value: &[u8]) -> Result<(), InvalidRequest> {
+        if !valid_value(value) {
+            return Err(self.fail("header value"));
+        }
+        if !name.framing {
+            let out = &mut *self.out;
+            out.extend_from_slice(name.name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
         Ok(())
     }
 
@@ -941,6 +1010,24 @@ mod tests {
 
     fn cfg() -> Config {
         Config::default()
+    }
+
+    #[test]
+    fn head_writer_named_fields() {
+        const VIA: FieldName = FieldName::new("Via");
+        const CL: FieldName = FieldName::new("Content-Length");
+        let mut out = b"x".to_vec();
+        let mut w = RequestHeadWriter::new(&mut out, "GET", "/").unwrap();
+        w.named_field(&VIA, b"1.1 a").unwrap();
+        w.named_field(&CL, b"5").unwrap();
+        w.finish(BodyLength::Length(2));
+        assert_eq!(
+            out,
+            b"xGET / HTTP/1.1\r\nVia: 1.1 a\r\nContent-Length: 2\r\n\r\n"
+        );
+        let mut w = RequestHeadWriter::new(&mut out, "GET", "/").unwrap();
+        assert!(w.named_field(&VIA, b"a\r\nb").is_err());
+        assert!(std::panic::catch_unwind(|| FieldName::new("a b")).is_err());
     }
 
     /// The strict one-pass parser and httparse with the checks after it agree on heads

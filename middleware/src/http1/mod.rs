@@ -75,7 +75,8 @@ pub use app::{App, BodyMode, UpgradeEvent};
 pub use chunked::{ChunkedDecoder, ChunkedError, Decoded, MAX_CHUNK_LINE, MAX_TRAILERS};
 pub use client::{
     parse_response, write_chunk, write_last_chunk, write_request_head, BodyDecoder, ClientEvent,
-    InvalidRequest, RequestHeadWriter, ResponseBody, ResponseError, ResponseHead, ResponseReader,
+    FieldName, InvalidRequest, RequestHeadWriter, ResponseBody, ResponseError, ResponseHead,
+    ResponseReader,
 };
 pub use date::{format_imf_fixdate, HttpDate, IMF_FIXDATE_LEN};
 pub use parse::{

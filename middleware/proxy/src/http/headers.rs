@@ -2,7 +2,7 @@
 //! `Connection` names are removed; requests get `X-Forwarded-For`, `X-Forwarded-Proto`,
 //! `Via` and (with `--rewrite-host`) the upstream's `Host`; responses get `Via`.
 
-use wireloop_middleware::http1::{Request, RequestHeadWriter, ResponseHead};
+use wireloop_middleware::http1::{FieldName, Request, RequestHeadWriter, ResponseHead};
 
 use crate::header_list::HeaderList;
 use crate::phases::UpstreamRequest;
@@ -249,21 +249,27 @@ pub(crate) fn request_head(
     if passed.is_err() {
         return false;
     }
+    const HOST: FieldName = FieldName::new("Host");
+    const XFF: FieldName = FieldName::new("X-Forwarded-For");
+    const XFP: FieldName = FieldName::new("X-Forwarded-Proto");
+    const VIA: FieldName = FieldName::new("Via");
+    const CONNECTION: FieldName = FieldName::new("Connection");
     let ours = [
-        ("Host", host.as_bytes()),
-        ("X-Forwarded-For", xff.as_bytes()),
-        ("X-Forwarded-Proto", parts.proto.as_bytes()),
-        ("Via", via.as_bytes()),
-        ("Connection", if upgrade { &b"Upgrade"[..] } else { b"" }),
+        (&HOST, host.as_bytes()),
+        (&XFF, xff.as_bytes()),
+        (&XFP, parts.proto.as_bytes()),
+        (&VIA, via.as_bytes()),
+        (&CONNECTION, if upgrade { &b"Upgrade"[..] } else { b"" }),
     ];
-    for (n, v) in ours {
+    for (name, v) in ours {
+        let n = name.as_str();
         if v.is_empty()
             || (n == "Host" && !(rewrite || (!has_host && !set_host)))
             || (changed && (rw.set.contains(n) || rw.removed.contains(n)))
         {
             continue;
         }
-        if w.field(n, v).is_err() {
+        if w.named_field(name, v).is_err() {
             return false;
         }
     }
