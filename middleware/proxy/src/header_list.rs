@@ -11,6 +11,9 @@ pub struct HeaderList {
     values: Vec<u8>,
     /// (name start, name length, value start, value length).
     spans: Vec<(u32, u32, u32, u32)>,
+    /// Some field came through [`append`](HeaderList::append), whose checks are looser
+    /// than an HTTP/1.1 parser's (so the response writer checks the fields again).
+    unparsed: bool,
 }
 
 /// Most bytes a header list holds (a peer-controlled response head is far smaller: the
@@ -20,6 +23,7 @@ pub const MAX_HEADER_LIST: usize = 256 * 1024;
 impl HeaderList {
     /// Empties the list, keeping its capacity.
     pub fn clear(&mut self) {
+        self.unparsed = false;
         self.names.clear();
         self.values.clear();
         self.spans.clear();
@@ -37,12 +41,26 @@ impl HeaderList {
         if bad_name || bad_value || self.size() + name.len() + value.len() > MAX_HEADER_LIST {
             return false;
         }
+        self.unparsed = true;
         self.push(name, value);
         true
     }
 
+    /// Whether every field came from a head the HTTP/1.1 parser accepted (or the proxy's
+    /// own constants), none through [`append`](HeaderList::append) or
+    /// [`insert`](HeaderList::insert).
+    pub(crate) fn all_parsed(&self) -> bool {
+        !self.unparsed
+    }
+
+    /// Says that the fields came from elsewhere than an HTTP/1.1 parser (an HTTP/2
+    /// upstream's): the response writer checks them.
+    pub(crate) fn mark_unparsed(&mut self) {
+        self.unparsed = true;
+    }
+
     /// Appends a field taken from a head the HTTP/1.1 parser accepted: its name is a token
-    /// and its value holds no CR, LF or NUL already, so only the size is checked.
+    /// and its value holds no control byte but HTAB already, so only the size is checked.
     pub(crate) fn append_parsed(&mut self, name: &str, value: &[u8]) -> bool {
         if self.size() + name.len() + value.len() > MAX_HEADER_LIST {
             return false;
@@ -140,5 +158,20 @@ mod tests {
         assert!(!h.append("", b"v"));
         h.clear();
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn only_parsed_fields_skip_the_writers_checks() {
+        let mut h = HeaderList::default();
+        assert!(h.append_parsed("a", b"1"));
+        assert!(h.all_parsed());
+        h.remove("a");
+        assert!(h.all_parsed());
+        assert!(h.insert("b(c)", b"2"));
+        assert!(!h.all_parsed());
+        h.clear();
+        assert!(h.all_parsed());
+        h.mark_unparsed();
+        assert!(!h.all_parsed());
     }
 }

@@ -36,9 +36,12 @@ use std::mem::MaybeUninit;
 use httparse::Header;
 
 use super::chunked::{ChunkedDecoder, ChunkedError, Decoded};
-use super::parse::{check_line_ends, eq, list, BodyLength, FramingFields, TeError};
+use super::parse::{
+    check_line_ends, eq, list, token_end, token_is, trim_ows, value_end, word, BodyLength,
+    FramingFields, TeError,
+};
 use super::response::{valid_name, valid_value};
-use super::Config;
+use super::{Config, Request};
 
 /// How a response's body is delimited (RFC 9112 §6.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +107,7 @@ pub struct ResponseHead<'a> {
     status: u16,
     reason: &'a str,
     minor: u8,
-    headers: &'a [Header<'a>],
+    headers: HeadFields<'a>,
     body: ResponseBody,
     keep_alive: bool,
 }
@@ -130,20 +133,41 @@ impl<'a> ResponseHead<'a> {
 
     /// All header fields in order, as (name, value).
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
-        self.headers.iter().map(|h| (h.name, h.value))
+        match self.headers {
+            HeadFields::Parsed(h) => HeadFieldIter {
+                parsed: h.iter(),
+                block: "",
+                spans: [[0; 4]; SPANS],
+                at: 0,
+                count: 0,
+            },
+            HeadFields::Spans {
+                block,
+                spans,
+                count,
+            } => HeadFieldIter {
+                parsed: [].iter(),
+                block,
+                spans,
+                at: 0,
+                count,
+            },
+        }
     }
 
     /// Number of header field lines.
     pub fn header_count(&self) -> usize {
-        self.headers.len()
+        match self.headers {
+            HeadFields::Parsed(h) => h.len(),
+            HeadFields::Spans { count, .. } => usize::from(count),
+        }
     }
 
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.headers
-            .iter()
-            .find(|h| eq(h.name, name))
-            .map(|h| h.value)
+        self.headers()
+            .find(|&(n, _)| n.len() == name.len() && n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     /// How the body is delimited.
@@ -182,6 +206,53 @@ impl<'a> ResponseHead<'a> {
     }
 }
 
+/// Most fields of a head the strict parser takes (more go the general way).
+const SPANS: usize = 16;
+
+/// A response head's fields: parsed into slots by httparse, or where the strict parser
+/// found them in the header section (offsets into it: name start and end, value start
+/// and end).
+#[derive(Clone, Copy, Debug)]
+enum HeadFields<'a> {
+    Parsed(&'a [Header<'a>]),
+    Spans {
+        /// The header section, text (the strict parser takes no other), so names are
+        /// handed out with no check per field.
+        block: &'a str,
+        spans: [[u16; 4]; SPANS],
+        count: u8,
+    },
+}
+
+/// The iterator of [`ResponseHead::headers`]: the parsed fields, then the spans.
+struct HeadFieldIter<'a> {
+    parsed: std::slice::Iter<'a, Header<'a>>,
+    block: &'a str,
+    spans: [[u16; 4]; SPANS],
+    at: u8,
+    count: u8,
+}
+
+impl<'a> Iterator for HeadFieldIter<'a> {
+    type Item = (&'a str, &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<(&'a str, &'a [u8])> {
+        if let Some(h) = self.parsed.next() {
+            return Some((h.name, h.value));
+        }
+        if self.at >= self.count {
+            return None;
+        }
+        let [n0, n1, v0, v1] = self.spans[usize::from(self.at) % SPANS].map(usize::from);
+        self.at += 1;
+        Some((
+            self.block.get(n0..n1).unwrap_or_default(),
+            self.block.as_bytes().get(v0..v1).unwrap_or_default(),
+        ))
+    }
+}
+
 /// Parses a response head at the start of `buf`. `Ok(None)`: not complete yet;
 /// `Ok(Some((len, head)))`: the head is `buf[..len]`. `head_request`: the request was
 /// `HEAD` (no body follows, whatever the headers say). Limits come from `cfg`
@@ -195,12 +266,124 @@ pub fn parse_response<'a>(
     let max_head = cfg.max_head.max(16);
     let window = &buf[..buf.len().min(max_head)];
     let n_slots = cfg.max_headers.clamp(1, slots.len());
+    if let Some(r) = parse_strict(window, n_slots, head_request) {
+        return Ok(Some(r));
+    }
+    parse_general(window, max_head, &mut slots[..n_slots], head_request)
+}
+
+/// The common case in one pass: a complete head within the limits, `HTTP/1.x SP code SP
+/// reason CRLF` with a status of 100..=999 and a reason of visible ASCII, SP and HTAB,
+/// `name:OWS value OWS CRLF` fields, every line ending in CRLF, and no framing fault. It
+/// accepts a subset of what httparse and the checks after it accept, and answers the same
+/// for it; anything else (incomplete, an error, a rarer form such as a reason with
+/// obs-text or a status line without a reason) is `None`, and [`parse_general`] gives the
+/// verdict. `w` is the input up to the head limit.
+#[inline]
+pub(super) fn parse_strict<'a>(
+    w: &'a [u8],
+    max_fields: usize,
+    head_request: bool,
+) -> Option<(usize, ResponseHead<'a>)> {
+    let version = word(w, 0)?;
+    let minor = if version == u64::from_le_bytes(*b"HTTP/1.1") {
+        1
+    } else if version == u64::from_le_bytes(*b"HTTP/1.0") {
+        0
+    } else {
+        return None;
+    };
+    let line: &[u8; 13] = w.get(..13)?.try_into().ok()?;
+    let digit = |b: u8| b.wrapping_sub(b'0');
+    let (d0, d1, d2) = (digit(line[9]), digit(line[10]), digit(line[11]));
+    if line[8] != b' ' || line[12] != b' ' || d0 == 0 || d0 > 9 || d1 > 9 || d2 > 9 {
+        return None;
+    }
+    let code = u16::from(d0) * 100 + u16::from(d1) * 10 + u16::from(d2);
+    // The reason: HTAB, SP, VCHAR (what httparse hands out as text; obs-text goes the
+    // general way).
+    let mut i = 13;
+    while i < w.len() && (w[i] == b'\t' || (b' '..=b'~').contains(&w[i])) {
+        i += 1;
+    }
+    if w.get(i..i + 2)? != b"\r\n" {
+        return None;
+    }
+    let reason = std::str::from_utf8(&w[13..i]).ok()?;
+    i += 2;
+    let start = i;
+    let mut framing = ResponseFraming::default();
+    let mut count = 0usize;
+    let mut spans = [[0u16; 4]; SPANS];
+    loop {
+        if *w.get(i)? == b'\r' {
+            if *w.get(i + 1)? != b'\n' {
+                return None;
+            }
+            break;
+        }
+        let n = i;
+        i = token_end(w, i);
+        if i == n || *w.get(i)? != b':' {
+            return None;
+        }
+        let name = &w[n..i];
+        i += 1;
+        i += w[i..].iter().position(|&b| b != b' ' && b != b'\t')?;
+        let v = i;
+        i = value_end(w, i);
+        if *w.get(i)? != b'\r' || *w.get(i + 1)? != b'\n' {
+            return None;
+        }
+        let value = trim_ows(&w[v..i]);
+        if count >= max_fields.min(SPANS) || i - start > usize::from(u16::MAX) {
+            return None;
+        }
+        // Offsets into the header section (within u16, checked above).
+        spans[count] = [
+            n - start,
+            n - start + name.len(),
+            v - start,
+            v - start + value.len(),
+        ]
+        .map(|x| x as u16);
+        i += 2;
+        count += 1;
+        framing.field(name, value).ok()?;
+    }
+    // Text (one check for the whole section; a value with bytes that are not UTF-8 goes
+    // the general way), so that names are handed out with no check of their own.
+    let block = std::str::from_utf8(&w[start..i]).ok()?;
+    let (body, keep_alive) = framing.finish(minor, code, head_request).ok()?;
+    Some((
+        i + 2,
+        ResponseHead {
+            status: code,
+            reason,
+            minor,
+            headers: HeadFields::Spans {
+                block,
+                spans,
+                count: count as u8,
+            },
+            body,
+            keep_alive,
+        },
+    ))
+}
+
+/// [`parse_response`] by httparse and the checks after it: every head the strict parser
+/// does not take, and every error.
+pub(super) fn parse_general<'a>(
+    window: &'a [u8],
+    max_head: usize,
+    slots: &'a mut [MaybeUninit<Header<'a>>],
+    head_request: bool,
+) -> Result<Option<(usize, ResponseHead<'a>)>, ResponseError> {
     let mut res = httparse::Response::new(&mut []);
-    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut res,
-        window,
-        &mut slots[..n_slots],
-    ) {
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut res, window, slots)
+    {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => {
             check_line_ends(window, false)
@@ -246,14 +429,18 @@ pub fn parse_response<'a>(
         check_line_ends(&window[..len], true)
             .map_err(|_| ResponseError::Malformed("bare LF or CR"))?;
     }
-    let (body, keep_alive) = framing(headers, minor, code, head_request)?;
+    let mut framing = ResponseFraming::default();
+    for h in headers {
+        framing.field(h.name.as_bytes(), h.value)?;
+    }
+    let (body, keep_alive) = framing.finish(minor, code, head_request)?;
     Ok(Some((
         len,
         ResponseHead {
             status: code,
             reason,
             minor,
-            headers,
+            headers: HeadFields::Parsed(headers),
             body,
             keep_alive,
         },
@@ -280,60 +467,77 @@ fn lines_end_in_crlf(head: &[u8], headers: &[Header<'_>]) -> bool {
     n >= 4 && head[n - 2] == b'\r' && head[n - 4] == b'\r'
 }
 
-fn framing(
-    headers: &[Header<'_>],
-    minor: u8,
-    code: u16,
-    head_request: bool,
-) -> Result<(ResponseBody, bool), ResponseError> {
-    let mut fields = FramingFields::default();
-    let mut close = false;
-    let mut keep_alive_token = false;
-    for h in headers {
-        let name = h.name;
-        if fields
-            .field(name.as_bytes(), h.value)
-            .map_err(ResponseError::Malformed)?
-        {
-            continue;
-        }
+/// A response's framing and connection fields, taken one by one.
+#[derive(Default)]
+struct ResponseFraming {
+    fields: FramingFields,
+    close: bool,
+    keep_alive_token: bool,
+}
+
+impl ResponseFraming {
+    #[inline]
+    fn field(&mut self, name: &[u8], value: &[u8]) -> Result<(), ResponseError> {
         match name.len() {
-            10 if eq(name, "connection") => {
-                for t in list(h.value) {
+            14 | 17 => {
+                self.fields
+                    .field(name, value)
+                    .map_err(ResponseError::Malformed)?;
+            }
+            // The common values first (`token_is` holds for a value, which has no CR).
+            10 if token_is(name, b"connection") && token_is(value, b"keep-alive") => {
+                self.keep_alive_token = true;
+            }
+            10 if token_is(name, b"connection") && token_is(value, b"close") => {
+                self.close = true;
+            }
+            10 if token_is(name, b"connection") => {
+                for t in list(value) {
                     if t.eq_ignore_ascii_case(b"close") {
-                        close = true;
+                        self.close = true;
                     } else if t.eq_ignore_ascii_case(b"keep-alive") {
-                        keep_alive_token = true;
+                        self.keep_alive_token = true;
                     }
                 }
             }
             _ => {}
         }
+        Ok(())
     }
-    let mut keep_alive = !close && (minor >= 1 || keep_alive_token);
-    if head_request || code < 200 || code == 204 || code == 304 {
-        // No body, whatever the fields say (RFC 9112 §6.3 rules 1 and 2); the fields
-        // still must not contradict each other.
-        if fields.te_seen && fields.content_length.is_some() {
-            return Err(ResponseError::Malformed(TeError::WithContentLength.text()));
-        }
-        return Ok((ResponseBody::None, keep_alive));
-    }
-    let body = match fields.chunked(minor) {
-        Ok(true) => ResponseBody::Chunked,
-        Ok(false) => match fields.content_length {
-            Some(n) => ResponseBody::Length(n),
-            None => {
-                keep_alive = false;
-                ResponseBody::UntilClose
+
+    /// The body's delimitation and whether the connection can be reused (RFC 9112 §6.3).
+    fn finish(
+        self,
+        minor: u8,
+        code: u16,
+        head_request: bool,
+    ) -> Result<(ResponseBody, bool), ResponseError> {
+        let fields = self.fields;
+        let mut keep_alive = !self.close && (minor >= 1 || self.keep_alive_token);
+        if head_request || code < 200 || code == 204 || code == 304 {
+            // No body, whatever the fields say (RFC 9112 §6.3 rules 1 and 2); the fields
+            // still must not contradict each other.
+            if fields.te_seen && fields.content_length.is_some() {
+                return Err(ResponseError::Malformed(TeError::WithContentLength.text()));
             }
-        },
-        Err(e @ (TeError::NotEndingInChunked | TeError::OtherCoding)) => {
-            return Err(ResponseError::NotImplemented(e.text()))
+            return Ok((ResponseBody::None, keep_alive));
         }
-        Err(e) => return Err(ResponseError::Malformed(e.text())),
-    };
-    Ok((body, keep_alive))
+        let body = match fields.chunked(minor) {
+            Ok(true) => ResponseBody::Chunked,
+            Ok(false) => match fields.content_length {
+                Some(n) => ResponseBody::Length(n),
+                None => {
+                    keep_alive = false;
+                    ResponseBody::UntilClose
+                }
+            },
+            Err(e @ (TeError::NotEndingInChunked | TeError::OtherCoding)) => {
+                return Err(ResponseError::NotImplemented(e.text()))
+            }
+            Err(e) => return Err(ResponseError::Malformed(e.text())),
+        };
+        Ok((body, keep_alive))
+    }
 }
 
 /// Why a request could not be written.
@@ -357,7 +561,7 @@ fn valid_target(t: &str) -> bool {
 /// `Transfer-Encoding: chunked` for [`BodyLength::Chunked`] (then send the body with
 /// [`write_chunk`] and [`write_last_chunk`]). `Content-Length` and `Transfer-Encoding` in
 /// `headers` are skipped. An invalid method, target, header name or value (CR, LF, NUL)
-/// is refused and nothing is written.
+/// is refused and nothing is written. [`RequestHeadWriter`] writes a head piece by piece.
 pub fn write_request_head<'h>(
     out: &mut Vec<u8>,
     method: &str,
@@ -365,45 +569,206 @@ pub fn write_request_head<'h>(
     headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
     body: BodyLength,
 ) -> Result<(), InvalidRequest> {
-    if !valid_name(method) {
-        return Err(InvalidRequest("method"));
-    }
-    if !valid_target(target) {
-        return Err(InvalidRequest("target"));
-    }
-    let start = out.len();
-    out.extend_from_slice(method.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut w = RequestHeadWriter::new(out, method, target)?;
     for (name, value) in headers {
+        w.field(name, value)?;
+    }
+    w.finish(body);
+    Ok(())
+}
+
+/// A field name checked once, when the program is built: `const VIA: FieldName =
+/// FieldName::new("Via");` fails to compile for a name that is not a token. For
+/// [`RequestHeadWriter::named_field`].
+#[derive(Clone, Copy, Debug)]
+pub struct FieldName {
+    name: &'static str,
+    /// `Content-Length` or `Transfer-Encoding`: the writer's own, skipped.
+    framing: bool,
+}
+
+impl FieldName {
+    /// `name`, which must be a token (a panic otherwise: at compile time in a `const`).
+    pub const fn new(name: &'static str) -> FieldName {
+        let b = name.as_bytes();
+        assert!(!b.is_empty(), "an empty field name");
+        let mut i = 0;
+        while i < b.len() {
+            assert!(
+                matches!(b[i], b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-'
+                    | b'.' | b'^' | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z'
+                    | b'A'..=b'Z'),
+                "a field name must be a token"
+            );
+            i += 1;
+        }
+        FieldName {
+            name,
+            framing: const_eq_ignore_case(b, b"content-length")
+                || const_eq_ignore_case(b, b"transfer-encoding"),
+        }
+    }
+
+    /// The name.
+    pub const fn as_str(&self) -> &'static str {
+        self.name
+    }
+}
+
+const fn const_eq_ignore_case(a: &[u8], lower: &[u8]) -> bool {
+    if a.len() != lower.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i].to_ascii_lowercase() != lower[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Writes an HTTP/1.1 request head piece by piece (what [`write_request_head`] does in
+/// one call): the request line, then fields (checked, as [`write_request_head`] checks
+/// them, or a parsed request's own, which its parser checked already), then the framing.
+/// `Content-Length` and `Transfer-Encoding` fields are skipped: [`finish`] frames the
+/// body. After an error nothing the writer wrote is left in the buffer; drop the writer.
+///
+/// ```
+/// use wireloop_middleware::http1::{header_slots, parse_request, BodyLength, Config,
+///     RequestHeadWriter};
+///
+/// let mut slots = header_slots();
+/// let raw = b"GET /x HTTP/1.1\r\nHost: a\r\nX-Drop: 1\r\n\r\n";
+/// let (_, req) = parse_request(raw, &mut slots, &Config::default()).unwrap().unwrap();
+/// let mut out = Vec::new();
+/// let mut w = RequestHeadWriter::new(&mut out, req.method(), req.origin()).unwrap();
+/// w.request_fields(&req, |name, _| !name.eq_ignore_ascii_case("x-drop")).unwrap();
+/// w.field("Via", b"1.1 me").unwrap();
+/// w.finish(BodyLength::None);
+/// assert_eq!(out, b"GET /x HTTP/1.1\r\nHost: a\r\nVia: 1.1 me\r\n\r\n");
+/// ```
+///
+/// [`finish`]: RequestHeadWriter::finish
+pub struct RequestHeadWriter<'o> {
+    out: &'o mut Vec<u8>,
+    start: usize,
+}
+
+impl<'o> RequestHeadWriter<'o> {
+    /// Starts a head with its request line; an invalid method or target is refused and
+    /// nothing is written.
+    pub fn new(
+        out: &'o mut Vec<u8>,
+        method: &str,
+        target: &str,
+    ) -> Result<RequestHeadWriter<'o>, InvalidRequest> {
+        if !valid_name(method) {
+            return Err(InvalidRequest("method"));
+        }
+        if !valid_target(target) {
+            return Err(InvalidRequest("target"));
+        }
+        let start = out.len();
+        out.reserve(method.len() + target.len() + 128);
+        out.extend_from_slice(method.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(target.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        Ok(RequestHeadWriter { out, start })
+    }
+
+    /// Appends `name: value` (skipped if it is a framing field). An invalid name or value
+    /// is refused, and everything this writer wrote is taken back.
+    pub fn field(&mut self, name: &str, value: &[u8]) -> Result<(), InvalidRequest> {
         if !valid_name(name) {
-            out.truncate(start);
-            return Err(InvalidRequest("header name"));
+            return Err(self.fail("header name"));
         }
         if !valid_value(value) {
-            out.truncate(start);
-            return Err(InvalidRequest("header value"));
+            return Err(self.fail("header value"));
         }
-        if eq(name, "content-length") || eq(name, "transfer-encoding") {
-            continue;
+        self.checked_field(name, value);
+        Ok(())
+    }
+
+    /// Appends `name: value` for a name checked when the program was built (see
+    /// [`FieldName`]); the value is checked as [`field`](RequestHeadWriter::field)
+    /// checks it.
+    pub fn named_field(&mut self, name: &FieldName, value: &[u8]) -> Result<(), InvalidRequest> {
+        if !valid_value(value) {
+            return Err(self.fail("header value"));
         }
+        if !name.framing {
+            let out = &mut *self.out;
+            out.extend_from_slice(name.name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        Ok(())
+    }
+
+    /// Appends the fields of `req` that `keep` takes, in order (framing fields skipped).
+    /// An HTTP/1.1 request's fields are written as they are, its parser having checked
+    /// them (names are tokens, values hold no control bytes but HTAB); an HTTP/2
+    /// request's are checked as [`field`](RequestHeadWriter::field) checks them.
+    pub fn request_fields(
+        &mut self,
+        req: &Request<'_>,
+        mut keep: impl FnMut(&str, &[u8]) -> bool,
+    ) -> Result<(), InvalidRequest> {
+        let checked = !req.is_h2();
+        for (name, value) in req.headers() {
+            if !keep(name, value) {
+                continue;
+            }
+            if checked {
+                self.checked_field(name, value);
+            } else {
+                self.field(name, value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the head with the framing of `body`.
+    pub fn finish(self, body: BodyLength) {
+        let out = self.out;
+        match body {
+            BodyLength::None => out.extend_from_slice(b"\r\n"),
+            BodyLength::Length(n) => {
+                out.extend_from_slice(b"Content-Length: ");
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                out.extend_from_slice(b"\r\n\r\n");
+            }
+            BodyLength::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n"),
+        }
+    }
+
+    /// A field known to be valid.
+    #[inline]
+    fn checked_field(&mut self, name: &str, value: &[u8]) {
+        let framing = match name.len() {
+            14 => eq(name, "content-length"),
+            17 => eq(name, "transfer-encoding"),
+            _ => false,
+        };
+        if framing {
+            return;
+        }
+        let out = &mut *self.out;
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
-    match body {
-        BodyLength::None => {}
-        BodyLength::Length(n) => {
-            out.extend_from_slice(b"Content-Length: ");
-            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        BodyLength::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+
+    #[cold]
+    fn fail(&mut self, why: &'static str) -> InvalidRequest {
+        self.out.truncate(self.start);
+        InvalidRequest(why)
     }
-    out.extend_from_slice(b"\r\n");
-    Ok(())
 }
 
 /// Appends `data` as one chunk of a chunked body (nothing for empty data, which would
@@ -645,6 +1010,127 @@ mod tests {
 
     fn cfg() -> Config {
         Config::default()
+    }
+
+    #[test]
+    fn head_writer_named_fields() {
+        const VIA: FieldName = FieldName::new("Via");
+        const CL: FieldName = FieldName::new("Content-Length");
+        let mut out = b"x".to_vec();
+        let mut w = RequestHeadWriter::new(&mut out, "GET", "/").unwrap();
+        w.named_field(&VIA, b"1.1 a").unwrap();
+        w.named_field(&CL, b"5").unwrap();
+        w.finish(BodyLength::Length(2));
+        assert_eq!(
+            out,
+            b"xGET / HTTP/1.1\r\nVia: 1.1 a\r\nContent-Length: 2\r\n\r\n"
+        );
+        let mut w = RequestHeadWriter::new(&mut out, "GET", "/").unwrap();
+        assert!(w.named_field(&VIA, b"a\r\nb").is_err());
+        assert!(std::panic::catch_unwind(|| FieldName::new("a b")).is_err());
+    }
+
+    /// The strict one-pass parser and httparse with the checks after it agree on heads
+    /// with every kind of byte at every place of the status line and of a field value,
+    /// whole or cut short; each strict verdict is the general one.
+    #[test]
+    fn strict_and_general_response_parsers_agree() {
+        let specials: &[u8] = b"\t \x00\x01\x1f\x7f\x80\xff\r\n!~:/?#@\\aZ0";
+        let mut heads: Vec<Vec<u8>> = Vec::new();
+        let base =
+            b"HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 0\r\nX-V: abcdefghijklmnopq\r\n\r\n";
+        for at in 0..base.len() {
+            for &b in specials {
+                let mut h = base.to_vec();
+                h[at] = b;
+                heads.push(h);
+            }
+        }
+        for len in 0..20 {
+            for at in 0..len {
+                for &b in specials {
+                    let mut value = vec![b'v'; len];
+                    value[at] = b;
+                    let mut h = b"HTTP/1.0 404 Not  Found \r\nX-V:  ".to_vec();
+                    h.extend_from_slice(&value);
+                    h.extend_from_slice(b" \t\r\nConnection: keep-alive\r\n\r\n");
+                    heads.push(h);
+                }
+            }
+        }
+        for h in [
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\n\r\n",
+            b"HTTP/1.1 200 \r\n\r\n",
+            b"HTTP/1.1 200\r\n\r\n",
+            b"HTTP/1.1 099 X\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            b"HTTP/1.1 101 Switching\r\nUpgrade: websocket\r\n\r\n",
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+            b"HTTP/1.2 200 OK\r\n\r\n",
+            b"HTTP/1.1  200 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\nServer: x\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nServer : x\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\n fold\r\n\r\n",
+            b"HTTP/1.1 200 \xc3\xa9\r\n\r\n",
+        ] {
+            heads.push(h.to_vec());
+        }
+        let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for _ in 0..70 {
+            many.extend_from_slice(b"X: y\r\n");
+        }
+        many.extend_from_slice(b"\r\n");
+        heads.push(many);
+        let small = Config {
+            max_head: 40,
+            max_headers: 2,
+            ..Config::default()
+        };
+        let mut strict_took = 0;
+        for h in &heads {
+            for c in [cfg(), small.clone()] {
+                for cut in [h.len(), h.len() - 1, h.len() / 2] {
+                    for head_request in [false, true] {
+                        let input = &h[..cut];
+                        let what = String::from_utf8_lossy(input);
+                        let max_head = c.max_head.max(16);
+                        let window = &input[..input.len().min(max_head)];
+                        let mut slots = header_slots();
+                        let n_slots = c.max_headers.clamp(1, slots.len());
+                        let Some((n, r)) = parse_strict(window, n_slots, head_request) else {
+                            continue;
+                        };
+                        strict_took += 1;
+                        let general =
+                            parse_general(window, max_head, &mut slots[..n_slots], head_request);
+                        let Ok(Some((m, g))) = general else {
+                            panic!("{what:?}: strict took it, general says {general:?}");
+                        };
+                        assert_eq!(n, m, "{what:?}");
+                        assert_eq!(
+                            (r.status(), r.reason(), r.version_minor()),
+                            (g.status(), g.reason(), g.version_minor()),
+                            "{what:?}"
+                        );
+                        assert_eq!((r.body(), r.keep_alive()), (g.body(), g.keep_alive()));
+                        assert_eq!(r.header_count(), g.header_count(), "{what:?}");
+                        assert!(r.headers().eq(g.headers()), "{what:?}");
+                        for (name, _) in g.headers() {
+                            assert_eq!(r.header(name), g.header(name), "{what:?}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(strict_took > 1000, "{strict_took}");
     }
 
     /// `ok! { name: input, head_request => |res, len| { assertions } }`: the head parses.

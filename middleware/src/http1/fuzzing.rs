@@ -360,6 +360,49 @@ pub fn chunked(data: &[u8]) {
     }
 }
 
+/// The one-pass strict response parser answers exactly as httparse and the checks after
+/// it whenever it answers.
+pub(crate) fn response_strict_agrees(input: &[u8], cfg: &Config, head: bool) {
+    use super::client::{parse_general, parse_strict};
+    let max_head = cfg.max_head.max(16);
+    let window = &input[..input.len().min(max_head)];
+    let mut slots = header_slots();
+    let n_slots = cfg.max_headers.clamp(1, slots.len());
+    let Some((n, r)) = parse_strict(window, n_slots, head) else {
+        return;
+    };
+    let general = parse_general(window, max_head, &mut slots[..n_slots], head);
+    let Ok(Some((m, g))) = general else {
+        panic!("strict took a head the general parser gives {general:?}");
+    };
+    assert_eq!(n, m, "strict and general head lengths differ");
+    assert_eq!(
+        (
+            r.status(),
+            r.reason(),
+            r.version_minor(),
+            r.body(),
+            r.keep_alive()
+        ),
+        (
+            g.status(),
+            g.reason(),
+            g.version_minor(),
+            g.body(),
+            g.keep_alive()
+        ),
+        "strict and general parses differ"
+    );
+    assert_eq!(r.header_count(), g.header_count());
+    assert!(
+        r.headers().eq(g.headers()),
+        "strict and general fields differ"
+    );
+    for (name, value) in g.headers() {
+        assert_eq!(r.header(name), g.header(name), "{name}: {value:?}");
+    }
+}
+
 /// Arbitrary bytes as a server's answer to the response reader: the first byte picks
 /// whether the request was `HEAD` and how the rest is cut into reads; the reader must
 /// never panic, loop or hand out more body than it was given, and must agree with itself
@@ -376,6 +419,8 @@ pub fn response(data: &[u8]) {
         max_headers: 8,
         ..Config::default()
     };
+    response_strict_agrees(input, &cfg, head);
+    response_strict_agrees(input, &Config::default(), head);
     let run = |step: usize| -> (Vec<u8>, Option<bool>) {
         let mut r = ResponseReader::new(head);
         let mut buf: Vec<u8> = Vec::new();

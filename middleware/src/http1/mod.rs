@@ -50,10 +50,12 @@
 //!
 //! # Client side
 //!
-//! [`write_request_head`], [`write_chunk`] and [`write_last_chunk`] write requests;
-//! [`parse_response`] and [`ResponseReader`] read responses (interim 1xx, 101, bodies by
-//! length, chunked or until the close, RFC 9112 keep-alive), with the same limits and
-//! smuggling defences as the server side. The `reverse-proxy` example drives them over
+//! [`write_request_head`] (or [`RequestHeadWriter`] piece by piece, passing a parsed
+//! request's fields on without checking them again), [`write_chunk`] and
+//! [`write_last_chunk`] write requests; [`parse_response`] and [`ResponseReader`] read
+//! responses (interim 1xx, 101, bodies by length, chunked or until the close, RFC 9112
+//! keep-alive), with the same limits and smuggling defences as the server side; common
+//! response heads are read in one strict pass, everything else by httparse. The `reverse-proxy` example drives them over
 //! dialed connections.
 
 mod app;
@@ -75,7 +77,8 @@ pub use app::{App, BodyMode, UpgradeEvent};
 pub use chunked::{ChunkedDecoder, ChunkedError, Decoded, MAX_CHUNK_LINE, MAX_TRAILERS};
 pub use client::{
     parse_response, write_chunk, write_last_chunk, write_request_head, BodyDecoder, ClientEvent,
-    InvalidRequest, ResponseBody, ResponseError, ResponseHead, ResponseReader,
+    FieldName, InvalidRequest, RequestHeadWriter, ResponseBody, ResponseError, ResponseHead,
+    ResponseReader,
 };
 pub use date::{format_imf_fixdate, HttpDate, IMF_FIXDATE_LEN};
 pub use parse::{

@@ -177,37 +177,17 @@ impl<'a> Request<'a> {
     /// All header fields in order, as (name, value) with the value's surrounding
     /// whitespace removed.
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
-        FieldIter(match self.headers {
-            Fields::Parsed(h) => FieldsLeft::Parsed(h.iter()),
-            Fields::Raw { block, .. } => FieldsLeft::Raw(block),
-        })
+        self.headers.iter()
     }
 
     /// Number of header field lines.
     pub fn header_count(&self) -> usize {
-        match self.headers {
-            Fields::Parsed(h) => h.len(),
-            Fields::Raw { count, .. } => count as usize,
-        }
+        self.headers.count()
     }
 
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        match self.headers {
-            Fields::Parsed(h) => h
-                .iter()
-                .find(|h| h.name.len() == name.len() && h.name.eq_ignore_ascii_case(name))
-                .map(|h| h.value),
-            Fields::Raw { mut block, .. } => {
-                while let Some((n, v, rest)) = raw_field(block) {
-                    if n.len() == name.len() && n.eq_ignore_ascii_case(name.as_bytes()) {
-                        return Some(v);
-                    }
-                    block = rest;
-                }
-                None
-            }
-        }
+        self.headers.get(name)
     }
 
     /// The body: all of it when it was collected (the default body mode); empty when it
@@ -313,24 +293,68 @@ impl<'a> Request<'a> {
 /// A request's header fields: parsed into slots (by httparse, or an HTTP/2 stream's), or
 /// the header section as the strict parser validated it, read again on demand.
 #[derive(Clone, Copy, Debug)]
-enum Fields<'a> {
+pub(crate) enum Fields<'a> {
     Parsed(&'a [Header<'a>]),
     /// Whole `name:OWS value OWS CRLF` lines, each name a token and each value of field
     /// bytes (no CR or LF inside), `count` of them.
+    /// The block is text (the strict parsers take no other): a name is handed out as a
+    /// slice of it, with no check per field.
     Raw {
-        block: &'a [u8],
+        block: &'a str,
         count: u32,
     },
 }
 
+impl<'a> Fields<'a> {
+    /// The fields in order.
+    #[inline]
+    pub(crate) fn iter(self) -> FieldIter<'a> {
+        FieldIter(match self {
+            Fields::Parsed(h) => FieldsLeft::Parsed(h.iter()),
+            Fields::Raw { block, .. } => FieldsLeft::Raw(block),
+        })
+    }
+
+    /// How many field lines.
+    #[inline]
+    pub(crate) fn count(self) -> usize {
+        match self {
+            Fields::Parsed(h) => h.len(),
+            Fields::Raw { count, .. } => count as usize,
+        }
+    }
+
+    /// The first value of field `name` (case-insensitive).
+    pub(crate) fn get(self, name: &str) -> Option<&'a [u8]> {
+        match self {
+            Fields::Parsed(h) => h
+                .iter()
+                .find(|h| h.name.len() == name.len() && h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value),
+            Fields::Raw { mut block, .. } => {
+                while let Some((n, v, rest)) = raw_field(block) {
+                    if n.len() == name.len() && n.eq_ignore_ascii_case(name) {
+                        return Some(v);
+                    }
+                    block = rest;
+                }
+                None
+            }
+        }
+    }
+}
+
 /// The first field line of a validated header section: (name, trimmed value, the rest).
+/// The value ends at the line's CR, the first control byte other than HTAB in a valid
+/// line, found eight bytes at a time.
 #[inline]
-fn raw_field(block: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
-    let colon = block.iter().position(|&b| b == b':')?;
-    let cr = colon + block[colon..].iter().position(|&b| b == b'\r')?;
-    let value = trim_ows(&block[colon + 1..cr]);
+fn raw_field(block: &str) -> Option<(&str, &[u8], &str)> {
+    let b = block.as_bytes();
+    let colon = b.iter().position(|&c| c == b':')?;
+    let cr = value_end(b, colon + 1);
+    let value = trim_ows(b.get(colon + 1..cr)?);
     Some((
-        &block[..colon],
+        block.get(..colon)?,
         value,
         block.get(cr + 2..).unwrap_or_default(),
     ))
@@ -338,11 +362,11 @@ fn raw_field(block: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
 
 enum FieldsLeft<'a> {
     Parsed(std::slice::Iter<'a, Header<'a>>),
-    Raw(&'a [u8]),
+    Raw(&'a str),
 }
 
-/// The iterator of [`Request::headers`].
-struct FieldIter<'a>(FieldsLeft<'a>);
+/// The iterator of [`Request::headers`] (and a response head's).
+pub(crate) struct FieldIter<'a>(FieldsLeft<'a>);
 
 impl<'a> Iterator for FieldIter<'a> {
     type Item = (&'a str, &'a [u8]);
@@ -353,8 +377,7 @@ impl<'a> Iterator for FieldIter<'a> {
             FieldsLeft::Raw(block) => {
                 let (name, value, rest) = raw_field(block)?;
                 *block = rest;
-                // A token: ASCII.
-                Some((std::str::from_utf8(name).unwrap_or_default(), value))
+                Some((name, value))
             }
         }
     }
@@ -480,7 +503,9 @@ fn parse_strict<'a>(buf: &'a [u8], cfg: &Config, slots: usize) -> Option<(usize,
         }
         scan.field(name, value).ok()?;
     }
-    let block = &w[start..i];
+    // Text (one check for the whole section; a value with bytes that are not UTF-8 goes
+    // the general way), so that names are handed out with no check of their own.
+    let block = std::str::from_utf8(&w[start..i]).ok()?;
     let len = i + 2;
     let facts = scan.finish().ok()?;
     // Origin-form, the common case, needs no more checks (`target_form`'s first test).
@@ -510,7 +535,7 @@ fn parse_strict<'a>(buf: &'a [u8], cfg: &Config, slots: usize) -> Option<(usize,
 
 /// Where the run of `tchar`s from `i` ends.
 #[inline(always)]
-fn token_end(w: &[u8], mut i: usize) -> usize {
+pub(crate) fn token_end(w: &[u8], mut i: usize) -> usize {
     while i < w.len() && TCHAR[w[i] as usize] {
         i += 1;
     }
@@ -521,7 +546,7 @@ fn token_end(w: &[u8], mut i: usize) -> usize {
 /// token's byte with bit 5 set is one of `lower`'s only if it is that letter in either
 /// case (or `-` itself; CR would map to `-`, but it is no `tchar`).
 #[inline(always)]
-fn token_is(name: &[u8], lower: &[u8]) -> bool {
+pub(crate) fn token_is(name: &[u8], lower: &[u8]) -> bool {
     name.len() == lower.len()
         && name
             .iter()
@@ -568,7 +593,7 @@ const HI: u64 = 0x8080_8080_8080_8080;
 
 /// The eight bytes at `w[i..]`, if there are eight.
 #[inline]
-fn word(w: &[u8], i: usize) -> Option<u64> {
+pub(crate) fn word(w: &[u8], i: usize) -> Option<u64> {
     let a: [u8; 8] = w.get(i..i + 8)?.try_into().ok()?;
     Some(u64::from_le_bytes(a))
 }
@@ -934,7 +959,18 @@ impl FramingFields {
     /// `Ok(false)` for any other field.
     pub(crate) fn field(&mut self, name: &[u8], value: &[u8]) -> Result<bool, &'static str> {
         match name.len() {
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
+            // Names are tokens (both parsers check them first).
+            14 if token_is(name, b"content-length") => {
+                // The common case: one number (the value comes trimmed).
+                if let Some(n) = parse_decimal(value) {
+                    return match self.content_length {
+                        Some(prev) if prev != n => Err("differing Content-Length values"),
+                        _ => {
+                            self.content_length = Some(n);
+                            Ok(true)
+                        }
+                    };
+                }
                 let mut any = false;
                 for v in value.split(|&b| b == b',').map(trim_ows) {
                     any = true;
@@ -949,7 +985,7 @@ impl FramingFields {
                 }
                 Ok(true)
             }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+            17 if token_is(name, b"transfer-encoding") => {
                 self.te_seen = true;
                 for coding in list(value) {
                     let (name, params) = match coding.iter().position(|&b| b == b';') {

@@ -569,6 +569,52 @@ impl<'a> Response<'a> {
         self
     }
 
+    /// Adds header fields whose names are tokens and whose values hold no control bytes
+    /// but HTAB, as [`header`](Response::header) would, without checking them again:
+    /// for fields taken from a head this crate's parsers accepted (a proxy passing on an
+    /// upstream's response). Everything else `header` does applies (the framing fields
+    /// and `Connection` are the writer's, `Date` replaces the writer's). A field that is
+    /// not as said is a response splitting bug of the caller's: debug builds assert.
+    #[doc(hidden)]
+    pub fn headers_prechecked<'h>(
+        &mut self,
+        fields: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    ) -> &mut Self {
+        match self.st.phase {
+            Phase::Idle => {
+                self.status(200);
+            }
+            Phase::Head => {}
+            _ => {
+                log::debug!("http1: headers after the body started: ignored");
+                return self;
+            }
+        }
+        for (name, value) in fields {
+            debug_assert!(
+                valid_name(name) && valid_value(value),
+                "{name:?}: {value:?}"
+            );
+            match name.len() {
+                14 if name.eq_ignore_ascii_case("content-length") => continue,
+                17 if name.eq_ignore_ascii_case("transfer-encoding") => continue,
+                10 if name.eq_ignore_ascii_case("connection") => {
+                    if value
+                        .split(|&b| b == b',')
+                        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+                    {
+                        self.st.close = true;
+                    }
+                    continue;
+                }
+                4 if name.eq_ignore_ascii_case("date") => self.st.own_date = true,
+                _ => {}
+            }
+            self.out.field(name, value);
+        }
+        self
+    }
+
     /// Closes the connection after this response (`Connection: close` is sent if the head
     /// is not finished yet).
     pub fn close(&mut self) -> &mut Self {

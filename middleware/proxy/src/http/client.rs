@@ -419,8 +419,13 @@ impl<P: ProxyHttp> App for Engine<P> {
                 }
                 c.status = c.resp.status;
                 res.status(c.status);
-                for (name, value) in c.resp.headers.iter() {
-                    res.header(name, value);
+                if c.resp.headers.all_parsed() {
+                    // As the upstream's parser checked them (and `Via`, ours).
+                    res.headers_prechecked(c.resp.headers.iter());
+                } else {
+                    for (name, value) in c.resp.headers.iter() {
+                        res.header(name, value);
+                    }
                 }
                 if upgrade {
                     if !res.upgrade() {

@@ -2,7 +2,7 @@
 //! `Connection` names are removed; requests get `X-Forwarded-For`, `X-Forwarded-Proto`,
 //! `Via` and (with `--rewrite-host`) the upstream's `Host`; responses get `Via`.
 
-use wireloop_middleware::http1::{write_request_head, Request, ResponseHead};
+use wireloop_middleware::http1::{FieldName, Request, RequestHeadWriter, ResponseHead};
 
 use crate::header_list::HeaderList;
 use crate::phases::UpstreamRequest;
@@ -78,20 +78,57 @@ pub(crate) fn tunnels_upgrade(req: &Request<'_>) -> bool {
 /// `Upgrade` is kept on a 101, and `Via` is added.
 pub(crate) fn response_head(h: &ResponseHead<'_>, out: &mut HeaderList) {
     out.clear();
-    let mut opts = [&b""[..]; MAX_CONN_OPTIONS];
-    let n_opts = connection_options(h.headers(), &mut opts);
+    // One pass: the fields a `Connection` option names are taken out afterwards, when
+    // there may be one (rare: most `Connection` fields say only `close` or `keep-alive`,
+    // and `Keep-Alive` is hop-by-hop anyway).
+    let mut named_any = false;
     for (name, value) in h.headers() {
-        let keep_upgrade = h.is_upgrade() && name.eq_ignore_ascii_case("upgrade");
-        if (hop_by_hop(name)
-            || named(&opts[..n_opts], name)
-            || name.eq_ignore_ascii_case("content-length"))
-            && !keep_upgrade
-        {
+        named_any |= name.len() == 5 && token_eq(name, "close");
+        let connection = name.len() == 10 && token_eq(name, "connection");
+        if connection {
+            named_any |= value.split(|&b| b == b',').any(|t| {
+                let t = t.trim_ascii();
+                !t.is_empty()
+                    && !t.eq_ignore_ascii_case(b"close")
+                    && !t.eq_ignore_ascii_case(b"keep-alive")
+            });
+        }
+        let dropped = connection
+            || (name.len() == 14 && token_eq(name, "content-length"))
+            || hop_by_hop(name);
+        if dropped && !(h.is_upgrade() && name.len() == 7 && token_eq(name, "upgrade")) {
             continue;
         }
         out.append_parsed(name, value);
     }
+    if named_any {
+        let mut opts = [&b""[..]; MAX_CONN_OPTIONS];
+        let n_opts = connection_options(h.headers(), &mut opts);
+        for o in &opts[..n_opts] {
+            // Options are tokens or are not names of fields at all.
+            let Ok(o) = std::str::from_utf8(o) else {
+                continue;
+            };
+            if o.eq_ignore_ascii_case("host")
+                || (h.is_upgrade() && o.eq_ignore_ascii_case("upgrade"))
+            {
+                continue;
+            }
+            out.remove(o);
+        }
+    }
     out.append_parsed("Via", b"1.1 wireloop");
+}
+
+/// Whether the token `name` (a parsed head's field name) is `lower` (lower case letters
+/// and `-`) in any case: a token's byte with bit 5 set is one of `lower`'s only if it is
+/// that letter in either case, or `-` itself.
+fn token_eq(name: &str, lower: &str) -> bool {
+    name.len() == lower.len()
+        && name
+            .bytes()
+            .zip(lower.bytes())
+            .fold(true, |same, (a, b)| same & (a | 0x20 == b))
 }
 
 /// What the upstream request head is made from besides the client's request.
@@ -108,6 +145,11 @@ pub(crate) struct HeadParts<'a> {
 
 /// Builds the upstream request head for `req` into `out`; `scratch` and `scratch2` are
 /// reused buffers. `false` if the request cannot be written (a bad field).
+///
+/// Two passes over the request's fields: one gathers what decides the rest (the
+/// `Connection` options, `X-Forwarded-For` and `Via` to append to, whether there is a
+/// `Host`, an `h2c` upgrade), the other writes the fields that go on, as the parser
+/// checked them; the proxy's own fields and the policy's are checked as they are written.
 pub(crate) fn request_head(
     req: &Request<'_>,
     parts: &HeadParts<'_>,
@@ -116,29 +158,41 @@ pub(crate) fn request_head(
     out: &mut Vec<u8>,
 ) -> bool {
     let mut opts = [&b""[..]; MAX_CONN_OPTIONS];
-    let n_opts = connection_options(req.headers(), &mut opts);
-    let opts = &opts[..n_opts];
-    let upgrade = tunnels_upgrade(req);
+    let mut n_opts = 0;
     // X-Forwarded-For and Via, appended to what came in.
     let xff = scratch;
     xff.clear();
     let via = scratch2;
     via.clear();
+    let mut has_host = false;
+    let mut h2c = false;
     for (name, value) in req.headers() {
-        if name.eq_ignore_ascii_case("x-forwarded-for") || name.eq_ignore_ascii_case("via") {
-            let dst = if name.len() == 3 {
-                &mut *via
-            } else {
-                &mut *xff
-            };
-            if let Ok(v) = std::str::from_utf8(value) {
-                if !dst.is_empty() {
-                    dst.push_str(", ");
-                }
-                dst.push_str(v);
+        match name.len() {
+            3 if name.eq_ignore_ascii_case("via") => append_list(via, value),
+            4 if name.eq_ignore_ascii_case("host") => has_host = true,
+            7 if name.eq_ignore_ascii_case("upgrade") => {
+                h2c |= value.split(|&b| b == b',').any(|p| {
+                    p.trim_ascii()
+                        .get(..3)
+                        .is_some_and(|t| t.eq_ignore_ascii_case(b"h2c"))
+                });
             }
+            10 if name.eq_ignore_ascii_case("connection") => {
+                for t in value.split(|&b| b == b',') {
+                    let t = t.trim_ascii();
+                    if !t.is_empty() && n_opts < MAX_CONN_OPTIONS {
+                        opts[n_opts] = t;
+                        n_opts += 1;
+                    }
+                }
+            }
+            15 if name.eq_ignore_ascii_case("x-forwarded-for") => append_list(xff, value),
+            _ => {}
         }
     }
+    let opts = &opts[..n_opts];
+    // As `tunnels_upgrade` says.
+    let upgrade = req.wants_upgrade() && !h2c;
     if !xff.is_empty() {
         xff.push_str(", ");
     }
@@ -161,35 +215,6 @@ pub(crate) fn request_head(
         Some(a) if !rewrite => a,
         _ => parts.authority,
     };
-    let headers = req
-        .headers()
-        .filter(move |&(name, _)| {
-            !(hop_by_hop(name)
-                || named(opts, name)
-                || name.eq_ignore_ascii_case("x-forwarded-for")
-                || name.eq_ignore_ascii_case("x-forwarded-proto")
-                || name.eq_ignore_ascii_case("via")
-                || name.eq_ignore_ascii_case("expect")
-                || (rewrite && name.eq_ignore_ascii_case("host"))
-                || (changed && (rw.set.contains(name) || rw.removed.contains(name))))
-                || (upgrade && name.eq_ignore_ascii_case("upgrade"))
-        })
-        .chain(
-            [
-                ("Host", host.as_bytes()),
-                ("X-Forwarded-For", xff.as_bytes()),
-                ("X-Forwarded-Proto", parts.proto.as_bytes()),
-                ("Via", via.as_bytes()),
-                ("Connection", if upgrade { &b"Upgrade"[..] } else { b"" }),
-            ]
-            .into_iter()
-            .filter(move |(n, v)| {
-                !v.is_empty()
-                    && (*n != "Host" || rewrite || (req.header("host").is_none() && !set_host))
-                    && !(changed && (rw.set.contains(n) || rw.removed.contains(n)))
-            }),
-        )
-        .chain(rw.set.iter());
     // Origin-form upstream: an absolute-form target's path and query (the parser checked
     // that its authority is the `Host` sent on).
     let slash;
@@ -201,8 +226,71 @@ pub(crate) fn request_head(
     } else {
         req.origin()
     };
-    let length = req.body_length();
-    write_request_head(out, req.method(), target, headers, length).is_ok()
+    let Ok(mut w) = RequestHeadWriter::new(out, req.method(), target) else {
+        return false;
+    };
+    let passed = w.request_fields(req, |name, _| {
+        let dropped = match name.len() {
+            3 => name.eq_ignore_ascii_case("via"),
+            4 => rewrite && name.eq_ignore_ascii_case("host"),
+            6 => name.eq_ignore_ascii_case("expect"),
+            15 => name.eq_ignore_ascii_case("x-forwarded-for"),
+            17 => name.eq_ignore_ascii_case("x-forwarded-proto"),
+            _ => false,
+        };
+        // A tunnelled upgrade keeps its `Upgrade` whatever else would drop it.
+        let kept_upgrade = upgrade && name.len() == 7 && name.eq_ignore_ascii_case("upgrade");
+        kept_upgrade
+            || !(dropped
+                || hop_by_hop(name)
+                || (!opts.is_empty() && named(opts, name))
+                || (changed && (rw.set.contains(name) || rw.removed.contains(name))))
+    });
+    if passed.is_err() {
+        return false;
+    }
+    const HOST: FieldName = FieldName::new("Host");
+    const XFF: FieldName = FieldName::new("X-Forwarded-For");
+    const XFP: FieldName = FieldName::new("X-Forwarded-Proto");
+    const VIA: FieldName = FieldName::new("Via");
+    const CONNECTION: FieldName = FieldName::new("Connection");
+    let ours = [
+        (&HOST, host.as_bytes()),
+        (&XFF, xff.as_bytes()),
+        (&XFP, parts.proto.as_bytes()),
+        (&VIA, via.as_bytes()),
+        (&CONNECTION, if upgrade { &b"Upgrade"[..] } else { b"" }),
+    ];
+    for (name, v) in ours {
+        let n = name.as_str();
+        if v.is_empty()
+            || (n == "Host" && !(rewrite || (!has_host && !set_host)))
+            || (changed && (rw.set.contains(n) || rw.removed.contains(n)))
+        {
+            continue;
+        }
+        if w.named_field(name, v).is_err() {
+            return false;
+        }
+    }
+    for (n, v) in rw.set.iter() {
+        if w.field(n, v).is_err() {
+            return false;
+        }
+    }
+    w.finish(req.body_length());
+    true
+}
+
+/// Appends a field's value to a comma-separated list (a value that is not text is left
+/// out).
+fn append_list(dst: &mut String, value: &[u8]) {
+    if let Ok(v) = std::str::from_utf8(value) {
+        if !dst.is_empty() {
+            dst.push_str(", ");
+        }
+        dst.push_str(v);
+    }
 }
 
 #[cfg(test)]

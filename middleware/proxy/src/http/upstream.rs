@@ -210,8 +210,11 @@ impl<P: ProxyHttp> Engine<P> {
                         c.status = h.status();
                         response_head(&h, &mut c.resp.headers);
                         c.resp_body = h.body();
-                        c.resp_cl = h
-                            .header("content-length")
+                        // Only a response to HEAD has its length passed on from the field.
+                        c.resp_cl = c
+                            .head_request
+                            .then(|| h.header("content-length"))
+                            .flatten()
                             .and_then(|v| std::str::from_utf8(v).ok())
                             .and_then(|v| v.split(',').next())
                             .and_then(|v| v.trim().parse().ok());

@@ -126,6 +126,8 @@ impl<P: ProxyHttp> Engine<P> {
                     }
                 }
                 c.resp.headers.append_parsed("via", b"2 wireloop");
+                // HPACK's fields: the HTTP/1.1 writer checks them.
+                c.resp.headers.mark_unparsed();
                 c.resp_cl = response.content_length;
                 c.resp_body = match (end_stream, response.content_length) {
                     (true, _) => ResponseBody::None,
