@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use common::process::{free_port, Process};
-use common::tools::text;
+use common::tools::{text, PyServer};
 use common::TIMEOUT;
 
 /// A `grpcio` server on a free port with byte-for-byte methods of service `t.Echo`:
@@ -78,35 +77,10 @@ with grpc.insecure_channel(sys.argv[1]) as ch:
         print("fail", e.code().name, e.details())
 "#;
 
-/// A child killed and reaped on drop.
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn grpc_calls_pass_through_the_proxy_with_their_trailers() {
-    let mut server = Kill(
-        Command::new("python3")
-            .args(["-c", SERVER])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3"),
-    );
-    let mut line = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let up: u16 = line
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("grpcio server (pip install grpcio) did not start: {line:?}"));
+    let server = PyServer::start(SERVER, &[], "pip install grpcio");
+    let up = server.port;
     let port = free_port();
     let args: Vec<String> = [
         "--listen-host",

@@ -5,11 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use common::process::{free_port, Process};
-use common::tools::{curl, text, TempDir};
+use common::tools::{curl, text, PyServer, TempDir};
 use common::TIMEOUT;
 
 /// An HTTP/2 (h2c) server answering by path: `/ok` 200 `ok`; `/reset` RST_STREAM
@@ -67,16 +64,6 @@ while True:
     threading.Thread(target=serve, args=(s,), daemon=True).start()
 "#;
 
-/// A child killed and reaped on drop.
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The reverse-proxy example on a free plain port in front of `upstream` over HTTP/2,
 /// with `more` arguments.
 fn proxy(upstream: &str, more: &[&str]) -> (Process, u16) {
@@ -114,33 +101,16 @@ fn get(url: &str) -> (String, String) {
     (code.to_string(), body.to_string())
 }
 
-/// [`SERVER`] with `args`; its port.
-fn h2_server(args: &[&str]) -> (Kill, u16) {
-    let mut server = Kill(
-        Command::new("python3")
-            .args(["-c", SERVER])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3"),
-    );
-    let mut line = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let up: u16 = line
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("python h2 server (pip install h2): {line:?}"));
-    (server, up)
+/// [`SERVER`] with `args`.
+fn h2_server(args: &[&str]) -> PyServer {
+    PyServer::start(SERVER, args, "pip install h2")
 }
 
 #[test]
 fn requests_wait_for_stream_room_and_move_on_after_goaway() {
     // One stream at a time on one connection: 400 requests from 32 at once queue for it.
-    let (_server, up) = h2_server(&["1"]);
+    let server = h2_server(&["1"]);
+    let up = server.port;
     let (p, port) = proxy(&format!("http://127.0.0.1:{up}"), &["--pool-size", "1"]);
     common::h2::h2load_gets_every_answer(&format!("http://127.0.0.1:{port}/ok"));
     // A GOAWAY after each answer: the next requests go out on new connections.
@@ -157,23 +127,8 @@ fn requests_wait_for_stream_room_and_move_on_after_goaway() {
 
 #[test]
 fn upstream_resets_stalls_drops_and_trailers_reach_the_client_right() {
-    let mut server = Kill(
-        Command::new("python3")
-            .args(["-c", SERVER])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3"),
-    );
-    let mut line = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let up: u16 = line
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("python h2 server (pip install h2): {line:?}"));
+    let server = h2_server(&[]);
+    let up = server.port;
     let (p, port) = proxy(
         &format!("http://127.0.0.1:{up}"),
         &["--upstream-timeout", "0.5", "--down-time", "0.01"],

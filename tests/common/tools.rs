@@ -100,3 +100,40 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A Python server script (`python3 -c SCRIPT ARGS`) that prints the port it listens on
+/// as its first line; its stdin stays open until it is killed and reaped on drop.
+pub struct PyServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl PyServer {
+    /// Starts `script` with `args`; `needs` names what it imports, for the failure message.
+    pub fn start(script: &str, args: &[&str], needs: &str) -> PyServer {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new("python3")
+            .args(["-c", script])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("these tests need python3 on PATH");
+        let mut line = String::new();
+        let _ = BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line);
+        let Ok(port) = line.trim().parse() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("python server did not start ({needs}): {line:?}");
+        };
+        PyServer { child, port }
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
