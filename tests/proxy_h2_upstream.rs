@@ -11,7 +11,8 @@ use common::TIMEOUT;
 
 /// An HTTP/2 (h2c) server answering by path: `/ok` 200 `ok`; `/reset` RST_STREAM
 /// INTERNAL_ERROR; `/stall` never; `/die` drops its connection; `/trailers` 200 `body`
-/// then the trailer `x-checksum: abc`; `/goaway` 200 `ok`, then GOAWAY. With an argument,
+/// then the trailer `x-checksum: abc`; `/goaway` 200 `ok`, then GOAWAY; `/halfbody` 4 of
+/// its 100 bytes, then nothing. With an argument,
 /// it allows that many concurrent streams. Prints its port.
 const SERVER: &str = r#"
 import socket, sys, threading
@@ -47,6 +48,9 @@ def serve(sock):
                     c.send_headers(sid, [(":status", "200"), ("content-length", "2")])
                     c.send_data(sid, b"ok", end_stream=True)
                     c.close_connection(last_stream_id=sid)
+                elif path == "/halfbody":
+                    c.send_headers(sid, [(":status", "200"), ("content-length", "100")])
+                    c.send_data(sid, b"part")
                 elif path == "/trailers":
                     c.send_headers(sid, [(":status", "200")])
                     c.send_data(sid, b"body")
@@ -131,7 +135,14 @@ fn upstream_resets_stalls_drops_and_trailers_reach_the_client_right() {
     let up = server.port;
     let (p, port) = proxy(
         &format!("http://127.0.0.1:{up}"),
-        &["--upstream-timeout", "0.5", "--down-time", "0.01"],
+        &[
+            "--upstream-timeout",
+            "0.5",
+            "--read-timeout",
+            "0.5",
+            "--down-time",
+            "0.01",
+        ],
     );
     let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
     assert_eq!(
@@ -148,6 +159,11 @@ fn upstream_resets_stalls_drops_and_trailers_reach_the_client_right() {
     assert_eq!(get(&url("/ok")).0, "200", "{}", p.output());
     // The upstream drops the connection: 502; the next request dials a new one.
     assert_eq!(get(&url("/die")).0, "502", "{}", p.output());
+    assert_eq!(get(&url("/ok")).0, "200", "{}", p.output());
+    // A body that stops coming: cut off after --read-timeout, not held for ever.
+    let (code, body) = common::tools::curl_status(&[&url("/halfbody")]);
+    assert_eq!(code, 18, "curl's partial-transfer error; {}", p.output());
+    assert_eq!(body, b"part");
     assert_eq!(get(&url("/ok")).0, "200", "{}", p.output());
     // Trailers, in the last chunk's trailer section of an HTTP/1.1 client's response.
     let (code, raw) = get(&url("/trailers"));

@@ -305,8 +305,12 @@ impl<P: ProxyHttp> Engine<P> {
             conn.write(out);
             up.h2.consume_output(n);
         }
-        if up.streams.iter().any(|s| !s.done && !s.answered) {
-            conn.set_read_timeout(None);
-        }
+        // A response body that stops coming ends with the read timeout (the connection
+        // closes, its exchanges are cut off), as on HTTP/1.1: armed only while every
+        // open stream is past its head (the heads have their own deadline, which a
+        // shorter read timeout must not cut) and none is held back by its client.
+        let mut live = up.streams.iter().filter(|s| !s.done).peekable();
+        let mid_body = live.peek().is_some() && live.all(|s| s.answered && s.held == 0);
+        conn.set_read_timeout(mid_body.then_some(self.s.read_timeout));
     }
 }
