@@ -10,8 +10,13 @@
 #   redis1         examples/redis-server, redis-benchmark GET -P 1 (op = command)
 #   tlshs          examples/http-server on TLS without resumption (op = full handshake)
 #   proxy          examples/reverse-proxy in front of the harness's nginx hello (op = request)
+#   ws1 ws16       examples/websocket-echo, benches/load/ws's wsload 50 x 64 B binary
+#                  messages, depth 1 / 16 (op = message); the anchor is tokio-tungstenite
+#                  (ws-echo-tungstenite), counted with glibc's `rep stosb` memset turned off
+#                  (callgrind counts each byte a `rep stosb` stores as one instruction, and
+#                  tungstenite zeroes its 128 KiB read buffer on every read)
 # env: ANCHORS=1 also counts the anchor of each scenario (tokio-echo, may-hello,
-#      redis-server, nginx); BENCH (default benches/harness, the vendored copy of the shared
+#      redis-server, nginx, tokio-tungstenite); BENCH (default benches/harness, the vendored copy of the shared
 #      harness), BENCH_HOME (default /tmp/wireloop-bench), SECS (load length, default 6).
 # Prints one 'instr_per_op=...' line per run; the callgrind files stay under
 # $BENCH_HOME/instr/ (PROFILE=1 for a file callgrind_annotate can name functions in).
@@ -58,8 +63,17 @@ for s in $SCENARIOS; do
     wait $nginx_pid 2>/dev/null || true
     trap - EXIT
     ;;
+  ws1 | ws16)
+    d=${s#ws}
+    WS_TARGET=${WS_TARGET:-$BENCH_HOME/ws-target}
+    CARGO_TARGET_DIR=$WS_TARGET cargo build --release --quiet --manifest-path benches/load/ws/Cargo.toml
+    wsload() { echo "$WS_TARGET/release/wsload 127.0.0.1:$1 50 64 ${SECS:-6} $d | sed 's/ msgs=\\([0-9]*\\)/ msgs=\\1 ops=\\1/'"; }
+    LOAD=$(wsload 7211) run wireloop-ws 7211 custom "$T/websocket-echo --port 7211 --loops 1"
+    LOAD=$(wsload 7212) anchor tungstenite 7212 custom \
+      "env GLIBC_TUNABLES=glibc.cpu.x86_rep_stosb_threshold=4294967295 $WS_TARGET/release/ws-echo-tungstenite 7212"
+    ;;
   *)
-    echo "unknown scenario $s (echo1 echo16 ka pipe redis1 tlshs proxy)" >&2
+    echo "unknown scenario $s (echo1 echo16 ka pipe redis1 tlshs proxy ws1 ws16)" >&2
     exit 2
     ;;
   esac

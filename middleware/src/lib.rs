@@ -40,7 +40,7 @@
 //! `translate` and the `Layer` contract are always there.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // allowed in `text` alone (bytes checked as ASCII handed out as `&str`)
 #![deny(missing_docs)]
 
 #[cfg(feature = "codec")]
@@ -61,6 +61,8 @@ pub mod http1;
 mod kept;
 #[cfg(feature = "proxy-protocol")]
 pub mod proxy_protocol;
+#[cfg(feature = "http1")]
+mod text;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod translate;

@@ -309,7 +309,7 @@ pub(super) fn parse_strict<'a>(
     if w.get(i..i + 2)? != b"\r\n" {
         return None;
     }
-    let reason = std::str::from_utf8(&w[13..i]).ok()?;
+    let reason = crate::text::ascii(&w[13..i])?;
     i += 2;
     let start = i;
     let mut framing = ResponseFraming::default();
@@ -353,7 +353,7 @@ pub(super) fn parse_strict<'a>(
     }
     // Text (one check for the whole section; a value with bytes that are not UTF-8 goes
     // the general way), so that names are handed out with no check of their own.
-    let block = std::str::from_utf8(&w[start..i]).ok()?;
+    let block = crate::text::utf8(&w[start..i])?;
     let (body, keep_alive) = framing.finish(minor, code, head_request).ok()?;
     Some((
         i + 2,

@@ -443,7 +443,7 @@ static NOT_IN_HOST: [bool; 256] = byte_set!(b' ' | b'\t' | b'/' | b'?' | b'#' | 
 /// [`parse_request_general`] accepts and answers the same for it; anything else
 /// (incomplete, an error, a rarer form such as leading empty lines or non-ASCII in the
 /// target) is `None`, and the general parser then gives the verdict.
-#[inline]
+#[inline(always)]
 fn parse_strict<'a>(buf: &'a [u8], cfg: &Config, slots: usize) -> Option<(usize, Request<'a>)> {
     let w = &buf[..buf.len().min(cfg.max_head.max(16))];
     let max_fields = cfg.max_headers.clamp(1, slots);
@@ -458,7 +458,7 @@ fn parse_strict<'a>(buf: &'a [u8], cfg: &Config, slots: usize) -> Option<(usize,
         return None;
     }
     // ASCII: one check for both.
-    let line = std::str::from_utf8(&w[..i]).ok()?;
+    let line = crate::text::ascii(&w[..i])?;
     let (method, target) = (line.get(..m)?, line.get(t..)?);
     let version = word(w, i + 1)?;
     let minor = if version == u64::from_le_bytes(*b"HTTP/1.1") {
@@ -505,7 +505,7 @@ fn parse_strict<'a>(buf: &'a [u8], cfg: &Config, slots: usize) -> Option<(usize,
     }
     // Text (one check for the whole section; a value with bytes that are not UTF-8 goes
     // the general way), so that names are handed out with no check of their own.
-    let block = std::str::from_utf8(&w[start..i]).ok()?;
+    let block = crate::text::utf8(&w[start..i])?;
     let len = i + 2;
     let facts = scan.finish().ok()?;
     // Origin-form, the common case, needs no more checks (`target_form`'s first test).

@@ -428,10 +428,10 @@ fn bad_request<A: App>(cx: &mut Cx<'_, A>, s: &mut Stream<A::State>, id: ConnId,
 /// The method, path and header fields of `r` in `slots` (`host` first, from
 /// `:authority`, unless a `host` field came); `None` if they are not text.
 fn headers<'a>(r: &H2Request<'a>, slots: &mut [Header<'a>]) -> Option<(&'a str, &'a str, usize)> {
-    let method = std::str::from_utf8(r.method).ok()?;
+    let method = crate::text::utf8(r.method)?;
     let path = match r.path {
-        Some(p) => std::str::from_utf8(p).ok()?,
-        None => std::str::from_utf8(r.authority?).ok()?,
+        Some(p) => crate::text::utf8(p)?,
+        None => crate::text::utf8(r.authority?)?,
     };
     let mut n = 0;
     if let (Some(a), None, Some(slot)) = (r.authority, r.fields.get(b"host"), slots.first_mut()) {
@@ -444,7 +444,7 @@ fn headers<'a>(r: &H2Request<'a>, slots: &mut [Header<'a>]) -> Option<(&'a str, 
     for f in r.fields.iter() {
         let slot = slots.get_mut(n)?;
         *slot = Header {
-            name: std::str::from_utf8(f.name).ok()?,
+            name: crate::text::utf8(f.name)?,
             value: f.value,
         };
         n += 1;
@@ -476,7 +476,7 @@ impl OwnedHead {
         for (&(k, v), slot) in self.lens.iter().zip(slots.iter_mut()) {
             let name = self.bytes.get(at..at + k).unwrap_or_default();
             *slot = Header {
-                name: std::str::from_utf8(name).unwrap_or_default(),
+                name: crate::text::utf8(name).unwrap_or_default(),
                 value: self.bytes.get(at + k..at + k + v).unwrap_or_default(),
             };
             at += k + v;
