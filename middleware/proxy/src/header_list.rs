@@ -5,15 +5,28 @@
 /// Header fields in order, names compared without regard to case.
 #[derive(Clone, Debug, Default)]
 pub struct HeaderList {
-    /// The names, one after the other (kept as text: handing one out checks nothing).
+    /// A parsed head's field section, copied whole (one copy for all its fields): the
+    /// spans of fields taken from it point here.
+    section: String,
+    /// The names of fields added one by one, one after the other (kept as text: handing
+    /// one out checks nothing).
     names: String,
-    /// The values, one after the other.
+    /// Their values, one after the other.
     values: Vec<u8>,
-    /// (name start, name length, value start, value length).
-    spans: Vec<(u32, u32, u32, u32)>,
+    spans: Vec<Span>,
     /// Some field came through [`append`](HeaderList::append), whose checks are looser
     /// than an HTTP/1.1 parser's (so the response writer checks the fields again).
     unparsed: bool,
+}
+
+/// Where a field's name and value lie: in `section` (both), or in `names` and `values`.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    name: u32,
+    name_len: u32,
+    value: u32,
+    value_len: u32,
+    in_section: bool,
 }
 
 /// Most bytes a header list holds (a peer-controlled response head is far smaller: the
@@ -24,13 +37,14 @@ impl HeaderList {
     /// Empties the list, keeping its capacity.
     pub fn clear(&mut self) {
         self.unparsed = false;
+        self.section.clear();
         self.names.clear();
         self.values.clear();
         self.spans.clear();
     }
 
     fn size(&self) -> usize {
-        self.names.len() + self.values.len()
+        self.section.len() + self.names.len() + self.values.len()
     }
 
     /// Appends `name: value`. Ignored (`false`) if either holds CR, LF or NUL, the name is
@@ -73,8 +87,51 @@ impl HeaderList {
         let (n, v) = (self.names.len() as u32, self.values.len() as u32);
         self.names.push_str(name);
         self.values.extend_from_slice(value);
-        self.spans
-            .push((n, name.len() as u32, v, value.len() as u32));
+        self.spans.push(Span {
+            name: n,
+            name_len: name.len() as u32,
+            value: v,
+            value_len: value.len() as u32,
+            in_section: false,
+        });
+    }
+
+    /// Copies a parsed head's field section, whose fields
+    /// [`append_from_section`](HeaderList::append_from_section) then takes without a copy
+    /// of their own. Replaces the section copied before (call it on a cleared list).
+    pub(crate) fn copy_section(&mut self, section: &str) -> bool {
+        if self.size() - self.section.len() + section.len() > MAX_HEADER_LIST {
+            return false;
+        }
+        self.section.clear();
+        self.section.push_str(section);
+        true
+    }
+
+    /// Appends a field of `section`, the head's field section given to
+    /// [`copy_section`](HeaderList::copy_section) (name and value slices of it, as the
+    /// HTTP/1.1 parser handed them out: already checked). A field from elsewhere is
+    /// copied as [`append_parsed`](HeaderList::append_parsed) does.
+    pub(crate) fn append_from_section(&mut self, section: &str, name: &str, value: &[u8]) -> bool {
+        let base = section.as_ptr() as usize;
+        let n = (name.as_ptr() as usize).wrapping_sub(base);
+        let v = (value.as_ptr() as usize).wrapping_sub(base);
+        let inside = section.len() == self.section.len()
+            && n.checked_add(name.len())
+                .is_some_and(|e| e <= section.len())
+            && v.checked_add(value.len())
+                .is_some_and(|e| e <= section.len());
+        if !inside {
+            return self.append_parsed(name, value);
+        }
+        self.spans.push(Span {
+            name: n as u32,
+            name_len: name.len() as u32,
+            value: v as u32,
+            value_len: value.len() as u32,
+            in_section: true,
+        });
+        true
     }
 
     /// Replaces every `name` field with one `name: value`.
@@ -87,10 +144,9 @@ impl HeaderList {
     ///
     /// [`clear`]: HeaderList::clear
     pub fn remove(&mut self, name: &str) {
-        let names = &self.names;
-        self.spans.retain(|&(s, n, _, _)| {
-            !names[s as usize..(s + n) as usize].eq_ignore_ascii_case(name)
-        });
+        let (section, names) = (&self.section, &self.names);
+        self.spans
+            .retain(|sp| !span_name(section, names, sp).eq_ignore_ascii_case(name));
     }
 
     /// The first `name` field's value.
@@ -107,11 +163,16 @@ impl HeaderList {
 
     /// The fields in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        self.spans.iter().map(move |&(s, n, v, l)| {
-            let (s, n, v, l) = (s as usize, n as usize, v as usize, l as usize);
+        self.spans.iter().map(move |sp| {
+            let (v, l) = (sp.value as usize, sp.value_len as usize);
+            let values = if sp.in_section {
+                self.section.as_bytes()
+            } else {
+                &self.values
+            };
             (
-                self.names.get(s..s + n).unwrap_or(""),
-                self.values.get(v..v + l).unwrap_or_default(),
+                span_name(&self.section, &self.names, sp),
+                values.get(v..v + l).unwrap_or_default(),
             )
         })
     }
@@ -128,11 +189,20 @@ impl HeaderList {
 
     /// Drops buffers grown beyond `cap` bytes (an idle connection keeps little).
     pub fn shrink(&mut self, cap: usize) {
-        if self.names.capacity() + self.values.capacity() > cap {
+        if self.section.capacity() + self.names.capacity() + self.values.capacity() > cap {
+            self.section = String::new();
             self.names = String::new();
             self.values = Vec::new();
         }
     }
+}
+
+/// A field's name, from the section or from the names added one by one.
+#[inline]
+fn span_name<'a>(section: &'a str, names: &'a str, sp: &Span) -> &'a str {
+    let (s, n) = (sp.name as usize, sp.name_len as usize);
+    let from = if sp.in_section { section } else { names };
+    from.get(s..s + n).unwrap_or("")
 }
 
 #[cfg(test)]
@@ -173,5 +243,34 @@ mod tests {
         assert!(h.all_parsed());
         h.mark_unparsed();
         assert!(!h.all_parsed());
+    }
+
+    #[test]
+    fn fields_of_a_copied_section_point_into_the_copy() {
+        let head = String::from("Server: x\r\nContent-Type: text/plain\r\nX-A: 1\r\n");
+        let mut h = HeaderList::default();
+        assert!(h.copy_section(&head));
+        assert!(h.append_from_section(&head, &head[0..6], &head.as_bytes()[8..9]));
+        assert!(h.append_parsed("Via", b"1.1 wireloop"));
+        assert!(h.append_from_section(&head, &head[37..40], &head.as_bytes()[42..43]));
+        // Not a slice of the section: copied on its own.
+        assert!(h.append_from_section(&head, "Other", b"2"));
+        drop(head);
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            [
+                ("Server", &b"x"[..]),
+                ("Via", &b"1.1 wireloop"[..]),
+                ("X-A", &b"1"[..]),
+                ("Other", &b"2"[..]),
+            ]
+        );
+        assert!(h.all_parsed());
+        h.remove("server");
+        assert_eq!(h.get("x-a"), Some(&b"1"[..]));
+        assert_eq!(h.len(), 3);
+        h.clear();
+        assert!(h.is_empty());
+        assert!(!h.copy_section(&"x".repeat(super::MAX_HEADER_LIST + 1)));
     }
 }

@@ -131,6 +131,18 @@ impl<'a> ResponseHead<'a> {
         self.minor
     }
 
+    /// The field section as it came (every field line, CRLFs included) when the head was
+    /// read by the one-pass parser, the common case: the names and values
+    /// [`headers`](ResponseHead::headers) hands out are slices of it, so a copy of it
+    /// keeps them all (a proxy's one copy of a response head). `None` for a head read by
+    /// the general parser (obsolete forms, non-ASCII reason phrases, more fields).
+    pub fn field_section(&self) -> Option<&'a str> {
+        match self.headers {
+            HeadFields::Spans { block, .. } => Some(block),
+            HeadFields::Parsed(_) => None,
+        }
+    }
+
     /// All header fields in order, as (name, value).
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
         match self.headers {

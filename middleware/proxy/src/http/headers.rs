@@ -78,6 +78,12 @@ pub(crate) fn tunnels_upgrade(req: &Request<'_>) -> bool {
 /// `Upgrade` is kept on a 101, and `Via` is added.
 pub(crate) fn response_head(h: &ResponseHead<'_>, out: &mut HeaderList) {
     out.clear();
+    // The field section copied once, its fields kept as places in the copy (a head the
+    // general parser read is copied field by field).
+    let section = h
+        .field_section()
+        .filter(|s| out.copy_section(s))
+        .unwrap_or("");
     // One pass: the fields a `Connection` option names are taken out afterwards, when
     // there may be one (rare: most `Connection` fields say only `close` or `keep-alive`,
     // and `Keep-Alive` is hop-by-hop anyway).
@@ -99,7 +105,7 @@ pub(crate) fn response_head(h: &ResponseHead<'_>, out: &mut HeaderList) {
         if dropped && !(h.is_upgrade() && name.len() == 7 && token_eq(name, "upgrade")) {
             continue;
         }
-        out.append_parsed(name, value);
+        out.append_from_section(section, name, value);
     }
     if named_any {
         let mut opts = [&b""[..]; MAX_CONN_OPTIONS];
