@@ -358,8 +358,12 @@ impl Group {
     }
 
     /// Records peer `i`'s time to first response byte (for p2c-ewma).
+    /// Only `p2c-ewma` reads the estimate: other balancers skip its update (an `exp`
+    /// per response).
     pub fn observe(&mut self, i: usize, rtt: Duration, now: Instant) {
-        self.load[i].ewma.observe(rtt, now);
+        if matches!(self.balance, Balance::P2cEwma) {
+            self.load[i].ewma.observe(rtt, now);
+        }
     }
 
     /// Forgets client `id` wherever it waits; `true` if it was waiting.
@@ -372,5 +376,26 @@ impl Group {
             });
         }
         found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::balance::DEFAULT_RTT;
+
+    #[test]
+    fn only_p2c_ewma_keeps_latency_estimates() {
+        let now = Instant::now();
+        let peers = || vec![Peer::raw("127.0.0.1:1"), Peer::raw("127.0.0.1:2")];
+        let mut rr = Group::new("rr", peers(), Balance::RoundRobin).unwrap();
+        let mut p2c = Group::new("p2c", peers(), Balance::P2cEwma).unwrap();
+        for g in [&mut rr, &mut p2c] {
+            g.observe(1, Duration::from_millis(40), now);
+        }
+        let default = DEFAULT_RTT.as_nanos() as f64;
+        assert_eq!(rr.load(1).ewma.nanos(), default);
+        assert_eq!(p2c.load(1).ewma.nanos(), 40e6);
+        assert_eq!(p2c.load(0).ewma.nanos(), default);
     }
 }
