@@ -1,453 +1,15 @@
-//! Writing responses: status line, headers, and a body that is fixed, sized-and-streamed,
-//! chunked-and-streamed, or absent — framed by the writer, never by the application.
+//! The response to one request ([`Response`]): status, fields and a body that is fixed,
+//! sized-and-streamed, chunked-and-streamed, or absent, framed by the writer, never by
+//! the application; [`write_response`] writes one without a connection.
 
-use wireloop::{Appender, Bytes, ConnId, Output};
+use wireloop::{Bytes, ConnId};
 
-use super::date::HttpDate;
-use super::parse::{value_end, Request};
-
-/// Where response bytes go: a connection's output queue, or a vector (tests, benches).
-pub(crate) trait Sink {
-    fn put(&mut self, data: &[u8]);
-    /// The pieces one after the other.
-    fn put_parts(&mut self, parts: &[&[u8]]);
-    /// A field line, `name: value`.
-    fn put_field(&mut self, name: &[u8], value: &[u8]);
-    /// The end of a head, then `body` (empty when none or not yet).
-    fn put_head_end(&mut self, end: &HeadEnd<'_>, body: &[u8]);
-    fn put_bytes(&mut self, data: Bytes);
-    fn queued(&self) -> usize;
-}
-
-/// Appends bytes: the two kinds of sink share the code that writes heads.
-trait Put {
-    fn put(&mut self, data: &[u8]);
-}
-
-impl Put for Appender<'_> {
-    #[inline(always)]
-    fn put(&mut self, data: &[u8]) {
-        Appender::put(self, data);
-    }
-}
-
-impl Put for Vec<u8> {
-    #[inline]
-    fn put(&mut self, data: &[u8]) {
-        self.extend_from_slice(data);
-    }
-}
-
-#[inline(always)]
-fn field_line<P: Put>(p: &mut P, name: &[u8], value: &[u8]) {
-    p.put(name);
-    p.put(b": ");
-    p.put(value);
-    p.put(b"\r\n");
-}
-
-/// `Date`, the framing field, `Connection`, the empty line.
-#[inline(always)]
-fn head_end<P: Put>(p: &mut P, end: &HeadEnd<'_>) {
-    let mut digits = itoa::Buffer::new();
-    match (end.date, end.length) {
-        // The common case: one piece for the date line and the next field's name.
-        (Some(d), Some(n)) => {
-            p.put(d.line_and_length());
-            p.put(digits.format(n).as_bytes());
-        }
-        (None, Some(n)) => {
-            p.put(b"Content-Length: ");
-            p.put(digits.format(n).as_bytes());
-        }
-        (d, None) => {
-            if let Some(d) = d {
-                p.put(d.header_line());
-            }
-            if end.chunked {
-                p.put(b"Transfer-Encoding: chunked");
-            }
-        }
-    }
-    let framing = end.length.is_some() || end.chunked;
-    let tail: &[u8] = match end.connection {
-        None => b"\r\n\r\n",
-        Some(b"close") => b"\r\nConnection: close\r\n\r\n",
-        Some(b"keep-alive") => b"\r\nConnection: keep-alive\r\n\r\n",
-        Some(b"Upgrade") => b"\r\nConnection: Upgrade\r\n\r\n",
-        Some(other) => {
-            if framing {
-                p.put(b"\r\n");
-            }
-            p.put(b"Connection: ");
-            p.put(other);
-            p.put(b"\r\n\r\n");
-            return;
-        }
-    };
-    p.put(if framing { tail } else { &tail[2..] });
-}
-
-/// Bodies up to this size are appended with the head; larger ones are queued on their
-/// own (the output's rules for large copies apply).
-const SMALL_BODY: usize = 4096;
-
-impl Sink for Output<'_> {
-    #[inline]
-    fn put(&mut self, data: &[u8]) {
-        self.write(data);
-    }
-    fn put_parts(&mut self, parts: &[&[u8]]) {
-        let mut a = self.appender();
-        for p in parts {
-            a.put(p);
-        }
-    }
-    #[inline]
-    fn put_field(&mut self, name: &[u8], value: &[u8]) {
-        field_line(&mut self.appender(), name, value);
-    }
-    #[inline]
-    fn put_head_end(&mut self, end: &HeadEnd<'_>, body: &[u8]) {
-        let mut a = self.appender();
-        head_end(&mut a, end);
-        if body.len() <= SMALL_BODY {
-            a.put(body);
-        } else {
-            self.write(body);
-        }
-    }
-    #[inline]
-    fn put_bytes(&mut self, data: Bytes) {
-        self.write_bytes(data);
-    }
-    #[inline]
-    fn queued(&self) -> usize {
-        self.len()
-    }
-}
-
-/// What ends a response head: the framing and connection fields the writer adds.
-pub(crate) struct HeadEnd<'a> {
-    /// The `Date` field line (`Date: ...\r\n`), unless the application gave its own.
-    pub(crate) date: Option<&'a HttpDate>,
-    /// `Content-Length` to send, if the body is sized.
-    pub(crate) length: Option<u64>,
-    /// The body is chunked (HTTP/1.1) or streamed without a length (HTTP/2).
-    pub(crate) chunked: bool,
-    /// The `Connection` field of an HTTP/1.x head.
-    pub(crate) connection: Option<&'static [u8]>,
-    /// No body follows (1xx, 204, 304, `HEAD`, or an empty sized body): an HTTP/2
-    /// stream ends with its head.
-    #[allow(dead_code)] // read by the HTTP/2 wire
-    pub(crate) no_body: bool,
-}
-
-/// How a response reaches its client: HTTP/1.1 bytes into a [`Sink`] (every `Sink` is a
-/// `Wire`), or the frames of an HTTP/2 stream. [`Response`] decides the status, fields,
-/// framing and phases; the wire only encodes them.
-pub(crate) trait Wire {
-    /// A head starts with `code`.
-    fn status(&mut self, code: u16);
-    /// A field of the head (name a token, value checked).
-    fn field(&mut self, name: &str, value: &[u8]);
-    /// The head is complete.
-    fn end_head(&mut self, end: &HeadEnd<'_>);
-    /// `100 Continue`.
-    fn interim_continue(&mut self);
-    /// Body bytes (`owned`: the same bytes, to queue without a copy); `chunked`: the body
-    /// is chunked (an HTTP/1.1 chunk is framed around them).
-    fn data(&mut self, data: &[u8], owned: Option<Bytes>, chunked: bool);
-    /// The body is complete (`chunked`: the last chunk is due).
-    fn end_body(&mut self, chunked: bool);
-    /// A chunked body is complete, with trailer fields (names tokens, values checked):
-    /// HTTP/1.1's last chunk and trailer section.
-    fn end_with_trailers<'t>(&mut self, trailers: &mut dyn Iterator<Item = (&'t str, &'t [u8])>);
-    /// The end of a head announcing `Content-Length: body.len()`, then that whole body.
-    fn head_and_body(&mut self, end: &HeadEnd<'_>, body: &[u8]) {
-        self.end_head(end);
-        self.data(body, None, false);
-        self.end_body(false);
-    }
-    /// Bytes queued for the client and not yet sent.
-    fn queued(&self) -> usize;
-    /// Whether this is HTTP/2 (no `101`, no `Connection` semantics).
-    fn is_h2(&self) -> bool {
-        false
-    }
-}
-
-impl<S: Sink> Wire for S {
-    #[inline]
-    fn status(&mut self, code: u16) {
-        put_status_line(self, code);
-    }
-
-    #[inline]
-    fn field(&mut self, name: &str, value: &[u8]) {
-        self.put_field(name.as_bytes(), value);
-    }
-
-    #[inline]
-    fn end_head(&mut self, end: &HeadEnd<'_>) {
-        self.put_head_end(end, &[]);
-    }
-
-    #[inline]
-    fn head_and_body(&mut self, end: &HeadEnd<'_>, body: &[u8]) {
-        self.put_head_end(end, body);
-    }
-
-    fn interim_continue(&mut self) {
-        put_continue(self);
-    }
-
-    #[inline]
-    fn data(&mut self, data: &[u8], owned: Option<Bytes>, chunked: bool) {
-        if !chunked {
-            match owned {
-                Some(b) => self.put_bytes(b),
-                None => self.put(data),
-            }
-            return;
-        }
-        let mut hex = [0u8; 16];
-        let mut i = hex.len();
-        let mut n = data.len();
-        loop {
-            i -= 1;
-            hex[i] = b"0123456789abcdef"[n & 15];
-            n >>= 4;
-            if n == 0 {
-                break;
-            }
-        }
-        match owned {
-            Some(b) => {
-                self.put_parts(&[&hex[i..], b"\r\n"]);
-                self.put_bytes(b);
-                self.put(b"\r\n");
-            }
-            None => self.put_parts(&[&hex[i..], b"\r\n", data, b"\r\n"]),
-        }
-    }
-
-    #[inline]
-    fn end_body(&mut self, chunked: bool) {
-        if chunked {
-            self.put(b"0\r\n\r\n");
-        }
-    }
-
-    fn end_with_trailers<'t>(&mut self, trailers: &mut dyn Iterator<Item = (&'t str, &'t [u8])>) {
-        self.put(b"0\r\n");
-        for (name, value) in trailers {
-            self.field(name, value);
-        }
-        self.put(b"\r\n");
-    }
-
-    #[inline]
-    fn queued(&self) -> usize {
-        Sink::queued(self)
-    }
-}
-
-impl Sink for Vec<u8> {
-    #[inline]
-    fn put(&mut self, data: &[u8]) {
-        self.extend_from_slice(data);
-    }
-    fn put_parts(&mut self, parts: &[&[u8]]) {
-        for p in parts {
-            self.extend_from_slice(p);
-        }
-    }
-    fn put_field(&mut self, name: &[u8], value: &[u8]) {
-        field_line(self, name, value);
-    }
-    fn put_head_end(&mut self, end: &HeadEnd<'_>, body: &[u8]) {
-        head_end(self, end);
-        self.extend_from_slice(body);
-    }
-    fn put_bytes(&mut self, data: Bytes) {
-        self.extend_from_slice(&data);
-    }
-    fn queued(&self) -> usize {
-        self.len()
-    }
-}
-
-/// Where a response is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// Nothing written.
-    #[default]
-    Idle,
-    /// Status line and maybe some headers written.
-    Head,
-    /// Head done; this many body bytes still to write (`Content-Length` framing).
-    Sized(u64),
-    /// Head done; chunked body.
-    Chunked,
-    /// Head done; body delimited by closing the connection (HTTP/1.0 without a length).
-    UntilClose,
-    /// Complete.
-    Done,
-}
-
-/// Per-request response state kept by the adapter.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct RespState {
-    pub(crate) phase: Phase,
-    status: u16,
-    /// The connection closes after this response (`Connection: close` is sent if the head
-    /// is not written yet).
-    pub(crate) close: bool,
-    /// A 101 was sent: the connection switches protocols after this request.
-    pub(crate) upgrade: bool,
-    head_request: bool,
-    minor: u8,
-    /// `Expect: 100-continue` not answered yet.
-    pub(crate) expect_pending: bool,
-    /// The application wrote its own `Date`.
-    own_date: bool,
-}
-
-impl RespState {
-    pub(crate) fn for_request(req: &Request<'_>) -> RespState {
-        RespState {
-            phase: Phase::Idle,
-            status: 0,
-            close: !req.keep_alive(),
-            upgrade: false,
-            head_request: req.is_head(),
-            minor: req.version_minor(),
-            expect_pending: req.expects_continue() && req.has_body(),
-            own_date: false,
-        }
-    }
-
-    #[inline]
-    pub(crate) fn is_done(&self) -> bool {
-        self.phase == Phase::Done
-    }
-
-    #[inline]
-    pub(crate) fn is_started(&self) -> bool {
-        self.phase != Phase::Idle
-    }
-}
-
-/// The standard reason phrase of `code` (RFC 9110 §15), or `""`.
-pub fn reason(code: u16) -> &'static str {
-    match code {
-        100 => "Continue",
-        101 => "Switching Protocols",
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        203 => "Non-Authoritative Information",
-        204 => "No Content",
-        205 => "Reset Content",
-        206 => "Partial Content",
-        300 => "Multiple Choices",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        304 => "Not Modified",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        402 => "Payment Required",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        406 => "Not Acceptable",
-        407 => "Proxy Authentication Required",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        410 => "Gone",
-        411 => "Length Required",
-        412 => "Precondition Failed",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        415 => "Unsupported Media Type",
-        416 => "Range Not Satisfiable",
-        417 => "Expectation Failed",
-        421 => "Misdirected Request",
-        422 => "Unprocessable Content",
-        426 => "Upgrade Required",
-        428 => "Precondition Required",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        _ => "",
-    }
-}
-
-fn put_status_line<S: Sink + ?Sized>(out: &mut S, code: u16) {
-    match code {
-        200 => out.put(b"HTTP/1.1 200 OK\r\n"),
-        _ => {
-            let mut digits = itoa::Buffer::new();
-            out.put_parts(&[
-                b"HTTP/1.1 ",
-                digits.format(code).as_bytes(),
-                b" ",
-                reason(code).as_bytes(),
-                b"\r\n",
-            ]);
-        }
-    }
-}
-
-/// `HTTP/1.1 100 Continue`.
-pub(crate) fn put_continue<S: Sink + ?Sized>(out: &mut S) {
-    out.put(b"HTTP/1.1 100 Continue\r\n\r\n");
-}
-
-/// A complete error response that closes the connection.
-pub(crate) fn put_error(out: &mut dyn Sink, code: u16, date: &HttpDate) {
-    let text = reason(code);
-    put_status_line(out, code);
-    let mut digits = itoa::Buffer::new();
-    out.put_parts(&[
-        date.header_line(),
-        b"Content-Type: text/plain\r\nConnection: close\r\nContent-Length: ",
-        digits.format(text.len() + 1).as_bytes(),
-        b"\r\n\r\n",
-        text.as_bytes(),
-        b"\n",
-    ]);
-}
-
-pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().fold(true, |ok, b| ok & TOKEN[b as usize])
-}
-
-/// Which bytes are `tchar`s (RFC 9110 §5.6.2): one look-up per byte of a field name.
-static TOKEN: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        t[b] = matches!(b as u8,
-            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^'
-            | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z');
-        b += 1;
-    }
-    t
-};
-
-pub(crate) fn valid_value(value: &[u8]) -> bool {
-    value_end(value, 0) == value.len()
-}
+use super::super::date::HttpDate;
+use super::super::Request;
+use super::field_check::{valid_name, valid_value};
+use super::head_end::HeadEnd;
+use super::state::{Phase, RespState};
+use super::wire::Wire;
 
 /// How the head about to be finished frames the body.
 enum Framing {
@@ -465,7 +27,7 @@ enum Framing {
 /// LF are refused, body bytes past `Content-Length` are dropped).
 ///
 /// A response not finished when the callback returns stays open: later requests on the
-/// connection wait, and [`App::resume`](super::App::resume) is called when the connection
+/// connection wait, and [`App::resume`](super::super::App::resume) is called when the connection
 /// can take more output (a streamed body), or when it is woken (an answer computed
 /// elsewhere).
 pub struct Response<'a> {
@@ -853,7 +415,7 @@ impl<'a> Response<'a> {
     /// Answers `101 Switching Protocols` with the headers given so far (set `Upgrade` and
     /// whatever the protocol needs, e.g. `Sec-WebSocket-Accept`), adds
     /// `Connection: Upgrade`, and hands the connection's raw bytes to
-    /// [`App::upgraded`](super::App::upgraded) once the request's body (if any) is read.
+    /// [`App::upgraded`](super::super::App::upgraded) once the request's body (if any) is read.
     /// `false` (nothing written) if the request is HTTP/1.0 or another status was set.
     pub fn upgrade(&mut self) -> bool {
         if self.st.minor == 0 || self.out.is_h2() {
@@ -901,7 +463,7 @@ impl<'a> Response<'a> {
     }
 
     /// Whether the connection can take more output now: a streaming application writes
-    /// while this holds and continues in [`App::resume`](super::App::resume).
+    /// while this holds and continues in [`App::resume`](super::super::App::resume).
     pub fn has_room(&self) -> bool {
         self.out.queued() < self.high_water
     }
@@ -933,9 +495,8 @@ pub fn write_response<R>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::parse::{header_slots, parse_request};
-    use super::super::Config;
     use super::*;
+    use crate::http1::{header_slots, parse_request, Config};
 
     const DATE: &str = "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n";
 
@@ -1036,15 +597,5 @@ mod tests {
             => "HTTP/1.1 200 OK\r\n{date}Content-Length: 1\r\n\r\na";
         interim_status_refused: GET11 => |r| { r.status(103).body(b""); }
             => "HTTP/1.1 500 Internal Server Error\r\n{date}Content-Length: 0\r\n\r\n";
-    }
-
-    #[test]
-    fn error_response() {
-        let mut buf = Vec::new();
-        put_error(&mut buf, 431, &HttpDate::at(784_111_777));
-        assert_eq!(
-            String::from_utf8(buf).unwrap(),
-            format!("HTTP/1.1 431 Request Header Fields Too Large\r\n{DATE}Content-Type: text/plain\r\nConnection: close\r\nContent-Length: 32\r\n\r\nRequest Header Fields Too Large\n")
-        );
     }
 }
