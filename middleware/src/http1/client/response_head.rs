@@ -58,15 +58,14 @@ impl<'a> ResponseHead<'a> {
         }
     }
 
-    /// All header fields in order, as (name, value).
-    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
-        match self.headers {
+    /// All header fields in order, as (name, value). The iterator borrows the head (its
+    /// field offsets are not copied); the names and values borrow the input.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + '_ {
+        match &self.headers {
             HeadFields::Parsed(h) => HeadFieldIter {
                 parsed: h.iter(),
                 block: "",
-                spans: [[0; 4]; SPANS],
-                at: 0,
-                count: 0,
+                spans: [].iter(),
             },
             HeadFields::Spans {
                 block,
@@ -75,9 +74,7 @@ impl<'a> ResponseHead<'a> {
             } => HeadFieldIter {
                 parsed: [].iter(),
                 block,
-                spans,
-                at: 0,
-                count,
+                spans: spans[..usize::from(*count).min(SPANS)].iter(),
             },
         }
     }
@@ -152,15 +149,13 @@ pub(super) enum HeadFields<'a> {
 }
 
 /// The iterator of [`ResponseHead::headers`]: the parsed fields, then the spans.
-struct HeadFieldIter<'a> {
+struct HeadFieldIter<'h, 'a> {
     parsed: std::slice::Iter<'a, Header<'a>>,
     block: &'a str,
-    spans: [[u16; 4]; SPANS],
-    at: u8,
-    count: u8,
+    spans: std::slice::Iter<'h, [u16; 4]>,
 }
 
-impl<'a> Iterator for HeadFieldIter<'a> {
+impl<'a> Iterator for HeadFieldIter<'_, 'a> {
     type Item = (&'a str, &'a [u8]);
 
     #[inline]
@@ -168,11 +163,7 @@ impl<'a> Iterator for HeadFieldIter<'a> {
         if let Some(h) = self.parsed.next() {
             return Some((h.name, h.value));
         }
-        if self.at >= self.count {
-            return None;
-        }
-        let [n0, n1, v0, v1] = self.spans[usize::from(self.at) % SPANS].map(usize::from);
-        self.at += 1;
+        let [n0, n1, v0, v1] = self.spans.next()?.map(usize::from);
         Some((
             self.block.get(n0..n1).unwrap_or_default(),
             self.block.as_bytes().get(v0..v1).unwrap_or_default(),

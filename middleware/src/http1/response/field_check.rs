@@ -1,7 +1,7 @@
 //! The checks a writer makes of a field it is given: the name a token, the value free of
 //! control bytes but HTAB (so that no field can split a head).
 
-use super::super::parse::value_end;
+use super::super::parse::all_value_bytes;
 
 pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().fold(true, |ok, b| ok & TOKEN[b as usize])
@@ -21,5 +21,5 @@ static TOKEN: [bool; 256] = {
 };
 
 pub(crate) fn valid_value(value: &[u8]) -> bool {
-    value_end(value, 0) == value.len()
+    all_value_bytes(value)
 }
