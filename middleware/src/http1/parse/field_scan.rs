@@ -47,7 +47,7 @@ impl<'a> FieldScan<'a> {
     }
 
     /// Takes the next field (`value` trimmed).
-    #[inline]
+    #[inline(always)]
     pub(super) fn field(&mut self, name: &[u8], value: &'a [u8]) -> Result<(), ParseError> {
         match name.len() {
             4 if token_is(name, b"host") => {
@@ -90,7 +90,7 @@ impl<'a> FieldScan<'a> {
     }
 
     /// What the fields say, once all are in.
-    #[inline]
+    #[inline(always)]
     pub(super) fn finish(self) -> Result<Facts<'a>, ParseError> {
         let minor = self.minor;
         if minor >= 1 && self.hosts != 1 {
