@@ -118,7 +118,7 @@ pub(crate) fn all_value_bytes(v: &[u8]) -> bool {
         i += 8;
     }
     let last = v.len() - 8;
-    !(word(v, last).is_some_and(flagged) && !bytes_ok(&v[last..]))
+    !word(v, last).is_some_and(flagged) || bytes_ok(&v[last..])
 }
 
 /// Where the run of visible ASCII bytes (`!`..=`~`) from `i` ends: eight bytes at a time,

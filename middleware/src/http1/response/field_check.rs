@@ -3,6 +3,7 @@
 
 use super::super::parse::all_value_bytes;
 
+#[inline]
 pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().fold(true, |ok, b| ok & TOKEN[b as usize])
 }
@@ -20,6 +21,7 @@ static TOKEN: [bool; 256] = {
     t
 };
 
+#[inline]
 pub(crate) fn valid_value(value: &[u8]) -> bool {
     all_value_bytes(value)
 }
