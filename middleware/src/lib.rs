@@ -57,7 +57,7 @@ pub mod fuzzing;
 pub mod h2;
 #[cfg(feature = "http1")]
 pub mod http1;
-#[cfg(all(feature = "http1", feature = "fuzzing"))]
+#[cfg(all(feature = "http1", any(test, feature = "fuzzing")))]
 mod kept;
 #[cfg(feature = "proxy-protocol")]
 pub mod proxy_protocol;

@@ -63,7 +63,7 @@ mod chunked;
 mod client;
 mod date;
 mod exchange;
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 #[cfg(feature = "h2")]
 mod h2;

@@ -51,6 +51,6 @@ pub use request_writer::{
 pub use response_error::ResponseError;
 pub use response_head::{ResponseBody, ResponseHead};
 pub use response_parse::parse_response;
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 pub(super) use response_parse::{parse_general, parse_strict};
 pub use response_reader::{ClientEvent, ResponseReader};
