@@ -410,25 +410,7 @@ fn h2_tls_client(cert_pem: &[u8]) -> TlsClient {
 fn client_talks_h2_over_tls_with_alpn_to_the_http_server_example() {
     let dir = TempDir::new("h2-client-tls");
     let cert = dir.path().join("cert.pem");
-    let (port, tlsport) = (free_port(), free_port());
-    let args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--tlsport",
-        &tlsport.to_string(),
-        "--cert-out",
-        cert.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let _p = Process::start(
-        &common::example_bin("http-server"),
-        &args,
-        "http-server: http://",
-        TIMEOUT,
-    )
-    .expect("http-server starts");
+    let (_p, _, tlsport) = common::process::http_server(Some(&cert));
     let tls = h2_tls_client(&std::fs::read(&cert).expect("the example wrote its certificate"));
     let big = pattern(300_000, 7);
     let mut requests = vec![("/".to_string(), Vec::new())];

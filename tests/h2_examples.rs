@@ -10,33 +10,11 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::process::{free_port, Process};
+use common::process::Process;
 use common::tools::{curl, text, TempDir};
-use common::TIMEOUT;
 
-/// The http-server example on free plain and TLS ports of 127.0.0.1, its certificate
-/// written to `cert`.
 fn http_server(cert: &Path) -> (Process, u16, u16) {
-    let (port, tlsport) = (free_port(), free_port());
-    let args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--tlsport",
-        &tlsport.to_string(),
-        "--cert-out",
-        cert.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let p = Process::start(
-        &common::example_bin("http-server"),
-        &args,
-        "http-server: http://",
-        TIMEOUT,
-    )
-    .expect("http-server starts");
-    (p, port, tlsport)
+    common::process::http_server(Some(cert))
 }
 
 /// Runs `tool` with `args` (bounded by the tools' own timeouts); its stdout, or a panic

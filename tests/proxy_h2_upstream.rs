@@ -180,25 +180,7 @@ fn upstream_resets_stalls_drops_and_trailers_reach_the_client_right() {
 fn an_https_upstream_is_spoken_to_in_h2_by_alpn() {
     let dir = TempDir::new("h2-up-tls");
     let cert = dir.path().join("cert.pem");
-    let tlsport = free_port();
-    let args: Vec<String> = [
-        "--port",
-        "0",
-        "--tlsport",
-        &tlsport.to_string(),
-        "--cert-out",
-        cert.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let _backend = Process::start(
-        &common::example_bin("http-server"),
-        &args,
-        ", https://",
-        TIMEOUT,
-    )
-    .expect("http-server starts");
+    let (_backend, _, tlsport) = common::process::http_server(Some(&cert));
     let (p, port) = proxy(
         &format!("https://localhost:{tlsport}"),
         &["--upstream-ca", cert.to_str().unwrap()],

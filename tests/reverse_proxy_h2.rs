@@ -55,20 +55,7 @@ fn proxy_with(upstream: &str, cert: &Path, more: &[&str]) -> (Process, u16, u16)
 
 /// The http-server example on a free plain port.
 fn http_server() -> (Process, u16) {
-    let port = free_port();
-    let args = vec![
-        "--port".to_string(),
-        port.to_string(),
-        "--tlsport".to_string(),
-        "0".to_string(),
-    ];
-    let p = Process::start(
-        &common::example_bin("http-server"),
-        &args,
-        "http-server: http://",
-        TIMEOUT,
-    )
-    .expect("http-server starts");
+    let (p, port, _) = common::process::http_server(None);
     (p, port)
 }
 

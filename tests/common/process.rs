@@ -95,6 +95,32 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The `http-server` example on free ports of 127.0.0.1: plain, and TLS too when `cert`
+/// names where it writes its generated certificate (`--cert-out`); the process and the
+/// two ports (the TLS one 0 without `cert`).
+pub fn http_server(cert: Option<&std::path::Path>) -> (Process, u16, u16) {
+    let port = free_port();
+    let tlsport = if cert.is_some() { free_port() } else { 0 };
+    let mut args = vec![
+        "--port".to_string(),
+        port.to_string(),
+        "--tlsport".to_string(),
+        tlsport.to_string(),
+    ];
+    if let Some(c) = cert {
+        args.push("--cert-out".to_string());
+        args.push(c.to_str().expect("a UTF-8 temp path").to_string());
+    }
+    let p = Process::start(
+        &super::example_bin("http-server"),
+        &args,
+        "http-server: http://",
+        super::TIMEOUT,
+    )
+    .expect("http-server starts");
+    (p, port, tlsport)
+}
+
 /// The `reverse-proxy` example on a free port of 127.0.0.1 (plain only) in front of
 /// `upstream` (`http://...`), with `extra` arguments; its address.
 pub fn reverse_proxy(upstream: &str, extra: &[&str]) -> (Process, std::net::SocketAddr) {
