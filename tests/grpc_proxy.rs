@@ -9,9 +9,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::process::{free_port, Process};
 use common::tools::{text, PyServer};
-use common::TIMEOUT;
 
 /// A `grpcio` server on a free port with byte-for-byte methods of service `t.Echo`:
 /// `Unary` (the request reversed), `Stream` (as many messages as the request's first
@@ -81,29 +79,11 @@ with grpc.insecure_channel(sys.argv[1]) as ch:
 fn grpc_calls_pass_through_the_proxy_with_their_trailers() {
     let server = PyServer::start(SERVER, &[], "pip install grpcio");
     let up = server.port;
-    let port = free_port();
-    let args: Vec<String> = [
-        "--listen-host",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--tlsport",
-        "0",
-        "--upstream",
+    let (proxy, addr) = common::process::reverse_proxy(
         &format!("http://127.0.0.1:{up}"),
-        "--upstream-protocol",
-        "h2",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let proxy = Process::start(
-        &common::example_bin("reverse-proxy"),
-        &args,
-        "forwarding to",
-        TIMEOUT,
-    )
-    .expect("reverse-proxy starts");
+        &["--upstream-protocol", "h2"],
+    );
+    let port = addr.port();
     let out = Command::new("python3")
         .args(["-c", CLIENT, &format!("127.0.0.1:{port}")])
         .stdin(Stdio::null())

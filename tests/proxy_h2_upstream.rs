@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::process::{free_port, Process};
+use common::process::Process;
 use common::tools::{curl, text, PyServer, TempDir};
-use common::TIMEOUT;
 
 /// An HTTP/2 (h2c) server answering by path: `/ok` 200 `ok`; `/reset` RST_STREAM
 /// INTERNAL_ERROR; `/stall` never; `/die` drops its connection; `/trailers` 200 `body`
@@ -71,31 +70,10 @@ while True:
 /// The reverse-proxy example on a free plain port in front of `upstream` over HTTP/2,
 /// with `more` arguments.
 fn proxy(upstream: &str, more: &[&str]) -> (Process, u16) {
-    let port = free_port();
-    let mut args: Vec<String> = [
-        "--listen-host",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--tlsport",
-        "0",
-        "--upstream",
-        upstream,
-        "--upstream-protocol",
-        "h2",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(more.iter().map(|s| s.to_string()));
-    let p = Process::start(
-        &common::example_bin("reverse-proxy"),
-        &args,
-        "forwarding to",
-        TIMEOUT,
-    )
-    .expect("reverse-proxy starts");
-    (p, port)
+    let mut extra = vec!["--upstream-protocol", "h2"];
+    extra.extend_from_slice(more);
+    let (p, addr) = common::process::reverse_proxy(upstream, &extra);
+    (p, addr.port())
 }
 
 /// curl's status code and body for `url` (HTTP/1.1 to the proxy).
