@@ -4,7 +4,7 @@
 use super::bytes::{bad_host, list, token_is};
 use super::error::ParseError;
 use super::framing::{FramingFields, TeError};
-use super::request::BodyLength;
+use super::request::{BodyLength, Fields, Request};
 
 /// What the header fields say about framing and the connection.
 pub(super) struct Facts<'a> {
@@ -120,5 +120,34 @@ impl<'a> FieldScan<'a> {
             expect_continue: self.expect_continue,
             upgrade: self.upgrade_token && self.upgrade_header && minor >= 1,
         })
+    }
+}
+
+impl<'a> Facts<'a> {
+    /// The request these facts belong to (no body yet), its line and fields as parsed:
+    /// what both parsers hand out.
+    #[inline(always)]
+    pub(super) fn request(
+        &self,
+        method: &'a str,
+        target: &'a str,
+        authority: (u32, u32),
+        minor: u8,
+        headers: Fields<'a>,
+    ) -> Request<'a> {
+        Request {
+            method,
+            target,
+            authority,
+            minor,
+            headers,
+            body: &[],
+            length: self.length,
+            keep_alive: self.keep_alive,
+            expect_continue: self.expect_continue,
+            upgrade: self.upgrade,
+            streaming: false,
+            h2: false,
+        }
     }
 }

@@ -61,20 +61,7 @@ pub(crate) fn parse_request_general<'a>(
     let authority = check_target(method, target, &facts)?;
     Ok(Some((
         len,
-        Request {
-            method,
-            target,
-            authority,
-            minor,
-            headers: Fields::Parsed(headers),
-            body: &[],
-            length: facts.length,
-            keep_alive: facts.keep_alive,
-            expect_continue: facts.expect_continue,
-            upgrade: facts.upgrade,
-            streaming: false,
-            h2: false,
-        },
+        facts.request(method, target, authority, minor, Fields::Parsed(headers)),
     )))
 }
 

@@ -92,20 +92,13 @@ pub(super) fn parse_strict<'a>(
     };
     Some((
         len,
-        Request {
+        facts.request(
             method,
             target,
             authority,
             minor,
-            headers: Fields::Raw { block, count },
-            body: &[],
-            length: facts.length,
-            keep_alive: facts.keep_alive,
-            expect_continue: facts.expect_continue,
-            upgrade: facts.upgrade,
-            streaming: false,
-            h2: false,
-        },
+            Fields::Raw { block, count },
+        ),
     ))
 }
 
