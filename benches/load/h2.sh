@@ -34,6 +34,7 @@ RES=${RES:-$BENCH_HOME/results/h2-$(date +%m%d-%H%M)/results.csv}
 mkdir -p "$(dirname "$RES")"
 RESULTS=$RES LOGDIR=$(dirname "$RES")/logs
 source "$BENCH/lib.sh"
+source benches/load/nginx-conf.sh
 PATH=$PATH:/usr/sbin
 command -v h2load >/dev/null || { log "h2load missing: apt-get install nghttp2-client"; exit 2; }
 [ -f "$CERT_DIR/combined.pem" ] || "$BENCH/certs.sh" >/dev/null
@@ -51,31 +52,14 @@ conf() {
   wireloop)
     echo "target/release/examples/http-server --port $port --tlsport $tport --tlscert $CERT_DIR/combined.pem --no-resumption --loops 1" ;;
   nginx)
-    cat > "$d/nginx.conf" <<CONF
-worker_processes 1;
-master_process $master;
-daemon off;
-user root;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-worker_rlimit_nofile 20000;
-events { worker_connections 16384; use epoll; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  client_body_temp_path $d/tmp/cb; proxy_temp_path $d/tmp/px; fastcgi_temp_path $d/tmp/fc;
-  uwsgi_temp_path $d/tmp/uw; scgi_temp_path $d/tmp/sc;
-  server {
+    nginx_conf "$d" "$master" "  server {
     listen 127.0.0.1:$port http2 backlog=4096;
     listen 127.0.0.1:$tport ssl http2 backlog=4096;
     ssl_certificate $CERT_DIR/cert.pem; ssl_certificate_key $CERT_DIR/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
-    location / { default_type text/plain; return 200 "Hello World!\r\n"; }
-  }
-}
-CONF
-    echo "nginx -p $d -c $d/nginx.conf -e $d/error.log" ;;
+    location / { default_type text/plain; return 200 \"Hello World!\r\n\"; }
+  }"
+    echo "nginx -p $d -c $d/nginx.conf -e $d/logs/error.log" ;;
   haproxy)
     cat > "$d/haproxy.cfg" <<CONF
 global

@@ -9,31 +9,15 @@
 set -eu
 port=$1; bport=${2:-8090}
 WORK=${WORK:-${BENCH_HOME:-/tmp/wireloop-bench}/run}; CERT_DIR=${CERT_DIR:-$WORK/certs}
-dir=$WORK/nginx-tlsproxy-$port; mkdir -p "$dir/tmp" "$dir/logs"
+dir=$WORK/nginx-tlsproxy-$port
+source "$(dirname "$0")/nginx-conf.sh"
 if [ "${TLS_RESUME:-0}" = 1 ]; then res="ssl_session_cache shared:S:10m; ssl_session_tickets on;"
 else res="ssl_session_cache off; ssl_session_tickets off;"; fi
-cat > "$dir/nginx.conf" <<CONF
-worker_processes 1;
-master_process on;
-daemon off;
-user root;
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-worker_rlimit_nofile 20000;
-events { worker_connections 16384; use epoll; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  client_body_temp_path $dir/tmp/cb; proxy_temp_path $dir/tmp/px; fastcgi_temp_path $dir/tmp/fc;
-  uwsgi_temp_path $dir/tmp/uw; scgi_temp_path $dir/tmp/sc;
-  upstream be { server 127.0.0.1:$bport; keepalive 64; keepalive_requests 1000000; }
+nginx_conf "$dir" on "  upstream be { server 127.0.0.1:$bport; keepalive 64; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:$port ssl backlog=4096;
     ssl_certificate $CERT_DIR/cert.pem; ssl_certificate_key $CERT_DIR/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3; $res
-    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-CONF
+    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
+  }"
 exec nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log"
