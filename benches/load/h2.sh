@@ -52,13 +52,14 @@ conf() {
   wireloop)
     echo "target/release/examples/http-server --port $port --tlsport $tport --tlscert $CERT_DIR/combined.pem --no-resumption --loops 1" ;;
   nginx)
-    nginx_conf "$d" "$master" "  server {
+    nginx_conf "$d" "$master" "$(nginx_http "$d" "  server {
     listen 127.0.0.1:$port http2 backlog=4096;
     listen 127.0.0.1:$tport ssl http2 backlog=4096;
     ssl_certificate $CERT_DIR/cert.pem; ssl_certificate_key $CERT_DIR/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
     location / { default_type text/plain; return 200 \"Hello World!\r\n\"; }
-  }"
+  }")"
+
     echo "nginx -p $d -c $d/nginx.conf -e $d/logs/error.log" ;;
   haproxy)
     cat > "$d/haproxy.cfg" <<CONF

@@ -9,6 +9,7 @@ set -eu
 mode=$1; port=$2; bport=${3:-8090}
 WORK=${WORK:-${BENCH_HOME:-/tmp/wireloop-bench}/run}
 dir=$WORK/l4-$mode-$port; mkdir -p "$dir/logs"
+source "$(dirname "$0")/nginx-conf.sh"
 case $mode in
   haproxy)
     cat > "$dir/haproxy.cfg" <<CONF
@@ -33,21 +34,10 @@ CONF
     if [ ! -f "$mod" ]; then
       echo "l4-anchor.sh: $mod missing: apt-get install libnginx-mod-stream" >&2; exit 1
     fi
-    cat > "$dir/nginx.conf" <<CONF
-load_module $mod;
-worker_processes 1;
-master_process on;
-daemon off;
-user root;
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-worker_rlimit_nofile 20000;
-events { worker_connections 16384; use epoll; }
-stream {
+    nginx_conf "$dir" on "stream {
   upstream be { server 127.0.0.1:$bport; }
   server { listen 127.0.0.1:$port backlog=4096; proxy_pass be; }
-}
-CONF
+}" "load_module $mod;"
     exec nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" ;;
   *) echo "unknown mode $mode" >&2; exit 1 ;;
 esac
