@@ -64,6 +64,20 @@ fn curl_speaks_http2_by_prior_knowledge_and_by_alpn_and_http11_still_works() {
         back.len(),
         data.len()
     );
+    // An authority HTTP/1.1 would refuse as a Host (a backslash) is refused over HTTP/2
+    // too, with 400 (curl sends it as :authority).
+    let code = text(&curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_version} %{http_code}",
+        "--http2-prior-knowledge",
+        "-H",
+        "Host: a\\b",
+        &plain,
+    ]));
+    assert_eq!(code, "2 400");
 }
 
 #[test]

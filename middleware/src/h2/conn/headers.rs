@@ -259,6 +259,7 @@ pub(super) fn check_request(
     let mut info = RequestInfo::default();
     let fields = buf.fields();
     let mut regular = false;
+    let mut hosts = 0u32;
     for (i, f) in fields.iter().enumerate() {
         check_value(f.value)?;
         if f.name.first() == Some(&b':') {
@@ -281,6 +282,14 @@ pub(super) fn check_request(
         }
         regular = true;
         check_regular(f.name, f.value, &mut info.content_length)?;
+        if f.name == b"host" {
+            hosts += 1;
+        }
+    }
+    // One Host at most, as in HTTP/1.1 (RFC 9112 §3.2): two could name two hosts to two
+    // readers (a policy reading the first, an upstream the last).
+    if hosts > 1 {
+        return Err("several host fields");
     }
     let has = |i: Option<usize>| i.is_some();
     // §8.3.1: a Host that names another entity than :authority (SHOULD be malformed;

@@ -43,7 +43,7 @@ use crate::h2::frame::ErrorCode;
 
 use super::app::{App, BodyMode};
 use super::date::HttpDate;
-use super::parse::{BodyLength, Request, MAX_HEADERS};
+use super::parse::{bad_host, BodyLength, Request, MAX_HEADERS};
 use super::response::{RespState, Response};
 use super::Config;
 use wire::StreamOut;
@@ -426,13 +426,19 @@ fn bad_request<A: App>(cx: &mut Cx<'_, A>, s: &mut Stream<A::State>, id: ConnId,
 }
 
 /// The method, path and header fields of `r` in `slots` (`host` first, from
-/// `:authority`, unless a `host` field came); `None` if they are not text.
+/// `:authority`, unless a `host` field came); `None` if they are not text or the
+/// authority or `host` holds a byte a `Host` must not.
 fn headers<'a>(r: &H2Request<'a>, slots: &mut [Header<'a>]) -> Option<(&'a str, &'a str, usize)> {
     let method = crate::text::utf8(r.method)?;
     let path = match r.path {
         Some(p) => crate::text::utf8(p)?,
         None => crate::text::utf8(r.authority?)?,
     };
+    // The authority and `Host` checked as HTTP/1.1's `Host` is (`FieldScan`): no byte that
+    // would let two readers see two different hosts.
+    if r.authority.is_some_and(bad_host) || r.fields.get(b"host").is_some_and(bad_host) {
+        return None;
+    }
     let mut n = 0;
     if let (Some(a), None, Some(slot)) = (r.authority, r.fields.get(b"host"), slots.first_mut()) {
         *slot = Header {

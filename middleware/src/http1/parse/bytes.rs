@@ -56,7 +56,7 @@ pub(crate) fn token_is(name: &[u8], lower: &[u8]) -> bool {
 /// look-up per byte for the common short value (two instructions a byte, no branch),
 /// eight bytes at a time beyond, the last word overlapping the one before.
 #[inline]
-pub(super) fn bad_host(v: &[u8]) -> bool {
+pub(crate) fn bad_host(v: &[u8]) -> bool {
     if v.len() <= 32 {
         return v
             .iter()

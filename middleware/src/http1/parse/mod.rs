@@ -32,7 +32,9 @@ mod target;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use bytes::{all_value_bytes, eq, list, token_end, token_is, trim_ows, value_end, word};
+pub(crate) use bytes::{
+    all_value_bytes, bad_host, eq, list, token_end, token_is, trim_ows, value_end, word,
+};
 pub use error::ParseError;
 pub(crate) use framing::{FramingFields, TeError};
 pub(crate) use general::{check_line_ends, parse_request_general};

@@ -1,6 +1,7 @@
 //! The request target's four forms (RFC 9112 §3.2), each taken only with the methods it
 //! belongs to, and an absolute-form target's authority checked against `Host`.
 
+use super::bytes::bad_host;
 use super::error::ParseError;
 use super::field_scan::Facts;
 
@@ -61,7 +62,7 @@ pub(super) fn target_form(method: &str, target: &str) -> Result<TargetForm, Pars
                 i > 0
                     && i + 1 < t.len()
                     && t[i + 1..].iter().all(u8::is_ascii_digit)
-                    && !t.iter().any(|&b| matches!(b, b'/' | b'?' | b'#' | b'@'))
+                    && !bad_host(t)
             }
             None => false,
         };
@@ -98,7 +99,7 @@ pub(super) fn target_form(method: &str, target: &str) -> Result<TargetForm, Pars
         .position(|&b| matches!(b, b'/' | b'?' | b'#'))
         .map_or(t.len(), |i| rest + i);
     let authority = &t[rest..end];
-    if authority.is_empty() || authority.contains(&b'@') || t.get(end) == Some(&b'#') {
+    if authority.is_empty() || bad_host(authority) || t.get(end) == Some(&b'#') {
         return Err(ParseError::BadRequest("invalid absolute-form target"));
     }
     Ok(TargetForm::Absolute {

@@ -222,6 +222,16 @@ fn malformed_requests_are_stream_errors() {
         ),
         ("CONNECT without :authority", vec![(":method", "CONNECT")]),
         ("host differs", with(("host", "other.example"))),
+        (
+            "two host fields",
+            vec![
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/"),
+                ("host", "a"),
+                ("host", "b"),
+            ],
+        ),
     ];
     let mut p = Peer::default();
     let mut id = 1;
