@@ -367,7 +367,7 @@ pub(crate) fn response_strict_agrees(input: &[u8], cfg: &Config, head: bool) {
     let max_head = cfg.max_head.max(16);
     let window = &input[..input.len().min(max_head)];
     let mut slots = header_slots();
-    let n_slots = cfg.max_headers.clamp(1, slots.len());
+    let n_slots = cfg.max_headers.max(1).min(slots.len());
     let Some((n, r)) = parse_strict(window, n_slots, head) else {
         return;
     };

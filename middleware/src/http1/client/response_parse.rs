@@ -24,7 +24,7 @@ pub fn parse_response<'a>(
 ) -> Result<Option<(usize, ResponseHead<'a>)>, ResponseError> {
     let max_head = cfg.max_head.max(16);
     let window = &buf[..buf.len().min(max_head)];
-    let n_slots = cfg.max_headers.clamp(1, slots.len());
+    let n_slots = cfg.max_headers.max(1).min(slots.len());
     if let Some(r) = parse_strict(window, n_slots, head_request) {
         return Ok(Some(r));
     }
@@ -309,7 +309,7 @@ mod tests {
                         let max_head = c.max_head.max(16);
                         let window = &input[..input.len().min(max_head)];
                         let mut slots = header_slots();
-                        let n_slots = c.max_headers.clamp(1, slots.len());
+                        let n_slots = c.max_headers.max(1).min(slots.len());
                         let Some((n, r)) = parse_strict(window, n_slots, head_request) else {
                             continue;
                         };

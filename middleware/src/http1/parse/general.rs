@@ -23,7 +23,7 @@ pub(crate) fn parse_request_general<'a>(
 ) -> Result<Option<(usize, Request<'a>)>, ParseError> {
     let max_head = cfg.max_head.max(16);
     let window = &buf[..buf.len().min(max_head)];
-    let n_slots = cfg.max_headers.clamp(1, slots.len());
+    let n_slots = cfg.max_headers.max(1).min(slots.len());
     let mut req = httparse::Request::new(&mut []);
     let parsed = req.parse_with_uninit_headers(window, &mut slots[..n_slots]);
     let len = match parsed {

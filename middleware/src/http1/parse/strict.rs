@@ -22,7 +22,7 @@ pub(super) fn parse_strict<'a>(
     slots: usize,
 ) -> Option<(usize, Request<'a>)> {
     let w = &buf[..buf.len().min(cfg.max_head.max(16))];
-    let max_fields = cfg.max_headers.clamp(1, slots);
+    let max_fields = cfg.max_headers.max(1).min(slots);
     let mut i = token_end(w, 0);
     if i == 0 || *w.get(i)? != b' ' {
         return None;

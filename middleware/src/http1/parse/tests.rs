@@ -191,6 +191,8 @@ err! {
     absolute_form_empty_authority: b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
     absolute_form_other_scheme: b"GET ftp://a/x HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
     absolute_form_fragment: b"GET http://a#x HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
+    absolute_form_backslash_no_host: b"GET http://a\\b/ HTTP/1.0\r\n\r\n" => 400;
+    connect_backslash: b"CONNECT a\\b:443 HTTP/1.1\r\nHost: a\\b:443\r\n\r\n" => 400;
     target_without_slash: b"GET admin HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
     asterisk_other_method: b"GET * HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
     connect_origin_form: b"CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n" => 400;
@@ -267,4 +269,25 @@ fn every_prefix_of_a_valid_head_is_partial() {
     let (len, r) = parse_request(req, &mut slots, &cfg()).unwrap().unwrap();
     assert_eq!(len, req.len());
     assert!(r.expects_continue());
+}
+
+/// A caller's empty header slots: an error for a head with fields (httparse's verdict),
+/// never a panic.
+#[test]
+fn no_slots_is_an_error_not_a_panic() {
+    let c = cfg();
+    let mut none: [MaybeUninit<Header<'_>>; 0] = [];
+    let r = parse_request(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &mut none, &c);
+    assert!(
+        matches!(r, Err(ParseError::TooManyHeaders)),
+        "{:?}",
+        r.map(|o| o.is_some())
+    );
+    let mut none: [MaybeUninit<Header<'_>>; 0] = [];
+    let r = parse_request(b"GET / HTTP/1.0\r\n\r\n", &mut none, &c);
+    assert!(
+        matches!(r, Ok(Some((18, _)))),
+        "{:?}",
+        r.map(|o| o.is_some())
+    );
 }
