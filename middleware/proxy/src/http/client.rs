@@ -102,10 +102,8 @@ impl<P: ProxyHttp> Engine<P> {
             let status = if c.status == 0 { 499 } else { c.status };
             self.log(&mut c, status);
         }
-        if c.routed && self.groups[c.group].forget_waiting(c.id) {
-            // It counted as busy on its peer while it waited.
-            let load = self.groups[c.group].load_mut(c.peer);
-            load.busy = load.busy.saturating_sub(1);
+        if c.routed {
+            self.stop_waiting(c.group, c.peer, c.id);
         }
         if let Some(up) = c.up {
             push_op(&mut self.ops, Op::Abandon(up, c.id));

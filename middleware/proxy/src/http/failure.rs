@@ -64,10 +64,10 @@ impl<P: ProxyHttp> Engine<P> {
         let Some(c) = r.client(cid) else {
             return;
         };
-        let (up, group, routed) = (c.up, c.group, c.routed);
+        let (up, group, peer, routed) = (c.up, c.group, c.peer, c.routed);
         c.req_done = true;
         if routed {
-            self.groups[group].forget_waiting(cid);
+            self.stop_waiting(group, peer, cid);
         }
         if let Some(up_id) = up {
             // Broken: released with a reset, never pooled (an HTTP/2 stream is reset).
@@ -153,6 +153,15 @@ impl<P: ProxyHttp> Engine<P> {
         self.release(r, up_id, false);
     }
 
+    /// Client `cid` stops waiting for a connection to peer `peer` of group `group`, if it
+    /// waited: it counted as busy on that peer meanwhile.
+    pub(crate) fn stop_waiting(&mut self, group: usize, peer: usize, cid: ClientId) {
+        if self.groups[group].forget_waiting(cid) {
+            let load = self.groups[group].load_mut(peer);
+            load.busy = load.busy.saturating_sub(1);
+        }
+    }
+
     /// Clients waiting at a peer's connection limit whose request is over the total
     /// timeout: they stop waiting and get the timeout failure's answer.
     pub(crate) fn fail_queued_overdue(&mut self, r: &mut Reach<'_, '_, P::Ctx>, total: Duration) {
@@ -170,6 +179,11 @@ impl<P: ProxyHttp> Engine<P> {
             }
         }
         for cid in late {
+            if let Some(c) = r.client(cid) {
+                // It counted as busy on its peer while it waited.
+                let load = self.groups[c.group].load_mut(c.peer);
+                load.busy = load.busy.saturating_sub(1);
+            }
             log::warn!("client {cid}: no upstream connection within {total:?}");
             let status = self.timeout_answer(r, cid);
             self.fail_client(r, cid, status);

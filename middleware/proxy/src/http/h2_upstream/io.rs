@@ -4,6 +4,7 @@
 
 use wireloop::{Action, Control};
 use wireloop_middleware::h2::conn::{Event, SendError};
+use wireloop_middleware::h2::frame::ErrorCode;
 use wireloop_middleware::http1::ResponseBody;
 
 use super::super::headers::hop_by_hop;
@@ -62,11 +63,13 @@ impl<P: ProxyHttp> Engine<P> {
         }
         if failed {
             up.broken = true;
-            self.fail_streams(up, 502);
         }
         if up.broken {
-            // Requests not sent yet go to another connection.
+            // Requests not sent yet go to another connection (before the rest fail).
             self.requeue_unsent(&mut conn.control(), up);
+        }
+        if failed {
+            self.fail_streams(up, 502);
         }
         self.settle(conn, up);
         self.pump(conn, up);
@@ -129,7 +132,10 @@ impl<P: ProxyHttp> Engine<P> {
                 // HPACK's fields: the HTTP/1.1 writer checks them.
                 c.resp.headers.mark_unparsed();
                 c.resp_cl = response.content_length;
-                c.resp_body = match (end_stream, response.content_length) {
+                // No body after a HEAD request, a 204 or a 304, whatever `content-length`
+                // says (it describes the representation); its END_STREAM may come apart.
+                let no_body = c.head_request || response.status == 204 || response.status == 304;
+                c.resp_body = match (end_stream || no_body, response.content_length) {
                     (true, _) => ResponseBody::None,
                     (false, Some(n)) => ResponseBody::Length(n),
                     (false, None) => ResponseBody::Chunked,
@@ -206,9 +212,18 @@ impl<P: ProxyHttp> Engine<P> {
             }
         }
         let mut ended = 0;
+        let h2 = &mut up.h2;
         up.streams.retain(|s| {
             if !s.done {
                 return true;
+            }
+            if s.id != 0 {
+                // Finished here while still open in the connection (answered before its
+                // request body was all sent, its client gone, a send failed): reset, so
+                // that it stops counting against the peer's stream limit and its held
+                // bytes go back to the connection window. A stream both sides ended is
+                // closed already: nothing is sent then.
+                let _ = h2.reset(s.id, ErrorCode::CANCEL);
             }
             if let Some(c) = client_of(&mut ctl, s.client) {
                 if c.up == Some(id) {
@@ -294,7 +309,11 @@ impl<P: ProxyHttp> Engine<P> {
                         s.body.drain(..n);
                         s.sent_end = s.req_done && s.body.is_empty();
                     }
-                    Err(_) => s.done = true,
+                    Err(_) => {
+                        // The stream is gone on the upstream's side: the client is answered.
+                        s.done = true;
+                        push_op(&mut self.ops, Op::FailClient(s.client, 502));
+                    }
                 }
             }
         }

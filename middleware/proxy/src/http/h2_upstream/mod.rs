@@ -83,12 +83,24 @@ pub(crate) struct H2Up {
     pub input: Vec<u8>,
 }
 
+/// The upstream connection's settings: the library's, with a connection window as large
+/// as 256 streams' windows, so that streams whose clients read slowly (each holding at
+/// most its own stream window of response bytes) do not shut the connection's window on
+/// the others.
+fn upstream_config() -> H2Config {
+    let d = H2Config::default();
+    H2Config {
+        connection_window_size: d.initial_window_size.saturating_mul(256),
+        ..d
+    }
+}
+
 impl H2Up {
     fn new(group: usize, peer: usize, now: Instant) -> H2Up {
         H2Up {
             group,
             peer,
-            h2: Connection::client(H2Config::default(), now),
+            h2: Connection::client(upstream_config(), now),
             streams: Vec::new(),
             connected: false,
             settled: false,
@@ -100,13 +112,14 @@ impl H2Up {
     }
 
     /// How many more requests may be queued on it now: the peer's concurrent-stream
-    /// limit less the streams open and queued (before its SETTINGS, up to 100 queued).
+    /// limit less the streams open and queued (before its SETTINGS, whose limit is not
+    /// known yet, up to 100 queued).
     pub(crate) fn room(&self) -> usize {
         if self.broken || self.closed {
             return 0;
         }
         let queued = self.streams.iter().filter(|s| s.id == 0).count();
-        if self.connected {
+        if self.settled {
             self.h2.available_streams().saturating_sub(queued)
         } else {
             MAX_QUEUED.saturating_sub(self.streams.len())
