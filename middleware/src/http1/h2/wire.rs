@@ -9,6 +9,7 @@ use wireloop::Bytes;
 use crate::h2::conn::{Connection, SendError};
 use crate::h2::hpack::Field;
 
+use super::super::parse::trim_ows;
 use super::super::response::{HeadEnd, Wire};
 
 /// Fields of a connection's own in HTTP/1.1 that RFC 9113 §8.2.2 forbids.
@@ -128,6 +129,9 @@ impl StreamOut {
 /// Appends a field to `buf` as [`HeadFields`] reads it: its name's and its value's
 /// lengths (`u32`, little endian), the name lowercased, the value.
 fn push_field(buf: &mut Vec<u8>, name: &str, value: &[u8]) {
+    // HTTP/2 forbids whitespace at a value's ends (RFC 9113 §8.2.1), which HTTP/1.1's
+    // parsers trim anyway: trimmed here, so that a peer does not reset the stream.
+    let value = trim_ows(value);
     // A field cannot reach 4 GiB: the head is bounded far below by the peer's header
     // list size when it is sent.
     let (n, v) = (name.len() as u32, value.len() as u32);
@@ -219,5 +223,29 @@ impl Wire for StreamOut {
 
     fn is_h2(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names go out lowercased and values without whitespace at their ends (RFC 9113
+    /// §8.2.1), which an HTTP/1.1 response may carry.
+    #[test]
+    fn fields_are_laid_out_lowercased_and_trimmed() {
+        let mut buf = Vec::new();
+        push_field(&mut buf, "X-Thing", b" a b\t");
+        push_field(&mut buf, "Empty", b"  ");
+        let got: Vec<(Vec<u8>, Vec<u8>)> = HeadFields(&buf)
+            .map(|f| (f.name.to_vec(), f.value.to_vec()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (b"x-thing".to_vec(), b"a b".to_vec()),
+                (b"empty".to_vec(), b"".to_vec())
+            ]
+        );
     }
 }
