@@ -16,8 +16,8 @@ macro_rules! byte_set {
     }};
 }
 
-/// Which bytes are `tchar`s (RFC 9110 §5.6.2).
-static TCHAR: [bool; 256] = byte_set!(
+/// Which bytes are `tchar`s (RFC 9110 §5.6.2): one look-up per byte of a token.
+pub(crate) static TCHAR: [bool; 256] = byte_set!(
     b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
         | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z'
 );
@@ -165,9 +165,7 @@ pub(crate) fn value_end(w: &[u8], mut i: usize) -> usize {
 
 #[inline]
 pub(crate) fn is_tchar(b: u8) -> bool {
-    matches!(b,
-        b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
-        | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+    TCHAR[b as usize]
 }
 
 pub(crate) fn trim_ows(mut v: &[u8]) -> &[u8] {

@@ -33,7 +33,7 @@ mod target;
 mod tests;
 
 pub(crate) use bytes::{
-    all_value_bytes, bad_host, eq, list, token_end, token_is, trim_ows, value_end, word,
+    all_value_bytes, bad_host, eq, list, token_end, token_is, trim_ows, value_end, word, TCHAR,
 };
 pub use error::ParseError;
 pub(crate) use framing::{FramingFields, TeError};
