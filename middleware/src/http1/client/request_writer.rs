@@ -180,22 +180,47 @@ impl<'o> RequestHeadWriter<'o> {
     /// Appends the fields of `req` that `keep` takes, in order (framing fields skipped).
     /// An HTTP/1.1 request's fields are written as they are, its parser having checked
     /// them (names are tokens, values hold no control bytes but HTAB); an HTTP/2
-    /// request's are checked as [`field`](RequestHeadWriter::field) checks them.
+    /// request's are checked as [`field`](RequestHeadWriter::field) checks them, and its
+    /// `cookie` fields, which HTTP/2 may split, are joined into one with "; " (RFC 9113
+    /// §8.2.3), after the other fields.
     pub fn request_fields(
         &mut self,
         req: &Request<'_>,
         mut keep: impl FnMut(&str, &[u8]) -> bool,
     ) -> Result<(), InvalidRequest> {
         let checked = !req.is_h2();
+        let mut cookies = false;
         for (name, value) in req.headers() {
             if !keep(name, value) {
                 continue;
             }
             if checked {
                 self.checked_field(name, value);
+            } else if name == "cookie" {
+                // HTTP/2 may split `Cookie` into several fields; HTTP/1.1 gets one,
+                // joined with "; " (RFC 9113 §8.2.3), written after the rest.
+                cookies = true;
             } else {
                 self.field(name, value)?;
             }
+        }
+        if cookies {
+            self.out.extend_from_slice(b"cookie: ");
+            let mut first = true;
+            for (name, value) in req.headers() {
+                if name != "cookie" || !keep(name, value) {
+                    continue;
+                }
+                if !valid_value(value) {
+                    return Err(self.fail("header value"));
+                }
+                if !first {
+                    self.out.extend_from_slice(b"; ");
+                }
+                first = false;
+                self.out.extend_from_slice(value);
+            }
+            self.out.extend_from_slice(b"\r\n");
         }
         Ok(())
     }
@@ -269,6 +294,7 @@ pub fn write_last_chunk(out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use crate::http1::{header_slots, parse_request, ChunkedDecoder, Config, Decoded};
+    use httparse::Header;
 
     fn cfg() -> Config {
         Config::default()
@@ -290,6 +316,46 @@ mod tests {
         let mut w = RequestHeadWriter::new(&mut out, "GET", "/").unwrap();
         assert!(w.named_field(&VIA, b"a\r\nb").is_err());
         assert!(std::panic::catch_unwind(|| FieldName::new("a b")).is_err());
+    }
+
+    #[test]
+    fn an_h2_requests_cookies_are_joined_into_one_field() {
+        let fields = [
+            Header {
+                name: "cookie",
+                value: b"a=1",
+            },
+            Header {
+                name: "x",
+                value: b"y",
+            },
+            Header {
+                name: "cookie",
+                value: b"b=2",
+            },
+            Header {
+                name: "cookie",
+                value: b"drop=3",
+            },
+        ];
+        let req = crate::http1::Request::from_h2("GET", "/", &fields, BodyLength::None);
+        let mut out = Vec::new();
+        let mut w = RequestHeadWriter::new(&mut out, "GET", "/").unwrap();
+        w.request_fields(&req, |_, v| v != b"drop=3").unwrap();
+        w.finish(BodyLength::None);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET / HTTP/1.1\r\nx: y\r\ncookie: a=1; b=2\r\n\r\n"
+        );
+        let bad = [Header {
+            name: "cookie",
+            value: b"a\r\nb",
+        }];
+        let req = crate::http1::Request::from_h2("GET", "/", &bad, BodyLength::None);
+        let mut out = b"kept".to_vec();
+        let mut w = RequestHeadWriter::new(&mut out, "GET", "/").unwrap();
+        assert!(w.request_fields(&req, |_, _| true).is_err());
+        assert_eq!(out, b"kept");
     }
 
     #[test]
