@@ -32,8 +32,10 @@ mod target;
 #[cfg(test)]
 mod tests;
 
+#[cfg(feature = "h2")]
+pub(crate) use bytes::bad_host;
 pub(crate) use bytes::{
-    all_value_bytes, bad_host, eq, list, token_end, token_is, trim_ows, value_end, word, TCHAR,
+    all_value_bytes, eq, list, token_end, token_is, trim_ows, value_end, word, TCHAR,
 };
 pub use error::ParseError;
 pub(crate) use framing::{FramingFields, TeError};
